@@ -1,0 +1,71 @@
+"""What every command shares: ``--db``, ``--json``, opening the services, output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from pbxfw.errors import PbxfwError, ValidationError
+
+__all__ = [
+    "DbOption",
+    "JsonOption",
+    "config_service",
+    "console",
+    "fail",
+    "print_json",
+    "split_keys",
+]
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="PBXFW_DB",
+        help="SQLite file path or SQLAlchemy URL (default var/pbxfw.db).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
+
+def config_service(db: str | None, *, create: bool = False) -> Any:
+    """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the default."""
+    from pbxfw.storage.db import database_url
+    from pbxfw.storage.repository import Store
+    from pbxfw.usecases import ConfigService
+
+    return ConfigService(Store.open(database_url(db), create=create))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fail(error: PbxfwError) -> int:
+    """Print ``error`` on stderr (one line per field) and return its exit code."""
+    from rich.text import Text
+
+    err = console(stderr=True)
+    lines = [str(e) for e in error.errors] if isinstance(error, ValidationError) else [str(error)]
+    for line in lines:
+        # Text, not markup: names may contain [brackets] that Rich would eat.
+        err.print(Text.assemble(("error: ", "bold red"), line))
+    return error.exit_code
+
+
+def split_keys(values: list[str] | None) -> list[str]:
+    """``--allow sip,iax --allow ssh`` → ``["sip", "iax", "ssh"]``."""
+    keys: list[str] = []
+    for value in values or []:
+        keys += [k.strip() for k in value.split(",") if k.strip()]
+    return keys

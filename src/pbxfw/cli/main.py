@@ -1,0 +1,121 @@
+"""The ``pbxfw`` command: a thin shell over the use cases.
+
+Errors from pbxfw's exception tree are printed on stderr (one line per
+field) and turned into a non-zero exit code; nothing else is caught, so a
+bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pbxfw.cli import networks, services, settings
+from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
+from pbxfw.errors import FieldError, PbxfwError, ValidationError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="pbxfw",
+    help="Firewall and intrusion prevention for Asterisk PBXs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(networks.app, name="network")
+app.add_typer(services.app, name="service")
+app.add_typer(settings.app, name="settings")
+
+
+@app.command()
+def init(db: DbOption = None) -> None:
+    """Create or upgrade the database and add the permanent networks (idempotent).
+
+    Inside an SSH session your own address (from SSH_CLIENT) becomes a trusted
+    network with SSH and WEB allowed, so switching the firewall on later
+    cannot lock you out.
+    """
+    svc = config_service(db, create=True)
+    report = svc.init(os.environ.get("SSH_CLIENT"))
+    out = console()
+    out.print(
+        f"database: {svc.store.engine.url.render_as_string(hide_password=True)}", markup=False
+    )
+    for name in report.created_permanent:
+        out.print(f"added permanent network {name!r}", markup=False)
+    if report.trusted is not None:
+        t = report.trusted
+        out.print(
+            f"trusted your address: network {t.name!r} ({t.subnet}), SSH and WEB allowed",
+            markup=False,
+        )
+    out.print(f"configuration revision {report.revision}", markup=False)
+
+
+@app.command()
+def check(
+    address: Annotated[str, typer.Argument(help="IPv4 or IPv6 address.")],
+    service: Annotated[str, typer.Argument(help="Service key, e.g. sip.")],
+    json_: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Would a packet from ADDRESS to SERVICE pass? Names the network or ban that decides."""
+    decision = config_service(db).check(address, service)
+    if json_:
+        print_json(decision.as_json())
+    else:
+        console().print(f"{decision.verdict}: {decision.reason}", markup=False)
+
+
+@app.command("export")
+def export(
+    json_: Annotated[
+        bool, typer.Option("--json", help="JSON (the only format; accepted for symmetry).")
+    ] = True,
+    db: DbOption = None,
+) -> None:
+    """Print the whole configuration as one JSON document (deterministic)."""
+    print_json(config_service(db).export_document())
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(help="A document made by `pbxfw export` ('-' for stdin).")
+    ],
+    db: DbOption = None,
+) -> None:
+    """Replace the configuration with FILE's, all or nothing."""
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValidationError(FieldError("file", f"cannot read {file}: {exc.strerror}")) from None
+    except UnicodeDecodeError:
+        raise ValidationError(FieldError("file", f"{file} is not UTF-8 text")) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            FieldError(
+                "file", f"{file} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            )
+        ) from None
+    config = config_service(db).import_document(document)
+    console().print(
+        f"imported {len(config.networks)} networks, {len(config.custom_services)} custom services",
+        markup=False,
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, translating pbxfw errors into exit codes."""
+    try:
+        app()
+    except PbxfwError as error:
+        sys.exit(fail(error))

@@ -1,0 +1,101 @@
+"""Parsing addresses and subnets into canonical form, with errors that propose the fix.
+
+Canonical means what ``ipaddress`` prints for a network with its host bits
+zeroed: IPv4 dotted quad, IPv6 compressed lower-case, never a zone index.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pbxfw.errors import FieldError, ValidationError
+
+__all__ = [
+    "IPAddress",
+    "IPNetwork",
+    "parse_address",
+    "parse_subnet",
+    "parse_subnet_with_note",
+]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_V4_LIKE = re.compile(r"^[0-9.]+$")
+
+
+def _address_problem(text: str) -> str:
+    """Explain why ``text`` is not an IP address, as precisely as we can."""
+    if "%" in text:
+        return f"{text!r} has a zone index (%...); zone indexes are not allowed here"
+    if _V4_LIKE.match(text):
+        parts = text.split(".")
+        if len(parts) != 4:
+            return f"{text!r} is not an IPv4 address: it needs four numbers separated by dots"
+        for part in parts:
+            if not part:
+                return f"{text!r} is not an IPv4 address: an octet is empty"
+            if int(part) > 255:
+                return f"{text!r} is not an IPv4 address: octet {part} is over 255"
+            if len(part) > 1 and part.startswith("0"):
+                return f"{text!r} is not an IPv4 address: octet {part} has a leading zero"
+    return f"{text!r} is not an IPv4 or IPv6 address"
+
+
+def parse_address(text: str, field: str = "address", *, map_v4: bool = True) -> IPAddress:
+    """Parse one IP address; ``::ffff:a.b.c.d`` is returned as the IPv4 address
+    unless ``map_v4`` is false."""
+    text = text.strip()
+    if "%" in text:
+        raise ValidationError(FieldError(field, _address_problem(text)))
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValidationError(FieldError(field, _address_problem(text))) from None
+    if map_v4 and isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork, str | None]:
+    """Parse a CIDR subnet (or a bare address, taken as /32 or /128).
+
+    Returns the canonical network and a note when the input was not already
+    canonical (host bits set), e.g. ``192.168.1.77/24 has host bits set;
+    stored as 192.168.1.0/24``. Raises ValidationError naming ``field``.
+    """
+    raw = text.strip()
+    if not raw:
+        raise ValidationError(FieldError(field, "is empty; give a subnet such as 192.168.1.0/24"))
+    address_part, slash, prefix_part = raw.partition("/")
+    address = parse_address(address_part, field, map_v4=not slash)
+    max_prefix = address.max_prefixlen
+    if slash:
+        if not prefix_part.isdigit():
+            raise ValidationError(
+                FieldError(field, f"{raw!r}: the prefix length must be a number 0–{max_prefix}")
+            )
+        prefix = int(prefix_part)
+        if prefix > max_prefix:
+            family = "IPv4" if max_prefix == 32 else "IPv6"
+            raise ValidationError(
+                FieldError(
+                    field,
+                    f"{raw!r}: the prefix length of an {family} subnet is 0–{max_prefix}",
+                )
+            )
+    else:
+        prefix = max_prefix
+    network = ipaddress.ip_network((address, prefix), strict=False)
+    note = None
+    if network.network_address != address:
+        note = f"{raw} has host bits set; stored as {network}"
+    return network, note
+
+
+def parse_subnet(text: str, field: str = "subnet") -> IPNetwork:
+    """Parse a CIDR subnet into canonical form (see parse_subnet_with_note)."""
+    return parse_subnet_with_note(text, field)[0]

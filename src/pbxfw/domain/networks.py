@@ -1,0 +1,157 @@
+"""Networks: a name, a canonical subnet, an allow/block per service, two flags."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from pbxfw.domain.addresses import IPNetwork
+from pbxfw.domain.services import BUILTIN_KEYS
+from pbxfw.errors import FieldError, ValidationError
+
+__all__ = [
+    "INTERNET_V4",
+    "INTERNET_V6",
+    "PERMANENT_DEFAULT_ALLOW",
+    "Network",
+    "Verdict",
+    "inherited_services",
+    "most_specific",
+    "permanent_networks",
+    "resolve_services",
+    "validate_description",
+    "validate_name",
+]
+
+NAME_MAX = 64
+DESCRIPTION_MAX = 255
+
+
+class Verdict(StrEnum):
+    ALLOW = "allow"
+    BLOCK = "block"
+
+
+INTERNET_V4 = ipaddress.ip_network("0.0.0.0/0")
+INTERNET_V6 = ipaddress.ip_network("::/0")
+#: Services the permanent networks allow on a fresh install: phones must be
+#: able to register and ping must work; everything administrative is closed.
+PERMANENT_DEFAULT_ALLOW = frozenset({"sip", "icmp"})
+
+
+@dataclass(frozen=True, slots=True)
+class Network:
+    """A network as stored: ``services`` holds a verdict for every catalogue key."""
+
+    name: str
+    subnet: IPNetwork
+    services: Mapping[str, Verdict] = field(default_factory=dict)
+    local: bool = False
+    never_block: bool = False
+    description: str = ""
+    permanent: bool = False
+    id: int | None = None
+
+    def verdict(self, service: str) -> Verdict:
+        """This network's verdict for ``service`` (block when it has none)."""
+        return Verdict(self.services.get(service, Verdict.BLOCK))
+
+    def with_changes(self, **changes: object) -> Network:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def validate_name(name: str, field: str = "name") -> str:
+    """1–64 printable characters, kept exactly as typed."""
+    if not name or not name.strip():
+        raise ValidationError(FieldError(field, "is empty; give the network a name"))
+    if len(name) > NAME_MAX:
+        raise ValidationError(
+            FieldError(field, f"is {len(name)} characters long; the limit is {NAME_MAX}")
+        )
+    if not name.isprintable():
+        raise ValidationError(
+            FieldError(field, "contains control characters (tab, newline, ...); remove them")
+        )
+    return name
+
+
+def validate_description(text: str | None, field: str = "description") -> str:
+    """Optional, ≤ 255 printable characters."""
+    text = text or ""
+    if len(text) > DESCRIPTION_MAX:
+        raise ValidationError(
+            FieldError(field, f"is {len(text)} characters long; the limit is {DESCRIPTION_MAX}")
+        )
+    if not text.isprintable():
+        raise ValidationError(FieldError(field, "contains control characters; remove them"))
+    return text
+
+
+def most_specific(subnet: IPNetwork, networks: Iterable[Network]) -> Network | None:
+    """The network with the longest prefix that contains all of ``subnet``."""
+    best: Network | None = None
+    for network in networks:
+        if network.subnet.version != subnet.version or not subnet.subnet_of(network.subnet):  # type: ignore[arg-type]
+            continue
+        if best is None or network.subnet.prefixlen > best.subnet.prefixlen:
+            best = network
+    return best
+
+
+def inherited_services(
+    subnet: IPNetwork, networks: Iterable[Network], keys: Iterable[str]
+) -> dict[str, Verdict]:
+    """The verdicts ``subnet``'s addresses have now, before a network is added for it."""
+    parent = most_specific(subnet, networks)
+    return {k: parent.verdict(k) if parent else Verdict.BLOCK for k in keys}
+
+
+def resolve_services(
+    base: Mapping[str, Verdict],
+    allow: Iterable[str] = (),
+    block: Iterable[str] = (),
+    known: Iterable[str] = BUILTIN_KEYS,
+    explicit: Mapping[str, str] | None = None,
+) -> dict[str, Verdict]:
+    """``base`` with ``allow``/``block``/``explicit`` applied; unknown keys refused.
+
+    Errors name the field (``allow``, ``block`` or ``services.KEY``), list the
+    known keys, and a key both allowed and blocked is refused.
+    """
+    known_keys = tuple(known)
+    errors: list[FieldError] = []
+    result = {k: Verdict(base.get(k, Verdict.BLOCK)) for k in known_keys}
+    hint = "known services: " + ", ".join(known_keys)
+    allow, block = list(allow), list(block)
+    for key in sorted(set(allow) & set(block)):
+        errors.append(FieldError("allow", f"{key!r} is both allowed and blocked; choose one"))
+    for field_name, keys, verdict in (
+        ("allow", allow, Verdict.ALLOW),
+        ("block", block, Verdict.BLOCK),
+    ):
+        for key in keys:
+            if key not in result:
+                errors.append(FieldError(field_name, f"unknown service {key!r}; {hint}"))
+            else:
+                result[key] = verdict
+    for key, value in (explicit or {}).items():
+        if key not in result:
+            errors.append(FieldError(f"services.{key}", f"unknown service {key!r}; {hint}"))
+        elif value not in ("allow", "block"):
+            errors.append(FieldError(f"services.{key}", f"{value!r} must be allow or block"))
+        else:
+            result[key] = Verdict(value)
+    if errors:
+        raise ValidationError(errors)
+    return result
+
+
+def permanent_networks(keys: Iterable[str] = BUILTIN_KEYS) -> tuple[Network, Network]:
+    """``Internet`` and ``Internet IPv6`` as a fresh install has them."""
+    services = {k: Verdict.ALLOW if k in PERMANENT_DEFAULT_ALLOW else Verdict.BLOCK for k in keys}
+    return (
+        Network("Internet", INTERNET_V4, dict(services), permanent=True),
+        Network("Internet IPv6", INTERNET_V6, dict(services), permanent=True),
+    )

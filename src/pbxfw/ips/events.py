@@ -1,0 +1,58 @@
+"""The one event type that flows through intrusion prevention.
+
+sources (log lines) → recognisers (``Failure``) → detector (``BanDecision``)
+→ bans (storage + kernel sets). Times are the log's own timestamps, as
+aware UTC datetimes, so the detector can be replayed without a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from pbxfw.domain.addresses import IPAddress
+
+__all__ = ["JAIL_SCOPES", "BanDecision", "Failure"]
+
+#: Which services a ban from each jail covers (DESIGN §4). ``*`` = every port.
+JAIL_SCOPES: dict[str, frozenset[str]] = {
+    "asterisk": frozenset({"sip", "iax", "ajam"}),
+    "ami": frozenset({"ami", "ajam"}),
+    "ssh": frozenset({"ssh"}),
+    "web": frozenset({"web"}),
+    "recidive": frozenset({"*"}),
+    "manual": frozenset({"*"}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One recognised failure: who failed, when, against which jail, and what.
+
+    ``host`` comes only from the field the PBX wrote for the remote party.
+    ``key`` identifies the attempt across log files so one PJSIP failure
+    written as a NOTICE and a SECURITY line counts once (empty: always count).
+    """
+
+    time: datetime
+    jail: str
+    host: IPAddress
+    event: str
+    file: str = ""
+    line: int = 0
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BanDecision:
+    """The detector's output: ban ``host`` for ``seconds`` from ``time``."""
+
+    host: IPAddress
+    jail: str
+    scope: frozenset[str]
+    time: datetime
+    seconds: int
+    failures: int
+    first_failure: datetime
+    reason: str
+    offence: int = 1

@@ -1,0 +1,51 @@
+"""Networks, custom services, settings, meta (revision counter).
+
+Revision ID: 0001
+Revises:
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "networks",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("subnet", sa.String(64), nullable=False),
+        sa.Column("services", sa.Text, nullable=False),
+        sa.Column("local", sa.Boolean, nullable=False),
+        sa.Column("never_block", sa.Boolean, nullable=False),
+        sa.Column("description", sa.String(255), nullable=False),
+        sa.Column("permanent", sa.Boolean, nullable=False),
+        sa.UniqueConstraint("name", name="uq_networks_name"),
+        sa.UniqueConstraint("subnet", name="uq_networks_subnet"),
+    )
+    op.create_table(
+        "custom_services",
+        sa.Column("key", sa.String(32), primary_key=True),
+        sa.Column("label", sa.String(64), nullable=False),
+        sa.Column("tcp", sa.Text, nullable=False),
+        sa.Column("udp", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "settings",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+    op.create_table(
+        "meta",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    for table in ("meta", "settings", "custom_services", "networks"):
+        op.drop_table(table)

@@ -1,0 +1,253 @@
+"""Maps rows to domain objects and back, inside one unit of work.
+
+``Store`` owns the engine; ``Store.write()`` / ``Store.read()`` give a
+``Repository`` bound to one transaction. Writes begin IMMEDIATE (see db.py),
+so a read-modify-write inside ``write()`` never loses a concurrent update.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, Integer, Text, cast, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.networks import Network, Verdict
+from pbxfw.domain.services import CustomService, format_ports, parse_ports
+from pbxfw.domain.settings import Settings
+from pbxfw.errors import ConflictError, FieldError, NotFoundError, StorageError
+from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate
+from pbxfw.storage.models import CustomServiceRow, MetaRow, NetworkRow, SettingRow
+
+__all__ = ["Repository", "Store"]
+
+
+def _network_from_row(row: NetworkRow) -> Network:
+    services = {k: Verdict(v) for k, v in json.loads(row.services).items()}
+    return Network(
+        name=row.name,
+        subnet=ipaddress.ip_network(row.subnet),
+        services=services,
+        local=row.local,
+        never_block=row.never_block,
+        description=row.description,
+        permanent=row.permanent,
+        id=row.id,
+    )
+
+
+def _network_values(network: Network) -> dict[str, Any]:
+    return {
+        "name": network.name,
+        "subnet": str(network.subnet),
+        "services": json.dumps({k: str(v) for k, v in sorted(network.services.items())}),
+        "local": network.local,
+        "never_block": network.never_block,
+        "description": network.description,
+        "permanent": network.permanent,
+    }
+
+
+class Repository:
+    """Domain-level reads and writes on one session (one transaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- revision -------------------------------------------------------
+    def revision(self) -> int:
+        value = self.session.scalar(select(MetaRow.value).where(MetaRow.key == "revision"))
+        if value is None:
+            raise StorageError("the database is not initialised; run `pbxfw init`")
+        return int(value)
+
+    def bump_revision(self) -> int:
+        """Count one configuration change; the agent watches this number."""
+        self.session.execute(
+            update(MetaRow)
+            .where(MetaRow.key == "revision")
+            .values(value=cast(cast(MetaRow.value, Integer) + 1, Text))
+        )
+        return self.revision()
+
+    def get_meta(self, key: str) -> str | None:
+        return self.session.scalar(select(MetaRow.value).where(MetaRow.key == key))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        self.session.execute(delete(MetaRow).where(MetaRow.key == key))
+        if value is not None:
+            self.session.add(MetaRow(key=key, value=value))
+            self.session.flush()
+
+    # -- networks -------------------------------------------------------
+    def networks(self) -> list[Network]:
+        rows = self.session.scalars(select(NetworkRow).order_by(NetworkRow.id))
+        return [_network_from_row(r) for r in rows]
+
+    def network(self, ref: str | int) -> Network:
+        """A network by id or by name (an all-digit name is tried as a name too)."""
+        row = None
+        if isinstance(ref, int) or str(ref).isdigit():
+            row = self.session.get(NetworkRow, int(ref))
+        if row is None:
+            row = self.session.scalar(select(NetworkRow).where(NetworkRow.name == str(ref)))
+        if row is None:
+            raise NotFoundError(f"no network {ref!r}; see `pbxfw network list`")
+        return _network_from_row(row)
+
+    def _check_unique(self, network: Network) -> None:
+        clash = self.session.execute(
+            select(NetworkRow.id, NetworkRow.name, NetworkRow.subnet).where(
+                (NetworkRow.name == network.name) | (NetworkRow.subnet == str(network.subnet))
+            )
+        ).all()
+        errors = []
+        for other_id, name, subnet in clash:
+            if other_id == network.id:
+                continue
+            if name == network.name:
+                errors.append(FieldError("name", f"a network named {name!r} exists already"))
+            if subnet == str(network.subnet):
+                errors.append(
+                    FieldError("subnet", f"{subnet} is already the subnet of network {name!r}")
+                )
+        if errors:
+            raise ConflictError(errors)
+
+    def add_network(self, network: Network) -> Network:
+        self._check_unique(network)
+        row = NetworkRow(**_network_values(network))
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError as exc:  # a race the pre-check could not see
+            raise ConflictError(
+                FieldError("name", f"name or subnet already taken: {exc.orig}")
+            ) from None
+        return network.with_changes(id=row.id)
+
+    def add_networks(self, networks: Sequence[Network]) -> None:
+        """Bulk insert (import); uniqueness is the caller's, checked beforehand."""
+        if networks:
+            self.session.execute(insert(NetworkRow), [_network_values(n) for n in networks])
+
+    def update_network(self, network: Network) -> Network:
+        self._check_unique(network)
+        self.session.execute(
+            update(NetworkRow).where(NetworkRow.id == network.id).values(**_network_values(network))
+        )
+        return network
+
+    def remove_network(self, network_id: int) -> None:
+        self.session.execute(delete(NetworkRow).where(NetworkRow.id == network_id))
+
+    def remove_all_networks(self, keep_permanent: bool = True) -> None:
+        stmt = delete(NetworkRow)
+        if keep_permanent:
+            stmt = stmt.where(NetworkRow.permanent.is_(False))
+        self.session.execute(stmt)
+
+    # -- custom services ------------------------------------------------
+    def custom_services(self) -> list[CustomService]:
+        rows = self.session.scalars(select(CustomServiceRow).order_by(CustomServiceRow.key))
+        return [CustomService(r.key, r.label, parse_ports(r.tcp), parse_ports(r.udp)) for r in rows]
+
+    def add_custom_service(self, service: CustomService) -> None:
+        if self.session.get(CustomServiceRow, service.key) is not None:
+            raise ConflictError(FieldError("key", f"a service {service.key!r} exists already"))
+        self.session.add(
+            CustomServiceRow(
+                key=service.key,
+                label=service.label,
+                tcp=format_ports(service.tcp).replace(" ", ""),
+                udp=format_ports(service.udp).replace(" ", ""),
+            )
+        )
+        self.session.flush()
+
+    def remove_custom_service(self, key: str) -> None:
+        self.session.execute(delete(CustomServiceRow).where(CustomServiceRow.key == key))
+
+    def remove_all_custom_services(self) -> None:
+        self.session.execute(delete(CustomServiceRow))
+
+    # -- settings -------------------------------------------------------
+    def stored_settings(self) -> dict[str, Any]:
+        """Only the values set explicitly; the rest take the current defaults."""
+        rows = self.session.execute(select(SettingRow.key, SettingRow.value)).all()
+        return {k: json.loads(v) for k, v in rows}
+
+    def settings(self) -> Settings:
+        stored = self.stored_settings()
+        known = {k: v for k, v in stored.items() if k in Settings.model_fields}
+        return Settings.model_validate({**Settings().model_dump(), **known})
+
+    def save_settings(self, values: Mapping[str, Any]) -> None:
+        """Store ``values`` (already validated) over the stored ones."""
+        for key, value in values.items():
+            self.session.execute(delete(SettingRow).where(SettingRow.key == key))
+            self.session.add(SettingRow(key=key, value=json.dumps(value)))
+        self.session.flush()
+
+    def replace_settings(self, values: Mapping[str, Any]) -> None:
+        self.session.execute(delete(SettingRow))
+        self.save_settings(values)
+
+    # -- the whole --------------------------------------------------------
+    def configuration(self) -> Configuration:
+        return Configuration(
+            networks=tuple(self.networks()),
+            custom_services=tuple(self.custom_services()),
+            settings=self.settings(),
+        )
+
+
+class Store:
+    """The database: an engine and units of work on it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+        self._read = sessionmaker(engine)
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> Store:
+        """Open ``url``; with ``create``, make the folder and migrate the schema."""
+        engine = make_engine(url, create_dir=create)
+        if create:
+            try:
+                migrate(engine)
+            except OperationalError as exc:
+                raise StorageError(f"cannot create or upgrade the database: {exc.orig}") from None
+        return cls(engine)
+
+    @contextmanager
+    def write(self) -> Iterator[Repository]:
+        """One write transaction: committed on success, rolled back on any error."""
+        with self._session(self._write) as repo:
+            yield repo
+
+    @contextmanager
+    def read(self) -> Iterator[Repository]:
+        with self._session(self._read) as repo:
+            yield repo
+
+    @contextmanager
+    def _session(self, factory: sessionmaker[Session]) -> Iterator[Repository]:
+        try:
+            with factory() as session, session.begin():
+                yield Repository(session)
+        except OperationalError as exc:
+            message = str(exc.orig)
+            if "no such table" in message:
+                raise StorageError("the database is not initialised; run `pbxfw init`") from None
+            raise StorageError(f"database error: {message}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()

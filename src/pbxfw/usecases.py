@@ -1,0 +1,581 @@
+"""The use cases: validate → store (→ compile → apply, with the dataplane).
+
+The CLI, the REST API, the web page and the agent all call these, so a rule
+is enforced once, wherever a request came from. Each method is one unit of
+work: it validates everything first, then writes in one transaction that
+also bumps the configuration revision; on any error nothing is stored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pbxfw.domain.addresses import IPNetwork, parse_address, parse_subnet_with_note
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.decision import ActiveBan, Decision, check
+from pbxfw.domain.networks import (
+    Network,
+    Verdict,
+    inherited_services,
+    permanent_networks,
+    resolve_services,
+    validate_description,
+    validate_name,
+)
+from pbxfw.domain.services import BUILTIN_KEYS, CustomService, Service, format_ports
+from pbxfw.domain.settings import Settings
+from pbxfw.errors import (
+    ConflictError,
+    FieldError,
+    NotFoundError,
+    PermanentError,
+    ValidationError,
+)
+from pbxfw.storage.repository import Repository, Store
+
+__all__ = [
+    "ConfigService",
+    "InitReport",
+    "NetworkChange",
+    "normalised",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChange:
+    """What a caller gives to add or change a network (None: unchanged/unset)."""
+
+    name: str | None = None
+    subnet: str | None = None
+    allow: Sequence[str] = ()
+    block: Sequence[str] = ()
+    services: Mapping[str, str] | None = None
+    local: bool | None = None
+    never_block: bool | None = None
+    description: str | None = None
+
+
+@dataclass(slots=True)
+class InitReport:
+    created_permanent: list[str] = field(default_factory=list)
+    trusted: Network | None = None
+    revision: int = 0
+
+
+def normalised(network: Network, keys: Iterable[str]) -> Network:
+    """``network`` with exactly one verdict per catalogue key (missing: block)."""
+    return network.with_changes(services={k: network.verdict(k) for k in keys})
+
+
+def _configuration(repo: Repository) -> Configuration:
+    config = repo.configuration()
+    keys = config.service_keys()
+    return Configuration(
+        networks=tuple(normalised(n, keys) for n in config.networks),
+        custom_services=config.custom_services,
+        settings=config.settings,
+    )
+
+
+class ConfigService:
+    """Networks, services, settings, check, export and import over one Store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- init -------------------------------------------------------------
+    def init(self, ssh_client: str | None = None) -> InitReport:
+        """Ensure the revision counter and the permanent networks; trust the installer.
+
+        ``ssh_client`` is the value of ``SSH_CLIENT`` ("ADDR PORT PORT"). Its
+        address gets a /32 or /128 network with SSH and WEB allowed and
+        never-block set, unless a network with that exact subnet exists.
+        Idempotent: a second run changes nothing.
+        """
+        report = InitReport()
+        with self.store.write() as repo:
+            if repo.get_meta("revision") is None:
+                repo.set_meta("revision", "0")
+            changed = False
+            config = _configuration(repo)
+            existing = {str(n.subnet) for n in config.networks}
+            keys = config.service_keys()
+            for network in permanent_networks(keys):
+                if str(network.subnet) not in existing:
+                    name = network.name
+                    if any(n.name == name for n in config.networks):
+                        name = f"{name} ({network.subnet})"
+                    repo.add_network(network.with_changes(name=name))
+                    report.created_permanent.append(name)
+                    changed = True
+            if ssh_client:
+                trusted = self._trusted_installer(repo, ssh_client)
+                if trusted is not None:
+                    report.trusted = repo.add_network(trusted)
+                    changed = True
+            report.revision = repo.bump_revision() if changed else repo.revision()
+        return report
+
+    def _trusted_installer(self, repo: Repository, ssh_client: str) -> Network | None:
+        try:
+            address = parse_address(ssh_client.split()[0], "SSH_CLIENT")
+        except (ValidationError, IndexError):
+            return None
+        subnet = ipaddress.ip_network(address)
+        config = _configuration(repo)
+        if any(n.subnet == subnet for n in config.networks):
+            return None
+        services = inherited_services(subnet, config.networks, config.service_keys())
+        services.update(ssh=Verdict.ALLOW, web=Verdict.ALLOW)
+        name = f"Installer {address}"[:64]
+        return Network(
+            name,
+            subnet,
+            services,
+            never_block=True,
+            description="added by `pbxfw init` from SSH_CLIENT so the installer keeps access",
+        )
+
+    # -- reads --------------------------------------------------------------
+    def configuration(self) -> Configuration:
+        with self.store.read() as repo:
+            return _configuration(repo)
+
+    def revision(self) -> int:
+        with self.store.read() as repo:
+            return repo.revision()
+
+    def networks(self) -> list[Network]:
+        return list(self.configuration().networks)
+
+    def network(self, ref: str | int) -> Network:
+        with self.store.read() as repo:
+            network = repo.network(ref)
+            return normalised(network, _configuration(repo).service_keys())
+
+    def services(self) -> tuple[Service, ...]:
+        return self.configuration().services()
+
+    def settings(self) -> Settings:
+        with self.store.read() as repo:
+            return repo.settings()
+
+    def check(self, address: str, service: str, bans: Iterable[ActiveBan] = ()) -> Decision:
+        return check(self.configuration(), address, service, bans=bans)
+
+    # -- networks -----------------------------------------------------------
+    def add_network(self, change: NetworkChange) -> tuple[Network, list[str]]:
+        """Add a network; services not named keep the verdict their addresses had.
+
+        Returns the stored network and notes (e.g. host bits zeroed).
+        """
+        errors: list[FieldError] = []
+        notes: list[str] = []
+        name = subnet = None
+        try:
+            name = validate_name(change.name or "")
+        except ValidationError as exc:
+            errors += exc.errors
+        try:
+            subnet, note = parse_subnet_with_note(change.subnet or "")
+            if note:
+                notes.append(note)
+        except ValidationError as exc:
+            errors += exc.errors
+        try:
+            description = validate_description(change.description)
+        except ValidationError as exc:
+            errors += exc.errors
+        with self.store.write() as repo:
+            config = _configuration(repo)
+            keys = config.service_keys()
+            services: dict[str, Verdict] = {}
+            try:
+                base = (
+                    inherited_services(subnet, config.networks, keys) if subnet is not None else {}
+                )
+                services = resolve_services(base, change.allow, change.block, keys, change.services)
+            except ValidationError as exc:
+                errors += exc.errors
+            if errors or name is None or subnet is None:
+                raise ValidationError(errors)
+            network = Network(
+                name,
+                subnet,
+                services,
+                local=bool(change.local),
+                never_block=bool(change.never_block),
+                description=description,
+            )
+            stored = repo.add_network(network)
+            repo.bump_revision()
+        return stored, notes
+
+    def update_network(self, ref: str | int, change: NetworkChange) -> tuple[Network, list[str]]:
+        """Change the named fields of a network; the rest stay as they are."""
+        notes: list[str] = []
+        errors: list[FieldError] = []
+        with self.store.write() as repo:
+            config = _configuration(repo)
+            keys = config.service_keys()
+            current = normalised(repo.network(ref), keys)
+            updated = current
+            if change.name is not None:
+                try:
+                    updated = updated.with_changes(name=validate_name(change.name))
+                except ValidationError as exc:
+                    errors += exc.errors
+            if change.subnet is not None:
+                try:
+                    subnet, note = parse_subnet_with_note(change.subnet)
+                    if note:
+                        notes.append(note)
+                    if current.permanent and subnet != current.subnet:
+                        errors.append(
+                            FieldError(
+                                "subnet",
+                                f"{current.name!r} is permanent; its subnet stays "
+                                f"{current.subnet} (add another network instead)",
+                            )
+                        )
+                    updated = updated.with_changes(subnet=subnet)
+                except ValidationError as exc:
+                    errors += exc.errors
+            if change.description is not None:
+                try:
+                    updated = updated.with_changes(
+                        description=validate_description(change.description)
+                    )
+                except ValidationError as exc:
+                    errors += exc.errors
+            try:
+                services = resolve_services(
+                    updated.services, change.allow, change.block, keys, change.services
+                )
+                updated = updated.with_changes(services=services)
+            except ValidationError as exc:
+                errors += exc.errors
+            if change.local is not None:
+                updated = updated.with_changes(local=change.local)
+            if change.never_block is not None:
+                updated = updated.with_changes(never_block=change.never_block)
+            if errors:
+                raise ValidationError(errors)
+            if updated != current:
+                repo.update_network(updated)
+                repo.bump_revision()
+        return updated, notes
+
+    def remove_network(self, ref: str | int) -> Network:
+        with self.store.write() as repo:
+            network = repo.network(ref)
+            if network.permanent:
+                raise PermanentError(
+                    f"{network.name!r} ({network.subnet}) is permanent and cannot be removed; "
+                    "change its services instead"
+                )
+            assert network.id is not None
+            repo.remove_network(network.id)
+            repo.bump_revision()
+        return network
+
+    # -- custom services -----------------------------------------------------
+    def add_service(self, key: str, label: str, tcp: str = "", udp: str = "") -> CustomService:
+        """Add a custom service; every network blocks it until allowed."""
+        service = CustomService.create(key, label, tcp, udp)
+        with self.store.write() as repo:
+            repo.add_custom_service(service)
+            repo.bump_revision()
+        return service
+
+    def remove_service(self, key: str) -> None:
+        if key in BUILTIN_KEYS:
+            raise ValidationError(FieldError("key", f"{key!r} is built-in and cannot be removed"))
+        with self.store.write() as repo:
+            if key not in {s.key for s in repo.custom_services()}:
+                raise NotFoundError(f"no custom service {key!r}; see `pbxfw service list`")
+            repo.remove_custom_service(key)
+            for network in repo.networks():
+                if key in network.services:
+                    services = {k: v for k, v in network.services.items() if k != key}
+                    repo.update_network(network.with_changes(services=services))
+            repo.bump_revision()
+
+    # -- settings ------------------------------------------------------------
+    def update_settings(self, changes: Mapping[str, Any]) -> Settings:
+        """Validate ``changes`` against the current settings as a whole, then store."""
+        with self.store.write() as repo:
+            current = repo.settings()
+            updated = current.updated(changes)
+            new = updated.model_dump()
+            differing = {k: v for k, v in new.items() if current.model_dump()[k] != v}
+            touched = {k: new[k] for k in changes if k in new} | differing
+            if touched:
+                repo.save_settings(touched)
+                repo.bump_revision()
+        return updated
+
+    # -- document ------------------------------------------------------------
+    def export_document(self) -> dict[str, Any]:
+        """The whole configuration (DESIGN §5); the same configuration, the same document."""
+        return document_of(self.configuration())
+
+    def import_document(self, document: object) -> Configuration:
+        """Replace the configuration with ``document``'s, all or nothing.
+
+        The permanent networks remain; the document's networks with their
+        subnets (``0.0.0.0/0``, ``::/0``) change their name, services, flags.
+        Errors name the place, e.g. ``networks[3].subnet``.
+        """
+        parsed = parse_document(document)
+        with self.store.write() as repo:
+            permanent = {str(n.subnet): n for n in repo.networks() if n.permanent}
+            repo.remove_all_networks(keep_permanent=True)
+            repo.remove_all_custom_services()
+            repo.replace_settings(parsed.settings_values)
+            for custom in parsed.custom_services:
+                repo.add_custom_service(custom)
+            plain = []
+            for network in parsed.networks:
+                existing = permanent.get(str(network.subnet))
+                if existing is not None:
+                    repo.update_network(network.with_changes(id=existing.id, permanent=True))
+                else:
+                    plain.append(network)
+            try:
+                repo.add_networks(plain)
+            except Exception as exc:  # ids clashing with permanent rows, say
+                raise ConflictError(FieldError("networks", f"cannot store: {exc}")) from None
+            repo.bump_revision()
+            return _configuration(repo)
+
+
+# -- the configuration document -------------------------------------------------------
+
+
+def network_json(network: Network) -> dict[str, Any]:
+    return {
+        "id": network.id,
+        "name": network.name,
+        "subnet": str(network.subnet),
+        "services": {k: str(v) for k, v in network.services.items()},
+        "local": network.local,
+        "never_block": network.never_block,
+        "description": network.description,
+    }
+
+
+def custom_service_json(service: CustomService) -> dict[str, Any]:
+    return {
+        "key": service.key,
+        "label": service.label,
+        "tcp": format_ports(service.tcp).replace(" ", ""),
+        "udp": format_ports(service.udp).replace(" ", ""),
+    }
+
+
+def document_of(config: Configuration) -> dict[str, Any]:
+    return {
+        "networks": [network_json(n) for n in config.networks],
+        "services": [custom_service_json(c) for c in config.custom_services],
+        "settings": config.settings.model_dump(),
+    }
+
+
+@dataclass(slots=True)
+class ParsedDocument:
+    networks: list[Network]
+    custom_services: list[CustomService]
+    settings: Settings
+    settings_values: dict[str, Any]
+
+
+_NETWORK_FIELDS = {"id", "name", "subnet", "services", "local", "never_block", "description"}
+
+
+def parse_document(document: object) -> ParsedDocument:
+    """Validate a whole configuration document; every error names its place."""
+    if not isinstance(document, dict):
+        raise ValidationError(
+            FieldError("document", "must be a JSON object with networks, services, settings")
+        )
+    errors: list[FieldError] = []
+    unknown = sorted(set(document) - {"networks", "services", "settings"})
+    errors += [
+        FieldError(k, "unknown top-level key; expected networks, services, settings")
+        for k in unknown
+    ]
+
+    custom: list[CustomService] = []
+    raw_services = document.get("services", [])
+    if not isinstance(raw_services, list):
+        errors.append(FieldError("services", "must be a list of custom services"))
+        raw_services = []
+    for i, item in enumerate(raw_services):
+        if not isinstance(item, dict):
+            errors.append(
+                FieldError(f"services[{i}]", "must be an object with key, label, tcp, udp")
+            )
+            continue
+        try:
+            custom.append(
+                CustomService.create(
+                    str(item.get("key", "")),
+                    str(item.get("label", "")),
+                    str(item.get("tcp", "")),
+                    str(item.get("udp", "")),
+                )
+            )
+        except ValidationError as exc:
+            errors += exc.prefixed(f"services[{i}]").errors
+    if len({c.key for c in custom}) != len(custom):
+        errors.append(FieldError("services", "a custom service key appears twice"))
+
+    raw_settings = document.get("settings", {})
+    settings = Settings()
+    settings_values: dict[str, Any] = {}
+    if not isinstance(raw_settings, dict):
+        errors.append(FieldError("settings", "must be an object of setting keys and values"))
+    else:
+        try:
+            settings = Settings().updated(raw_settings)
+            settings_values = {k: getattr(settings, k) for k in raw_settings if k != "ips_preset"}
+        except ValidationError as exc:
+            errors += exc.prefixed("settings").errors
+
+    keys = [s.key for s in Configuration((), tuple(custom), settings).services()]
+    networks = _parse_networks(document.get("networks", []), keys, errors)
+    if errors:
+        raise ValidationError(errors)
+    return ParsedDocument(networks, custom, settings, settings_values)
+
+
+def _parse_networks(raw: object, keys: list[str], errors: list[FieldError]) -> list[Network]:
+    if not isinstance(raw, list):
+        errors.append(FieldError("networks", "must be a list of networks"))
+        return []
+    partial: list[tuple[int, dict[str, Any], IPNetwork, str]] = []
+    names: dict[str, int] = {}
+    subnets: dict[str, int] = {}
+    ids: dict[int, int] = {}
+    for i, item in enumerate(raw):
+        where = f"networks[{i}]"
+        if not isinstance(item, dict):
+            errors.append(FieldError(where, "must be an object with name, subnet, services"))
+            continue
+        for extra in sorted(set(item) - _NETWORK_FIELDS):
+            errors.append(FieldError(f"{where}.{extra}", "unknown field"))
+        before = len(errors)
+        name = ""
+        try:
+            name = validate_name(_text(item.get("name"), f"{where}.name", errors), f"{where}.name")
+        except ValidationError as exc:
+            errors += exc.errors
+        subnet: IPNetwork | None = None
+        try:
+            subnet = parse_subnet_with_note(
+                _text(item.get("subnet"), f"{where}.subnet", errors), f"{where}.subnet"
+            )[0]
+        except ValidationError as exc:
+            errors += exc.errors
+        try:
+            validate_description(
+                _text(item.get("description") or "", f"{where}.description", errors),
+                f"{where}.description",
+            )
+        except ValidationError as exc:
+            errors += exc.errors
+        for flag in ("local", "never_block"):
+            if not isinstance(item.get(flag, False), bool):
+                errors.append(FieldError(f"{where}.{flag}", "must be true or false"))
+        services = item.get("services", {})
+        if not isinstance(services, dict):
+            errors.append(
+                FieldError(f"{where}.services", "must be an object of service: allow|block")
+            )
+        else:
+            try:
+                resolve_services({}, (), (), keys, services)
+            except ValidationError as exc:
+                errors += exc.prefixed(where).errors
+        net_id = item.get("id")
+        if net_id is not None and (
+            not isinstance(net_id, int) or isinstance(net_id, bool) or net_id < 1
+        ):
+            errors.append(FieldError(f"{where}.id", "must be a positive whole number or omitted"))
+        if name in names:
+            errors.append(
+                FieldError(f"{where}.name", f"{name!r} is also the name of networks[{names[name]}]")
+            )
+        names.setdefault(name, i)
+        if subnet is not None:
+            if str(subnet) in subnets:
+                errors.append(
+                    FieldError(
+                        f"{where}.subnet",
+                        f"{subnet} is also the subnet of networks[{subnets[str(subnet)]}]",
+                    )
+                )
+            subnets.setdefault(str(subnet), i)
+        if isinstance(net_id, int) and not isinstance(net_id, bool):
+            if net_id in ids:
+                errors.append(
+                    FieldError(f"{where}.id", f"{net_id} is also the id of networks[{ids[net_id]}]")
+                )
+            ids.setdefault(net_id, i)
+        if len(errors) == before and subnet is not None:
+            partial.append((i, item, subnet, name))
+    if errors:
+        return []
+    # Services a network does not name take the verdict of the most specific
+    # network of the document containing it, as `network add` does; broader
+    # networks resolve first so that their children can inherit from them.
+    resolved: dict[tuple[int, int, int], dict[str, Verdict]] = {}
+    permanent_defaults = {str(n.subnet): n for n in permanent_networks(keys)}
+    networks: dict[int, Network] = {}
+    for i, item, subnet, name in sorted(partial, key=lambda t: t[2].prefixlen):
+        given = item.get("services", {})
+        base = _parent_services(subnet, resolved, permanent_defaults)
+        services = {k: Verdict(given.get(k, base.get(k, Verdict.BLOCK))) for k in keys}
+        resolved[_subnet_key(subnet)] = services
+        networks[i] = Network(
+            name,
+            subnet,
+            services,
+            local=bool(item.get("local", False)),
+            never_block=bool(item.get("never_block", False)),
+            description=item.get("description") or "",
+            id=item.get("id"),
+        )
+    return [networks[i] for i in sorted(networks)]
+
+
+def _subnet_key(subnet: IPNetwork) -> tuple[int, int, int]:
+    return (subnet.version, int(subnet.network_address), subnet.prefixlen)
+
+
+def _parent_services(
+    subnet: IPNetwork,
+    resolved: Mapping[tuple[int, int, int], Mapping[str, Verdict]],
+    permanent_defaults: Mapping[str, Network],
+) -> Mapping[str, Verdict]:
+    """The verdicts of the closest resolved supernet (≤ 128 dict look-ups)."""
+    for prefix in range(subnet.prefixlen - 1, -1, -1):
+        parent = resolved.get(_subnet_key(subnet.supernet(new_prefix=prefix)))
+        if parent is not None:
+            return parent
+    if str(subnet) in permanent_defaults:
+        return permanent_defaults[str(subnet)].services
+    return {}
+
+
+def _text(value: object, field: str, errors: list[FieldError]) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "must be text"))
+        return ""
+    return value
