@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from pbxfw.cli import networks, services, settings
 from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
@@ -21,7 +22,19 @@ from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = ["app", "main"]
 
+
+class _Group(TyperGroup):
+    """Turns pbxfw's errors into a message on stderr and an exit code."""
+
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except PbxfwError as error:
+            raise typer.Exit(fail(error)) from None
+
+
 app = typer.Typer(
+    cls=_Group,
     name="pbxfw",
     help="Firewall and intrusion prevention for Asterisk PBXs.",
     no_args_is_help=True,
@@ -114,8 +127,5 @@ def import_(
 
 
 def main() -> None:
-    """Entry point: run the app, translating pbxfw errors into exit codes."""
-    try:
-        app()
-    except PbxfwError as error:
-        sys.exit(fail(error))
+    """Entry point of the ``pbxfw`` command."""
+    app()

@@ -23,18 +23,21 @@ BlockOption = Annotated[
 
 
 def network_table(networks: list[Any], keys: list[str]) -> Any:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
     table = Table(
-        title=f"{len(networks)} networks (✓ allow, ✗ block)", title_justify="left", pad_edge=False
+        title=f"{len(networks)} networks (✓ allow, ✗ block)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
     )
     table.add_column("id", justify="right")
     table.add_column("name", overflow="fold")
     table.add_column("subnet", no_wrap=True)
     for key in keys:
         table.add_column(key, justify="center")
-    table.add_column("flags")
+    table.add_column("flags", no_wrap=True)
     for n in networks:
         cells = [
             Text("✓", style="bold green") if n.verdict(k) == "allow" else Text("✗", style="red")

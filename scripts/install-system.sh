@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages pbxfw and its tests need, when they are missing.
+# As root this uses apt-get; otherwise it only says what is missing (the tests
+# that need a package then fail under CI=true and are skipped elsewhere).
+set -euo pipefail
+
+# command → package
+declare -A wanted=(
+  [nft]=nftables
+  [ip]=iproute2
+  [chromium]=chromium
+  [python3]=python3
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+done
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "pbxfw: missing Debian packages: ${missing[*]} (run as root: apt-get install ${missing[*]})" >&2
+  exit 0
+fi
+echo "pbxfw: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
