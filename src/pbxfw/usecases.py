@@ -38,6 +38,8 @@ from pbxfw.storage.repository import Repository, Store
 
 __all__ = [
     "ConfigService",
+    "DiscoveryReport",
+    "discover_asterisk",
     "InitReport",
     "NetworkChange",
     "normalised",
@@ -67,7 +69,11 @@ class InitReport:
 
 def normalised(network: Network, keys: Iterable[str]) -> Network:
     """``network`` with exactly one verdict per catalogue key (missing: block)."""
-    return network.with_changes(services={k: network.verdict(k) for k in keys})
+    keys = tuple(keys)
+    if tuple(network.services) == keys:
+        return network
+    services = network.services
+    return network.with_changes(services={k: services.get(k, Verdict.BLOCK) for k in keys})
 
 
 def _configuration(repo: Repository) -> Configuration:
@@ -579,3 +585,36 @@ def _text(value: object, field: str, errors: list[FieldError]) -> str:
         errors.append(FieldError(field, "must be text"))
         return ""
     return value
+
+
+# -- Asterisk integration ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiscoveryReport:
+    """What ``asterisk discover`` found, changed and noted."""
+
+    changes: dict[str, int]
+    lines: list[str]
+    notes: list[str]
+    settings: Settings
+
+
+def discover_asterisk(
+    svc: ConfigService, config_dir: str, sshd_config: str | None = "/etc/ssh/sshd_config"
+) -> DiscoveryReport:
+    """Read the PBX's ports from its configuration into the settings (one unit of work)."""
+    from pathlib import Path
+
+    from pbxfw.asterisk.discover import discover
+
+    found = discover(Path(config_dir), Path(sshd_config) if sshd_config else None)
+    with svc.store.write() as repo:
+        current = repo.settings()
+        changes = found.changes(current)
+        lines = found.describe_changes(current)
+        updated = current.updated(changes)
+        if changes:
+            repo.save_settings(changes)
+            repo.bump_revision()
+    return DiscoveryReport(changes, lines, list(found.notes), updated)

@@ -10,7 +10,7 @@ import pytest
 from tests.helpers import dump_database
 
 NASTY_NAMES = [
-    'Quote "double" and \'single\'',
+    "Quote \"double\" and 'single'",
     "semi;colon; DROP TABLE networks;--",
     "braces { } [ ] and $dollar",
     "back\\slash \\n not a newline",
@@ -82,7 +82,9 @@ def test_unnamed_services_keep_their_verdict(cli) -> None:  # type: ignore[no-un
 def test_set_changes_only_what_is_named(cli) -> None:  # type: ignore[no-untyped-def]
     cli("init")
     cli("network", "add", "Office", "10.0.0.0/8", "--allow", "ssh", "--local")
-    result = cli("network", "set", "Office", "--name", "HQ", "--allow", "ami", "--no-local", "--never-block")
+    result = cli(
+        "network", "set", "Office", "--name", "HQ", "--allow", "ami", "--no-local", "--never-block"
+    )
     assert result.exit_code == 0, result.stderr
     hq = json.loads(cli("network", "show", "HQ", "--json").stdout)
     assert hq["services"]["ssh"] == hq["services"]["ami"] == "allow"
@@ -93,17 +95,38 @@ def test_set_changes_only_what_is_named(cli) -> None:  # type: ignore[no-untyped
 
 def test_custom_services_behave_like_builtin(cli) -> None:  # type: ignore[no-untyped-def]
     cli("init")
-    assert cli("service", "add", "provisioning", "--label", "Phone provisioning", "--tcp", "8080,9000-9010").exit_code == 0
+    assert (
+        cli(
+            "service",
+            "add",
+            "provisioning",
+            "--label",
+            "Phone provisioning",
+            "--tcp",
+            "8080,9000-9010",
+        ).exit_code
+        == 0
+    )
     services = json.loads(cli("service", "list", "--json").stdout)
     prov = services[-1]
     assert prov["key"] == "provisioning" and not prov["builtin"]
-    assert prov["ports"] == [{"protocol": "tcp", "from": 8080, "to": 8080}, {"protocol": "tcp", "from": 9000, "to": 9010}]
+    assert prov["ports"] == [
+        {"protocol": "tcp", "from": 8080, "to": 8080},
+        {"protocol": "tcp", "from": 9000, "to": 9010},
+    ]
     assert cli("network", "add", "Phones", "10.3.0.0/16", "--allow", "provisioning").exit_code == 0
     cli("settings", "set", "firewall_enabled=true")
-    assert json.loads(cli("check", "10.3.0.1", "provisioning", "--json").stdout)["verdict"] == "allow"
-    assert json.loads(cli("check", "10.4.0.1", "provisioning", "--json").stdout)["verdict"] == "block"
+    assert (
+        json.loads(cli("check", "10.3.0.1", "provisioning", "--json").stdout)["verdict"] == "allow"
+    )
+    assert (
+        json.loads(cli("check", "10.4.0.1", "provisioning", "--json").stdout)["verdict"] == "block"
+    )
     assert cli("service", "rm", "provisioning").exit_code == 0
-    assert "provisioning" not in json.loads(cli("network", "show", "Phones", "--json").stdout)["services"]
+    assert (
+        "provisioning"
+        not in json.loads(cli("network", "show", "Phones", "--json").stdout)["services"]
+    )
 
 
 def test_ports_follow_settings(cli) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +139,9 @@ def test_ports_follow_settings(cli) -> None:  # type: ignore[no-untyped-def]
 
 def test_export_import_round_trip_is_deterministic(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     cli("init")
-    cli("network", "add", "Office", "10.0.0.0/8", "--allow", "ssh", "--local", "--description", "HQ")
+    cli(
+        "network", "add", "Office", "10.0.0.0/8", "--allow", "ssh", "--local", "--description", "HQ"
+    )
     cli("network", "add", "Филиал", "2001:db8::/32", "--never-block")
     cli("service", "add", "prov", "--udp", "69")
     cli("settings", "set", "sip_port=5070", "ips_preset=enhanced")

@@ -20,7 +20,10 @@ def populated(cli, db_path: Path):  # type: ignore[no-untyped-def]
 
 REFUSALS = [
     # (arguments, field named in the message)
-    (["network", "add", "Bad", "192.168.1.256/32"], "subnet: '192.168.1.256' is not an IPv4 address"),
+    (
+        ["network", "add", "Bad", "192.168.1.256/32"],
+        "subnet: '192.168.1.256' is not an IPv4 address",
+    ),
     (["network", "add", "Wide", "10.0.0.0/33"], "subnet: '10.0.0.0/33': the prefix length"),
     (["network", "add", "Wide6", "2001:db9::/129"], "the prefix length of an IPv6 subnet is 0–128"),
     (["network", "add", "Zone", "fe80::1%eth0/64"], "subnet: 'fe80::1%eth0' has a zone index"),
@@ -31,13 +34,22 @@ REFUSALS = [
     (["network", "add", "x" * 65, "10.1.0.0/16"], "name: is 65 characters long; the limit is 64"),
     (["network", "add", "tab\there", "10.1.0.0/16"], "name: contains control characters"),
     (["network", "add", "bell\x07", "10.1.0.0/16"], "name: contains control characters"),
-    (["network", "add", "Svc", "10.1.0.0/16", "--allow", "telnet"], "allow: unknown service 'telnet'"),
-    (["network", "add", "Svc", "10.1.0.0/16", "--block", "sip,xyz"], "block: unknown service 'xyz'"),
+    (
+        ["network", "add", "Svc", "10.1.0.0/16", "--allow", "telnet"],
+        "allow: unknown service 'telnet'",
+    ),
+    (
+        ["network", "add", "Svc", "10.1.0.0/16", "--block", "sip,xyz"],
+        "block: unknown service 'xyz'",
+    ),
     (["network", "set", "Office", "--allow", "nope"], "allow: unknown service 'nope'"),
     (["network", "set", "Office", "--subnet", "2001:db8::/32"], "subnet: 2001:db8::/32 is already"),
     (["network", "set", "Internet", "--subnet", "10.0.0.0/8"], "subnet: 'Internet' is permanent"),
     (["settings", "set", "sip_port=0"], "sip_port: '0': a port is a number from 1 to 65535"),
-    (["settings", "set", "ssh_port=65536"], "ssh_port: '65536': a port is a number from 1 to 65535"),
+    (
+        ["settings", "set", "ssh_port=65536"],
+        "ssh_port: '65536': a port is a number from 1 to 65535",
+    ),
     (["settings", "set", "rtp_port_from=20000"], "rtp_port_from: rtp_port_from (20000) is above"),
     (["settings", "set", "rtp_port_from=12000", "rtp_port_to=11000"], "rtp_port_from"),
     (["settings", "set", "firewall_enabled=perhaps"], "firewall_enabled:"),
@@ -56,7 +68,9 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("args", "message"), REFUSALS, ids=[" ".join(a)[:60] for a, _ in REFUSALS])
-def test_refused_and_nothing_stored(populated, db_path: Path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+def test_refused_and_nothing_stored(
+    populated, db_path: Path, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
     before = dump_database(db_path)
     result = populated(*args)
     assert result.exit_code != 0
@@ -71,7 +85,9 @@ def _document(cli) -> dict:  # type: ignore[no-untyped-def]
     return json.loads(result.stdout)
 
 
-def test_import_with_one_bad_network_changes_nothing(populated, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_with_one_bad_network_changes_nothing(
+    populated, db_path: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     document = _document(populated)
     document["networks"] += [
         {"name": "good one", "subnet": "172.16.0.0/12", "services": {"sip": "allow"}},
@@ -94,10 +110,14 @@ def test_import_with_one_bad_network_changes_nothing(populated, db_path: Path, t
         ("{not json", "file:"),
         ("", "is not JSON"),
         ("[1, 2]", "document: must be a JSON object"),
-        ('{"networks": [{"name": "a", "subnet": "10.0.0.0/8", "services": {"sip": "maybe"}}]}',
-         "networks[0].services.sip: 'maybe' must be allow or block"),
-        ('{"networks": [{"name": "a", "subnet": "10.0.0.0/8"}, {"name": "a", "subnet": "10.1.0.0/16"}]}',
-         "networks[1].name: 'a' is also the name of networks[0]"),
+        (
+            '{"networks": [{"name": "a", "subnet": "10.0.0.0/8", "services": {"sip": "maybe"}}]}',
+            "networks[0].services.sip: 'maybe' must be allow or block",
+        ),
+        (
+            '{"networks": [{"name": "a", "subnet": "10.0.0.0/8"}, {"name": "a", "subnet": "10.1.0.0/16"}]}',
+            "networks[1].name: 'a' is also the name of networks[0]",
+        ),
         ('{"settings": {"sip_port": 0}}', "settings.sip_port"),
     ],
 )

@@ -200,8 +200,8 @@ def reload_pjsip(run: Callable[..., subprocess.CompletedProcess[Any]] = subproce
         result = run(list(RELOAD_COMMAND), capture_output=True, text=True, timeout=30, check=False)
     except FileNotFoundError:
         raise AsteriskUnavailableError(
-            "Asterisk is not installed here (no `asterisk` command); the include "
-            "is written, reload PJSIP once Asterisk runs"
+            "Asterisk is not installed here (no `asterisk` command); "
+            "reload PJSIP yourself once Asterisk runs"
         ) from None
     except subprocess.TimeoutExpired:
         raise AsteriskUnavailableError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pbxfw.domain.networks import Network
-from pbxfw.domain.services import CustomService, Service, catalogue
+from pbxfw.domain.services import BUILTIN_KEYS, CustomService, Service, catalogue
 from pbxfw.domain.settings import Settings
 
 __all__ = ["Configuration"]
@@ -23,4 +23,8 @@ class Configuration:
         return catalogue(self.settings, self.custom_services)
 
     def service_keys(self) -> tuple[str, ...]:
-        return tuple(s.key for s in self.services())
+        return BUILTIN_KEYS + tuple(sorted(c.key for c in self.custom_services))
+
+    def has_service(self, key: str) -> bool:
+        """Cheap membership test (``check`` runs it on every call)."""
+        return key in BUILTIN_KEYS or any(c.key == key for c in self.custom_services)

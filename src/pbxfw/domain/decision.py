@@ -164,11 +164,9 @@ def check(
     Raises ValidationError for a bad address or an unknown service.
     """
     ip = parse_address(address) if isinstance(address, str) else address
-    keys = config.service_keys()
-    if service not in keys:
-        raise ValidationError(
-            FieldError("service", f"unknown service {service!r}; known: {', '.join(keys)}")
-        )
+    if not config.has_service(service):
+        known = ", ".join(config.service_keys())
+        raise ValidationError(FieldError("service", f"unknown service {service!r}; known: {known}"))
     text = str(ip)
     if ip.is_loopback:
         return Decision(text, service, "allow", None, "loopback is always accepted")

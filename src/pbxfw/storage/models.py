@@ -23,7 +23,7 @@ class NetworkRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     #: canonical text, e.g. ``10.0.0.0/8`` or ``2001:db8::/32``
     subnet: Mapped[str] = mapped_column(String(64))
-    #: JSON object service key → "allow" | "block", sorted keys
+    #: JSON object service key → "allow" | "block", in catalogue order
     services: Mapped[str] = mapped_column(Text)
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     never_block: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -28,8 +28,12 @@ from pbxfw.storage.models import CustomServiceRow, MetaRow, NetworkRow, SettingR
 __all__ = ["Repository", "Store"]
 
 
-def _network_from_row(row: NetworkRow) -> Network:
-    services = {k: Verdict(v) for k, v in json.loads(row.services).items()}
+_VERDICTS = {v.value: v for v in Verdict}
+
+
+def _network_from_row(row: Any) -> Network:
+    """A domain Network from an ORM row or a Core row (same attribute names)."""
+    services = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
     return Network(
         name=row.name,
         subnet=ipaddress.ip_network(row.subnet),
@@ -46,7 +50,7 @@ def _network_values(network: Network) -> dict[str, Any]:
     return {
         "name": network.name,
         "subnet": str(network.subnet),
-        "services": json.dumps({k: str(v) for k, v in sorted(network.services.items())}),
+        "services": json.dumps({k: str(v) for k, v in network.services.items()}),
         "local": network.local,
         "never_block": network.never_block,
         "description": network.description,
@@ -87,7 +91,8 @@ class Repository:
 
     # -- networks -------------------------------------------------------
     def networks(self) -> list[Network]:
-        rows = self.session.scalars(select(NetworkRow).order_by(NetworkRow.id))
+        # Core rows, not ORM objects: listing 10,000 networks must stay fast.
+        rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id))
         return [_network_from_row(r) for r in rows]
 
     def network(self, ref: str | int) -> Network:
