@@ -39,9 +39,9 @@ from pbxfw.storage.repository import Repository, Store
 __all__ = [
     "ConfigService",
     "DiscoveryReport",
-    "discover_asterisk",
     "InitReport",
     "NetworkChange",
+    "discover_asterisk",
     "normalised",
 ]
 

@@ -54,7 +54,9 @@ def test_ipv6_and_no_containing_network() -> None:
 
 
 def test_loopback_then_bans_then_switch() -> None:
-    c = config(net("office", "10.0.0.0/8", "sip"), net("trusted", "10.9.0.0/16", "sip", never_block=True))
+    c = config(
+        net("office", "10.0.0.0/8", "sip"), net("trusted", "10.9.0.0/16", "sip", never_block=True)
+    )
     ban = ActiveBan(ipaddress.ip_network("10.1.1.1/32"), "asterisk", frozenset({"sip", "iax"}))
     assert check(c, "127.0.0.1", "ssh").verdict == "allow"
     assert check(c, "::1", "ssh").verdict == "allow"
@@ -129,7 +131,11 @@ def brute_force(c: Configuration, address: str, service: str) -> tuple[str, str 
 
 
 @settings(max_examples=1000, deadline=None)
-@given(configurations(), st.lists(addresses(), min_size=1, max_size=10), st.sampled_from(["sip", "ssh"]))
+@given(
+    configurations(),
+    st.lists(addresses(), min_size=1, max_size=10),
+    st.sampled_from(["sip", "ssh"]),
+)
 def test_check_matches_brute_force(c: Configuration, probes: list[str], service: str) -> None:
     index = PolicyIndex(c.networks)
     for address in probes:

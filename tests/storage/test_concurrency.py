@@ -22,7 +22,9 @@ for i in range(200):
 
 def test_two_writers_store_all_400_networks(svc: ConfigService, db_path: Path) -> None:
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(db_path), str(n)], stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db_path), str(n)], stderr=subprocess.PIPE
+        )
         for n in (1, 2)
     ]
     for writer in writers:

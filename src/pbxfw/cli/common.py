@@ -15,8 +15,8 @@ __all__ = [
     "JsonOption",
     "config_service",
     "console",
-    "fail",
     "dumps",
+    "fail",
     "print_json",
     "split_keys",
 ]
