@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from pbxfw.cli import asterisk, networks, services, settings
+from pbxfw.cli import asterisk, networks, services, settings, users
 from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
@@ -45,6 +45,7 @@ app.add_typer(networks.app, name="network")
 app.add_typer(services.app, name="service")
 app.add_typer(settings.app, name="settings")
 app.add_typer(asterisk.app, name="asterisk")
+app.add_typer(users.app, name="user")
 
 
 @app.command()

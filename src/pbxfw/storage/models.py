@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "CustomServiceRow", "MetaRow", "NetworkRow", "SettingRow"]
+__all__ = [
+    "BanRow",
+    "Base",
+    "CustomServiceRow",
+    "IpsCounterRow",
+    "LogOffsetRow",
+    "MetaRow",
+    "NetworkRow",
+    "SettingRow",
+    "UserRow",
+]
 
 
 class Base(DeclarativeBase):
@@ -56,3 +66,53 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class BanRow(Base):
+    """One ban of one subnet by one jail; times are epoch seconds."""
+
+    __tablename__ = "bans"
+    __table_args__ = (UniqueConstraint("subnet", "jail", name="uq_bans_subnet_jail"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subnet: Mapped[str] = mapped_column(String(64))
+    jail: Mapped[str] = mapped_column(String(32))
+    #: comma-separated service keys, or ``*`` for every port
+    scope: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    first_failure: Mapped[float] = mapped_column(Float)
+    last_failure: Mapped[float] = mapped_column(Float)
+    failures: Mapped[int] = mapped_column(Integer)
+    offence: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class LogOffsetRow(Base):
+    """How far the agent has read a log file (survives restarts)."""
+
+    __tablename__ = "log_offsets"
+
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    inode: Mapped[int] = mapped_column(Integer)
+    offset: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class IpsCounterRow(Base):
+    __tablename__ = "ips_counters"
+
+    jail: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lines: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Integer)
+    bans: Mapped[int] = mapped_column(Integer)
+    whitelisted: Mapped[int] = mapped_column(Integer)

@@ -11,19 +11,30 @@ import ipaddress
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine, Integer, Text, cast, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from pbxfw.domain.bans import Ban, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.networks import Network, Verdict
 from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import ConflictError, FieldError, NotFoundError, StorageError
 from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate
-from pbxfw.storage.models import CustomServiceRow, MetaRow, NetworkRow, SettingRow
+from pbxfw.storage.models import (
+    BanRow,
+    CustomServiceRow,
+    IpsCounterRow,
+    LogOffsetRow,
+    MetaRow,
+    NetworkRow,
+    SettingRow,
+    UserRow,
+)
 
 __all__ = ["Repository", "Store"]
 
@@ -204,6 +215,102 @@ class Repository:
         self.session.execute(delete(SettingRow))
         self.save_settings(values)
 
+    # -- users ------------------------------------------------------------
+    def user_hash(self, name: str) -> str | None:
+        return self.session.scalar(select(UserRow.password_hash).where(UserRow.name == name))
+
+    def set_user(self, name: str, password_hash: str, now: float) -> bool:
+        """Create or replace a user's password; True when the user is new."""
+        row = self.session.scalar(select(UserRow).where(UserRow.name == name))
+        if row is None:
+            self.session.add(UserRow(name=name, password_hash=password_hash, created_at=now))
+            self.session.flush()
+            return True
+        row.password_hash = password_hash
+        return False
+
+    def user_names(self) -> list[str]:
+        return list(self.session.scalars(select(UserRow.name).order_by(UserRow.name)))
+
+    # -- bans -------------------------------------------------------------
+    def bans(self, now: float | None = None) -> list[Ban]:
+        """Stored bans, those unexpired at ``now`` when given, oldest first."""
+        stmt = select(BanRow.__table__).order_by(BanRow.created_at, BanRow.id)
+        if now is not None:
+            stmt = stmt.where(BanRow.expires_at > now)
+        return [_ban_from_row(r) for r in self.session.execute(stmt)]
+
+    def save_ban(self, ban: Ban) -> Ban:
+        """Insert, or replace the ban of the same subnet and jail."""
+        self.session.execute(
+            delete(BanRow).where(BanRow.subnet == str(ban.subnet), BanRow.jail == ban.jail)
+        )
+        row = BanRow(**_ban_values(ban))
+        self.session.add(row)
+        self.session.flush()
+        return replace(ban, id=row.id)
+
+    def save_bans(self, bans: Sequence[Ban]) -> None:
+        """Bulk version of save_ban (bans import)."""
+        for chunk_start in range(0, len(bans), 500):
+            chunk = bans[chunk_start : chunk_start + 500]
+            for ban in chunk:
+                self.session.execute(
+                    delete(BanRow).where(BanRow.subnet == str(ban.subnet), BanRow.jail == ban.jail)
+                )
+            self.session.execute(insert(BanRow), [_ban_values(b) for b in chunk])
+
+    def remove_bans(self, subnet: str, jail: str | None = None) -> list[Ban]:
+        """Delete the bans of ``subnet`` (of one jail, or all); return them."""
+        stmt = select(BanRow.__table__).where(BanRow.subnet == subnet)
+        if jail is not None:
+            stmt = stmt.where(BanRow.jail == jail)
+        removed = [_ban_from_row(r) for r in self.session.execute(stmt)]
+        if removed:
+            self.session.execute(delete(BanRow).where(BanRow.id.in_([b.id for b in removed])))
+        return removed
+
+    def remove_ban_ids(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.session.execute(delete(BanRow).where(BanRow.id.in_(list(ids))))
+
+    def purge_expired_bans(self, now: float) -> int:
+        result = self.session.execute(delete(BanRow).where(BanRow.expires_at <= now))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    # -- log offsets and counters -------------------------------------------
+    def log_offsets(self) -> dict[str, tuple[int, int]]:
+        rows = self.session.execute(
+            select(LogOffsetRow.path, LogOffsetRow.inode, LogOffsetRow.offset)
+        )
+        return {path: (inode, offset) for path, inode, offset in rows}
+
+    def save_log_offset(self, path: str, inode: int, offset: int, now: float) -> None:
+        self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == path))
+        self.session.add(LogOffsetRow(path=path, inode=inode, offset=offset, updated_at=now))
+        self.session.flush()
+
+    def ips_counters(self) -> dict[str, dict[str, int]]:
+        rows = self.session.execute(select(IpsCounterRow.__table__))
+        return {
+            r.jail: {
+                "lines": r.lines,
+                "failures": r.failures,
+                "bans": r.bans,
+                "whitelisted": r.whitelisted,
+            }
+            for r in rows
+        }
+
+    def add_ips_counters(self, jail: str, **increments: int) -> None:
+        row = self.session.get(IpsCounterRow, jail)
+        if row is None:
+            row = IpsCounterRow(jail=jail, lines=0, failures=0, bans=0, whitelisted=0)
+            self.session.add(row)
+        for key, value in increments.items():
+            setattr(row, key, getattr(row, key) + value)
+        self.session.flush()
+
     # -- the whole --------------------------------------------------------
     def configuration(self) -> Configuration:
         return Configuration(
@@ -211,6 +318,37 @@ class Repository:
             custom_services=tuple(self.custom_services()),
             settings=self.settings(),
         )
+
+
+def _ban_from_row(row: Any) -> Ban:
+    return Ban(
+        subnet=ipaddress.ip_network(row.subnet),
+        jail=row.jail,
+        scope=scope_from_text(row.scope),
+        reason=row.reason,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        first_failure=row.first_failure,
+        last_failure=row.last_failure,
+        failures=row.failures,
+        offence=row.offence,
+        id=row.id,
+    )
+
+
+def _ban_values(ban: Ban) -> dict[str, Any]:
+    return {
+        "subnet": str(ban.subnet),
+        "jail": ban.jail,
+        "scope": scope_text(ban.scope),
+        "reason": ban.reason,
+        "first_failure": ban.first_failure,
+        "last_failure": ban.last_failure,
+        "failures": ban.failures,
+        "offence": ban.offence,
+        "created_at": ban.created_at,
+        "expires_at": ban.expires_at,
+    }
 
 
 class Store:

@@ -35,6 +35,7 @@ from pbxfw.errors import (
     ValidationError,
 )
 from pbxfw.storage.repository import Repository, Store
+from pbxfw.usecases.bans import lift_whitelisted
 
 __all__ = [
     "ConfigService",
@@ -218,6 +219,8 @@ class ConfigService:
             )
             stored = repo.add_network(network)
             repo.bump_revision()
+            if stored.never_block:
+                lift_whitelisted(repo)
         return stored, notes
 
     def update_network(self, ref: str | int, change: NetworkChange) -> tuple[Network, list[str]]:
@@ -273,6 +276,9 @@ class ConfigService:
             if updated != current:
                 repo.update_network(updated)
                 repo.bump_revision()
+                if updated.never_block:
+                    # Marking a network never-block lifts the bans inside it at once.
+                    lift_whitelisted(repo)
         return updated, notes
 
     def remove_network(self, ref: str | int) -> Network:
@@ -322,6 +328,8 @@ class ConfigService:
             if touched:
                 repo.save_settings(touched)
                 repo.bump_revision()
+                if "ips_whitelist" in touched:
+                    lift_whitelisted(repo)
         return updated
 
     # -- document ------------------------------------------------------------

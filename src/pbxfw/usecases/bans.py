@@ -1,0 +1,185 @@
+"""The ban list: add, remove, import, list; the whitelist is absolute.
+
+The database is the source of truth for bans. Every change bumps the
+``bans_revision`` meta value; the agent watches it and makes the kernel's
+ban sets equal to the stored bans (each element with its remaining timeout),
+so a ban made by the CLI, the REST API or the agent itself reaches the
+kernel the same way, and lapses there even while the agent is down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_subnet
+from pbxfw.domain.bans import Ban
+from pbxfw.domain.configuration import Configuration
+from pbxfw.errors import FieldError, NotFoundError, ValidationError
+from pbxfw.ips.events import JAIL_SCOPES
+from pbxfw.storage.repository import Repository, Store
+
+__all__ = ["BanImportReport", "BanService", "whitelist_reason"]
+
+MANUAL_JAIL = "manual"
+
+
+def whitelist_reason(
+    subnet: IPNetwork, config: Configuration, own: Iterable[IPAddress] = ()
+) -> str | None:
+    """Why ``subnet`` may never be banned (overlapping the whitelist), or None."""
+    if subnet.is_loopback:
+        return "loopback is never banned"
+    for address in own:
+        if address.version == subnet.version and address in subnet:
+            return f"{address} is this host's own address"
+    for network in config.networks:
+        if (
+            network.never_block
+            and network.subnet.version == subnet.version
+            and network.subnet.overlaps(subnet)
+        ):  # type: ignore[arg-type]
+            return f'it is in the never-block network "{network.name}" ({network.subnet})'
+    for text in config.settings.ips_whitelist:
+        white = ipaddress.ip_network(text)
+        if white.version == subnet.version and white.overlaps(subnet):  # type: ignore[arg-type]
+            return f"it is in ips_whitelist ({white})"
+    return None
+
+
+@dataclass(slots=True)
+class BanImportReport:
+    added: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def bump_bans_revision(repo: Repository) -> None:
+    current = int(repo.get_meta("bans_revision") or "0")
+    repo.set_meta("bans_revision", str(current + 1))
+
+
+class BanService:
+    """Stored bans. ``own_addresses`` returns this host's addresses (never banned)."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        own_addresses: Callable[[], Sequence[IPAddress]] = lambda: (),
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.own_addresses = own_addresses
+
+    def active(self) -> list[Ban]:
+        with self.store.read() as repo:
+            return repo.bans(now=self.clock())
+
+    def revision(self) -> int:
+        with self.store.read() as repo:
+            return int(repo.get_meta("bans_revision") or "0")
+
+    def add(
+        self,
+        address: str,
+        jail: str = MANUAL_JAIL,
+        seconds: int | None = None,
+        reason: str = "",
+    ) -> Ban:
+        """Ban ``address`` (an address or CIDR); refused for whitelisted addresses."""
+        subnet = parse_subnet(address, "address")
+        if jail not in JAIL_SCOPES:
+            raise ValidationError(
+                FieldError("jail", f"unknown jail {jail!r}; use one of {', '.join(JAIL_SCOPES)}")
+            )
+        if seconds is not None and seconds < 1:
+            raise ValidationError(FieldError("seconds", "a ban lasts at least 1 second"))
+        now = self.clock()
+        with self.store.write() as repo:
+            config = repo.configuration()
+            why = whitelist_reason(subnet, config, self.own_addresses())
+            if why:
+                raise ValidationError(FieldError("address", f"{subnet} is never banned: {why}"))
+            length = seconds if seconds is not None else config.settings.ips_bantime
+            ban = Ban(
+                subnet=subnet,
+                jail=jail,
+                scope=JAIL_SCOPES[jail],
+                reason=reason or f"{jail} ban",
+                created_at=now,
+                expires_at=now + length,
+                first_failure=now,
+                last_failure=now,
+            )
+            stored = repo.save_ban(ban)
+            bump_bans_revision(repo)
+        return stored
+
+    def remove(self, address: str) -> list[Ban]:
+        """Lift every ban of ``address`` (all jails)."""
+        subnet = parse_subnet(address, "address")
+        with self.store.write() as repo:
+            removed = repo.remove_bans(str(subnet))
+            if not removed:
+                raise NotFoundError(f"{address} is not banned; see `pbxfw bans list`")
+            bump_bans_revision(repo)
+        return removed
+
+    def import_lines(
+        self, lines: Iterable[str], jail: str = MANUAL_JAIL, seconds: int | None = None
+    ) -> BanImportReport:
+        """Ban one address or CIDR per line (``#`` comments), all or nothing.
+
+        A malformed line refuses the whole file, naming the line; whitelisted
+        entries are skipped and reported, never banned.
+        """
+        subnets: list[IPNetwork] = []
+        errors: list[FieldError] = []
+        for number, raw in enumerate(lines, 1):
+            text = raw.split("#", 1)[0].strip()
+            if not text:
+                continue
+            try:
+                subnets.append(parse_subnet(text, f"line {number}"))
+            except ValidationError as exc:
+                errors += exc.errors
+            if len(errors) >= 20:
+                break
+        if errors:
+            raise ValidationError(errors)
+        report = BanImportReport()
+        now = self.clock()
+        own = list(self.own_addresses())
+        with self.store.write() as repo:
+            config = repo.configuration()
+            length = seconds if seconds is not None else config.settings.ips_bantime
+            bans = {}
+            for subnet in subnets:
+                why = whitelist_reason(subnet, config, own)
+                if why:
+                    report.skipped.append(f"{subnet}: {why}")
+                    continue
+                bans[str(subnet)] = Ban(
+                    subnet, jail, JAIL_SCOPES[jail], "imported", now, now + length, now, now
+                )
+            repo.save_bans(list(bans.values()))
+            report.added = len(bans)
+            bump_bans_revision(repo)
+        return report
+
+    def lift_whitelisted(self) -> list[Ban]:
+        """Remove stored bans that the whitelist now covers (a network became never-block)."""
+        with self.store.write() as repo:
+            return lift_whitelisted(repo, list(self.own_addresses()))
+
+
+def lift_whitelisted(repo: Repository, own: Sequence[IPAddress] = ()) -> list[Ban]:
+    """Inside a write unit of work: drop the bans the whitelist covers."""
+    config = repo.configuration()
+    lifted = [b for b in repo.bans() if whitelist_reason(b.subnet, config, own)]
+    if lifted:
+        repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
+        bump_bans_revision(repo)
+    return lifted
