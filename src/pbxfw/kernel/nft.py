@@ -1,0 +1,164 @@
+"""The nftables backend: load, read and remove the one table pbxfw owns.
+
+Everything goes through the ``nft`` command (``nft -f -`` reads a whole
+payload as one kernel transaction: the kernel holds the old table or the new
+one, never a mix). With ``netns`` set, every call runs as
+``ip netns exec NAME nft ...`` and touches only that namespace.
+
+No method touches a table other than ``inet pbxfw``: ``apply`` refuses text
+that declares anything else at top level.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Sequence
+
+from pbxfw.compiler.nft import TABLE, TABLE_FAMILY, BanElement, compile_ban_elements
+from pbxfw.errors import KernelError
+
+__all__ = ["NFT_TIMEOUT_SECONDS", "NftBackend"]
+
+log = logging.getLogger(__name__)
+
+#: An nft call that takes longer than this is treated as failed.
+NFT_TIMEOUT_SECONDS = 60.0
+
+_TABLE_HEAD = f"table {TABLE_FAMILY} {TABLE} {{"
+# Declaring the table empty first makes the delete valid whether or not the
+# table exists yet; both lines are part of the same transaction as the load.
+_REPLACE_PREFIX = f"table {TABLE_FAMILY} {TABLE} {{}}\ndelete table {TABLE_FAMILY} {TABLE}\n"
+
+
+class NftBackend:
+    """nftables in one network namespace (``None``: the current one).
+
+    Methods raise KernelError carrying nft's message and the payload sent.
+    """
+
+    __slots__ = ("netns", "nft")
+
+    def __init__(self, netns: str | None = None, *, nft: str = "nft") -> None:
+        if netns is not None and (not netns or "/" in netns or netns.startswith(".")):
+            raise ValueError(f"{netns!r} is not a network namespace name")
+        self.netns = netns
+        self.nft = nft
+
+    def __repr__(self) -> str:
+        return f"NftBackend(netns={self.netns!r})"
+
+    # -- plumbing ----------------------------------------------------------
+    def _argv(self, *args: str) -> list[str]:
+        base = [self.nft, *args]
+        return ["ip", "netns", "exec", self.netns, *base] if self.netns else base
+
+    def _run(
+        self, args: Sequence[str], payload: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        argv = self._argv(*args)
+        try:
+            return subprocess.run(
+                argv,
+                input=payload,
+                capture_output=True,
+                text=True,
+                timeout=NFT_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise KernelError(
+                f"cannot run {argv[0]!r}: {exc.strerror}; is nftables installed?", payload
+            ) from exc
+        except subprocess.TimeoutExpired as exc:
+            raise KernelError(
+                f"{' '.join(argv)} did not finish in {NFT_TIMEOUT_SECONDS:.0f}s", payload
+            ) from exc
+
+    def _load(self, payload: str, *, check_only: bool = False) -> None:
+        args = ["-c", "-f", "-"] if check_only else ["-f", "-"]
+        result = self._run(args, payload)
+        if result.returncode != 0:
+            where = f" in network namespace {self.netns}" if self.netns else ""
+            message = (
+                result.stderr or result.stdout
+            ).strip() or f"nft exited with {result.returncode}"
+            raise KernelError(f"nftables refused the change{where}:\n{message}", payload)
+
+    # -- the table ---------------------------------------------------------
+    @staticmethod
+    def replace_payload(ruleset_text: str) -> str:
+        """The one-transaction payload that swaps ``ruleset_text`` in.
+
+        Raises KernelError when the text declares anything at top level but
+        ``table inet pbxfw`` (so an apply can never touch another table).
+        """
+        head = next((line for line in ruleset_text.splitlines() if line.strip()), "")
+        if head.strip() != _TABLE_HEAD:
+            raise KernelError(f"the ruleset must start with {_TABLE_HEAD!r}", ruleset_text)
+        for line in ruleset_text.splitlines():
+            if (
+                line
+                and not line[0].isspace()
+                and line not in (_TABLE_HEAD, "}")
+                and not line.startswith("#")
+            ):
+                raise KernelError(
+                    f"the ruleset may only declare table {TABLE_FAMILY} {TABLE}; found {line!r}",
+                    ruleset_text,
+                )
+        return _REPLACE_PREFIX + ruleset_text
+
+    def apply(self, ruleset_text: str) -> None:
+        """Replace ``table inet pbxfw`` by ``ruleset_text`` in one transaction.
+
+        On refusal the running ruleset is untouched and KernelError carries
+        nft's message and the full payload.
+        """
+        self._load(self.replace_payload(ruleset_text))
+        log.info(
+            "applied table %s %s%s",
+            TABLE_FAMILY,
+            TABLE,
+            f" in netns {self.netns}" if self.netns else "",
+        )
+
+    def check(self, ruleset_text: str) -> None:
+        """Ask the kernel whether ``apply`` would succeed, changing nothing."""
+        self._load(self.replace_payload(ruleset_text), check_only=True)
+
+    def list_table(self, *, stateless: bool = False) -> str | None:
+        """The running table as nft prints it, or None when there is none.
+
+        The default output keeps counters and each ban's ``expires``, and can
+        be loaded again with ``apply`` (the kernel accepts ``expires``);
+        ``stateless`` leaves out counters and expiry (for comparisons).
+        """
+        args = (
+            ["-s", "list", "table", TABLE_FAMILY, TABLE]
+            if stateless
+            else ["list", "table", TABLE_FAMILY, TABLE]
+        )
+        result = self._run(args)
+        if result.returncode == 0:
+            return result.stdout
+        if "No such file or directory" in result.stderr:
+            return None
+        raise KernelError(f"cannot list table {TABLE_FAMILY} {TABLE}: {result.stderr.strip()}")
+
+    def delete_table(self) -> None:
+        """Remove ``table inet pbxfw`` if present (no filtering by pbxfw after)."""
+        self._load(_REPLACE_PREFIX)
+
+    # -- bans, incrementally -----------------------------------------------
+    def add_bans(self, bans: Sequence[BanElement]) -> None:
+        """Add (or refresh the timeout of) ``bans``, all in one transaction."""
+        payload = compile_ban_elements(bans, action="add")
+        if payload:
+            self._load(payload)
+
+    def remove_bans(self, bans: Sequence[BanElement]) -> None:
+        """Remove ``bans`` (absent ones are fine), all in one transaction."""
+        payload = compile_ban_elements(bans, action="delete")
+        if payload:
+            self._load(payload)

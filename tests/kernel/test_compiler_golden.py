@@ -1,0 +1,123 @@
+"""Golden files: configuration in, ruleset text out (tests/kernel/golden/*.nft).
+
+A change of the compiler shows as a diff of these files. To accept a change
+on purpose: ``PBXFW_UPDATE_GOLDEN=1 pytest tests/kernel`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pbxfw.compiler import BanElement, compile_ban_elements, compile_ruleset
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.networks import permanent_networks
+from pbxfw.domain.services import BUILTIN_KEYS, CustomService
+from pbxfw.domain.settings import Settings
+
+from .configs import NASTY_NAMES, lab_config, network
+from .lab import Lab, require_kernel
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def _ban(subnet: str, jail: str, seconds: int | None) -> BanElement:
+    return BanElement(ipaddress.ip_network(subnet), jail, seconds)
+
+
+BANS = (
+    _ban("192.0.2.66/32", "asterisk", 3600),
+    _ban("192.0.2.0/24", "asterisk", 600),  # covers the /32: one element, 3600 s
+    _ban("198.18.0.0/15", "recidive", None),
+    _ban("2001:db8:dead::/48", "ssh", 86400),
+    _ban("2001:db8:beef::1/128", "manual", 30 * 86400),
+    _ban("10.77.1.5/32", "asterisk", 0),  # already over: left out
+)
+
+CASES: dict[str, Callable[[], tuple[Configuration, tuple[BanElement, ...]]]] = {
+    # A fresh install: firewall off, IPS on, no bans.
+    "fresh_install": lambda: (Configuration(permanent_networks()), ()),
+    # Nested networks, IPv4 and IPv6, nasty names, a custom service.
+    "nested": lambda: (lab_config(), ()),
+    "bans": lambda: (lab_config(ips_whitelist="192.0.2.128/25,2001:db8:beef::/64"), BANS),
+    "rate_limit": lambda: (lab_config(sip_rate_limit=50, sip_port=5070, tls_port=5071), ()),
+    "firewall_off": lambda: (lab_config(firewall_enabled=False, sip_rate_limit=20), BANS),
+    "all_off": lambda: (lab_config(firewall_enabled=False, ips_enabled=False), BANS),
+    # A custom service sharing port 443 with web and 5060/udp with sip.
+    "shared_ports": lambda: (
+        Configuration(
+            (
+                *permanent_networks((*BUILTIN_KEYS, "zz_extra")),
+                network("Office", "10.0.0.0/8", "*", (*BUILTIN_KEYS, "zz_extra")),
+            ),
+            (CustomService.create("zz_extra", "Extra", tcp="443,7000-7010", udp="5060"),),
+            Settings(firewall_enabled=True),
+        ),
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case: str) -> None:
+    config, bans = CASES[case]()
+    text = compile_ruleset(config, bans)
+    path = GOLDEN / f"{case}.nft"
+    if os.environ.get("PBXFW_UPDATE_GOLDEN") == "1" or not path.exists():
+        path.write_text(text)
+    assert text == path.read_text(), f"{path} differs; review and regenerate if intended"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_deterministic_and_order_free(case: str) -> None:
+    config, bans = CASES[case]()
+    shuffled = Configuration(
+        tuple(reversed(config.networks)), config.custom_services, config.settings
+    )
+    assert compile_ruleset(config, bans) == compile_ruleset(shuffled, tuple(reversed(bans)))
+
+
+def test_no_administrator_text_reaches_the_ruleset() -> None:
+    text = compile_ruleset(lab_config(), BANS)
+    for name in NASTY_NAMES:
+        assert name not in text
+    # Every double quote in the output belongs to a fixed comment of ours.
+    assert text.count('"') % 2 == 0
+    assert "evil" not in text and "$var" not in text
+
+
+def test_unknown_jail_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown jail"):
+        compile_ruleset(lab_config(), [_ban("192.0.2.1/32", "nope", 10)])
+
+
+def test_ban_element_commands() -> None:
+    bans = [_ban("192.0.2.1/32", "asterisk", 3600), _ban("2001:db8::/64", "manual", None)]
+    assert compile_ban_elements(bans) == (
+        "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
+        "delete element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
+        "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 timeout 3600s }\n"
+        "add element inet pbxfw ban_manual_v6 { 2001:db8::/64 }\n"
+        "delete element inet pbxfw ban_manual_v6 { 2001:db8::/64 }\n"
+        "add element inet pbxfw ban_manual_v6 { 2001:db8::/64 }\n"
+    )
+    assert compile_ban_elements(bans[:1], action="delete") == (
+        "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
+        "delete element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
+    )
+    assert compile_ban_elements([]) == ""
+
+
+@pytest.mark.kernel
+def test_every_golden_file_loads_in_the_kernel() -> None:
+    """nft itself accepts each golden ruleset (checked in a throwaway namespace)."""
+    require_kernel()
+    with Lab("golden") as lab:
+        ns = lab.namespace("chk")
+        for path in sorted(GOLDEN.glob("*.nft")):
+            lab.nft(ns, "-f", "-", input=path.read_text())
+            lab.nft(ns, "delete", "table", "inet", "pbxfw")
