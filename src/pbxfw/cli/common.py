@@ -13,12 +13,16 @@ from pbxfw.errors import PbxfwError, ValidationError
 __all__ = [
     "DbOption",
     "JsonOption",
+    "NetnsOption",
+    "StateDirOption",
     "config_service",
     "console",
     "dumps",
     "fail",
+    "firewall_service",
     "print_json",
     "split_keys",
+    "state_dir_for",
 ]
 
 DbOption = Annotated[
@@ -31,6 +35,43 @@ DbOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+NetnsOption = Annotated[
+    str | None,
+    typer.Option("--netns", help="Apply inside this network namespace (tests, the sandbox)."),
+]
+StateDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--state-dir",
+        envvar="PBXFW_STATE_DIR",
+        help="Confirmation-window state (default: state/ beside a SQLite database).",
+        show_default=False,
+    ),
+]
+
+
+def state_dir_for(db_url: str, state_dir: str | None) -> str:
+    """``--state-dir``, else ``state/`` beside a SQLite file, else /var/lib/pbxfw/state."""
+    if state_dir:
+        return state_dir
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(Path(url.database).parent / "state")
+    return "/var/lib/pbxfw/state"
+
+
+def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
+    """A FirewallService on the database and state folder the options name."""
+    from pbxfw.storage.db import database_url
+    from pbxfw.storage.repository import Store
+    from pbxfw.usecases.firewall import FirewallService
+
+    url = database_url(db)
+    return FirewallService(Store.open(url), state_dir_for(url, state_dir))
 
 
 def config_service(db: str | None, *, create: bool = False) -> Any:

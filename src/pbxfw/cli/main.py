@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from pbxfw.cli import asterisk, networks, services, settings, users
+from pbxfw.cli import asterisk, firewall, ips, networks, services, settings, users
 from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
@@ -46,6 +46,8 @@ app.add_typer(services.app, name="service")
 app.add_typer(settings.app, name="settings")
 app.add_typer(asterisk.app, name="asterisk")
 app.add_typer(users.app, name="user")
+firewall.register(app)
+ips.register(app)
 
 
 @app.command()
@@ -81,7 +83,11 @@ def check(
     db: DbOption = None,
 ) -> None:
     """Would a packet from ADDRESS to SERVICE pass? Names the network or ban that decides."""
-    decision = config_service(db).check(address, service)
+    from pbxfw.usecases.bans import BanService
+
+    svc = config_service(db)
+    bans = [b.as_active() for b in BanService(svc.store).active()]
+    decision = svc.check(address, service, bans=bans)
     if json_:
         print_json(decision.as_json())
     else:

@@ -146,6 +146,17 @@ class NftBackend:
             return None
         raise KernelError(f"cannot list table {TABLE_FAMILY} {TABLE}: {result.stderr.strip()}")
 
+    def structure(self) -> str | None:
+        """The table's chains, rules and set declarations without any set
+        elements, counters or expiry (``nft -t -s``): equal while nobody but
+        pbxfw changes the table, whatever bans come and go. None: no table."""
+        result = self._run(["-t", "-s", "list", "table", TABLE_FAMILY, TABLE])
+        if result.returncode == 0:
+            return result.stdout
+        if "No such file or directory" in result.stderr:
+            return None
+        raise KernelError(f"cannot list table {TABLE_FAMILY} {TABLE}: {result.stderr.strip()}")
+
     def delete_table(self) -> None:
         """Remove ``table inet pbxfw`` if present (no filtering by pbxfw after)."""
         self._load(_REPLACE_PREFIX)

@@ -150,8 +150,11 @@ class Repository:
 
     def add_networks(self, networks: Sequence[Network]) -> None:
         """Bulk insert (import); uniqueness is the caller's, checked beforehand."""
-        if networks:
-            self.session.execute(insert(NetworkRow), [_network_values(n) for n in networks])
+        with_id = [_network_values(n) | {"id": n.id} for n in networks if n.id is not None]
+        without = [_network_values(n) for n in networks if n.id is None]
+        for rows in (with_id, without):
+            if rows:
+                self.session.execute(insert(NetworkRow), rows)
 
     def update_network(self, network: Network) -> Network:
         self._check_unique(network)

@@ -346,28 +346,43 @@ class ConfigService:
         """
         parsed = parse_document(document)
         with self.store.write() as repo:
-            permanent = {str(n.subnet): n for n in repo.networks() if n.permanent}
-            repo.remove_all_networks(keep_permanent=True)
-            repo.remove_all_custom_services()
-            repo.replace_settings(parsed.settings_values)
-            for custom in parsed.custom_services:
-                repo.add_custom_service(custom)
-            plain = []
-            for network in parsed.networks:
-                existing = permanent.get(str(network.subnet))
-                if existing is not None:
-                    repo.update_network(network.with_changes(id=existing.id, permanent=True))
-                else:
-                    plain.append(network)
-            try:
-                repo.add_networks(plain)
-            except Exception as exc:  # ids clashing with permanent rows, say
-                raise ConflictError(FieldError("networks", f"cannot store: {exc}")) from None
-            repo.bump_revision()
+            replace_configuration(repo, parsed)
             return _configuration(repo)
 
 
 # -- the configuration document -------------------------------------------------------
+
+
+def replace_configuration(repo: Repository, parsed: ParsedDocument) -> None:
+    """Inside a write unit of work: the stored configuration becomes ``parsed``'s.
+
+    The permanent networks remain; the document's networks with their
+    subnets change their name, services and flags.
+    """
+    permanent = {str(n.subnet): n for n in repo.networks() if n.permanent}
+    repo.remove_all_networks(keep_permanent=True)
+    repo.remove_all_custom_services()
+    repo.replace_settings(parsed.settings_values)
+    for custom in parsed.custom_services:
+        repo.add_custom_service(custom)
+    plain = []
+    taken = {n.id for n in permanent.values()}
+    for network in parsed.networks:
+        existing = permanent.get(str(network.subnet))
+        if existing is not None:
+            repo.update_network(network.with_changes(id=existing.id, permanent=True))
+        else:
+            # Keep the document's id (a round trip keeps ids) unless it is taken.
+            if network.id in taken:
+                network = network.with_changes(id=None)
+            taken.add(network.id)
+            plain.append(network)
+    try:
+        repo.add_networks(plain)
+    except Exception as exc:  # ids clashing with permanent rows, say
+        raise ConflictError(FieldError("networks", f"cannot store: {exc}")) from None
+    repo.bump_revision()
+    lift_whitelisted(repo)
 
 
 def network_json(network: Network) -> dict[str, Any]:

@@ -1,0 +1,431 @@
+"""``pbxfw agent``: keeps the kernel equal to the stored state, and bans attackers.
+
+One loop, one thread:
+
+- **rules**: applies the applied configuration (see usecases.firewall) at
+  start, again when its revision changes, and when the ``inet pbxfw`` table
+  is missing or was altered by someone else; rolls the stored configuration
+  back after a confirmation window expired;
+- **bans**: makes the kernel's ban sets equal to the stored active bans
+  whenever ``bans_revision`` changes (CLI, REST), each element with its
+  remaining timeout, so bans lapse in the kernel even while the agent is down;
+- **intrusion prevention**: follows the configured log files (inotify),
+  recognises failures, feeds the detector and bans in the kernel at once,
+  then stores the ban;
+- **Asterisk**: rewrites the PJSIP include when the local networks change.
+
+Everything it needs comes through the constructor (store, backend, clock),
+so tests drive ``tick()`` directly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pbxfw.agent.tail import Chunk, Inotify, Tailer
+from pbxfw.compiler import BanElement, compile_ruleset
+from pbxfw.domain.addresses import IPAddress
+from pbxfw.domain.bans import Ban
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.decision import is_whitelisted
+from pbxfw.errors import PbxfwError
+from pbxfw.ips.detector import Detector, DetectorParams
+from pbxfw.ips.events import BanDecision, Failure
+from pbxfw.ips.recognisers import Recogniser
+from pbxfw.kernel import NftBackend
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.bans import bump_bans_revision
+from pbxfw.usecases.firewall import FirewallService, ban_elements
+
+__all__ = ["Agent", "AgentOptions", "host_addresses", "log_sources"]
+
+log = logging.getLogger("pbxfw.agent")
+
+#: settings key of a log path → recogniser kind
+LOG_SETTINGS = {
+    "log_asterisk_security": "asterisk_security",
+    "log_asterisk_messages": "asterisk_messages",
+    "log_ssh": "ssh",
+    "log_web": "web",
+}
+
+
+@dataclass
+class AgentOptions:
+    netns: str | None = None
+    state_dir: str = "var/state"
+    #: pbxfw's own web login failures (written by `pbxfw serve`)
+    web_log: str | None = None
+    #: seconds between checks of the database revisions
+    revision_interval: float = 0.2
+    #: seconds between checks that the kernel table is intact
+    table_interval: float = 1.0
+    discover_asterisk: bool = True
+    extra_sources: list[tuple[str, str]] = field(default_factory=list)
+
+
+def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple[str, str]]:
+    """(path, kind) of every log the agent follows, from the settings."""
+    sources = [(getattr(config.settings, key), kind) for key, kind in LOG_SETTINGS.items()]
+    if web_log:
+        sources.append((web_log, "web"))
+    seen: set[str] = set()
+    unique = []
+    for path, kind in sources:
+        if path and path not in seen:
+            seen.add(path)
+            unique.append((path, kind))
+    return unique
+
+
+def host_addresses(netns: str | None) -> list[IPAddress]:
+    """This host's (or namespace's) own addresses: never banned."""
+    argv = ["ip", "-j", "addr", "show"]
+    if netns:
+        argv = ["ip", "-n", netns, "-j", "addr", "show"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=True).stdout
+        links = json.loads(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    found: list[IPAddress] = []
+    for link in links:
+        for info in link.get("addr_info", []):
+            try:
+                found.append(ipaddress.ip_address(info["local"]))
+            except (KeyError, ValueError):
+                continue
+    return found
+
+
+class Agent:
+    """The daemon's state and its loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        options: AgentOptions,
+        *,
+        backend: NftBackend | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.clock = clock
+        self.backend = backend or NftBackend(options.netns)
+        self.firewall = FirewallService(
+            store, options.state_dir, backend=lambda _ns: self.backend, clock=clock
+        )
+        self.stop_event = threading.Event()
+        self._applied_revision: int | str | None = "never"
+        self._structure: str | None = None
+        self._bans_revision = -1
+        self._kernel_bans: dict[tuple[str, str], float] = {}
+        self._config: Configuration | None = None
+        self._own: list[IPAddress] = []
+        self._own_checked = 0.0
+        self._tailer: Tailer | None = None
+        self._inotify: Inotify | None = None
+        self._recognisers: dict[str, Recogniser] = {}
+        self._sources: list[tuple[str, str]] = []
+        self._detector: Detector | None = None
+        self._detector_key: tuple[Any, ...] | None = None
+        self._counters: dict[str, dict[str, int]] = {}
+        self._last_table_check = 0.0
+        self._last_flush = 0.0
+        self._pjsip_text: str | None = None
+
+    # -- the loop ---------------------------------------------------------------
+    def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or ``stop_event``)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+        self.start()
+        try:
+            while not self.stop_event.is_set():
+                assert self._inotify is not None
+                self._inotify.wait(self.options.revision_interval)
+                self.tick()
+        finally:
+            self.flush()
+            if self._inotify is not None:
+                self._inotify.close()
+            log.info("agent stopped")
+
+    def start(self) -> None:
+        """What happens once: discover the PBX's ports, restore the kernel state."""
+        if self.options.discover_asterisk:
+            self._discover()
+        self._own = host_addresses(self.options.netns)
+        self._own_checked = self.clock()
+        self.tick(force_rules=True)
+
+    def tick(self, force_rules: bool = False) -> None:
+        """One round: rules, bans, logs, counters. Errors are logged, never fatal."""
+        now = self.clock()
+        steps: list[Callable[[], None]] = [
+            lambda: self._rules(force_rules),
+            self._bans,
+            self._logs,
+        ]
+        for step in steps:
+            try:
+                step()
+            except PbxfwError as exc:
+                log.error("%s", exc)
+        if now - self._last_flush >= 1.0:
+            self.flush()
+        if now - self._own_checked >= 30:
+            self._own = host_addresses(self.options.netns)
+            self._own_checked = now
+
+    # -- rules --------------------------------------------------------------------
+    def _rules(self, force: bool) -> None:
+        self.firewall.reconcile(self.options.netns)
+        revision, config = self.firewall.applied_configuration()
+        now = self.clock()
+        changed = force or revision != self._applied_revision
+        if not changed and now - self._last_table_check >= self.options.table_interval:
+            self._last_table_check = now
+            if self.backend.structure() != self._structure:
+                log.warning("table inet pbxfw is missing or was altered; applying it again")
+                changed = True
+        if changed:
+            self._apply(config, revision)
+        if self._config is None or changed:
+            self._config = config
+            self._setup_ips(config)
+            self._write_pjsip(config)
+
+    def _apply(self, config: Configuration, revision: int | None) -> None:
+        with self.store.read() as repo:
+            bans = repo.bans(now=self.clock())
+            bans_revision = int(repo.get_meta("bans_revision") or "0")
+        elements = ban_elements(bans, self.clock())
+        text = compile_ruleset(config, elements)
+        self.backend.apply(text)
+        self._structure = self.backend.structure()
+        self._applied_revision = revision
+        self._kernel_bans = {(str(e.subnet), e.jail): self._expiry(e) for e in elements}
+        self._bans_revision = bans_revision
+        self._last_table_check = self.clock()
+        log.info(
+            "applied configuration revision %s%s: %d networks, %d bans",
+            "(never applied: stored)" if revision is None else revision,
+            f" in netns {self.options.netns}" if self.options.netns else "",
+            len(config.networks),
+            len(elements),
+        )
+
+    def _expiry(self, element: BanElement) -> float:
+        return self.clock() + (element.expires_in_seconds or 0)
+
+    # -- bans ---------------------------------------------------------------------
+    def _bans(self) -> None:
+        with self.store.read() as repo:
+            revision = int(repo.get_meta("bans_revision") or "0")
+            if revision == self._bans_revision:
+                return
+            bans = repo.bans(now=self.clock())
+        self._sync_bans(bans)
+        self._bans_revision = revision
+
+    def _sync_bans(self, bans: list[Ban]) -> None:
+        now = self.clock()
+        desired = {(str(b.subnet), b.jail): b for b in bans if b.remaining(now) > 0}
+        gone = [k for k in self._kernel_bans if k not in desired]
+        fresh = [
+            b for k, b in desired.items() if abs(self._kernel_bans.get(k, -1) - b.expires_at) > 1
+        ]
+        if gone:
+            self.backend.remove_bans([BanElement(ipaddress.ip_network(s), j) for s, j in gone])
+            for key in gone:
+                self._kernel_bans.pop(key, None)
+                if self._detector is not None:
+                    self._detector.forget(ipaddress.ip_network(key[0]).network_address, key[1])
+        if fresh:
+            self.backend.add_bans(ban_elements(fresh, now))
+            for ban in fresh:
+                self._kernel_bans[(str(ban.subnet), ban.jail)] = ban.expires_at
+        if gone or fresh:
+            log.info("ban sets: %d added or renewed, %d removed", len(fresh), len(gone))
+
+    # -- intrusion prevention --------------------------------------------------------
+    def _setup_ips(self, config: Configuration) -> None:
+        sources = log_sources(config, self.options.web_log) + self.options.extra_sources
+        if sources != self._sources:
+            with self.store.read() as repo:
+                offsets = repo.log_offsets()
+            self._tailer = Tailer.create(sources, offsets)
+            if self._inotify is not None:
+                self._inotify.close()
+            self._inotify = Inotify(self._tailer.folders())
+            self._recognisers = {
+                path: Recogniser(kind, file=path, reference=datetime.now(UTC))
+                for path, kind in sources
+            }
+            self._sources = sources
+            log.info("following %d log files: %s", len(sources), ", ".join(p for p, _ in sources))
+        s = config.settings
+        key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
+        if key != self._detector_key:
+            self._detector = Detector(DetectorParams.from_settings(s), self._whitelisted)
+            self._detector_key = key
+            with self.store.read() as repo:
+                for ban in repo.bans(now=self.clock()):
+                    if ban.jail in ("recidive", "manual"):
+                        continue
+                    self._detector.remember_offence(
+                        ban.subnet.network_address,
+                        ban.jail,
+                        datetime.fromtimestamp(ban.created_at, UTC),
+                        until=datetime.fromtimestamp(ban.expires_at, UTC),
+                    )
+
+    def _whitelisted(self, address: IPAddress) -> bool:
+        if address in self._own:
+            return True
+        return self._config is not None and is_whitelisted(address, self._config)
+
+    def _logs(self) -> None:
+        if self._tailer is None or self._detector is None or self._config is None:
+            return
+        if self._inotify is not None:
+            self._inotify.rewatch()
+        chunks = self._tailer.poll()
+        if not chunks:
+            return
+        now = self.clock()
+        horizon = now - self._config.settings.ips_findtime
+        decisions: list[BanDecision] = []
+        for chunk in chunks:
+            decisions += self._recognise(chunk, horizon)
+        if decisions and self._config.settings.ips_enabled:
+            self._ban(decisions)
+        with self.store.write() as repo:
+            for chunk in chunks:
+                repo.save_log_offset(chunk.path, chunk.inode, chunk.offset, now)
+
+    def _recognise(self, chunk: Chunk, horizon: float) -> list[BanDecision]:
+        assert self._detector is not None
+        recogniser = self._recognisers[chunk.path]
+        recogniser.reference = datetime.now(UTC)
+        counters = self._counter(chunk.kind)
+        counters["lines"] += chunk.text.count("\n")
+        decisions: list[BanDecision] = []
+        for failure in recogniser.scan_text(chunk.text, chunk.first_line):
+            if failure.time.timestamp() < horizon:
+                continue  # backlog older than the detection window
+            decisions += self._feed(failure)
+        return decisions
+
+    def _feed(self, failure: Failure) -> list[BanDecision]:
+        assert self._detector is not None
+        counters = self._counter(failure.jail)
+        if self._whitelisted(failure.host):
+            counters["whitelisted"] += 1
+            return []
+        counters["failures"] += 1
+        return self._detector.feed(failure)
+
+    def _ban(self, decisions: list[BanDecision]) -> None:
+        now = self.clock()
+        bans = []
+        for d in decisions:
+            subnet = ipaddress.ip_network(d.host)
+            bans.append(
+                Ban(
+                    subnet=subnet,
+                    jail=d.jail,
+                    scope=d.scope,
+                    reason=d.reason,
+                    created_at=now,
+                    expires_at=now + d.seconds,
+                    first_failure=d.first_failure.timestamp(),
+                    last_failure=d.time.timestamp(),
+                    failures=d.failures,
+                    offence=d.offence,
+                )
+            )
+        # Kernel first: the drop is what matters; the record follows.
+        self.backend.add_bans(ban_elements(bans, now))
+        with self.store.write() as repo:
+            for ban in bans:
+                repo.save_ban(ban)
+                self._kernel_bans[(str(ban.subnet), ban.jail)] = ban.expires_at
+                repo.add_ips_counters(ban.jail, bans=1)
+            bump_bans_revision(repo)
+            self._bans_revision = int(repo.get_meta("bans_revision") or "0")
+        for ban in bans:
+            log.warning(
+                "banned %s (jail %s, %d s): %s",
+                ban.address_text(),
+                ban.jail,
+                ban.remaining(now),
+                ban.reason,
+            )
+
+    def _counter(self, jail: str) -> dict[str, int]:
+        return self._counters.setdefault(jail, {"lines": 0, "failures": 0, "whitelisted": 0})
+
+    def flush(self) -> None:
+        """Store the counters gathered since the last flush."""
+        self._last_flush = self.clock()
+        pending = {j: c for j, c in self._counters.items() if any(c.values())}
+        if not pending:
+            return
+        with self.store.write() as repo:
+            for jail, counts in pending.items():
+                repo.add_ips_counters(jail, **counts)
+        self._counters = {}
+
+    # -- Asterisk -------------------------------------------------------------------
+    def _discover(self) -> None:
+        from pbxfw.usecases.config import ConfigService, discover_asterisk
+
+        svc = ConfigService(self.store)
+        folder = svc.settings().asterisk_config_dir
+        if not folder or not Path(folder).is_dir():
+            return
+        try:
+            report = discover_asterisk(
+                svc,
+                folder,
+                "/etc/ssh/sshd_config" if os.path.exists("/etc/ssh/sshd_config") else None,
+            )
+        except PbxfwError as exc:
+            log.error("asterisk discover: %s", exc)
+            return
+        for line in report.lines:
+            log.info("asterisk discover: %s", line)
+
+    def _write_pjsip(self, config: Configuration) -> None:
+        target = config.settings.pjsip_include_path
+        if not target:
+            return
+        from pbxfw.asterisk.pjsip import reload_pjsip, render_pjsip, write_include
+
+        try:
+            text = render_pjsip(config)
+            if text == self._pjsip_text:
+                return
+            changed = write_include(Path(target), text)
+            self._pjsip_text = text
+            if changed:
+                log.info("wrote %s", target)
+                if config.settings.pjsip_reload:
+                    log.info("%s", reload_pjsip())
+        except (PbxfwError, OSError) as exc:
+            log.error("PJSIP include: %s", exc)

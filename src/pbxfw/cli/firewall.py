@@ -1,0 +1,95 @@
+"""``pbxfw compile|apply|confirm|rollback``: the configuration reaches the kernel."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from pbxfw.cli.common import (
+    DbOption,
+    JsonOption,
+    NetnsOption,
+    StateDirOption,
+    console,
+    firewall_service,
+    print_json,
+)
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the commands to the root app (they are top-level verbs)."""
+    app.command("compile")(compile_)
+    app.command("apply")(apply)
+    app.command("confirm")(confirm)
+    app.command("rollback")(rollback)
+
+
+def compile_(db: DbOption = None) -> None:
+    """Print the nftables ruleset that `pbxfw apply` would load."""
+    typer.echo(firewall_service(db).compile(), nl=False)
+
+
+def apply(
+    netns: NetnsOption = None,
+    confirm_seconds: Annotated[
+        float | None,
+        typer.Option("--confirm", help="Roll back unless `pbxfw confirm` comes within SECONDS."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply even if it blocks your own address.")
+    ] = False,
+    json_: JsonOption = False,
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """Apply the stored configuration as one nftables transaction (table inet pbxfw)."""
+    from pbxfw.usecases.firewall import AdminAccess
+
+    fw = firewall_service(db, state_dir)
+    admin = AdminAccess.from_ssh_client(os.environ.get("SSH_CLIENT"), fw.applied_configuration()[1])
+    result = fw.apply(netns, confirm_seconds=confirm_seconds, admin=admin, force=force)
+    where = f" in network namespace {netns}" if netns else ""
+    if json_:
+        print_json({"revision": result.revision, "netns": netns, "pending": result.pending})
+        return
+    out = console()
+    out.print(f"applied configuration revision {result.revision}{where}", markup=False)
+    if result.pending:
+        ns = f" --netns {netns}" if netns else ""
+        out.print(
+            f"keep it with `pbxfw confirm{ns}` within {confirm_seconds:g} s; "
+            "otherwise the previous rules come back by themselves",
+            markup=False,
+        )
+
+
+def confirm(
+    netns: NetnsOption = None, db: DbOption = None, state_dir: StateDirOption = None
+) -> None:
+    """Keep the change applied with --confirm."""
+    change = firewall_service(db, state_dir).confirm(netns)
+    console().print(
+        "confirmed: the change stays" if change else "nothing was waiting for confirmation",
+        markup=False,
+    )
+
+
+def rollback(
+    netns: NetnsOption = None, db: DbOption = None, state_dir: StateDirOption = None
+) -> None:
+    """Undo the pending change now; the stored configuration returns to the last confirmed."""
+    rejected = firewall_service(db, state_dir).rollback(netns)
+    out = console()
+    if rejected is None:
+        out.print("nothing was waiting for confirmation", markup=False)
+        return
+    out.print("rolled back to the last confirmed configuration", markup=False)
+    out.print(
+        f"the rejected configuration is kept in {rejected}; to try it again: "
+        f"pbxfw import {rejected} && pbxfw apply --confirm 60",
+        markup=False,
+    )

@@ -1,0 +1,191 @@
+"""``pbxfw agent``, ``pbxfw bans …`` and ``pbxfw ips …``: intrusion prevention."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pbxfw.cli.common import (
+    DbOption,
+    JsonOption,
+    NetnsOption,
+    StateDirOption,
+    config_service,
+    console,
+    print_json,
+    state_dir_for,
+)
+from pbxfw.errors import FieldError, ValidationError
+
+__all__ = ["bans_app", "ips_app", "register"]
+
+bans_app = typer.Typer(help="The ban list.", no_args_is_help=True)
+ips_app = typer.Typer(help="Intrusion prevention: scan logs, counters.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("agent")(agent)
+    app.add_typer(bans_app, name="bans")
+    app.add_typer(ips_app, name="ips")
+
+
+def _ban_service(db: str | None):  # type: ignore[no-untyped-def]
+    from pbxfw.usecases.bans import BanService
+
+    return BanService(config_service(db).store)
+
+
+def agent(
+    netns: NetnsOption = None,
+    web_log: Annotated[
+        str | None,
+        typer.Option(help="pbxfw's own web login failures (default: web.log beside the database)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """The daemon: keeps the kernel equal to the stored configuration, follows the
+    logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
+    import logging
+
+    from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.storage.db import database_url
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    url = database_url(db)
+    svc = config_service(db)
+    folder = state_dir_for(url, state_dir)
+    options = AgentOptions(
+        netns=netns,
+        state_dir=folder,
+        web_log=web_log or str(Path(folder).parent / "web.log"),
+    )
+    Agent(svc.store, options).run()
+
+
+@bans_app.command("list")
+def bans_list(json_: JsonOption = False, db: DbOption = None) -> None:
+    """Who is banned, by which jail, why and until when."""
+    bans = _ban_service(db).active()
+    now = time.time()
+    if json_:
+        print_json([b.as_json(now) for b in bans])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(bans)} bans", title_justify="left")
+    for column in ("address", "jail", "reason", "since", "until", "failures"):
+        table.add_column(column)
+    for b in bans:
+        table.add_row(
+            b.address_text(),
+            b.jail,
+            b.reason,
+            _when(b.created_at),
+            _when(b.expires_at),
+            str(b.failures),
+        )
+    console().print(table)
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bans_app.command("add")
+def bans_add(
+    address: Annotated[str, typer.Argument(help="An address or CIDR.")],
+    jail: Annotated[str, typer.Option(help="The jail (decides the services banned).")] = "manual",
+    seconds: Annotated[int | None, typer.Option(help="Length (default: ips_bantime).")] = None,
+    reason: Annotated[str, typer.Option(help="Shown in the ban list.")] = "",
+    db: DbOption = None,
+) -> None:
+    """Ban an address (refused for never-block networks, ips_whitelist, loopback)."""
+    ban = _ban_service(db).add(address, jail=jail, seconds=seconds, reason=reason)
+    console().print(
+        f"banned {ban.address_text()} (jail {ban.jail}) until {_when(ban.expires_at)}", markup=False
+    )
+
+
+@bans_app.command("rm")
+def bans_rm(address: Annotated[str, typer.Argument()], db: DbOption = None) -> None:
+    """Lift the bans of an address (the running agent reopens it within a second)."""
+    removed = _ban_service(db).remove(address)
+    console().print(f"unbanned {removed[0].address_text()} ({len(removed)} ban(s))", markup=False)
+
+
+@bans_app.command("import")
+def bans_import(
+    file: Annotated[Path, typer.Argument(help="One address or CIDR a line; # comments.")],
+    jail: Annotated[str, typer.Option()] = "manual",
+    seconds: Annotated[int | None, typer.Option()] = None,
+    db: DbOption = None,
+) -> None:
+    """Ban many addresses at once (blocklists); whitelisted ones are skipped."""
+    try:
+        lines = (
+            sys.stdin.read().splitlines()
+            if str(file) == "-"
+            else file.read_text(encoding="utf-8").splitlines()
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(FieldError("file", f"cannot read {file}: {exc}")) from None
+    report = _ban_service(db).import_lines(lines, jail=jail, seconds=seconds)
+    err = console(stderr=True)
+    for skipped in report.skipped[:20]:
+        err.print(f"skipped {skipped}", markup=False)
+    if len(report.skipped) > 20:
+        err.print(f"... and {len(report.skipped) - 20} more skipped", markup=False)
+    console().print(f"banned {report.added} addresses or subnets", markup=False)
+
+
+@ips_app.command("scan")
+def ips_scan(
+    files: Annotated[list[Path], typer.Argument(help="Log files (Asterisk, sshd, nginx).")],
+    json_: JsonOption = False,
+) -> None:
+    """Recognise failures in log files without banning (like fail2ban-regex)."""
+    from pbxfw.ips.scan import failure_json, scan_files
+
+    for path in files:
+        if not path.is_file():
+            raise ValidationError(FieldError("file", f"{path}: no such file"))
+    count = 0
+    write = sys.stdout.write
+    for failure in scan_files([str(p) for p in files]):
+        count += 1
+        if json_:
+            write(json.dumps(failure_json(failure), ensure_ascii=False) + "\n")
+        else:
+            write(f"{failure.file}:{failure.line}: {failure.jail} {failure.host} {failure.event}\n")
+    if not json_:
+        console(stderr=True).print(f"{count} failures", markup=False)
+
+
+@ips_app.command("status")
+def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
+    """Counters per jail: lines read, failures, bans, whitelisted skips."""
+    with config_service(db).store.read() as repo:
+        counters = repo.ips_counters()
+        active = len(repo.bans(now=time.time()))
+    if json_:
+        print_json({"jails": counters, "active_bans": active})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{active} active bans", title_justify="left")
+    for column in ("jail", "lines", "failures", "bans", "whitelisted"):
+        table.add_column(column)
+    for jail, c in sorted(counters.items()):
+        table.add_row(jail, *(str(c[k]) for k in ("lines", "failures", "bans", "whitelisted")))
+    console().print(table)

@@ -1,0 +1,273 @@
+"""Compile, apply, confirm, roll back: the configuration reaches the kernel.
+
+Changes are *staged*: editing networks or settings changes the stored
+configuration; ``apply`` compiles it (with the active bans) and loads it as
+one nftables transaction, and records it as the *applied* configuration,
+which the agent keeps in the kernel from then on. With a confirmation
+window the previous table is restored by a detached watchdog unless
+``confirm`` comes in time; after such a rollback the stored configuration
+returns to the last confirmed one, and the rejected one is kept in a file
+(``rejected-config.json``) that ``pbxfw import`` takes back.
+
+State in the database (meta): ``applied_document`` and ``applied_revision``
+(what the agent enforces), ``confirmed_document`` (what a rollback returns
+to), ``pending_token`` (the open confirmation window, if any).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pbxfw.compiler import BanElement, compile_ruleset
+from pbxfw.domain.bans import Ban
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.decision import check
+from pbxfw.errors import FieldError, LockoutError, PbxfwError, ValidationError
+from pbxfw.kernel import NftBackend
+from pbxfw.kernel.confirm import (
+    apply_with_confirm,
+    last_rollback,
+    namespace_dir,
+)
+from pbxfw.kernel.confirm import confirm as confirm_change
+from pbxfw.kernel.confirm import pending as pending_change
+from pbxfw.kernel.confirm import rollback as rollback_change
+from pbxfw.storage.repository import Repository, Store
+from pbxfw.usecases.config import (
+    _configuration,
+    document_of,
+    parse_document,
+    replace_configuration,
+)
+
+__all__ = [
+    "AdminAccess",
+    "ApplyResult",
+    "FirewallService",
+    "ban_elements",
+    "configuration_from_document",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAccess:
+    """Where the administrator is: their address and the service they use."""
+
+    address: str
+    service: str
+
+    @classmethod
+    def from_ssh_client(cls, value: str | None, config: Configuration) -> AdminAccess | None:
+        """From ``SSH_CLIENT`` ("ADDR PORT SERVERPORT"): the service owning SERVERPORT."""
+        if not value:
+            return None
+        parts = value.split()
+        if not parts:
+            return None
+        service = "ssh"
+        if len(parts) >= 3 and parts[2].isdigit():
+            port = int(parts[2])
+            for svc in config.services():
+                if any(r.protocol == "tcp" and r.first <= port <= r.last for r in svc.ports):
+                    service = svc.key
+                    break
+        return cls(parts[0], service)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    revision: int
+    ruleset: str
+    pending: dict[str, object] | None
+    netns: str | None
+
+
+def ban_elements(bans: list[Ban], now: float) -> list[BanElement]:
+    """Kernel elements for ``bans``, each with its remaining lifetime."""
+    return [BanElement(b.subnet, b.jail, b.remaining(now)) for b in bans if b.remaining(now) > 0]
+
+
+def configuration_from_document(document: dict[str, Any]) -> Configuration:
+    parsed = parse_document(document)
+    return Configuration(tuple(parsed.networks), tuple(parsed.custom_services), parsed.settings)
+
+
+class FirewallService:
+    """The configuration → kernel use cases, for one network namespace at a time."""
+
+    def __init__(
+        self,
+        store: Store,
+        state_dir: str | os.PathLike[str],
+        *,
+        backend: Callable[[str | None], NftBackend] = NftBackend,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.state_dir = Path(state_dir)
+        self.backend = backend
+        self.clock = clock
+
+    # -- compiling ------------------------------------------------------------
+    def compile(self, config: Configuration | None = None, with_bans: bool = True) -> str:
+        """The ruleset for ``config`` (default: the stored one) and the active bans."""
+        with self.store.read() as repo:
+            config = config or _configuration(repo)
+            bans = repo.bans(now=self.clock()) if with_bans else []
+        return compile_ruleset(config, ban_elements(bans, self.clock()))
+
+    def applied_configuration(self) -> tuple[int | None, Configuration]:
+        """(applied revision, configuration) the kernel should hold.
+
+        Before the first apply: (None, the stored configuration).
+        """
+        with self.store.read() as repo:
+            return _applied(repo)
+
+    # -- applying -------------------------------------------------------------
+    def check_lockout(self, config: Configuration, admin: AdminAccess | None) -> None:
+        """Refuse a configuration that would block ``admin`` from the service in use."""
+        if admin is None or not config.settings.firewall_enabled:
+            return
+        try:
+            decision = check(config, admin.address, admin.service)
+        except ValidationError:
+            return  # an address we cannot read is not one we can protect
+        if decision.verdict == "block":
+            by = (
+                f'network "{decision.network.name}" ({decision.network.subnet})'
+                if decision.network
+                else "no network containing it"
+            )
+            raise LockoutError(
+                f"applying would block your own address {admin.address} from "
+                f"{admin.service}: {by} blocks it. Allow {admin.service} for your address "
+                "first, or apply with --force if you really mean it"
+            )
+
+    def apply(
+        self,
+        netns: str | None = None,
+        *,
+        confirm_seconds: float | None = None,
+        admin: AdminAccess | None = None,
+        force: bool = False,
+    ) -> ApplyResult:
+        """Apply the stored configuration (one kernel transaction).
+
+        With ``confirm_seconds`` the previous table comes back by itself
+        unless ``confirm`` is called in time. Raises LockoutError (before
+        touching anything) when ``admin`` would be blocked, unless ``force``;
+        KernelError when nftables refuses (the running table is unchanged).
+        """
+        self.reconcile(netns)
+        with self.store.read() as repo:
+            config = _configuration(repo)
+            revision = repo.revision()
+            bans = repo.bans(now=self.clock())
+        if not force:
+            self.check_lockout(config, admin)
+        text = compile_ruleset(config, ban_elements(bans, self.clock()))
+        backend = self.backend(netns)
+        pending = None
+        if confirm_seconds:
+            change = apply_with_confirm(backend, text, confirm_seconds, self.state_dir)
+            pending = change.as_json()
+        else:
+            backend.apply(text)
+        document = json.dumps(document_of(config), sort_keys=True)
+        with self.store.write() as repo:
+            repo.set_meta("applied_document", document)
+            repo.set_meta("applied_revision", str(revision))
+            if pending is None:
+                repo.set_meta("confirmed_document", document)
+                repo.set_meta(_pending_key(netns), None)
+            else:
+                if repo.get_meta("confirmed_document") is None:
+                    # First apply ever with a window: a rollback returns to
+                    # what was stored before it, i.e. the defaults of init.
+                    repo.set_meta("confirmed_document", _initial_document(repo))
+                repo.set_meta(_pending_key(netns), str(pending["token"]))
+        return ApplyResult(revision, text, pending, netns)
+
+    def confirm(self, netns: str | None = None) -> dict[str, object] | None:
+        """Keep the pending change. None when nothing was pending."""
+        change = confirm_change(self.state_dir, netns)
+        with self.store.write() as repo:
+            token = repo.get_meta(_pending_key(netns))
+            if change is not None and token == change.token:
+                repo.set_meta("confirmed_document", repo.get_meta("applied_document"))
+            repo.set_meta(_pending_key(netns), None)
+        return None if change is None else change.as_json()
+
+    def rollback(self, netns: str | None = None) -> Path | None:
+        """Undo the pending change now; returns the rejected configuration's file."""
+        change = rollback_change(self.state_dir, netns)
+        if change is None:
+            return None
+        return self.reconcile(netns)
+
+    def pending(self, netns: str | None = None) -> dict[str, object] | None:
+        change = pending_change(self.state_dir, netns)
+        return None if change is None else change.as_json()
+
+    def reconcile(self, netns: str | None = None) -> Path | None:
+        """After the kernel rolled back (watchdog or ``rollback``), roll the
+        stored configuration back to the last confirmed one.
+
+        The rejected configuration is written to ``rejected-config.json`` in
+        the state folder and its path returned; None when there was nothing
+        to do. Idempotent; cheap enough for the agent to call every tick.
+        """
+        record = last_rollback(self.state_dir, netns)
+        if record is None:
+            return None
+        with self.store.write() as repo:
+            token = repo.get_meta(_pending_key(netns))
+            if token is None or record.get("token") != token:
+                return None
+            rejected = document_of(_configuration(repo))
+            confirmed = repo.get_meta("confirmed_document")
+            repo.set_meta(_pending_key(netns), None)
+            path = namespace_dir(self.state_dir, netns) / "rejected-config.json"
+            path.write_text(json.dumps(rejected, indent=2, ensure_ascii=False) + "\n")
+            if confirmed is not None:
+                replace_configuration(repo, parse_document(json.loads(confirmed)))
+                repo.set_meta("applied_document", confirmed)
+                repo.set_meta("applied_revision", str(repo.revision()))
+        return path
+
+
+def _pending_key(netns: str | None) -> str:
+    return f"pending_token:{netns or ''}"
+
+
+def _applied(repo: Repository) -> tuple[int | None, Configuration]:
+    document = repo.get_meta("applied_document")
+    revision = repo.get_meta("applied_revision")
+    if document is None or revision is None:
+        return None, _configuration(repo)
+    try:
+        return int(revision), configuration_from_document(json.loads(document))
+    except (ValueError, PbxfwError) as exc:
+        raise ValidationError(
+            FieldError("applied_document", f"the stored applied configuration is unreadable: {exc}")
+        ) from None
+
+
+def _initial_document(repo: Repository) -> str:
+    """What a rollback of the very first apply returns to: the same networks,
+    with the firewall switched off (the kernel had no pbxfw table before)."""
+    config = _configuration(repo)
+    off = Configuration(
+        config.networks,
+        config.custom_services,
+        config.settings.updated({"firewall_enabled": False}),
+    )
+    return json.dumps(document_of(off), sort_keys=True)
