@@ -74,7 +74,7 @@ class Env:
             open(self.tmp / "messages", "a") as messages,
             open(self.tmp / "security_log", "a") as security,
         ):
-            for i in range(count):
+            for _ in range(count):
                 messages.write(
                     f"[{stamp}] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from "
                     f"'<sip:101@{PBX}>' failed for '{source}:5060' (callid: same-callid) - Failed to authenticate\n"

@@ -197,8 +197,11 @@ class FirewallService:
         return ApplyResult(revision, text, pending, netns)
 
     def confirm(self, netns: str | None = None) -> dict[str, object] | None:
-        """Keep the pending change. None when nothing was pending."""
+        """Keep the pending change. None when nothing was pending (then a
+        rollback that already happened is carried into storage)."""
         change = confirm_change(self.state_dir, netns)
+        if change is None:
+            self.reconcile(netns)
         with self.store.write() as repo:
             token = repo.get_meta(_pending_key(netns))
             if change is not None and token == change.token:
@@ -208,9 +211,7 @@ class FirewallService:
 
     def rollback(self, netns: str | None = None) -> Path | None:
         """Undo the pending change now; returns the rejected configuration's file."""
-        change = rollback_change(self.state_dir, netns)
-        if change is None:
-            return None
+        rollback_change(self.state_dir, netns)
         return self.reconcile(netns)
 
     def pending(self, netns: str | None = None) -> dict[str, object] | None:

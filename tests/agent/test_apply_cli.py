@@ -1,0 +1,76 @@
+"""`pbxfw apply --confirm`, `confirm`, `rollback` through the CLI, in a namespace:
+the stored configuration follows the kernel back to the last confirmed one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.lab import Lab, require_kernel
+
+PBXFW = str(Path(sys.executable).with_name("pbxfw"))
+pytestmark = pytest.mark.kernel
+
+
+def run(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PBXFW, *args, "--db", str(db)], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_unconfirmed_change_rolls_back_storage_too(tmp_path: Path) -> None:
+    require_kernel()
+    db = tmp_path / "pbxfw.db"
+    with Lab(f"ap{os.getpid() % 10000}") as lab:
+        ns = lab.namespace("pbx")
+        assert run(db, "init").returncode == 0
+        assert run(db, "network", "add", "Office", "10.0.0.0/8", "--allow", "ssh").returncode == 0
+        assert run(db, "apply", "--netns", ns).returncode == 0
+        confirmed = run(db, "export").stdout
+
+        # A change kept with `confirm` stays.
+        run(db, "network", "add", "Lab", "10.1.0.0/16", "--block", "ssh")
+        assert run(db, "apply", "--netns", ns, "--confirm", "30").returncode == 0
+        assert run(db, "confirm", "--netns", ns).stdout.startswith("confirmed")
+        kept = run(db, "export").stdout
+        assert "Lab" in kept
+
+        # A change not confirmed: the kernel and the stored configuration come back.
+        before_table = lab.nft(ns, "-s", "list", "table", "inet", "pbxfw")
+        run(db, "settings", "set", "firewall_enabled=true")
+        run(db, "network", "rm", "Lab")
+        assert run(db, "apply", "--netns", ns, "--confirm", "1").returncode == 0
+        assert lab.nft(ns, "-s", "list", "table", "inet", "pbxfw") != before_table
+        time.sleep(2.5)
+        assert lab.nft(ns, "-s", "list", "table", "inet", "pbxfw") == before_table
+        result = run(db, "rollback", "--netns", ns)
+        assert "rejected configuration is kept in" in result.stdout
+        assert run(db, "export").stdout == kept
+        rejected = Path(result.stdout.split("kept in ")[1].split(";")[0])
+        document = json.loads(rejected.read_text())
+        assert document["settings"]["firewall_enabled"] is True
+        assert "Lab" not in [n["name"] for n in document["networks"]]
+        assert confirmed != kept
+
+
+def test_apply_refuses_to_lock_out_the_ssh_admin(tmp_path: Path) -> None:
+    require_kernel()
+    db = tmp_path / "pbxfw.db"
+    with Lab(f"lo{os.getpid() % 10000}") as lab:
+        ns = lab.namespace("pbx")
+        run(db, "init")
+        run(db, "settings", "set", "firewall_enabled=true")
+        env = {**os.environ, "SSH_CLIENT": "192.0.2.55 50000 22"}
+        result = run(db, "apply", "--netns", ns, env=env)
+        assert result.returncode == 6
+        assert 'network "Internet" (0.0.0.0/0) blocks it' in result.stderr
+        assert "pbxfw" not in lab.nft(ns, "list", "tables")
+        run(db, "network", "add", "Me", "192.0.2.55/32", "--allow", "ssh")
+        assert run(db, "apply", "--netns", ns, env=env).returncode == 0
+        assert run(db, "apply", "--netns", ns, "--force").returncode == 0
