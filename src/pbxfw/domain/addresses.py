@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 from pbxfw.errors import FieldError, ValidationError
 
@@ -68,6 +69,9 @@ def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork,
     stored as 192.168.1.0/24``. Raises ValidationError naming ``field``.
     """
     raw = text.strip()
+    fast = _fast_ipv4(raw)
+    if fast is not None:
+        return fast, None
     if not raw:
         raise ValidationError(FieldError(field, "is empty; give a subnet such as 192.168.1.0/24"))
     address_part, slash, prefix_part = raw.partition("/")
@@ -94,6 +98,19 @@ def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork,
     if network.network_address != address:
         note = f"{raw} has host bits set; stored as {network}"
     return network, note
+
+
+def _fast_ipv4(raw: str) -> ipaddress.IPv4Network | None:
+    """A plain dotted quad (with an optional /32): the common case of ban
+    lists, parsed by the C library (strict: no leading zeros, four octets)."""
+    address = raw[:-3] if raw.endswith("/32") else raw
+    if not address or not address[0].isdigit() or "/" in address:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET, address)
+    except OSError:
+        return None
+    return ipaddress.IPv4Network((int.from_bytes(packed, "big"), 32))
 
 
 def parse_subnet(text: str, field: str = "subnet") -> IPNetwork:

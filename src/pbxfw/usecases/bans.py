@@ -21,32 +21,45 @@ from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.ips.events import JAIL_SCOPES
 from pbxfw.storage.repository import Repository, Store
 
-__all__ = ["BanImportReport", "BanService", "whitelist_reason"]
+__all__ = ["BanImportReport", "BanService", "Whitelist", "whitelist_reason"]
 
 MANUAL_JAIL = "manual"
+
+
+class Whitelist:
+    """Everything never banned, gathered once: loopback, this host's addresses,
+    the never-block networks and ``ips_whitelist``."""
+
+    def __init__(self, config: Configuration, own: Iterable[IPAddress] = ()) -> None:
+        self.own = list(own)
+        self.networks = [
+            (n.subnet, f'it is in the never-block network "{n.name}" ({n.subnet})')
+            for n in config.networks
+            if n.never_block
+        ]
+        self.networks += [
+            (ipaddress.ip_network(w), f"it is in ips_whitelist ({w})")
+            for w in config.settings.ips_whitelist
+        ]
+
+    def reason(self, subnet: IPNetwork) -> str | None:
+        """Why ``subnet`` may never be banned (it overlaps the whitelist), or None."""
+        if subnet.is_loopback:
+            return "loopback is never banned"
+        for address in self.own:
+            if address.version == subnet.version and address in subnet:
+                return f"{address} is this host's own address"
+        for white, why in self.networks:
+            if white.version == subnet.version and white.overlaps(subnet):  # type: ignore[arg-type]
+                return why
+        return None
 
 
 def whitelist_reason(
     subnet: IPNetwork, config: Configuration, own: Iterable[IPAddress] = ()
 ) -> str | None:
     """Why ``subnet`` may never be banned (overlapping the whitelist), or None."""
-    if subnet.is_loopback:
-        return "loopback is never banned"
-    for address in own:
-        if address.version == subnet.version and address in subnet:
-            return f"{address} is this host's own address"
-    for network in config.networks:
-        if (
-            network.never_block
-            and network.subnet.version == subnet.version
-            and network.subnet.overlaps(subnet)
-        ):  # type: ignore[arg-type]
-            return f'it is in the never-block network "{network.name}" ({network.subnet})'
-    for text in config.settings.ips_whitelist:
-        white = ipaddress.ip_network(text)
-        if white.version == subnet.version and white.overlaps(subnet):  # type: ignore[arg-type]
-            return f"it is in ips_whitelist ({white})"
-    return None
+    return Whitelist(config, own).reason(subnet)
 
 
 @dataclass(slots=True)
@@ -155,13 +168,14 @@ class BanService:
         with self.store.write() as repo:
             config = repo.configuration()
             length = seconds if seconds is not None else config.settings.ips_bantime
-            bans = {}
+            whitelist = Whitelist(config, own)
+            bans: dict[IPNetwork, Ban] = {}
             for subnet in subnets:
-                why = whitelist_reason(subnet, config, own)
+                why = whitelist.reason(subnet)
                 if why:
                     report.skipped.append(f"{subnet}: {why}")
                     continue
-                bans[str(subnet)] = Ban(
+                bans[subnet] = Ban(
                     subnet, jail, JAIL_SCOPES[jail], "imported", now, now + length, now, now
                 )
             repo.save_bans(list(bans.values()))
@@ -177,8 +191,8 @@ class BanService:
 
 def lift_whitelisted(repo: Repository, own: Sequence[IPAddress] = ()) -> list[Ban]:
     """Inside a write unit of work: drop the bans the whitelist covers."""
-    config = repo.configuration()
-    lifted = [b for b in repo.bans() if whitelist_reason(b.subnet, config, own)]
+    whitelist = Whitelist(repo.configuration(), own)
+    lifted = [b for b in repo.bans() if whitelist.reason(b.subnet)]
     if lifted:
         repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
         bump_bans_revision(repo)
