@@ -49,7 +49,10 @@ from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import bump_bans_revision
 from pbxfw.usecases.firewall import FirewallService, ban_elements
 
-__all__ = ["Agent", "AgentOptions", "host_addresses", "log_sources"]
+__all__ = ["BULK_THRESHOLD", "Agent", "AgentOptions", "host_addresses", "log_sources"]
+
+#: Above this many ban changes at once, the agent reloads the whole table.
+BULK_THRESHOLD = 500
 
 log = logging.getLogger("pbxfw.agent")
 
@@ -249,6 +252,13 @@ class Agent:
         fresh = [
             b for k, b in desired.items() if abs(self._kernel_bans.get(k, -1) - b.expires_at) > 1
         ]
+        if len(gone) + len(fresh) > BULK_THRESHOLD and self._config is not None:
+            # nft reads a set's whole contents back before changing elements
+            # of it, so thousands of incremental changes cost far more than
+            # loading the table again with every ban declared in it.
+            revision, config = self.firewall.applied_configuration()
+            self._apply(config, revision)
+            return
         if gone:
             self.backend.remove_bans([BanElement(ipaddress.ip_network(s), j) for s, j in gone])
             for key in gone:

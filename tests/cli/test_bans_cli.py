@@ -1,0 +1,79 @@
+"""``pbxfw bans`` and ``pbxfw ips scan`` through the CLI; the whitelist is absolute."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.helpers import dump_database
+
+FIXTURES = Path(__file__).parent.parent / "ips" / "fixtures"
+
+
+def test_bans_add_list_rm_and_check(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    result = cli("bans", "add", "198.51.100.7", "--jail", "asterisk", "--seconds", "600")
+    assert result.exit_code == 0, result.stderr
+    bans = json.loads(cli("bans", "list", "--json").stdout)
+    assert [(b["address"], b["jail"], b["scope"]) for b in bans] == [
+        ("198.51.100.7", "asterisk", ["ajam", "iax", "sip"])
+    ]
+    assert 590 <= bans[0]["remaining"] <= 600
+    decision = json.loads(cli("check", "198.51.100.7", "sip", "--json").stdout)
+    assert decision["verdict"] == "banned" and "jail asterisk" in decision["reason"]
+    assert json.loads(cli("check", "198.51.100.7", "ssh", "--json").stdout)["verdict"] == "allow"
+    assert cli("bans", "rm", "198.51.100.7").exit_code == 0
+    assert json.loads(cli("bans", "list", "--json").stdout) == []
+    assert cli("bans", "rm", "198.51.100.7").exit_code == 3
+
+
+def test_whitelisted_addresses_are_never_banned(cli, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    cli("network", "add", "Office", "10.1.0.0/16", "--never-block")
+    cli("settings", "set", "ips_whitelist=192.0.2.0/28")
+    before = dump_database(db_path)
+    for address, why in (
+        ("10.1.2.3", 'never-block network "Office"'),
+        ("10.0.0.0/8", 'never-block network "Office"'),
+        ("192.0.2.5", "ips_whitelist"),
+        ("127.0.0.1", "loopback"),
+    ):
+        result = cli("bans", "add", address)
+        assert result.exit_code == 2 and why in result.stderr, result.stderr
+    assert dump_database(db_path) == before
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text("# a blocklist\n203.0.113.0/24\n10.1.9.9\n198.51.100.1 # one host\n\n")
+    result = cli("bans", "import", str(blocklist))
+    assert result.exit_code == 0 and "banned 2" in result.stdout
+    assert "skipped 10.1.9.9/32" in result.stderr
+    addresses = sorted(b["address"] for b in json.loads(cli("bans", "list", "--json").stdout))
+    assert addresses == ["198.51.100.1", "203.0.113.0/24"]
+
+
+def test_bans_import_with_a_bad_line_bans_nothing(cli, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    before = dump_database(db_path)
+    blocklist = tmp_path / "blocklist.txt"
+    blocklist.write_text("203.0.113.1\n203.0.113.300\n")
+    result = cli("bans", "import", str(blocklist))
+    assert result.exit_code == 2 and "line 2:" in result.stderr
+    assert dump_database(db_path) == before
+
+
+def test_marking_never_block_lifts_bans_inside(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    cli("network", "add", "Branch", "172.16.0.0/12")
+    cli("bans", "add", "172.16.5.5")
+    cli("bans", "add", "198.51.100.9")
+    cli("network", "set", "Branch", "--never-block")
+    addresses = [b["address"] for b in json.loads(cli("bans", "list", "--json").stdout)]
+    assert addresses == ["198.51.100.9"]
+
+
+def test_ips_scan_json_lines(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("ips", "scan", str(FIXTURES / "asterisk_messages.log"), "--json")
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines and set(lines[0]) == {"file", "line", "time", "jail", "host", "event"}
+    assert all(line["jail"] in ("asterisk", "ami") for line in lines)
+    assert cli("ips", "scan", "/nonexistent.log").exit_code == 2
