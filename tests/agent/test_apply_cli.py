@@ -18,7 +18,9 @@ PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 pytestmark = pytest.mark.kernel
 
 
-def run(db: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    db: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PBXFW, *args, "--db", str(db)], capture_output=True, text=True, timeout=60, env=env
     )

@@ -45,6 +45,7 @@ from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.recognisers import Recogniser
 from pbxfw.kernel import NftBackend
+from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import bump_bans_revision
 from pbxfw.usecases.firewall import FirewallService, ban_elements
@@ -62,6 +63,14 @@ LOG_SETTINGS = {
     "log_asterisk_messages": "asterisk_messages",
     "log_ssh": "ssh",
     "log_web": "web",
+}
+
+
+KIND_JAIL = {
+    "asterisk_security": "asterisk",
+    "asterisk_messages": "asterisk",
+    "ssh": "ssh",
+    "web": "web",
 }
 
 
@@ -121,7 +130,7 @@ class Agent:
         store: Store,
         options: AgentOptions,
         *,
-        backend: NftBackend | None = None,
+        backend: NftBackend | DryRunBackend | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -129,7 +138,10 @@ class Agent:
         self.clock = clock
         self.backend = backend or NftBackend(options.netns)
         self.firewall = FirewallService(
-            store, options.state_dir, backend=lambda _ns: self.backend, clock=clock
+            store,
+            options.state_dir,
+            backend=lambda _ns: self.backend,  # type: ignore[arg-type,return-value]
+            clock=clock,
         )
         self.stop_event = threading.Event()
         self._applied_revision: int | str | None = "never"
@@ -332,7 +344,9 @@ class Agent:
         assert self._detector is not None
         recogniser = self._recognisers[chunk.path]
         recogniser.reference = datetime.now(UTC)
-        counters = self._counter(chunk.kind)
+        # Lines are counted under the jail that reads the file (AMI failures
+        # come from the same Asterisk files and are counted as lines there).
+        counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
         counters["lines"] += chunk.text.count("\n")
         decisions: list[BanDecision] = []
         for failure in recogniser.scan_text(chunk.text, chunk.first_line):

@@ -1,0 +1,99 @@
+"""The agent in-process with the dry-run backend: what reaches the "kernel"."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from pbxfw.agent.daemon import Agent, AgentOptions
+from pbxfw.kernel.dryrun import DryRunBackend
+from pbxfw.usecases import ConfigService
+from pbxfw.usecases.bans import BanService
+
+
+def failure(source: str, when: float | None = None) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when or time.time()))
+    return (
+        f"[{stamp}] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER' from "
+        f"'<sip:101@10.0.0.1>' failed for '{source}:5060' (callid: c) - Failed to authenticate\n"
+    )
+
+
+def setup(svc: ConfigService, tmp_path: Path) -> Path:
+    log = tmp_path / "messages"
+    log.write_text("")
+    svc.update_settings(
+        {
+            "ips_maxretry": "3",
+            "log_asterisk_messages": str(log),
+            "log_asterisk_security": str(tmp_path / "security_log"),
+            "log_ssh": str(tmp_path / "auth.log"),
+            "log_web": str(tmp_path / "error.log"),
+            "asterisk_config_dir": "",
+        }
+    )
+    return log
+
+
+def agent(svc: ConfigService, tmp_path: Path, backend: DryRunBackend) -> Agent:
+    a = Agent(svc.store, AgentOptions(state_dir=str(tmp_path / "state")), backend=backend)
+    a.start()
+    return a
+
+
+def test_restart_counts_no_line_twice_and_skips_old_backlog(
+    svc: ConfigService, tmp_path: Path
+) -> None:
+    log = setup(svc, tmp_path)
+    old = time.time() - 7200  # older than ips_findtime (3600 s)
+    log.write_text("".join(failure("198.51.100.1", old) for _ in range(5)))
+    backend = DryRunBackend()
+    first = agent(svc, tmp_path, backend)
+    first.tick()
+    assert backend.bans == {}  # the old backlog bans nobody
+    with log.open("a") as f:
+        f.write(failure("198.51.100.2") * 2)
+    first.tick()
+    first.flush()
+    assert backend.bans == {}
+    with svc.store.read() as repo:
+        lines_before = repo.ips_counters()["asterisk"]["lines"]
+
+    second = agent(svc, tmp_path, backend)  # a restart: offsets come from the database
+    second.tick()
+    second.flush()
+    with svc.store.read() as repo:
+        assert repo.ips_counters()["asterisk"]["lines"] == lines_before
+    with log.open("a") as f:
+        f.write(failure("198.51.100.2") * 3)
+    second.tick()
+    assert ("198.51.100.2/32", "asterisk") in backend.bans
+    assert [b.address_text() for b in BanService(svc.store).active()] == ["198.51.100.2"]
+
+
+def test_bans_from_the_cli_reach_the_kernel_and_leave_it(
+    svc: ConfigService, tmp_path: Path
+) -> None:
+    setup(svc, tmp_path)
+    backend = DryRunBackend()
+    a = agent(svc, tmp_path, backend)
+    bans = BanService(svc.store)
+    bans.add("203.0.113.7", jail="ssh", seconds=600)
+    a.tick()
+    assert backend.bans[("203.0.113.7/32", "ssh")] in (599, 600)
+    bans.remove("203.0.113.7")
+    a.tick()
+    assert backend.bans == {}
+
+
+def test_the_table_is_applied_again_when_it_disappears(svc: ConfigService, tmp_path: Path) -> None:
+    setup(svc, tmp_path)
+    backend = DryRunBackend()
+    a = agent(svc, tmp_path, backend)
+    assert backend.calls.count("apply") == 1
+    a.tick()
+    assert backend.calls.count("apply") == 1
+    backend.table = None  # someone deleted it
+    a._last_table_check = 0
+    a.tick()
+    assert backend.calls.count("apply") == 2
