@@ -60,7 +60,9 @@ def test_explicit_kind_and_undecodable_bytes(tmp_path: Path) -> None:
     log = tmp_path / "auth.log"
     shutil.copy(FIXTURES / "auth.log", log)
     with log.open("ab") as handle:
-        handle.write(b"Nov 25 11:00:30 pbx sshd[1]: Invalid user \xff\xfe from 198.51.100.70 port 1\n")
+        handle.write(
+            b"Nov 25 11:00:30 pbx sshd[1]: Invalid user \xff\xfe from 198.51.100.70 port 1\n"
+        )
     found = list(scan_file(log, kind="ssh", reference=REFERENCE, tz=UTC))
     assert len(found) == 14
     assert str(found[-1].host) == "198.51.100.70"
@@ -76,3 +78,79 @@ def test_empty_file(tmp_path: Path) -> None:
     log = tmp_path / "empty.log"
     log.write_text("")
     assert list(scan_files([log], REFERENCE)) == []
+
+
+# Parallel scan (byte ranges in worker processes) must equal the serial scan.
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.mark.parametrize("workers", [2, 3, 5])
+@pytest.mark.parametrize("log", sorted(p.name for p in FIXTURES.glob("*.log")))
+def test_parallel_scan_equals_serial_on_fixtures(log: str, workers: int) -> None:
+    path = FIXTURES / log
+    serial = list(scan_file(path, reference=REFERENCE, tz=UTC, workers=1))
+    assert list(scan_file(path, reference=REFERENCE, tz=UTC, workers=workers)) == serial
+
+
+def test_parallel_scan_equals_serial_on_a_generated_log(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from gen_asterisk_log import generate
+    finally:
+        sys.path.remove(str(BENCH))
+    text, failures = generate(20_000, seed=11)
+    log = tmp_path / "messages"
+    log.write_text(text, encoding="utf-8")
+    serial = list(scan_file(log, tz=UTC, workers=1))
+    assert len(serial) == failures
+    for workers in (2, 4, 7):
+        assert list(scan_file(log, tz=UTC, workers=workers)) == serial
+
+
+def test_parallel_keys_continue_across_range_boundaries(tmp_path: Path) -> None:
+    # One host failing hundreds of times in one second, NOTICE and SECURITY
+    # lines interleaved, then in the next second: every range boundary falls
+    # inside a second, so the workers' ordinals must be renumbered.
+    notice = (
+        "[2026-11-01 08:42:{s:02d}] NOTICE[1] res_pjsip/pjsip_distributor.c: Request 'REGISTER'"
+        " from '<sip:1@192.0.2.10>' failed for '198.51.100.{h}:5060' (callid: x)"
+        " - Failed to authenticate\n"
+    )
+    security = (
+        '[2026-11-01 08:42:{s:02d}] SECURITY[2] res_security_log.c: SecurityEvent="InvalidPassword",'
+        'EventTV="x",Severity="Error",Service="PJSIP",EventVersion="1",AccountID="1",'
+        'SessionID="x",LocalAddress="IPV4/UDP/192.0.2.10/5060",'
+        'RemoteAddress="IPV4/UDP/198.51.100.{h}/5060"\n'
+    )
+    lines = []
+    for second in (1, 1, 2):
+        for i in range(300):
+            lines.append((notice if i % 3 else security).format(s=second, h=1 + i % 2))
+            if i % 50 == 0:
+                lines.append("[2026-11-01 08:42:01] VERBOSE[3] pbx.c: noise\n")
+    log = tmp_path / "messages"
+    log.write_text("".join(lines), encoding="utf-8")
+    serial = list(scan_file(log, reference=REFERENCE, tz=UTC, workers=1))
+    assert len(serial) == 900
+    assert len({f.key for f in serial}) == 600  # max(NOTICE, SECURITY) per host and second
+    for workers in (2, 3, 8, 50):
+        assert list(scan_file(log, reference=REFERENCE, tz=UTC, workers=workers)) == serial
+
+
+def test_scan_bytes_equals_scan_text_with_bad_bytes() -> None:
+    from pbxfw.ips.recognisers import Recogniser
+
+    data = b"".join(
+        (FIXTURES / log).read_bytes() for log in sorted(p.name for p in FIXTURES.glob("*.log"))
+    )
+    data = data.replace(b"NOTICE[1638]", b"NOTICE[1638]\xff").replace(b"Request", b"\xe2Request")
+    data += b"[2026-11-01 08:42:11] NOTICE[1] chan_sip.c: Registration from '\xc3' failed for "
+    data += b"'198.51.100.99' - Wrong password\r\n\xf0\x9f"
+    text = data.decode("utf-8", "replace")
+    by_text = list(Recogniser(None, reference=REFERENCE, tz=UTC).scan_text(text))
+    by_bytes = list(Recogniser(None, reference=REFERENCE, tz=UTC).scan_bytes(data))
+    assert by_bytes == by_text
+    assert str(by_text[-1].host) == "198.51.100.99"

@@ -150,8 +150,15 @@ class DetectorParams:
     max_offenders: int = DEFAULT_MAX_OFFENDERS
 
     def __post_init__(self) -> None:
-        for name in ("maxretry", "findtime", "bantime", "bantime_max", "recidive_bantime",
-                     "max_tracked", "max_offenders"):
+        for name in (
+            "maxretry",
+            "findtime",
+            "bantime",
+            "bantime_max",
+            "recidive_bantime",
+            "max_tracked",
+            "max_offenders",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
         if self.bantime > self.bantime_max:
@@ -461,7 +468,7 @@ class Detector:
             times.append(t)
         else:
             bisect.insort(times, t)
-        times = times[bisect.bisect_left(times, t - memory):][-keep:]
+        times = times[bisect.bisect_left(times, t - memory) :][-keep:]
         records[key] = (rec[0], *times)
         return len(times)
 
@@ -489,7 +496,7 @@ class Detector:
         if j == ridx:
             rec = self._records.pop(hk | ridx, None) or (_NEVER,)
             # Bans up to the recidive ban were what triggered it.
-            self._records[hk | ridx] = (rec[0], *rec[bisect.bisect_right(rec, t, 1):])
+            self._records[hk | ridx] = (rec[0], *rec[bisect.bisect_right(rec, t, 1) :])
         else:
             self._record(hk | j, t, self._memory, self._steps)
             self._record(hk | ridx, t, RECIDIVE_FINDTIME, RECIDIVE_MAXRETRY)
@@ -529,10 +536,7 @@ class Detector:
         findtime = self._params.findtime
         cutoffs = [clock - findtime for clock in self._jail_clock]
         tracks = self._tracks
-        dead = [
-            key for key, value in tracks.items()
-            if _newest(value) < cutoffs[key & _JAIL_MASK]
-        ]
+        dead = [key for key, value in tracks.items() if _newest(value) < cutoffs[key & _JAIL_MASK]]
         for key in dead:
             del tracks[key]
         self._pruned += len(dead)
@@ -553,7 +557,8 @@ class Detector:
         rcut = clock - RECIDIVE_FINDTIME
         records = self._records
         dead = [
-            key for key, rec in records.items()
+            key
+            for key, rec in records.items()
             if rec[0] <= clock
             and (len(rec) == 1 or rec[-1] < (rcut if key & _JAIL_MASK == ridx else cut))
         ]

@@ -42,18 +42,23 @@ Contract
   from the line, so it is safe to show anywhere.
 
 Speed: a line is first tested with plain substring checks; a regex runs only
-on lines that contain a trigger, and :meth:`Recogniser.scan_text` finds the
-triggers in a whole file with ``str.find`` so that lines without one cost no
-Python work at all.
+on lines that contain a trigger, and :meth:`Recogniser.scan_text` /
+:meth:`Recogniser.scan_bytes` find the triggers in a whole file with
+``find`` so that lines without one cost no Python work at all (scan_bytes
+does not even decode them). The usual ``[YYYY-MM-DD HH:MM:SS]`` Asterisk stamp
+is sliced and cached per second instead of parsed; addresses are cached by
+field text and by bare address. Figures: docs/benchmarks-ips.md.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import AnyStr
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
@@ -171,9 +176,20 @@ def parse_remote_address(text: str, *, port: bool | None = None) -> IPAddress | 
     unbracketed IPv6 text ends with ``:port`` (dropbear's ``::ffff:1.2.3.4:22``):
     True: it does; False: never; None: only when there is exactly one colon.
     """
+    bare = _bare_address(text, port)
+    return None if bare is None else _ip(bare)
+
+
+def _bare_address(text: str, port: bool | None) -> str | None:
+    """The address part of an address field (port and ``IPVn/proto/`` removed), or None.
+
+    ``parse_remote_address(text, port=port)`` is ``_ip(_bare_address(text, port))``;
+    the split lets :class:`Recogniser` cache by the bare address, which repeats
+    across the many source ports of one attacker.
+    """
     if text.startswith(("IPV4/", "IPV6/")):
         parts = text.split("/")
-        return _ip(parts[2]) if len(parts) == 4 and parts[3].isdigit() else None
+        return parts[2] if len(parts) == 4 and parts[3].isdigit() else None
     if text.startswith("["):
         close = text.find("]")
         if close < 0:
@@ -181,16 +197,16 @@ def parse_remote_address(text: str, *, port: bool | None = None) -> IPAddress | 
         rest = text[close + 1 :]
         if rest and not (rest[0] == ":" and rest[1:].isdigit()):
             return None
-        return _ip(text[1:close])
+        return text[1:close]
     colons = text.count(":")
     if colons == 1 or (port and colons > 1):
         head, _, tail = text.rpartition(":")
         if not tail.isdigit():
             return None
-        text = head
-    elif port and colons == 0:
+        return head
+    if port and colons == 0:
         return None
-    return _ip(text)
+    return text
 
 
 # ---------------------------------------------------------------------------
@@ -227,7 +243,7 @@ _SIP_REGISTRATION = re.compile(
 # only as \") and the URI has neither space nor "<>" — so the strict grammar
 # below admits exactly one split. The method is a SIP token (no quote, no space).
 _PJSIP_FAILED_STRICT = re.compile(
-    r"Request (?:'[^' ]{1,32}' )?from '(?:\"(?:[^\"\\]|\\.)*\" )?<[^\s<>\"]*>' "
+    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<[^\s<>\"]*>' "
     r"failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: .*\) - "
     r"(?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL"
     r"|Failed to authenticate|Error to authenticate)(?: after \d+ tries in [\d.]+ ms)?$"
@@ -292,7 +308,7 @@ _SECURITY_HEAD = re.compile(
 _SECURITY_PAIR = re.compile(
     r'LocalAddress="IPV[46]/[A-Za-z]+/[0-9A-Fa-f:.]+/\d+",'
     r'RemoteAddress="(?P<addr>IPV[46]/[A-Za-z]+/[0-9A-Fa-f:.]+/\d+)"'
-    r'(?:,[A-Za-z]+="(?:[^"\\]|\\.)*")*\s*$'
+    r'(?:,[A-Za-z]+="[^"\\]*(?:\\.[^"\\]*)*")*\s*$'
 )
 _FAILED_SECURITY_EVENTS = frozenset(
     {"FailedACL", "InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword"}
@@ -403,12 +419,12 @@ _WEB_LOGIN = re.compile(
 
 # Substrings that a recognised line of each kind must contain. Used per line
 # (``in``) and per file (``str.find``) before any regex runs.
-_ASTERISK_TRIGGERS: tuple[str, ...] = (
-    'SecurityEvent="FailedACL"',
+_ASTERISK_TRIGGERS: tuple[str, ...] = (  # any hit counts; the usual ones first
+    "' failed for '",
     'SecurityEvent="InvalidAccountID"',
     'SecurityEvent="ChallengeResponseFailed"',
     'SecurityEvent="InvalidPassword"',
-    "' failed for '",
+    'SecurityEvent="FailedACL"',
     "rejected because extension not found",
     " failed to authenticate as '",
     "tried to authenticate with nonexistent user",
@@ -441,8 +457,12 @@ _ALL_TRIGGERS: tuple[str, ...] = tuple(
 _SCAN_TRIGGERS: dict[str, tuple[str, ...]] = {
     "asterisk_security": ('Severity="Error"', "NOTICE"),
     "asterisk_messages": ('Severity="Error"', "NOTICE"),
-    "ssh": ("sshd", "dropbear"),
-    "web": ("[error]", "pbxfw-web: "),
+    # _SSH_PREFIX has a space before the program name; longer needles are
+    # found faster
+    "ssh": (" sshd", " dropbear"),
+    # every web failure line contains one of its per-line triggers, all long
+    # (a long needle is found faster than "[error]")
+    "web": _WEB_TRIGGERS,
 }
 _ALL_SCAN_TRIGGERS: tuple[str, ...] = tuple(
     dict.fromkeys(t for triggers in _SCAN_TRIGGERS.values() for t in triggers)
@@ -460,6 +480,35 @@ def _security_remote_address(body: str, head_end: int) -> str | None:
             m = _SECURITY_PAIR.match(body, pos)
             if m is not None:
                 return m.group("addr")
+
+
+#: The stamp between the brackets of the usual Asterisk prefix (first branch
+#: of _ASTERISK_PREFIX without fraction), and the rest of that prefix.
+_DATED = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
+_ASTERISK_REST = re.compile(
+    r" ?(?P<level>NOTICE|SECURITY) ?\[\d+\](?:\[[^\]\s]*\])?:? "
+    r"(?P<src>[\w./-]+\.c)(?::\d+)?(?: in)?(?: \w+)?: "
+)
+assert _ASTERISK_PREFIX.pattern.endswith(_ASTERISK_REST.pattern)
+#: Cache marker: not a "[YYYY-MM-DD HH:MM:SS]" prefix (compared by identity).
+_NOT_DATED: tuple[datetime, int] = (datetime(1970, 1, 1, tzinfo=UTC), -1)
+
+#: (method as captured or None, reason) -> event text of a strict PJSIP match.
+_PJSIP_EVENTS: dict[tuple[str | None, str], str] = {}
+
+
+def _pjsip_event(method: str, reason: str) -> str:
+    return f"PJSIP {method}: {reason}"
+
+
+_SECURITY_WHAT: dict[tuple[str, str], str] = {}
+
+
+def _security_what(event: str, service: str) -> str:
+    if len(_SECURITY_WHAT) > 256:
+        _SECURITY_WHAT.clear()
+    what = _SECURITY_WHAT[event, service] = f"SecurityEvent {event} ({service})"
+    return what
 
 
 def detect_kind(line: str) -> str | None:
@@ -502,11 +551,15 @@ class Recogniser:
 
     __slots__ = (
         "_addr_cache",
+        "_dated_cache",
+        "_host_cache",
+        "_lead",
         "_ordinals",
         "_ordinals_epoch",
         "_stamp_cache",
         "file",
         "kind",
+        "newlines",
         "reference",
         "scan_triggers",
         "triggers",
@@ -534,30 +587,50 @@ class Recogniser:
         # Small caches: the same stamp (second) and the same attacker address
         # repeat on many consecutive lines. Bounded by clearing.
         self._stamp_cache: dict[tuple[str, str, str], tuple[datetime, int] | None] = {}
-        self._addr_cache: dict[tuple[str, bool | None], tuple[IPAddress, str] | None] = {}
+        # "2026-11-01 08:42:16" (the text between the brackets) -> stamp;
+        # _NOT_DATED: not that form, use the general prefix grammar.
+        self._dated_cache: dict[str, tuple[datetime, int] | None] = {}
+        # field text (or (text, port) for port not None) -> address, canonical text
+        self._addr_cache: dict[str | tuple[str, bool], tuple[IPAddress, str] | None] = {}
+        # bare address text -> address, canonical text
+        self._host_cache: dict[str, tuple[IPAddress, str] | None] = {}
         self._ordinals: dict[tuple[str, str, str], int] = {}
         self._ordinals_epoch = -1
+        # When a list: the (class, jail, host, epoch) of each keyed failure up to
+        # the first change of second (parallel scans repair keys across chunks).
+        self._lead: list[tuple[str, str, str, int]] | None = None
+        #: Newlines seen by the last completed scan_text / scan_bytes.
+        self.newlines = 0
 
     # -- helpers ------------------------------------------------------------
 
     def _address(self, text: str, port: bool | None = None) -> tuple[IPAddress, str] | None:
         """The address and its canonical text (for keys), cached: attackers repeat."""
         cache = self._addr_cache
-        key = (text, port)
+        key: str | tuple[str, bool] = text if port is None else (text, port)
         try:
             return cache[key]
         except KeyError:
             pass
-        if len(cache) > 4096:
+        if len(cache) > 8192:
             cache.clear()
-        address = parse_remote_address(text, port=port)
-        found: tuple[IPAddress, str] | None
-        if address is None:
-            found = None
-        elif address.version == 4 and ":" not in text and "/" not in text:
-            found = (address, text)  # inet_pton accepted it: already canonical
-        else:
-            found = (address, str(address))
+        bare = _bare_address(text, port)
+        found: tuple[IPAddress, str] | None = None
+        if bare is not None:
+            hosts = self._host_cache
+            try:
+                found = hosts[bare]
+            except KeyError:
+                if len(hosts) > 8192:
+                    hosts.clear()
+                address = _ip(bare)
+                if address is None:
+                    found = None
+                elif address.version == 4 and ":" not in bare:
+                    found = (address, bare)  # inet_pton accepted it: already canonical
+                else:
+                    found = (address, str(address))
+                hosts[bare] = found
         cache[key] = found
         return found
 
@@ -586,11 +659,15 @@ class Recogniser:
         except (KeyError, ValueError):
             cache[key] = None
             return None
+        stamp = cache[key] = self._utc(naive)
+        return stamp
+
+    def _utc(self, naive: datetime) -> tuple[datetime, int]:
+        """A naive local stamp (zone ``tz``) as (UTC time, epoch second)."""
         # A naive datetime's astimezone() reads it as the host's local time.
         local = naive.replace(tzinfo=self.tz) if self.tz is not None else naive.astimezone()
         utc = local.astimezone(UTC)
-        stamp = cache[key] = (utc, int(utc.timestamp()))
-        return stamp
+        return utc, int(utc.timestamp())
 
     @staticmethod
     def _iso(text: str) -> tuple[datetime, int] | None:
@@ -604,37 +681,68 @@ class Recogniser:
         utc = stamp.astimezone(UTC)
         return utc, int(utc.timestamp())
 
-    def _key(self, cls: str, jail: str, host: str, epoch: int) -> str:
-        ordinals = self._ordinals
-        if epoch != self._ordinals_epoch:
-            # Keys only pair lines of the same second: state for older seconds
-            # is never needed again (bounded memory).
-            ordinals.clear()
-            self._ordinals_epoch = epoch
-        slot = (cls, jail, host)
-        n = ordinals.get(slot, 0) + 1
-        ordinals[slot] = n
-        return f"{jail}|{host}|{epoch}|{n}"  # failure_key(), inlined
-
     # -- per kind -------------------------------------------------------------
 
+    def _dated(self, text: str) -> tuple[datetime, int] | None:
+        """The stamp "YYYY-MM-DD HH:MM:SS" (or with "T"), None if invalid, or _NOT_DATED."""
+        cache = self._dated_cache
+        if len(cache) > 4096:
+            cache.clear()
+        found: tuple[datetime, int] | None
+        if _DATED.fullmatch(text) is None:
+            found = _NOT_DATED
+        else:  # what _local("D", text[:10], text[11:]) gives, without its splitting
+            try:
+                naive = datetime(
+                    int(text[0:4]),
+                    int(text[5:7]),
+                    int(text[8:10]),
+                    int(text[11:13]),
+                    int(text[14:16]),
+                    int(text[17:19]),
+                )
+            except ValueError:
+                found = None
+            else:
+                found = self._utc(naive)
+        cache[text] = found
+        return found
+
     def _asterisk(self, line: str, lineno: int) -> Failure | None:
-        m = _ASTERISK_PREFIX.match(line)
-        if m is None:
-            return None
-        date, clock, mon, day, ytime, smon, sday, stime, iso, level, src = m.groups()
-        if date is not None:
-            stamp = self._local("D", date, clock)
-        elif mon is not None:
-            stamp = self._local(mon, day, ytime)
-        elif smon is not None:
-            stamp = self._local(smon, sday, stime)
+        # Fast path for the usual "[YYYY-MM-DD HH:MM:SS] " prefix: the stamp is
+        # sliced and cached by its text; the rest of _ASTERISK_PREFIX (whose
+        # first branch is exactly this form) is matched from column 21.
+        stamp: tuple[datetime, int] | None = _NOT_DATED
+        if line[20:21] == "]" and line[:1] == "[":
+            text = line[1:20]
+            try:
+                stamp = self._dated_cache[text]
+            except KeyError:
+                stamp = self._dated(text)
+        if stamp is not _NOT_DATED:
+            if stamp is None:
+                return None
+            m = _ASTERISK_REST.match(line, 21)
+            if m is None:
+                return None
+            level, src = m.groups()
         else:
-            stamp = self._iso(iso)
-        if stamp is None:
-            return None
+            m = _ASTERISK_PREFIX.match(line)
+            if m is None:
+                return None
+            date, clock, mon, day, ytime, smon, sday, stime, iso, level, src = m.groups()
+            if date is not None:
+                stamp = self._local("D", date, clock)
+            elif mon is not None:
+                stamp = self._local(mon, day, ytime)
+            elif smon is not None:
+                stamp = self._local(smon, sday, stime)
+            else:
+                stamp = self._iso(iso)
+            if stamp is None:
+                return None
         body = line[m.end() :].rstrip("\r\n")
-        src = src.rsplit("/", 1)[-1]
+        src = src[src.rfind("/") + 1 :]
         jail = "asterisk"
         if level == "SECURITY":
             if src != "res_security_log.c":
@@ -642,17 +750,16 @@ class Recogniser:
             s = _SECURITY_HEAD.match(body)
             if s is None:
                 return None
-            event = s.group("event")
-            if event not in _FAILED_SECURITY_EVENTS or s.group("severity") == "Informational":
+            event, severity, service = s.groups()
+            if event not in _FAILED_SECURITY_EVENTS or severity == "Informational":
                 return None
-            service = s.group("service")
             addr = _security_remote_address(body, s.end())
             if addr is None:
                 return None
             host = self._address(addr)
             if service == "AMI":
                 jail = "ami"
-            what = f"SecurityEvent {event} ({service})"
+            what = _SECURITY_WHAT.get((event, service)) or _security_what(event, service)
         elif src == "manager.c":
             a = _AMI_LOGIN.match(body)
             if a is None:
@@ -695,13 +802,42 @@ class Recogniser:
             return None
         if host is None:
             return None
-        key = self._key(level, jail, host[1], stamp[1])
+        # The dedup key (failure_key()): the ordinal of this failure per (line
+        # class, jail, host) in its second. Keys only pair lines of the same
+        # second, so the state of older seconds is dropped (bounded memory).
+        epoch = stamp[1]
+        slot = (level, jail, host[1])
+        lead = self._lead
+        if lead is not None:
+            if lead and lead[-1][3] != epoch:
+                self._lead = None
+            else:
+                lead.append((level, jail, host[1], epoch))
+        ordinals = self._ordinals
+        if epoch != self._ordinals_epoch:
+            ordinals.clear()
+            self._ordinals_epoch = epoch
+        ordinal = ordinals[slot] = ordinals.get(slot, 0) + 1
+        key = f"{jail}|{host[1]}|{epoch}|{ordinal}"
         return Failure(stamp[0], jail, host[0], what, self.file, lineno, key)
 
     def _pjsip(self, body: str) -> tuple[tuple[IPAddress, str] | None, str]:
         m = _PJSIP_FAILED_STRICT.match(body)
         if m is not None:
-            addr, reason = m.group("addr"), m.group("reason")
+            method, addr, reason = m.groups()
+            try:
+                event = _PJSIP_EVENTS[method, reason]
+            except KeyError:
+                # _PJSIP_METHOD's test on the method the strict grammar captured.
+                name = method
+                if name is None or not (
+                    len(name) <= 16 and name.isascii() and name.isalpha() and name.isupper()
+                ):
+                    name = "request"
+                if len(_PJSIP_EVENTS) > 256:
+                    _PJSIP_EVENTS.clear()
+                event = _PJSIP_EVENTS[method, reason] = _pjsip_event(name, reason)
+            return self._address(addr), event
         else:
             # The From did not parse as pjsip prints it: accept the line only
             # if it has a single address field reading (no injection possible).
@@ -714,7 +850,7 @@ class Recogniser:
             addr, reason = found.pop(), r.group("reason")
         method = _PJSIP_METHOD.match(body)
         name = method.group("method") if method is not None else "request"
-        return self._address(addr), f"PJSIP {name}: {reason}"
+        return self._address(addr), _pjsip_event(name, reason)
 
     def _call_rejected(self, body: str) -> tuple[IPAddress, str] | None:
         # res_pjsip_session ("(UDP:addr)") names the endpoint before the
@@ -829,34 +965,86 @@ class Recogniser:
         """Recognise a whole text (a file's contents) in file order — the fast path.
 
         Each coarse trigger is located with ``str.find`` over the whole text;
-        only the lines that contain one are cut out and go through
-        :meth:`recognise`, and line numbers are counted between hits with
-        ``str.count``. Gives exactly what :meth:`lines` gives.
+        only the lines that contain one are cut out and go through the
+        per-line triggers and recognisers, and line numbers are counted
+        between hits with ``str.count``. Gives exactly what :meth:`lines`
+        gives. When exhausted, :attr:`newlines` holds the text's newline count.
         """
-        starts: set[int] = set()
-        find = text.find
-        rfind = text.rfind
-        for trigger in self.scan_triggers:
+        return self._scan(text, self.scan_triggers, self.triggers, "\n", str, first_line)
+
+    def scan_bytes(self, data: bytes, first_line: int = 1) -> Iterator[Failure]:
+        """:meth:`scan_text` of ``data.decode("utf-8", "replace")``, decoding only hit lines.
+
+        Same results: every trigger is ASCII, an ASCII byte always decodes to
+        itself (also next to invalid bytes, which become U+FFFD) and a newline
+        byte is never inside a multi-byte sequence, so the lines, their
+        numbers and their trigger hits are those of the decoded text.
+        """
+        return self._scan(
+            data,
+            self._scan_triggers_bytes,
+            self._triggers_bytes,
+            b"\n",
+            _decode_line,
+            first_line,
+        )
+
+    @property
+    def _scan_triggers_bytes(self) -> tuple[bytes, ...]:
+        return tuple(t.encode("ascii") for t in self.scan_triggers)
+
+    @property
+    def _triggers_bytes(self) -> tuple[bytes, ...]:
+        return tuple(t.encode("ascii") for t in self.triggers)
+
+    def _scan(
+        self,
+        data: AnyStr,
+        coarse: tuple[AnyStr, ...],
+        fine: tuple[AnyStr, ...],
+        newline: AnyStr,
+        decode: Callable[[AnyStr], str],
+        first_line: int,
+    ) -> Iterator[Failure]:
+        find = data.find
+        rfind = data.rfind
+        ends: dict[int, int] = {}  # line start -> line end (-1: end of data)
+        for trigger in coarse:
             pos = find(trigger)
             while pos >= 0:
-                start = rfind("\n", 0, pos) + 1
-                starts.add(start)
-                end = find("\n", pos)
+                end = find(newline, pos)
+                ends[rfind(newline, 0, pos) + 1] = end
                 if end < 0:
                     break
                 pos = find(trigger, end)
-        recognise = self.recognise
-        count = text.count
+        kind = self.kind
+        if kind is None:
+            dispatch = self._dispatch
+        elif kind == "ssh":
+            dispatch = self._ssh
+        elif kind == "web":
+            dispatch = self._web
+        else:
+            dispatch = self._asterisk
+        count = data.count
         lineno = first_line
         previous = 0
-        for start in sorted(starts):
-            lineno += count("\n", previous, start)
+        for start in sorted(ends):
+            lineno += count(newline, previous, start)
             previous = start
-            end = find("\n", start)
-            line = text[start:] if end < 0 else text[start:end]
-            failure = recognise(line, lineno)
-            if failure is not None:
-                yield failure
+            end = ends[start]
+            raw = data[start:] if end < 0 else data[start:end]
+            for trigger in fine:
+                if trigger in raw:
+                    failure = dispatch(decode(raw), lineno)
+                    if failure is not None:
+                        yield failure
+                    break
+        self.newlines = lineno - first_line + count(newline, previous)
+
+
+#: ``raw.decode("utf-8", "replace")`` without a Python-level call.
+_decode_line: Callable[[bytes], str] = operator.methodcaller("decode", "utf-8", "replace")
 
 
 def recognise_lines(
