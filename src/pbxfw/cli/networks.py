@@ -62,6 +62,16 @@ def _notes(notes: list[str]) -> None:
         err.print(f"note: {note}", markup=False)
 
 
+def _report(verb: str, network: Any, notes: list[str], json_: bool) -> None:
+    _notes(notes)
+    if json_:
+        print_json(_network_json(network))
+    else:
+        console().print(
+            f"{verb} network {network.id}: {network.name} {network.subnet}", markup=False
+        )
+
+
 def _network_json(network: Any) -> dict[str, Any]:
     from pbxfw.usecases import network_json
 
@@ -85,24 +95,16 @@ def add(
     """Add a network. Services not named keep the verdict their addresses had."""
     from pbxfw.usecases import NetworkChange
 
-    network, notes = config_service(db).add_network(
-        NetworkChange(
-            name=name,
-            subnet=subnet,
-            allow=split_keys(allow),
-            block=split_keys(block),
-            local=local,
-            never_block=never_block,
-            description=description,
-        )
+    change = NetworkChange(
+        name=name,
+        subnet=subnet,
+        allow=split_keys(allow),
+        block=split_keys(block),
+        local=local,
+        never_block=never_block,
+        description=description,
     )
-    _notes(notes)
-    if json_:
-        print_json(_network_json(network))
-    else:
-        console().print(
-            f"added network {network.id}: {network.name} {network.subnet}", markup=False
-        )
+    _report("added", *config_service(db).add_network(change), json_)
 
 
 @app.command("list")
@@ -151,25 +153,16 @@ def set_(
     """Change a network; what is not named stays as it is."""
     from pbxfw.usecases import NetworkChange
 
-    network, notes = config_service(db).update_network(
-        ref,
-        NetworkChange(
-            name=name,
-            subnet=subnet,
-            allow=split_keys(allow),
-            block=split_keys(block),
-            local=local,
-            never_block=never_block,
-            description=description,
-        ),
+    change = NetworkChange(
+        name=name,
+        subnet=subnet,
+        allow=split_keys(allow),
+        block=split_keys(block),
+        local=local,
+        never_block=never_block,
+        description=description,
     )
-    _notes(notes)
-    if json_:
-        print_json(_network_json(network))
-    else:
-        console().print(
-            f"updated network {network.id}: {network.name} {network.subnet}", markup=False
-        )
+    _report("updated", *config_service(db).update_network(ref, change), json_)
 
 
 @app.command("rm")
