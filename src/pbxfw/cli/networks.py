@@ -104,7 +104,8 @@ def add(
         never_block=never_block,
         description=description,
     )
-    _report("added", *config_service(db).add_network(change), json_)
+    network, notes = config_service(db).add_network(change)
+    _report("added", network, notes, json_)
 
 
 @app.command("list")
@@ -162,7 +163,8 @@ def set_(
         never_block=never_block,
         description=description,
     )
-    _report("updated", *config_service(db).update_network(ref, change), json_)
+    network, notes = config_service(db).update_network(ref, change)
+    _report("updated", network, notes, json_)
 
 
 @app.command("rm")
