@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from pbxfw.cli import asterisk, firewall, ips, networks, services, settings, users
+from pbxfw.cli import asterisk, firewall, ips, networks, services, settings, users, web
 from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
@@ -48,6 +48,7 @@ app.add_typer(asterisk.app, name="asterisk")
 app.add_typer(users.app, name="user")
 firewall.register(app)
 ips.register(app)
+web.register(app)
 
 
 @app.command()

@@ -143,7 +143,7 @@ class Settings(BaseModel):
         changes = dict(changes)
         preset = changes.pop("ips_preset", None)
         if preset is not None:
-            if preset not in IPS_PRESETS:
+            if not isinstance(preset, str) or preset not in IPS_PRESETS:
                 raise ValidationError(
                     FieldError(
                         "ips_preset",

@@ -68,6 +68,18 @@ class BanImportReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def _check_jail_and_length(jail: str, seconds: int | None) -> None:
+    errors = []
+    if jail not in JAIL_SCOPES:
+        errors.append(
+            FieldError("jail", f"unknown jail {jail!r}; use one of {', '.join(JAIL_SCOPES)}")
+        )
+    if seconds is not None and seconds < 1:
+        errors.append(FieldError("seconds", "a ban lasts at least 1 second"))
+    if errors:
+        raise ValidationError(errors)
+
+
 def bump_bans_revision(repo: Repository) -> None:
     current = int(repo.get_meta("bans_revision") or "0")
     repo.set_meta("bans_revision", str(current + 1))
@@ -103,12 +115,7 @@ class BanService:
     ) -> Ban:
         """Ban ``address`` (an address or CIDR); refused for whitelisted addresses."""
         subnet = parse_subnet(address, "address")
-        if jail not in JAIL_SCOPES:
-            raise ValidationError(
-                FieldError("jail", f"unknown jail {jail!r}; use one of {', '.join(JAIL_SCOPES)}")
-            )
-        if seconds is not None and seconds < 1:
-            raise ValidationError(FieldError("seconds", "a ban lasts at least 1 second"))
+        _check_jail_and_length(jail, seconds)
         now = self.clock()
         with self.store.write() as repo:
             config = repo.configuration()
@@ -148,6 +155,7 @@ class BanService:
         A malformed line refuses the whole file, naming the line; whitelisted
         entries are skipped and reported, never banned.
         """
+        _check_jail_and_length(jail, seconds)
         subnets: list[IPNetwork] = []
         errors: list[FieldError] = []
         for number, raw in enumerate(lines, 1):

@@ -1,0 +1,75 @@
+"""``pbxfw serve``: the web admin page and the REST API."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pbxfw.cli.common import DbOption, NetnsOption, StateDirOption, config_service, state_dir_for
+
+__all__ = ["register", "secret_key"]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def secret_key(state_dir: str) -> bytes:
+    """The key that signs sessions and tokens, kept in a root-only file so a
+    restart does not log everyone out."""
+    path = Path(state_dir) / "web-secret.key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
+
+
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (keep 127.0.0.1 behind a proxy).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    netns: NetnsOption = None,
+    ssl_certfile: Annotated[
+        str | None, typer.Option(help="Serve HTTPS with this certificate.")
+    ] = None,
+    ssl_keyfile: Annotated[str | None, typer.Option(help="The certificate's key.")] = None,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(help="Trust X-Forwarded-* from this reverse proxy (e.g. 127.0.0.1)."),
+    ] = None,
+    web_log: Annotated[
+        str | None, typer.Option(help="Where failed logins are written (the agent reads it).")
+    ] = None,
+    db: DbOption = None,
+    state_dir: StateDirOption = None,
+) -> None:
+    """The web admin page and the REST API (/api/v1, OpenAPI at /api/v1/openapi.json)."""
+    from pbxfw.storage.db import database_url
+    from pbxfw.usecases.firewall import FirewallApplier, FirewallService
+    from pbxfw.web import serve as run
+
+    url = database_url(db)
+    store = config_service(db).store
+    folder = state_dir_for(url, state_dir)
+    applier = FirewallApplier(FirewallService(store, folder), netns)
+    run(
+        store,
+        host,
+        port,
+        applier=applier,
+        secret_key=secret_key(folder),
+        web_log=Path(web_log or Path(folder).parent / "web.log"),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )

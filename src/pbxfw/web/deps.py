@@ -1,0 +1,185 @@
+"""What routes depend on: the services, the current administrator, the applier.
+
+Routes name their needs with the ``Annotated`` aliases below
+(``ConfigDep``, ``CurrentAdmin``, …) and stay one call long. Everything
+comes from the :class:`WebContext` that :func:`pbxfw.web.app.create_app`
+builds and keeps in ``app.state``; nothing here is created at import.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Protocol
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.config import ConfigService
+from pbxfw.usecases.users import UserService
+from pbxfw.web.security import API_TOKEN, SESSION, Revocations, Session, Signer
+
+__all__ = [
+    "AdminSession",
+    "Applier",
+    "ApplierDep",
+    "BansDep",
+    "ConfigDep",
+    "ContextDep",
+    "CurrentAdmin",
+    "LoginRequired",
+    "OptionalSession",
+    "WebContext",
+    "bearer_admin",
+    "client_address",
+]
+
+SESSION_COOKIE = "pbxfw_session"
+
+
+class Applier(Protocol):
+    """Compile the stored configuration and put it in the kernel, safely.
+
+    The web layer only drives it; the dataplane implements it. Contract:
+
+    - ``preview()``: the text to show before applying (diff or ruleset).
+    - ``apply(confirm_seconds, admin_address)``: apply now. With
+      ``confirm_seconds`` the previous ruleset comes back by itself unless
+      ``confirm()`` is called within that time — also when this process or
+      the administrator's browser is gone (a watchdog outside the request).
+      ``admin_address`` is the client's address: raise
+      :class:`pbxfw.errors.LockoutError` when the new rules would block it
+      (the anti-lockout rule). Returns at least ``{"status": "applied"}`` or
+      ``{"status": "pending", "deadline": EPOCH_SECONDS}``.
+    - ``confirm()`` / ``rollback()``: keep / undo the pending change; return
+      ``{"status": "confirmed"}`` / ``{"status": "rolled_back"}``.
+    - ``pending()``: ``{"status": "pending", "deadline": EPOCH_SECONDS}`` while a
+      change awaits confirmation, else None.
+
+    Errors are pbxfw errors (KernelError, LockoutError, NotFoundError when
+    nothing is pending); the web layer maps them to statuses and messages.
+    """
+
+    def preview(self) -> str: ...
+
+    def apply(self, confirm_seconds: int | None, admin_address: str | None) -> dict[str, Any]: ...
+
+    def confirm(self) -> dict[str, Any]: ...
+
+    def rollback(self) -> dict[str, Any]: ...
+
+    def pending(self) -> dict[str, Any] | None: ...
+
+
+@dataclass(slots=True)
+class WebContext:
+    """Everything the routes share for one application instance."""
+
+    store: Store
+    signer: Signer
+    applier: Applier | None
+    web_log: Path
+    clock: Callable[[], float] = time.time
+    token_ttl: int = 3600
+    session_ttl: int = 8 * 3600
+    config: ConfigService = field(init=False)
+    users: UserService = field(init=False)
+    bans: BanService = field(init=False)
+    revoked: Revocations = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = ConfigService(self.store)
+        self.users = UserService(self.store, clock=self.clock)
+        self.bans = BanService(self.store, clock=self.clock)
+        self.revoked = Revocations(self.clock)
+
+    def session_of(self, request: Request) -> Session | None:
+        """The request's valid, unrevoked session cookie, or None."""
+        data = self.signer.unsign(SESSION, request.cookies.get(SESSION_COOKIE))
+        session = Session.from_payload(data) if data else None
+        if session is None or session.sid in self.revoked:
+            return None
+        return session
+
+    def token_subject(self, token: str | None) -> str | None:
+        """The user a bearer token was issued to, if it is valid and unexpired."""
+        data = self.signer.unsign(API_TOKEN, token)
+        subject = data.get("sub") if data else None
+        return subject if isinstance(subject, str) and subject else None
+
+
+def get_context(request: Request) -> WebContext:
+    context: WebContext = request.app.state.pbxfw
+    return context
+
+
+ContextDep = Annotated[WebContext, Depends(get_context)]
+
+
+def get_config(context: ContextDep) -> ConfigService:
+    return context.config
+
+
+def get_bans(context: ContextDep) -> BanService:
+    return context.bans
+
+
+def get_applier(context: ContextDep) -> Applier:
+    if context.applier is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "applying is not available: this server was started without the dataplane",
+        )
+    return context.applier
+
+
+ConfigDep = Annotated[ConfigService, Depends(get_config)]
+BansDep = Annotated[BanService, Depends(get_bans)]
+ApplierDep = Annotated[Applier, Depends(get_applier)]
+
+# auto_error=False: the 401 below carries our own message; the scheme still
+# documents the token URL in the OpenAPI document (the "Authorize" button).
+_bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def bearer_admin(context: ContextDep, token: Annotated[str | None, Depends(_bearer)]) -> str:
+    """The administrator named by a valid bearer token; 401 otherwise."""
+    subject = context.token_subject(token)
+    if subject is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "not authenticated: send a valid bearer token (POST /api/v1/auth/token)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return subject
+
+
+CurrentAdmin = Annotated[str, Depends(bearer_admin)]
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies without a logged-in session (→ redirect to /login)."""
+
+
+def optional_session(context: ContextDep, request: Request) -> Session | None:
+    return context.session_of(request)
+
+
+def admin_session(context: ContextDep, request: Request) -> Session:
+    session = context.session_of(request)
+    if session is None or not session.user:
+        raise LoginRequired
+    return session
+
+
+OptionalSession = Annotated[Session | None, Depends(optional_session)]
+AdminSession = Annotated[Session, Depends(admin_session)]
+
+
+def client_address(request: Request) -> str | None:
+    """The peer address of the connection (what the anti-lockout rule protects)."""
+    return request.client.host if request.client else None

@@ -1,0 +1,189 @@
+"""The REST API's shapes: one family of schemas per resource.
+
+These describe and parse JSON; they do not validate the meaning of values.
+Subnets, names, service keys, ports and settings are validated by the use
+cases, the same code the CLI calls, and their errors come back as 422 with
+the field named. Unknown fields are refused (``extra="forbid"``) so that a
+typo is an error, not a silently ignored change.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ApplyRequest",
+    "ApplyStatus",
+    "BanCreate",
+    "BanImport",
+    "BanImportResult",
+    "BanPublic",
+    "CheckNetwork",
+    "CheckPublic",
+    "CustomServiceCreate",
+    "IpsStatus",
+    "NetworkCreate",
+    "NetworkPublic",
+    "NetworkUpdate",
+    "PortRangePublic",
+    "ServicePublic",
+    "SettingsPatch",
+    "Token",
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NetworkCreate(_Input):
+    """A new network. Services not named keep the verdict their addresses had."""
+
+    name: str = Field(description="1–64 printable characters, unique")
+    subnet: str = Field(
+        description="CIDR, IPv4 or IPv6; host bits are zeroed", examples=["192.168.1.0/24"]
+    )
+    services: dict[str, str] | None = Field(
+        default=None, description='verdict per service key: "allow" or "block"'
+    )
+    allow: list[str] = Field(default_factory=list, description="service keys to allow")
+    block: list[str] = Field(default_factory=list, description="service keys to block")
+    local: bool = Field(default=False, description="a VPN or local network (PJSIP local_net)")
+    never_block: bool = Field(default=False, description="intrusion prevention never bans here")
+    description: str = ""
+
+
+class NetworkUpdate(_Input):
+    """A partial change: only the fields given change."""
+
+    name: str | None = None
+    subnet: str | None = None
+    services: dict[str, str] | None = None
+    allow: list[str] = Field(default_factory=list)
+    block: list[str] = Field(default_factory=list)
+    local: bool | None = None
+    never_block: bool | None = None
+    description: str | None = None
+
+
+class NetworkPublic(BaseModel):
+    """A network as the configuration document has it (DESIGN §5)."""
+
+    id: int
+    name: str
+    subnet: str
+    services: dict[str, Literal["allow", "block"]]
+    local: bool
+    never_block: bool
+    description: str
+
+
+class PortRangePublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    protocol: Literal["tcp", "udp"]
+    first: int = Field(alias="from", serialization_alias="from")
+    last: int = Field(alias="to", serialization_alias="to")
+
+
+class ServicePublic(BaseModel):
+    """A catalogue entry with its ports resolved from the settings (as ``service list --json``)."""
+
+    key: str
+    label: str
+    builtin: bool
+    icmp: bool
+    ports: list[PortRangePublic]
+
+
+class CustomServiceCreate(_Input):
+    key: str = Field(
+        description="lower-case letter, then letters, digits or _", examples=["provisioning"]
+    )
+    label: str = ""
+    tcp: str = Field(default="", description="ports and ranges, e.g. 5000,6000-6010")
+    udp: str = ""
+
+
+#: ``PATCH /api/v1/settings`` takes any subset of the settings (and ``ips_preset``).
+SettingsPatch = dict[str, Any]
+
+
+class CheckNetwork(BaseModel):
+    id: int | None
+    name: str
+    subnet: str
+
+
+class CheckPublic(BaseModel):
+    """The decision for one address and service (as ``pbxfw check --json``)."""
+
+    address: str
+    service: str
+    verdict: Literal["allow", "block", "banned"]
+    network: CheckNetwork | None
+    reason: str
+
+
+class BanPublic(BaseModel):
+    """A ban; times are epoch seconds, ``remaining`` whole seconds."""
+
+    address: str
+    jail: str
+    scope: list[str]
+    reason: str
+    since: float
+    until: float
+    remaining: int
+    failures: int
+    offence: int
+
+
+class BanCreate(_Input):
+    address: str = Field(examples=["203.0.113.7", "198.51.100.0/24"])
+    jail: str = "manual"
+    seconds: int | None = Field(default=None, description="default: the ips_bantime setting")
+    reason: str = ""
+
+
+class BanImport(_Input):
+    """Many bans at once: one address or CIDR per line, ``#`` comments allowed."""
+
+    lines: list[str]
+    jail: str = "manual"
+    seconds: int | None = None
+
+
+class BanImportResult(BaseModel):
+    added: int
+    skipped: list[str]
+
+
+class ApplyRequest(_Input):
+    confirm_seconds: int | None = Field(
+        default=None,
+        ge=5,
+        le=3600,
+        description="roll back unless POST /api/v1/apply/confirm comes within this time",
+    )
+
+
+class ApplyStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    deadline: float | None = None
+
+
+class IpsStatus(BaseModel):
+    enabled: bool
+    active_bans: int
+    jails: dict[str, dict[str, int]]
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
