@@ -9,6 +9,8 @@ declare -A wanted=(
   [nft]=nftables
   [ip]=iproute2
   [chromium]=chromium
+  [sipp]=sip-tester
+  [debootstrap]=debootstrap
   [python3]=python3
 )
 missing=()

@@ -155,6 +155,12 @@ class ConfigService:
         with self.store.read() as repo:
             return repo.revision()
 
+    def unapplied(self) -> bool:
+        """True when the stored configuration changed since the last apply."""
+        with self.store.read() as repo:
+            applied = repo.get_meta("applied_revision")
+            return applied is None or int(applied) != repo.revision()
+
     def networks(self) -> list[Network]:
         return list(self.configuration().networks)
 

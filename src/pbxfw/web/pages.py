@@ -133,6 +133,9 @@ def render(
     context = _context(request)
     flash = context.signer.unsign(_FLASH, request.cookies.get(FLASH_COOKIE))
     pending = None
+    unapplied = False
+    if session is not None and session.user:
+        unapplied = context.config.unapplied()
     if session is not None and session.user and context.applier is not None:
         try:
             pending = context.applier.pending()
@@ -144,6 +147,7 @@ def render(
         "csrf": session.csrf if session else "",
         "flash": flash,
         "pending": pending,
+        "unapplied": unapplied,
         "now": context.clock(),
         "nav": request.url.path,
         **(values or {}),
