@@ -58,9 +58,9 @@ def brute_force(
 ) -> Network | None:
     best = None
     for network in networks:
-        if network.subnet.version == address.version and address in network.subnet:
-            if best is None or network.subnet.prefixlen > best.subnet.prefixlen:
-                best = network
+        contains = network.subnet.version == address.version and address in network.subnet
+        if contains and (best is None or network.subnet.prefixlen > best.subnet.prefixlen):
+            best = network
     return best
 
 
