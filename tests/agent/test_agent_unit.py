@@ -7,8 +7,9 @@ from pathlib import Path
 
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.kernel.dryrun import DryRunBackend
-from pbxfw.usecases import ConfigService
+from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.firewall import FirewallService
 
 
 def failure(source: str, when: float | None = None) -> str:
@@ -97,3 +98,16 @@ def test_the_table_is_applied_again_when_it_disappears(svc: ConfigService, tmp_p
     a._last_table_check = 0
     a.tick()
     assert backend.calls.count("apply") == 2
+
+
+def test_the_pjsip_include_follows_the_local_networks(svc: ConfigService, tmp_path: Path) -> None:
+    setup(svc, tmp_path)
+    include = tmp_path / "pbxfw_pjsip_nat.conf"
+    svc.update_settings({"pjsip_include_path": str(include)})
+    backend = DryRunBackend()
+    a = agent(svc, tmp_path, backend)
+    assert "local_net=192.168." not in include.read_text()
+    svc.add_network(NetworkChange(name="Office", subnet="192.168.5.0/24", local=True))
+    FirewallService(svc.store, tmp_path / "state", backend=lambda _ns: backend).apply()  # type: ignore[arg-type,return-value]
+    a.tick()
+    assert "local_net=192.168.5.0/24" in include.read_text()
