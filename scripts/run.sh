@@ -38,6 +38,7 @@ trap cleanup EXIT INT TERM
 if [ "$(id -u)" -eq 0 ] && command -v nft >/dev/null; then
   ip netns list | grep -qw "$SANDBOX" || ip netns add "$SANDBOX"
   ip -n "$SANDBOX" link set lo up
+  $pbxfw apply --netns "$SANDBOX" >/dev/null
   $pbxfw agent --netns "$SANDBOX" >var/agent.log 2>&1 &
   pids+=($!)
   echo "agent: applying rules in network namespace $SANDBOX (log: var/agent.log)"

@@ -3,7 +3,7 @@
 Each test gets a fresh database and a real uvicorn server on a free port of
 127.0.0.1; the browser is shared by the module. The apply flow runs against
 the FakeApplier (the lead plugs in the real one). Screenshots of the main
-pages land in docs/screenshots/.
+pages land in var/screenshots/ (docs/screenshots/ with PBXFW_SCREENSHOTS).
 
 Without chromium these tests skip, except under CI=true, where they fail:
 a green CI run must mean the browser really ran.
@@ -33,7 +33,10 @@ from tests.web.fakes import FakeApplier
 
 pytestmark = pytest.mark.browser
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots go to var/screenshots (ignored by git); the README's pictures
+# are refreshed with PBXFW_SCREENSHOTS=docs/screenshots.
+_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = _ROOT / os.environ.get("PBXFW_SCREENSHOTS", "var/screenshots")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
