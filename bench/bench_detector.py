@@ -69,8 +69,15 @@ def mixed(n: int, start: int) -> list[Failure]:
             host = ipaddress.IPv4Address(BASE + 10_000_000 + i)  # a scan
         at = T0 + timedelta(seconds=i // 2000)
         for _ in range(2):  # NOTICE and SECURITY line of one attempt
-            out.append(Failure(time=at, jail="asterisk", host=host,
-                               event="ChallengeResponseFailed", key=f"c{i}"))
+            out.append(
+                Failure(
+                    time=at,
+                    jail="asterisk",
+                    host=host,
+                    event="ChallengeResponseFailed",
+                    key=f"c{i}",
+                )
+            )
     return out
 
 
@@ -95,13 +102,17 @@ def main() -> None:
     args = parser.parse_args()
 
     current, peak, det = measure_memory(args.sources, maxretry=10)
-    print(f"tracking {args.sources:,} sources: {current:.1f} MB held, {peak:.1f} MB peak "
-          f"(tracked {det.stats()['tracked']:,}, evicted {det.stats()['evicted']:,})")
+    print(
+        f"tracking {args.sources:,} sources: {current:.1f} MB held, {peak:.1f} MB peak "
+        f"(tracked {det.stats()['tracked']:,}, evicted {det.stats()['evicted']:,})"
+    )
     del det
     current, peak, det = measure_memory(args.sources, maxretry=1)
-    print(f"banned   {args.sources:,} sources: {current:.1f} MB held, {peak:.1f} MB peak "
-          f"(ban records {det.stats()['offenders']:,}, "
-          f"evicted {det.stats()['evicted_offenders']:,})")
+    print(
+        f"banned   {args.sources:,} sources: {current:.1f} MB held, {peak:.1f} MB peak "
+        f"(ban records {det.stats()['offenders']:,}, "
+        f"evicted {det.stats()['evicted_offenders']:,})"
+    )
     del det
     rate, bans = measure_throughput(args.events)
     print(f"throughput: {rate:,.0f} events/s over {args.events:,} events ({bans:,} bans)")

@@ -32,6 +32,9 @@ class DryRunBackend:
     def structure(self) -> str | None:
         return self.table
 
+    def chains(self) -> str | None:
+        return None if self.table is None else "chains"
+
     def list_table(self, *, stateless: bool = False) -> str | None:
         return self.table
 

@@ -157,6 +157,23 @@ class NftBackend:
             return None
         raise KernelError(f"cannot list table {TABLE_FAMILY} {TABLE}: {result.stderr.strip()}")
 
+    def chains(self) -> str | None:
+        """The names of the table's chains (``nft list chains``: no rules, no
+        sets, a few milliseconds whatever the sets hold). None: no table."""
+        result = self._run(["-s", "list", "chains", TABLE_FAMILY])
+        if result.returncode != 0:
+            raise KernelError(f"cannot list chains: {result.stderr.strip()}")
+        head = f"table {TABLE_FAMILY} {TABLE} {{"
+        lines = result.stdout.splitlines()
+        if head not in lines:
+            return None
+        block = []
+        for line in lines[lines.index(head) + 1 :]:
+            if line == "}":
+                break
+            block.append(line)
+        return "\n".join(block)
+
     def delete_table(self) -> None:
         """Remove ``table inet pbxfw`` if present (no filtering by pbxfw after)."""
         self._load(_REPLACE_PREFIX)

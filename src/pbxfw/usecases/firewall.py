@@ -124,6 +124,12 @@ class FirewallService:
             bans = repo.bans(now=self.clock()) if with_bans else []
         return compile_ruleset(config, ban_elements(bans, self.clock()))
 
+    def applied_revision(self) -> int | None:
+        """The revision last applied (None: never), without loading it."""
+        with self.store.read() as repo:
+            value = repo.get_meta("applied_revision")
+        return None if value is None else int(value)
+
     def applied_configuration(self) -> tuple[int | None, Configuration]:
         """(applied revision, configuration) the kernel should hold.
 

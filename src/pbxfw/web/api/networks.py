@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response, status
 from pbxfw.domain.networks import Network
 from pbxfw.errors import NotFoundError
 from pbxfw.usecases.config import ConfigService, NetworkChange, network_json
-from pbxfw.web.deps import ConfigDep
+from pbxfw.web.deps import ConfigDep, ContextDep
 from pbxfw.web.schemas import NetworkCreate, NetworkPublic, NetworkUpdate
 
 __all__ = ["router"]
@@ -32,9 +32,12 @@ def _by_id(config: ConfigService, network_id: int) -> Network:
     return network
 
 
-def list_networks(config: ConfigDep) -> list[dict[str, Any]]:
+async def list_networks(context: ContextDep) -> Response:
     """Every network, in the order they were added."""
-    return [network_json(n) for n in config.networks()]
+    # In the event loop, not the thread pool: a cache hit costs one small
+    # query, less than the hop to a worker thread.
+    body = context.cached("networks", lambda: [network_json(n) for n in context.config.networks()])
+    return Response(content=body, media_type="application/json")
 
 
 def create_network(body: NetworkCreate, config: ConfigDep, response: Response) -> dict[str, Any]:
