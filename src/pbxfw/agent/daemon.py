@@ -256,9 +256,12 @@ class Agent:
         self._last_full_check = now
         return self.backend.structure() != self._structure
 
-    def _apply(self, config: Configuration, revision: int | None) -> None:
+    def _apply(
+        self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
+    ) -> None:
         with self.store.read() as repo:
-            bans = repo.bans(now=self.clock())
+            if bans is None:
+                bans = repo.bans(now=self.clock())
             bans_revision = int(repo.get_meta("bans_revision") or "0")
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
@@ -303,7 +306,7 @@ class Agent:
             # of it, so thousands of incremental changes cost far more than
             # loading the table again with every ban declared in it.
             revision, config = self.firewall.applied_configuration()
-            self._apply(config, revision)
+            self._apply(config, revision, bans)
             return
         if gone:
             self.backend.remove_bans([BanElement(ipaddress.ip_network(s), j) for s, j in gone])

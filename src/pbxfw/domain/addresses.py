@@ -15,6 +15,7 @@ from pbxfw.errors import FieldError, ValidationError
 __all__ = [
     "IPAddress",
     "IPNetwork",
+    "fast_ipv4_host",
     "parse_address",
     "parse_subnet",
     "parse_subnet_with_note",
@@ -69,7 +70,7 @@ def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork,
     stored as 192.168.1.0/24``. Raises ValidationError naming ``field``.
     """
     raw = text.strip()
-    fast = _fast_ipv4(raw)
+    fast = fast_ipv4_host(raw)
     if fast is not None:
         return fast, None
     if not raw:
@@ -100,7 +101,7 @@ def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork,
     return network, note
 
 
-def _fast_ipv4(raw: str) -> ipaddress.IPv4Network | None:
+def fast_ipv4_host(raw: str) -> ipaddress.IPv4Network | None:
     """A plain dotted quad (with an optional /32): the common case of ban
     lists, parsed by the C library (strict: no leading zeros, four octets)."""
     address = raw[:-3] if raw.endswith("/32") else raw
