@@ -28,7 +28,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import is_whitelisted
-from pbxfw.errors import PbxfwError
+from pbxfw.errors import KernelError, PbxfwError
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.recognisers import Recogniser
@@ -157,6 +157,7 @@ class Agent:
         self._structure: str | None = None
         self._chains: str | None = None
         self._last_full_check = 0.0
+        self._pending_reload = False
         self._bans_revision = -1
         self._kernel_bans: dict[tuple[str, str], float] = {}
         self._config: Configuration | None = None
@@ -281,6 +282,21 @@ class Agent:
             len(elements),
         )
 
+    def _guarded_subnets(self) -> set[str]:
+        return {subnet for subnet, _ in self._kernel_bans}
+
+    def _guard_elements(self, subnets: Iterable[str]) -> list[BanElement]:
+        """Guard elements for ``subnets``: each lasts as long as its longest ban."""
+        now = self.clock()
+        longest: dict[str, float] = {}
+        for (subnet, _jail), expires in self._kernel_bans.items():
+            longest[subnet] = max(longest.get(subnet, 0.0), expires)
+        return [
+            BanElement(ipaddress.ip_network(s), "manual", max(1, int(longest[s] - now + 0.999)))
+            for s in subnets
+            if s in longest
+        ]
+
     def _expiry(self, element: BanElement) -> float:
         return self.clock() + (element.expires_in_seconds or 0)
 
@@ -308,16 +324,39 @@ class Agent:
             revision, config = self.firewall.applied_configuration()
             self._apply(config, revision, bans)
             return
-        if gone:
-            self.backend.remove_bans([BanElement(ipaddress.ip_network(s), j) for s, j in gone])
-            for key in gone:
-                self._kernel_bans.pop(key, None)
-                if self._detector is not None:
-                    self._detector.forget(ipaddress.ip_network(key[0]).network_address, key[1])
-        if fresh:
-            self.backend.add_bans(ban_elements(fresh, now))
-            for ban in fresh:
-                self._kernel_bans[(str(ban.subnet), ban.jail)] = ban.expires_at
+        for key in gone:
+            self._kernel_bans.pop(key, None)
+            if self._detector is not None:
+                self._detector.forget(ipaddress.ip_network(key[0]).network_address, key[1])
+        for ban in fresh:
+            self._kernel_bans[(str(ban.subnet), ban.jail)] = ban.expires_at
+        try:
+            if gone:
+                subnets = {s for s, _ in gone}
+                self.backend.remove_bans(
+                    [BanElement(ipaddress.ip_network(s), j) for s, j in gone],
+                    unguard=[
+                        BanElement(ipaddress.ip_network(s), "manual")
+                        for s in subnets
+                        if s not in self._guarded_subnets()
+                    ],
+                )
+                # Subnets still banned by another jail keep their guard.
+                kept = [s for s in subnets if s in self._guarded_subnets()]
+                if kept:
+                    self.backend.add_bans([], guard=self._guard_elements(kept))
+            if fresh:
+                self.backend.add_bans(
+                    ban_elements(fresh, now),
+                    guard=self._guard_elements({str(b.subnet) for b in fresh}),
+                )
+        except KernelError as exc:
+            # A subnet inside a broader banned one is refused element by
+            # element; the whole table, with its sets folded, never is.
+            log.warning("ban sets: %s; loading the whole table instead", exc)
+            revision, config = self.firewall.applied_configuration()
+            self._apply(config, revision, bans)
+            return
         if gone or fresh:
             log.info("ban sets: %d added or renewed, %d removed", len(fresh), len(gone))
 
@@ -421,14 +460,25 @@ class Agent:
                 )
             )
         # Kernel first: the drop is what matters; the record follows.
-        self.backend.add_bans(ban_elements(bans, now))
+        for ban in bans:
+            self._kernel_bans[(str(ban.subnet), ban.jail)] = ban.expires_at
+        try:
+            self.backend.add_bans(
+                ban_elements(bans, now), guard=self._guard_elements({str(b.subnet) for b in bans})
+            )
+        except KernelError as exc:
+            log.warning("ban sets: %s; loading the whole table instead", exc)
+            self._pending_reload = True
         with self.store.write() as repo:
             for ban in bans:
                 repo.save_ban(ban)
-                self._kernel_bans[(str(ban.subnet), ban.jail)] = ban.expires_at
                 repo.add_ips_counters(ban.jail, bans=1)
             bump_bans_revision(repo)
             self._bans_revision = int(repo.get_meta("bans_revision") or "0")
+        if self._pending_reload:
+            self._pending_reload = False
+            revision, config = self.firewall.applied_configuration()
+            self._apply(config, revision)
         for ban in bans:
             log.warning(
                 "banned %s (jail %s, %d s): %s",

@@ -14,7 +14,9 @@ from pbxfw.compiler.nft import (
     allow_set_name,
     ban_set_name,
     compile_ban_elements,
+    compile_guard_elements,
     compile_ruleset,
+    guard_set_name,
     merge_intervals,
     never_block_intervals,
 )
@@ -28,7 +30,9 @@ __all__ = [
     "allow_set_name",
     "ban_set_name",
     "compile_ban_elements",
+    "compile_guard_elements",
     "compile_ruleset",
+    "guard_set_name",
     "merge_intervals",
     "never_block_intervals",
 ]

@@ -51,7 +51,9 @@ __all__ = [
     "allow_set_name",
     "ban_set_name",
     "compile_ban_elements",
+    "compile_guard_elements",
     "compile_ruleset",
+    "guard_set_name",
     "merge_intervals",
     "never_block_intervals",
 ]
@@ -109,6 +111,11 @@ def ban_set_name(jail: str, version: int) -> str:
     if jail not in JAIL_SCOPES:
         raise ValueError(f"unknown jail {jail!r}; known: {', '.join(sorted(JAIL_SCOPES))}")
     return f"ban_{jail}_v{version}"
+
+
+def guard_set_name(version: int) -> str:
+    """``banned_v4``: every banned subnet of every jail (the jump to the ban checks)."""
+    return f"banned_v{version}"
 
 
 def allow_set_name(service: str, version: int) -> str:
@@ -324,6 +331,11 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
                 "interval, timeout",
                 _ban_items(ban_groups.get((jail, v), []), v),
             )
+    for v in (4, 6):
+        # Every banned subnet of every jail, longest lifetime kept: the one
+        # lookup a packet from an address that is not banned pays.
+        spans = [span for (_, fam), group in ban_groups.items() if fam == v for span in group]
+        declare(guard_set_name(v), v, "interval, timeout", _ban_items(spans, v))
     if settings.firewall_enabled:
         for service in services:
             for v in (4, 6):
@@ -346,7 +358,11 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         f'icmpv6 type {{ {_ND_TYPES} }} accept comment "IPv6 neighbour discovery"',
     ]
     if settings.ips_enabled:
-        rules.append('jump bans comment "bans come before established: a ban stops a running flow"')
+        rules.append(
+            f"ip saddr @{guard_set_name(4)} jump bans "
+            'comment "bans come before established: a ban stops a running flow"'
+        )
+        rules.append(f"ip6 saddr @{guard_set_name(6)} jump bans")
     sip_signalling = {
         ("udp", settings.sip_port, settings.sip_port),
         ("tcp", settings.sip_port, settings.sip_port),
@@ -466,6 +482,35 @@ def _scope_match(scope: frozenset[str], services: Sequence[Service]) -> list[str
         match.append("icmp type echo-request ")
         match.append("icmpv6 type echo-request ")
     return match
+
+
+def compile_guard_elements(
+    elements: Sequence[BanElement], *, action: Literal["add", "delete"] = "add"
+) -> str:
+    """Like ``compile_ban_elements`` for the guard sets ``banned_v4``/``_v6``.
+
+    The guard holds every banned subnet whatever its jail, with the longest
+    lifetime of its bans: the caller passes that lifetime (``jail`` is not
+    used). A subnet inside a broader guard element is refused by the kernel
+    ("interval overlaps"); send guard changes in a transaction of their own
+    and reload the table when one is refused.
+    """
+    lines: list[str] = []
+    for ban in sorted(elements, key=lambda b: (b.subnet.version, int(b.subnet.network_address))):
+        target = f"element {TABLE_FAMILY} {TABLE} {guard_set_name(ban.subnet.version)}"
+        key = _interval_text(*_span(ban.subnet), ban.subnet.version)
+        if action == "add":
+            if ban.expires_in_seconds is not None and ban.expires_in_seconds <= 0:
+                continue
+            ttl = "" if ban.expires_in_seconds is None else f" timeout {ban.expires_in_seconds}s"
+            lines += [
+                f"add {target} {{ {key} }}",
+                f"delete {target} {{ {key} }}",
+                f"add {target} {{ {key}{ttl} }}",
+            ]
+        else:
+            lines += [f"add {target} {{ {key} }}", f"delete {target} {{ {key} }}"]
+    return "".join(line + "\n" for line in lines)
 
 
 def compile_ban_elements(

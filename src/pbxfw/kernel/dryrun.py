@@ -42,12 +42,16 @@ class DryRunBackend:
         self.calls.append("delete_table")
         self.table = None
 
-    def add_bans(self, bans: Sequence[BanElement]) -> None:
+    def add_bans(
+        self, bans: Sequence[BanElement], guard: Sequence[BanElement] | None = None
+    ) -> None:
         self.calls.append(f"add_bans {len(bans)}")
         for ban in bans:
             self.bans[(str(ban.subnet), ban.jail)] = ban.expires_in_seconds
 
-    def remove_bans(self, bans: Sequence[BanElement]) -> None:
+    def remove_bans(
+        self, bans: Sequence[BanElement], unguard: Sequence[BanElement] | None = None
+    ) -> None:
         self.calls.append(f"remove_bans {len(bans)}")
         for ban in bans:
             self.bans.pop((str(ban.subnet), ban.jail), None)

@@ -15,7 +15,13 @@ import logging
 import subprocess
 from collections.abc import Sequence
 
-from pbxfw.compiler.nft import TABLE, TABLE_FAMILY, BanElement, compile_ban_elements
+from pbxfw.compiler.nft import (
+    TABLE,
+    TABLE_FAMILY,
+    BanElement,
+    compile_ban_elements,
+    compile_guard_elements,
+)
 from pbxfw.errors import KernelError
 
 __all__ = ["NFT_TIMEOUT_SECONDS", "NftBackend"]
@@ -179,14 +185,31 @@ class NftBackend:
         self._load(_REPLACE_PREFIX)
 
     # -- bans, incrementally -----------------------------------------------
-    def add_bans(self, bans: Sequence[BanElement]) -> None:
-        """Add (or refresh the timeout of) ``bans``, all in one transaction."""
+    def add_bans(
+        self, bans: Sequence[BanElement], guard: Sequence[BanElement] | None = None
+    ) -> None:
+        """Add (or refresh the timeout of) ``bans``, all in one transaction;
+        then put ``guard`` (default: ``bans``) in the guard sets, in a second
+        one. Raises KernelError if either is refused (the guard update is
+        refused when a subnet lies inside a broader guard element: reload
+        the table then)."""
         payload = compile_ban_elements(bans, action="add")
         if payload:
             self._load(payload)
+        guard_payload = compile_guard_elements(bans if guard is None else guard, action="add")
+        if guard_payload:
+            self._load(guard_payload)
 
-    def remove_bans(self, bans: Sequence[BanElement]) -> None:
-        """Remove ``bans`` (absent ones are fine), all in one transaction."""
+    def remove_bans(
+        self, bans: Sequence[BanElement], unguard: Sequence[BanElement] | None = None
+    ) -> None:
+        """Remove ``bans`` (absent ones are fine), all in one transaction; then
+        remove ``unguard`` (default: ``bans``) from the guard sets."""
         payload = compile_ban_elements(bans, action="delete")
         if payload:
             self._load(payload)
+        guard_payload = compile_guard_elements(
+            bans if unguard is None else unguard, action="delete"
+        )
+        if guard_payload:
+            self._load(guard_payload)
