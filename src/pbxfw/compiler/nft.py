@@ -492,6 +492,33 @@ def _scope_match(scope: frozenset[str], services: Sequence[Service]) -> list[str
     return match
 
 
+def _element_commands(
+    set_name: str, ban: BanElement, action: Literal["add", "delete"]
+) -> list[str]:
+    """Idempotent commands for one element of one set (nft 1.0.6 has no ``destroy``):
+
+    * ``add``: add the bare element (a no-op when present), delete it, add it
+      with its timeout, so a repeated ban refreshes its lifetime;
+    * ``delete``: add the bare element, then delete it: no error when absent.
+    """
+    target = f"element {TABLE_FAMILY} {TABLE} {set_name}"
+    key = _interval_text(*_span(ban.subnet), ban.subnet.version)
+    if action == "delete":
+        return [f"add {target} {{ {key} }}", f"delete {target} {{ {key} }}"]
+    if ban.expires_in_seconds is not None and ban.expires_in_seconds <= 0:
+        return []
+    ttl = "" if ban.expires_in_seconds is None else f" timeout {ban.expires_in_seconds}s"
+    return [
+        f"add {target} {{ {key} }}",
+        f"delete {target} {{ {key} }}",
+        f"add {target} {{ {key}{ttl} }}",
+    ]
+
+
+def _order(ban: BanElement) -> tuple[str, int, int, int]:
+    return (ban.jail, ban.subnet.version, int(ban.subnet.network_address), ban.subnet.prefixlen)
+
+
 def compile_guard_elements(
     elements: Sequence[BanElement], *, action: Literal["add", "delete"] = "add"
 ) -> str:
@@ -503,21 +530,11 @@ def compile_guard_elements(
     ("interval overlaps"); send guard changes in a transaction of their own
     and reload the table when one is refused.
     """
-    lines: list[str] = []
-    for ban in sorted(elements, key=lambda b: (b.subnet.version, int(b.subnet.network_address))):
-        target = f"element {TABLE_FAMILY} {TABLE} {guard_set_name(ban.subnet.version)}"
-        key = _interval_text(*_span(ban.subnet), ban.subnet.version)
-        if action == "add":
-            if ban.expires_in_seconds is not None and ban.expires_in_seconds <= 0:
-                continue
-            ttl = "" if ban.expires_in_seconds is None else f" timeout {ban.expires_in_seconds}s"
-            lines += [
-                f"add {target} {{ {key} }}",
-                f"delete {target} {{ {key} }}",
-                f"add {target} {{ {key}{ttl} }}",
-            ]
-        else:
-            lines += [f"add {target} {{ {key} }}", f"delete {target} {{ {key} }}"]
+    lines = [
+        line
+        for ban in sorted(elements, key=lambda b: _order(b)[1:])
+        for line in _element_commands(guard_set_name(ban.subnet.version), ban, action)
+    ]
     return "".join(line + "\n" for line in lines)
 
 
@@ -526,35 +543,16 @@ def compile_ban_elements(
 ) -> str:
     """nft commands that add or remove ban elements in the running table.
 
-    Both are idempotent within one transaction (``nft -f``), with no
-    ``destroy`` needed (nft 1.0.6 has none):
-
-    * ``add``: add the bare element (a no-op when present), delete it, add it
-      with its timeout — so a repeated ban refreshes its lifetime;
-    * ``delete``: add the bare element, then delete it — no error when absent.
-
-    An element overlapping a *different* element of the same set (a /32 inside
-    a banned /24) is refused by the kernel: nft reports "interval overlaps".
-    Raises ValueError for an unknown jail. Empty ``bans`` gives ``""``.
+    Both are idempotent within one transaction (``nft -f``); see
+    ``_element_commands``. An element overlapping a *different* element of
+    the same set (a /32 inside a banned /24) is refused by the kernel: nft
+    reports "interval overlaps". Raises ValueError for an unknown jail.
+    Empty ``bans`` gives ``""``.
     """
     _check_jails(bans)
-    lines: list[str] = []
-    for ban in sorted(
-        bans,
-        key=lambda b: (b.jail, b.subnet.version, int(b.subnet.network_address), b.subnet.prefixlen),
-    ):
-        name = ban_set_name(ban.jail, ban.subnet.version)
-        key = _interval_text(*_span(ban.subnet), ban.subnet.version)
-        target = f"element {TABLE_FAMILY} {TABLE} {name}"
-        if action == "add":
-            if ban.expires_in_seconds is not None and ban.expires_in_seconds <= 0:
-                continue
-            ttl = "" if ban.expires_in_seconds is None else f" timeout {ban.expires_in_seconds}s"
-            lines += [
-                f"add {target} {{ {key} }}",
-                f"delete {target} {{ {key} }}",
-                f"add {target} {{ {key}{ttl} }}",
-            ]
-        else:
-            lines += [f"add {target} {{ {key} }}", f"delete {target} {{ {key} }}"]
+    lines = [
+        line
+        for ban in sorted(bans, key=_order)
+        for line in _element_commands(ban_set_name(ban.jail, ban.subnet.version), ban, action)
+    ]
     return "".join(line + "\n" for line in lines)
