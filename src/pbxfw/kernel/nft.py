@@ -188,17 +188,18 @@ class NftBackend:
     def add_bans(
         self, bans: Sequence[BanElement], guard: Sequence[BanElement] | None = None
     ) -> None:
-        """Add (or refresh the timeout of) ``bans``, all in one transaction;
-        then put ``guard`` (default: ``bans``) in the guard sets, in a second
-        one. Raises KernelError if either is refused (the guard update is
-        refused when a subnet lies inside a broader guard element: reload
-        the table then)."""
-        payload = compile_ban_elements(bans, action="add")
-        if payload:
-            self._load(payload)
+        """Put ``guard`` (default: ``bans``) in the guard sets, then add (or
+        refresh the timeout of) ``bans`` in their jails' sets, each in one
+        transaction. The guard goes first: a guard element alone drops
+        nothing, so the drop starts exactly when the jail's element lands.
+        Raises KernelError if either is refused (the guard update is refused
+        when a subnet lies inside a broader guard element: reload the table)."""
         guard_payload = compile_guard_elements(bans if guard is None else guard, action="add")
         if guard_payload:
             self._load(guard_payload)
+        payload = compile_ban_elements(bans, action="add")
+        if payload:
+            self._load(payload)
 
     def remove_bans(
         self, bans: Sequence[BanElement], unguard: Sequence[BanElement] | None = None
