@@ -77,3 +77,22 @@ def test_ips_scan_json_lines(cli) -> None:  # type: ignore[no-untyped-def]
     assert lines and set(lines[0]) == {"file", "line", "time", "jail", "host", "event"}
     assert all(line["jail"] in ("asterisk", "ami") for line in lines)
     assert cli("ips", "scan", "/nonexistent.log").exit_code == 2
+
+
+def test_this_hosts_own_address_is_never_banned(svc) -> None:  # type: ignore[no-untyped-def]
+    import ipaddress
+
+    import pytest
+
+    from pbxfw.errors import ValidationError
+    from pbxfw.usecases.bans import BanService
+
+    own = ipaddress.ip_address("192.0.2.44")
+    bans = BanService(svc.store, own_addresses=lambda: [own])
+    with pytest.raises(ValidationError, match="this host's own address"):
+        bans.add("192.0.2.44")
+    with pytest.raises(ValidationError, match="this host's own address"):
+        bans.add("192.0.2.0/24")  # a subnet holding it
+    assert bans.import_lines(["192.0.2.44", "198.51.100.1"]).skipped == [
+        "192.0.2.44/32: 192.0.2.44 is this host's own address"
+    ]

@@ -21,11 +21,9 @@ so tests drive ``tick()`` directly.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,8 +44,9 @@ from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.recognisers import Recogniser
 from pbxfw.kernel import NftBackend
 from pbxfw.kernel.dryrun import DryRunBackend
+from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.bans import bump_bans_revision
+from pbxfw.usecases.bans import Whitelist, bump_bans_revision
 from pbxfw.usecases.firewall import FirewallService, ban_elements
 
 __all__ = [
@@ -55,7 +54,6 @@ __all__ = [
     "FULL_CHECK_SECONDS",
     "Agent",
     "AgentOptions",
-    "host_addresses",
     "log_sources",
 ]
 
@@ -109,26 +107,6 @@ def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple
             seen.add(path)
             unique.append((path, kind))
     return unique
-
-
-def host_addresses(netns: str | None) -> list[IPAddress]:
-    """This host's (or namespace's) own addresses: never banned."""
-    argv = ["ip", "-j", "addr", "show"]
-    if netns:
-        argv = ["ip", "-n", netns, "-j", "addr", "show"]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=True).stdout
-        links = json.loads(out)
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return []
-    found: list[IPAddress] = []
-    for link in links:
-        for info in link.get("addr_info", []):
-            try:
-                found.append(ipaddress.ip_address(info["local"]))
-            except (KeyError, ValueError):
-                continue
-    return found
 
 
 class Agent:
@@ -264,6 +242,7 @@ class Agent:
             if bans is None:
                 bans = repo.bans(now=self.clock())
             bans_revision = int(repo.get_meta("bans_revision") or "0")
+        bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
         self.backend.apply(text)
@@ -281,6 +260,22 @@ class Agent:
             len(config.networks),
             len(elements),
         )
+
+    def _drop_whitelisted(self, config: Configuration, bans: list[Ban]) -> list[Ban]:
+        """Bans being restored are checked against the whitelist too (this
+        host's addresses may have changed): those it covers are lifted."""
+        whitelist = Whitelist(config, self._own)
+        lifted = [b for b in bans if whitelist.reason(b.subnet)]
+        if not lifted:
+            return bans
+        with self.store.write() as repo:
+            repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
+            bump_bans_revision(repo)
+        for ban in lifted:
+            log.warning(
+                "lifted the ban of %s: %s", ban.address_text(), whitelist.reason(ban.subnet)
+            )
+        return [b for b in bans if b not in lifted]
 
     def _guarded_subnets(self) -> set[str]:
         return {subnet for subnet, _ in self._kernel_bans}

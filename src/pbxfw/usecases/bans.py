@@ -19,6 +19,7 @@ from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.ips.events import JAIL_SCOPES
+from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Repository, Store
 
 __all__ = ["BanImportReport", "BanService", "Whitelist", "whitelist_reason"]
@@ -85,14 +86,20 @@ def bump_bans_revision(repo: Repository) -> None:
     repo.set_meta("bans_revision", str(current + 1))
 
 
+def local_addresses() -> list[IPAddress]:
+    """This host's own addresses (``ip -j addr``): never banned."""
+    return host_addresses(None)
+
+
 class BanService:
-    """Stored bans. ``own_addresses`` returns this host's addresses (never banned)."""
+    """Stored bans. ``own_addresses`` returns this host's addresses (never
+    banned); by default those of the namespace this process runs in."""
 
     def __init__(
         self,
         store: Store,
         clock: Callable[[], float] = time.time,
-        own_addresses: Callable[[], Sequence[IPAddress]] = lambda: (),
+        own_addresses: Callable[[], Sequence[IPAddress]] = local_addresses,
     ) -> None:
         self.store = store
         self.clock = clock
