@@ -76,3 +76,42 @@ def test_apply_refuses_to_lock_out_the_ssh_admin(tmp_path: Path) -> None:
         run(db, "network", "add", "Me", "192.0.2.55/32", "--allow", "ssh")
         assert run(db, "apply", "--netns", ns, env=env).returncode == 0
         assert run(db, "apply", "--netns", ns, "--force").returncode == 0
+
+
+def test_describe_changes_names_what_apply_changes() -> None:
+    from pbxfw.usecases.firewall import describe_changes
+
+    before = {
+        "networks": [
+            {
+                "name": "Office",
+                "subnet": "10.0.0.0/8",
+                "services": {"sip": "allow", "ssh": "block"},
+                "local": False,
+            },
+            {"name": "Old", "subnet": "10.9.0.0/16", "services": {}},
+        ],
+        "settings": {"firewall_enabled": False},
+    }
+    after = {
+        "networks": [
+            {
+                "name": "HQ",
+                "subnet": "10.0.0.0/8",
+                "services": {"sip": "allow", "ssh": "allow"},
+                "local": True,
+            },
+            {"name": "Lab", "subnet": "10.1.0.0/16", "services": {"sip": "allow"}},
+        ],
+        "settings": {"firewall_enabled": True},
+    }
+    assert describe_changes(before, after) == [
+        'network "HQ" 10.0.0.0/8: ssh block → allow, local on, renamed from "Office"',
+        'add network "Lab" 10.1.0.0/16: allows sip',
+        'remove network "Old" 10.9.0.0/16',
+        "setting firewall_enabled: False → True",
+    ]
+    assert describe_changes(before, before) == []
+    assert describe_changes(None, after) == [
+        "Nothing was applied yet: the whole configuration will be loaded."
+    ]

@@ -294,22 +294,22 @@ def describe_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> li
             allowed = ", ".join(k for k, v in n["services"].items() if v == "allow") or "nothing"
             lines.append(f'add network "{n["name"]}" {subnet}: allows {allowed}')
             continue
-        n_old = o = old[subnet]
+        was = old[subnet]
         changes = [
-            f"{k} {n_old['services'].get(k, 'block')} → {v}"
+            f"{k} {was['services'].get(k, 'block')} → {v}"
             for k, v in n["services"].items()
-            if n_old["services"].get(k, "block") != v
+            if was["services"].get(k, "block") != v
         ]
         for flag in ("local", "never_block"):
-            if o.get(flag) != n.get(flag):
+            if was.get(flag) != n.get(flag):
                 changes.append(f"{flag.replace('_', '-')} {'on' if n.get(flag) else 'off'}")
-        if o.get("name") != n.get("name"):
-            changes.append(f'renamed from "{o["name"]}"')
+        if was.get("name") != n.get("name"):
+            changes.append(f'renamed from "{was["name"]}"')
         if changes:
             lines.append(f'network "{n["name"]}" {subnet}: ' + ", ".join(changes))
-    for subnet, o in old.items():
+    for subnet, gone in old.items():
         if subnet not in new:
-            lines.append(f'remove network "{o["name"]}" {subnet}')
+            lines.append(f'remove network "{gone["name"]}" {subnet}')
     old_services = {s["key"]: s for s in before.get("services", [])}
     new_services = {s["key"]: s for s in after.get("services", [])}
     for key in new_services.keys() - old_services.keys():
