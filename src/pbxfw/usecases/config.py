@@ -44,6 +44,7 @@ __all__ = [
     "NetworkChange",
     "discover_asterisk",
     "normalised",
+    "stored_configuration",
 ]
 
 
@@ -77,7 +78,8 @@ def normalised(network: Network, keys: Iterable[str]) -> Network:
     return network.with_changes(services={k: services.get(k, Verdict.BLOCK) for k in keys})
 
 
-def _configuration(repo: Repository) -> Configuration:
+def stored_configuration(repo: Repository) -> Configuration:
+    """Inside a unit of work: the stored configuration, every network normalised."""
     config = repo.configuration()
     keys = config.service_keys()
     return Configuration(
@@ -107,7 +109,7 @@ class ConfigService:
             if repo.get_meta("revision") is None:
                 repo.set_meta("revision", "0")
             changed = False
-            config = _configuration(repo)
+            config = stored_configuration(repo)
             existing = {str(n.subnet) for n in config.networks}
             keys = config.service_keys()
             for network in permanent_networks(keys):
@@ -132,7 +134,7 @@ class ConfigService:
         except (ValidationError, IndexError):
             return None
         subnet = ipaddress.ip_network(address)
-        config = _configuration(repo)
+        config = stored_configuration(repo)
         if any(n.subnet == subnet for n in config.networks):
             return None
         services = inherited_services(subnet, config.networks, config.service_keys())
@@ -149,7 +151,7 @@ class ConfigService:
     # -- reads --------------------------------------------------------------
     def configuration(self) -> Configuration:
         with self.store.read() as repo:
-            return _configuration(repo)
+            return stored_configuration(repo)
 
     def revision(self) -> int:
         with self.store.read() as repo:
@@ -167,7 +169,7 @@ class ConfigService:
     def network(self, ref: str | int) -> Network:
         with self.store.read() as repo:
             network = repo.network(ref)
-            return normalised(network, _configuration(repo).service_keys())
+            return normalised(network, stored_configuration(repo).service_keys())
 
     def services(self) -> tuple[Service, ...]:
         return self.configuration().services()
@@ -203,7 +205,7 @@ class ConfigService:
         except ValidationError as exc:
             errors += exc.errors
         with self.store.write() as repo:
-            config = _configuration(repo)
+            config = stored_configuration(repo)
             keys = config.service_keys()
             services: dict[str, Verdict] = {}
             try:
@@ -234,7 +236,7 @@ class ConfigService:
         notes: list[str] = []
         errors: list[FieldError] = []
         with self.store.write() as repo:
-            config = _configuration(repo)
+            config = stored_configuration(repo)
             keys = config.service_keys()
             current = normalised(repo.network(ref), keys)
             updated = current
@@ -353,7 +355,7 @@ class ConfigService:
         parsed = parse_document(document)
         with self.store.write() as repo:
             replace_configuration(repo, parsed)
-            return _configuration(repo)
+            return stored_configuration(repo)
 
 
 # -- the configuration document -------------------------------------------------------

@@ -40,10 +40,10 @@ from pbxfw.kernel.confirm import pending as pending_change
 from pbxfw.kernel.confirm import rollback as rollback_change
 from pbxfw.storage.repository import Repository, Store
 from pbxfw.usecases.config import (
-    _configuration,
     document_of,
     parse_document,
     replace_configuration,
+    stored_configuration,
 )
 
 __all__ = [
@@ -120,7 +120,7 @@ class FirewallService:
     def compile(self, config: Configuration | None = None, with_bans: bool = True) -> str:
         """The ruleset for ``config`` (default: the stored one) and the active bans."""
         with self.store.read() as repo:
-            config = config or _configuration(repo)
+            config = config or stored_configuration(repo)
             bans = repo.bans(now=self.clock()) if with_bans else []
         return compile_ruleset(config, ban_elements(bans, self.clock()))
 
@@ -176,7 +176,7 @@ class FirewallService:
         """
         self.reconcile(netns)
         with self.store.read() as repo:
-            config = _configuration(repo)
+            config = stored_configuration(repo)
             revision = repo.revision()
             bans = repo.bans(now=self.clock())
         if not force:
@@ -241,7 +241,7 @@ class FirewallService:
             token = repo.get_meta(_pending_key(netns))
             if token is None or record.get("token") != token:
                 return None
-            rejected = document_of(_configuration(repo))
+            rejected = document_of(stored_configuration(repo))
             confirmed = repo.get_meta("confirmed_document")
             repo.set_meta(_pending_key(netns), None)
             path = namespace_dir(self.state_dir, netns) / "rejected-config.json"
@@ -261,7 +261,7 @@ def _applied(repo: Repository) -> tuple[int | None, Configuration]:
     document = repo.get_meta("applied_document")
     revision = repo.get_meta("applied_revision")
     if document is None or revision is None:
-        return None, _configuration(repo)
+        return None, stored_configuration(repo)
     try:
         return int(revision), configuration_from_document(json.loads(document))
     except (ValueError, PbxfwError) as exc:
@@ -273,7 +273,7 @@ def _applied(repo: Repository) -> tuple[int | None, Configuration]:
 def _initial_document(repo: Repository) -> str:
     """What a rollback of the very first apply returns to: the same networks,
     with the firewall switched off (the kernel had no pbxfw table before)."""
-    config = _configuration(repo)
+    config = stored_configuration(repo)
     off = Configuration(
         config.networks,
         config.custom_services,
@@ -332,7 +332,7 @@ class FirewallApplier:
     def preview(self) -> str:
         with self.firewall.store.read() as repo:
             applied = repo.get_meta("applied_document")
-            stored = document_of(_configuration(repo))
+            stored = document_of(stored_configuration(repo))
         before = None if applied is None else json.loads(applied)
         lines = describe_changes(before, json.loads(json.dumps(stored, sort_keys=True)))
         return "\n".join(lines) if lines else "No changes since the last apply."
