@@ -111,3 +111,27 @@ def test_the_pjsip_include_follows_the_local_networks(svc: ConfigService, tmp_pa
     FirewallService(svc.store, tmp_path / "state", backend=lambda _ns: backend).apply()  # type: ignore[arg-type,return-value]
     a.tick()
     assert "local_net=192.168.5.0/24" in include.read_text()
+
+
+def test_brute_force_on_the_web_page_is_banned_in_the_web_jail(
+    svc: ConfigService, tmp_path: Path
+) -> None:
+    """The page writes failed logins (pbxfw.web.security); the agent follows
+    that file and bans the address for WEB only."""
+    from pbxfw.web.security import record_login_failure
+
+    setup(svc, tmp_path)
+    web_log = tmp_path / "web.log"
+    backend = DryRunBackend()
+    a = Agent(
+        svc.store,
+        AgentOptions(state_dir=str(tmp_path / "state"), web_log=str(web_log)),
+        backend=backend,
+    )
+    a.start()
+    for i in range(3):  # ips_maxretry is 3 in setup()
+        record_login_failure(web_log, time.time(), f'admin" from 10.0.0.{i}', "198.51.100.77")
+    a.tick()
+    assert list(backend.bans) == [("198.51.100.77/32", "web")]
+    (ban,) = BanService(svc.store).active()
+    assert ban.scope == frozenset({"web"})
