@@ -135,3 +135,17 @@ def test_brute_force_on_the_web_page_is_banned_in_the_web_jail(
     assert list(backend.bans) == [("198.51.100.77/32", "web")]
     (ban,) = BanService(svc.store).active()
     assert ban.scope == frozenset({"web"})
+
+
+def test_a_network_marked_never_block_is_protected_before_any_apply(
+    svc: ConfigService, tmp_path: Path
+) -> None:
+    log = setup(svc, tmp_path)
+    backend = DryRunBackend()
+    a = agent(svc, tmp_path, backend)
+    svc.add_network(NetworkChange(name="Office", subnet="10.20.0.0/16", never_block=True))
+    a.tick()  # stored, not applied: the whitelist follows it anyway
+    with log.open("a") as f:
+        f.write(failure("10.20.0.5") * 5 + failure("198.51.100.8") * 3)
+    a.tick()
+    assert list(backend.bans) == [("198.51.100.8/32", "asterisk")]

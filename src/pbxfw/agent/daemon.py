@@ -37,7 +37,7 @@ from pbxfw.compiler import BanElement, compile_ruleset
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.decision import is_whitelisted
+from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import KernelError, PbxfwError
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
@@ -46,7 +46,8 @@ from pbxfw.kernel import NftBackend
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.bans import Whitelist, bump_bans_revision
+from pbxfw.usecases.bans import bump_bans_revision
+from pbxfw.usecases.config import stored_configuration
 from pbxfw.usecases.firewall import FirewallService, ban_elements
 
 __all__ = [
@@ -139,6 +140,8 @@ class Agent:
         self._bans_revision = -1
         self._kernel_bans: dict[tuple[str, str], float] = {}
         self._config: Configuration | None = None
+        self._whitelist: Whitelist | None = None
+        self._stored_revision: int | None = None
         self._own: list[IPAddress] = []
         self._own_checked = 0.0
         self._tailer: Tailer | None = None
@@ -195,6 +198,11 @@ class Agent:
         if now - self._own_checked >= 30:
             self._own = host_addresses(self.options.netns)
             self._own_checked = now
+            self._refresh_whitelist()
+        stored = self.firewall.stored_revision()
+        if stored != self._stored_revision:
+            self._stored_revision = stored
+            self._refresh_whitelist()
 
     # -- rules --------------------------------------------------------------------
     def _rules(self, force: bool) -> None:
@@ -261,10 +269,23 @@ class Agent:
             len(elements),
         )
 
+    def _refresh_whitelist(self) -> Whitelist:
+        """The applied configuration's whitelist widened by the stored one's:
+        marking a network never-block protects it at once, before any apply
+        (the bans inside it are lifted in storage at the same moment)."""
+        with self.store.read() as repo:
+            stored = stored_configuration(repo)
+        whitelist = Whitelist(stored, self._own)
+        if self._config is not None:
+            whitelist = whitelist.including(Whitelist(self._config))
+        self._whitelist = whitelist
+        return whitelist
+
     def _drop_whitelisted(self, config: Configuration, bans: list[Ban]) -> list[Ban]:
         """Bans being restored are checked against the whitelist too (this
         host's addresses may have changed): those it covers are lifted."""
-        whitelist = Whitelist(config, self._own)
+        self._config = config
+        whitelist = self._refresh_whitelist()
         lifted = [b for b in bans if whitelist.reason(b.subnet)]
         if not lifted:
             return bans
@@ -276,9 +297,6 @@ class Agent:
                 "lifted the ban of %s: %s", ban.address_text(), whitelist.reason(ban.subnet)
             )
         return [b for b in bans if b not in lifted]
-
-    def _guarded_subnets(self) -> set[str]:
-        return {subnet for subnet, _ in self._kernel_bans}
 
     def _guard_elements(self, subnets: Iterable[str]) -> list[BanElement]:
         """Guard elements for ``subnets``: each lasts as long as its longest ban."""
@@ -328,16 +346,17 @@ class Agent:
         try:
             if gone:
                 subnets = {s for s, _ in gone}
+                guarded = {subnet for subnet, _ in self._kernel_bans}
                 self.backend.remove_bans(
                     [BanElement(ipaddress.ip_network(s), j) for s, j in gone],
                     unguard=[
                         BanElement(ipaddress.ip_network(s), "manual")
                         for s in subnets
-                        if s not in self._guarded_subnets()
+                        if s not in guarded
                     ],
                 )
                 # Subnets still banned by another jail keep their guard.
-                kept = [s for s in subnets if s in self._guarded_subnets()]
+                kept = [s for s in subnets if s in guarded]
                 if kept:
                     self.backend.add_bans([], guard=self._guard_elements(kept))
             if fresh:
@@ -388,9 +407,7 @@ class Agent:
                     )
 
     def _whitelisted(self, address: IPAddress) -> bool:
-        if address in self._own:
-            return True
-        return self._config is not None and is_whitelisted(address, self._config)
+        return self._whitelist is not None and self._whitelist.covers(address)
 
     def _logs(self) -> None:
         if self._tailer is None or self._detector is None or self._config is None:

@@ -9,7 +9,6 @@ whatever the number of networks. The compiler reads the same intervals, so
 
 from __future__ import annotations
 
-import ipaddress
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Literal
 from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_address
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.networks import Network, Verdict
+from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
 
 __all__ = [
@@ -27,7 +27,6 @@ __all__ = [
     "PolicyIndex",
     "Segment",
     "check",
-    "is_whitelisted",
 ]
 
 #: A ban scope that covers every service (the recidive jail, manual bans).
@@ -140,16 +139,6 @@ class PolicyIndex:
         return None
 
 
-def is_whitelisted(address: IPAddress, config: Configuration) -> bool:
-    """Never banned: loopback, never-block networks, ``ips_whitelist``."""
-    if address.is_loopback:
-        return True
-    for network in config.networks:
-        if network.never_block and address in network.subnet:
-            return True
-    return any(address in ipaddress.ip_network(w) for w in config.settings.ips_whitelist)
-
-
 def check(
     config: Configuration,
     address: str | IPAddress,
@@ -173,7 +162,7 @@ def check(
     if config.settings.ips_enabled:
         for ban in bans:
             if ip.version == ban.subnet.version and ip in ban.subnet and ban.covers(service):
-                if is_whitelisted(ip, config):
+                if Whitelist(config).covers(ip):
                     break
                 why = f"banned by jail {ban.jail}" + (f": {ban.reason}" if ban.reason else "")
                 return Decision(text, service, "banned", None, why, ban)

@@ -23,7 +23,6 @@ __all__ = [
     "database_url",
     "make_engine",
     "migrate",
-    "schema_state",
 ]
 
 #: Where the database lives when neither ``--db`` nor ``PBXFW_DB`` says.
@@ -100,14 +99,3 @@ def migrate(engine: Engine) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()
-
-
-def schema_state(engine: Engine) -> tuple[str | None, str]:
-    """(current revision, newest revision) of the schema."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head() or ""
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current, head

@@ -9,58 +9,21 @@ kernel the same way, and lapses there even while the agent is down.
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_subnet
 from pbxfw.domain.bans import Ban
-from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.ips.events import JAIL_SCOPES
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Repository, Store
 
-__all__ = ["BanImportReport", "BanService", "Whitelist", "whitelist_reason"]
+__all__ = ["BanImportReport", "BanService"]
 
 MANUAL_JAIL = "manual"
-
-
-class Whitelist:
-    """Everything never banned, gathered once: loopback, this host's addresses,
-    the never-block networks and ``ips_whitelist``."""
-
-    def __init__(self, config: Configuration, own: Iterable[IPAddress] = ()) -> None:
-        self.own = list(own)
-        self.networks = [
-            (n.subnet, f'it is in the never-block network "{n.name}" ({n.subnet})')
-            for n in config.networks
-            if n.never_block
-        ]
-        self.networks += [
-            (ipaddress.ip_network(w), f"it is in ips_whitelist ({w})")
-            for w in config.settings.ips_whitelist
-        ]
-
-    def reason(self, subnet: IPNetwork) -> str | None:
-        """Why ``subnet`` may never be banned (it overlaps the whitelist), or None."""
-        if subnet.is_loopback:
-            return "loopback is never banned"
-        for address in self.own:
-            if address.version == subnet.version and address in subnet:
-                return f"{address} is this host's own address"
-        for white, why in self.networks:
-            if white.version == subnet.version and white.overlaps(subnet):  # type: ignore[arg-type]
-                return why
-        return None
-
-
-def whitelist_reason(
-    subnet: IPNetwork, config: Configuration, own: Iterable[IPAddress] = ()
-) -> str | None:
-    """Why ``subnet`` may never be banned (overlapping the whitelist), or None."""
-    return Whitelist(config, own).reason(subnet)
 
 
 @dataclass(slots=True)
@@ -126,7 +89,7 @@ class BanService:
         now = self.clock()
         with self.store.write() as repo:
             config = repo.configuration()
-            why = whitelist_reason(subnet, config, self.own_addresses())
+            why = Whitelist(config, self.own_addresses()).reason(subnet)
             if why:
                 raise ValidationError(FieldError("address", f"{subnet} is never banned: {why}"))
             length = seconds if seconds is not None else config.settings.ips_bantime

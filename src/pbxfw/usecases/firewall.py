@@ -124,6 +124,11 @@ class FirewallService:
             bans = repo.bans(now=self.clock()) if with_bans else []
         return compile_ruleset(config, ban_elements(bans, self.clock()))
 
+    def stored_revision(self) -> int:
+        """The revision of the stored configuration (one small query)."""
+        with self.store.read() as repo:
+            return repo.revision()
+
     def applied_revision(self) -> int | None:
         """The revision last applied (None: never), without loading it."""
         with self.store.read() as repo:
@@ -237,6 +242,12 @@ class FirewallService:
         record = last_rollback(self.state_dir, netns)
         if record is None:
             return None
+        # The agent calls this every tick, and the record of the last rollback
+        # stays on disk: look in a read transaction first, write only when the
+        # rollback is one not yet carried into storage.
+        with self.store.read() as repo:
+            if repo.get_meta(_pending_key(netns)) != record.get("token"):
+                return None
         with self.store.write() as repo:
             token = repo.get_meta(_pending_key(netns))
             if token is None or record.get("token") != token:
