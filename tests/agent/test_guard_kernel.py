@@ -1,7 +1,8 @@
-"""The guard sets in the kernel: every banned subnet, as long as its longest ban.
+"""The guard sets in the kernel: every banned address (``banned_v4``) and
+subnet (``banned_net_v4``), each as long as its longest ban.
 
-Packets from addresses that are not banned pay one lookup (``banned_v4``)
-before the per-jail checks; these tests keep the guard honest as bans of
+Packets from addresses that are not banned pay two lookups (a hash and a
+mostly empty interval set) before the per-jail checks; these tests keep the guard honest as bans of
 several jails come and go, and when a broader ban covers a narrower one.
 """
 
@@ -61,11 +62,12 @@ def test_guard_follows_bans_of_several_jails(
     guard = elements(lab, ns, "banned_v4")
     assert "198.51.100.9 timeout 1m" in guard or "198.51.100.9 timeout 60s" in guard, guard
 
-    # A broader ban covering it: the guard cannot hold both, the table is reloaded folded.
+    # A broader ban covering it: subnets have sets of their own, so both stay.
     bans.add("198.51.100.0/24", seconds=3600)
     agent.tick()
-    guard = elements(lab, ns, "banned_v4")
-    assert "198.51.100.0/24" in guard and "198.51.100.9" not in guard, guard
+    assert "198.51.100.0/24" in elements(lab, ns, "banned_net_v4")
+    assert "198.51.100.0/24" in elements(lab, ns, "ban_manual_net_v4")
+    assert "198.51.100.9" in elements(lab, ns, "banned_v4")
     assert "198.51.100.9" in elements(lab, ns, "ban_ssh_v4")
 
     # Lifting every ban empties the guard.
@@ -73,3 +75,4 @@ def test_guard_follows_bans_of_several_jails(
     bans.remove("198.51.100.0/24")
     agent.tick()
     assert "elements" not in elements(lab, ns, "banned_v4")
+    assert "elements" not in elements(lab, ns, "banned_net_v4")

@@ -135,11 +135,18 @@ def test_bans_are_added_refreshed_and_removed(env: Env) -> None:
     ban = BanElement(ipaddress.ip_network("203.0.113.0/24"), "ssh", 100)
     env.backend.add_bans([ban])
     env.backend.add_bans([BanElement(ban.subnet, "ssh", 5000)])  # refresh, no error
-    listed = env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", "ban_ssh_v4")
+    listed = env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", "ban_ssh_net_v4")
     assert "203.0.113.0/24 timeout 1h23m20s" in listed
-    env.backend.remove_bans([ban])
-    env.backend.remove_bans([ban])  # absent: fine
-    assert "203.0.113.0" not in env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", "ban_ssh_v4")
+    host = BanElement(ipaddress.ip_network("203.0.113.7/32"), "ssh", 100)
+    env.backend.add_bans([host], refresh=False)  # known absent: one plain add
+    env.backend.add_bans([BanElement(host.subnet, "ssh", 5000)])
+    assert "203.0.113.7 timeout 1h23m20s" in env.lab.nft(
+        env.ns, "list", "set", "inet", "pbxfw", "ban_ssh_v4"
+    )
+    for _ in range(2):  # absent the second time: fine
+        env.backend.remove_bans([ban, host])
+    for name in ("ban_ssh_v4", "ban_ssh_net_v4", "banned_v4", "banned_net_v4"):
+        assert "203.0.113" not in env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", name)
 
 
 @pytest.mark.kernel

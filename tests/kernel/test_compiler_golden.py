@@ -101,15 +101,34 @@ def test_ban_element_commands() -> None:
         "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
         "delete element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
         "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 timeout 3600s }\n"
-        "add element inet pbxfw ban_manual_v6 { 2001:db8::/64 }\n"
-        "delete element inet pbxfw ban_manual_v6 { 2001:db8::/64 }\n"
-        "add element inet pbxfw ban_manual_v6 { 2001:db8::/64 }\n"
+        "add element inet pbxfw ban_manual_net_v6 { 2001:db8::/64 }\n"
+        "delete element inet pbxfw ban_manual_net_v6 { 2001:db8::/64 }\n"
+        "add element inet pbxfw ban_manual_net_v6 { 2001:db8::/64 }\n"
     )
     assert compile_ban_elements(bans[:1], action="delete") == (
         "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
         "delete element inet pbxfw ban_asterisk_v4 { 192.0.2.1 }\n"
     )
     assert compile_ban_elements([]) == ""
+
+
+def test_ban_element_commands_batch_per_set() -> None:
+    """Many elements of one set are one command per step, each element once
+    (a second delete of it would fail), with its longest lifetime; without
+    ``refresh`` (known absent) only the add with the timeouts."""
+    bans = [
+        _ban("192.0.2.2/32", "asterisk", 60),
+        _ban("192.0.2.1/32", "asterisk", 3600),
+        _ban("192.0.2.2/32", "asterisk", 600),
+    ]
+    assert compile_ban_elements(bans) == (
+        "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1, 192.0.2.2 }\n"
+        "delete element inet pbxfw ban_asterisk_v4 { 192.0.2.1, 192.0.2.2 }\n"
+        "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 timeout 3600s, 192.0.2.2 timeout 600s }\n"
+    )
+    assert compile_ban_elements(bans, refresh=False) == (
+        "add element inet pbxfw ban_asterisk_v4 { 192.0.2.1 timeout 3600s, 192.0.2.2 timeout 600s }\n"
+    )
 
 
 @pytest.mark.kernel

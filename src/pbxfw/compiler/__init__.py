@@ -17,6 +17,7 @@ from pbxfw.compiler.nft import (
     compile_guard_elements,
     compile_ruleset,
     guard_set_name,
+    is_host,
     merge_intervals,
     never_block_intervals,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "compile_guard_elements",
     "compile_ruleset",
     "guard_set_name",
+    "is_host",
     "merge_intervals",
     "never_block_intervals",
 ]

@@ -43,7 +43,11 @@ class DryRunBackend:
         self.table = None
 
     def add_bans(
-        self, bans: Sequence[BanElement], guard: Sequence[BanElement] | None = None
+        self,
+        bans: Sequence[BanElement],
+        guard: Sequence[BanElement] | None = None,
+        *,
+        refresh: bool = True,
     ) -> None:
         self.calls.append(f"add_bans {len(bans)}")
         for ban in bans:

@@ -1,6 +1,7 @@
 """The nftables backend: load, read and remove the one table pbxfw owns.
 
-Everything goes through the ``nft`` command (``nft -f -`` reads a whole
+Everything but ban elements of single addresses (``pbxfw.kernel.netlink``)
+goes through the ``nft`` command (``nft -f -`` reads a whole
 payload as one kernel transaction: the kernel holds the old table or the new
 one, never a mix). With ``netns`` set, every call runs as
 ``ip netns exec NAME nft ...`` and touches only that namespace.
@@ -14,15 +15,18 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Sequence
+from typing import Literal
 
 from pbxfw.compiler.nft import (
     TABLE,
     TABLE_FAMILY,
     BanElement,
-    compile_ban_elements,
-    compile_guard_elements,
+    SetElements,
+    plan_elements,
+    set_commands,
 )
 from pbxfw.errors import KernelError
+from pbxfw.kernel.netlink import ElementOp, send_element_batch
 
 __all__ = ["NFT_TIMEOUT_SECONDS", "NftBackend"]
 
@@ -186,31 +190,60 @@ class NftBackend:
 
     # -- bans, incrementally -----------------------------------------------
     def add_bans(
-        self, bans: Sequence[BanElement], guard: Sequence[BanElement] | None = None
+        self,
+        bans: Sequence[BanElement],
+        guard: Sequence[BanElement] | None = None,
+        *,
+        refresh: bool = True,
     ) -> None:
-        """Put ``guard`` (default: ``bans``) in the guard sets, then add (or
-        refresh the timeout of) ``bans`` in their jails' sets, each in one
-        transaction. The guard goes first: a guard element alone drops
-        nothing, so the drop starts exactly when the jail's element lands.
-        Raises KernelError if either is refused (the guard update is refused
-        when a subnet lies inside a broader guard element: reload the table)."""
-        guard_payload = compile_guard_elements(bans if guard is None else guard, action="add")
-        if guard_payload:
-            self._load(guard_payload)
-        payload = compile_ban_elements(bans, action="add")
-        if payload:
-            self._load(payload)
+        """Put ``guard`` (default: ``bans``) in the guard sets and add (or,
+        with ``refresh``, renew the timeout of) ``bans`` in their jails'
+        sets. ``refresh=False`` is for elements the caller knows are absent
+        (one step instead of three). Addresses go in one netlink transaction
+        (guard and jails together: the drop starts when both have landed),
+        subnets in one nft transaction. Raises KernelError if refused (a
+        subnet inside a broader banned subnet: reload the table)."""
+        plans = plan_elements(bans if guard is None else guard, guard=True) + plan_elements(bans)
+        self._send(plans, "add", refresh)
 
     def remove_bans(
         self, bans: Sequence[BanElement], unguard: Sequence[BanElement] | None = None
     ) -> None:
-        """Remove ``bans`` (absent ones are fine), all in one transaction; then
-        remove ``unguard`` (default: ``bans``) from the guard sets."""
-        payload = compile_ban_elements(bans, action="delete")
+        """Remove ``bans`` (absent ones are fine) and ``unguard`` (default:
+        ``bans``) from the guard sets."""
+        plans = plan_elements(bans, action="delete") + plan_elements(
+            bans if unguard is None else unguard, guard=True, action="delete"
+        )
+        self._send(plans, "delete", True)
+
+    def _send(
+        self, plans: list[SetElements], action: Literal["add", "delete"], refresh: bool
+    ) -> None:
+        hosts = [p for p in plans if p.spans and p.hosts]
+        text = [p for p in plans if p.spans and not p.hosts]
+        if hosts:
+            try:
+                send_element_batch(_element_ops(hosts, action, refresh), self.netns)
+            except OSError as exc:  # netlink unusable here: nft does the same
+                log.warning("netlink for ban elements: %s; using nft", exc)
+                text = hosts + text
+        payload = "".join(line + "\n" for p in text for line in set_commands(p, action, refresh))
         if payload:
             self._load(payload)
-        guard_payload = compile_guard_elements(
-            bans if unguard is None else unguard, action="delete"
-        )
-        if guard_payload:
-            self._load(guard_payload)
+
+
+def _element_ops(
+    plans: list[SetElements], action: Literal["add", "delete"], refresh: bool
+) -> list[ElementOp]:
+    """The netlink steps of ``set_commands``, for sets of single addresses."""
+    ops: list[ElementOp] = []
+    for plan in plans:
+        size = 4 if plan.version == 4 else 16
+        keys = [first.to_bytes(size, "big") for first, _, _ in plan.spans]
+        if action == "delete" or refresh:
+            ops.append(ElementOp("add", plan.set_name, keys))
+            ops.append(ElementOp("delete", plan.set_name, keys))
+        if action == "add":
+            timeouts = [None if ttl is None else ttl * 1000 for _, _, ttl in plan.spans]
+            ops.append(ElementOp("add", plan.set_name, keys, timeouts))
+    return ops

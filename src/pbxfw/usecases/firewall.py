@@ -92,7 +92,12 @@ class ApplyResult:
 
 def ban_elements(bans: list[Ban], now: float) -> list[BanElement]:
     """Kernel elements for ``bans``, each with its remaining lifetime."""
-    return [BanElement(b.subnet, b.jail, b.remaining(now)) for b in bans if b.remaining(now) > 0]
+    elements = []
+    for b in bans:
+        left = b.remaining(now)
+        if left > 0:
+            elements.append(BanElement(b.subnet, b.jail, left))
+    return elements
 
 
 def configuration_from_document(document: dict[str, Any]) -> Configuration:
