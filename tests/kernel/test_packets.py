@@ -9,8 +9,10 @@ inside a broad block, in both families).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,7 +23,7 @@ from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import check
 from pbxfw.kernel import NftBackend
 
-from .configs import lab_config
+from .configs import lab_config, network
 from .lab import Lab, Listener, Probe, require_kernel
 
 pytestmark = pytest.mark.kernel
@@ -179,3 +181,36 @@ def test_sip_flood_is_cut_to_the_rate_limit_but_never_block_is_not(topo: Topolog
     # About `rate` per second plus the burst; never the flood.
     assert rate * seconds * 0.6 <= limited <= rate * seconds * 1.3 + 10, (limited, sent)
     assert exempt >= 0.95 * sent[1], (exempt, sent)
+
+
+def test_a_running_one_way_flow_is_decided_again_when_the_policy_changes(
+    topo: Topology,
+) -> None:
+    """The flow cache (``ct mark``) accepts the packets of a flow the allow
+    sets accepted once; an apply that changes the policy must cut a one-way
+    UDP flood that was allowed before (it never becomes ``established``)."""
+    source = "198.51.100.20"  # only the Internet network: sip allowed
+    allowed = lab_config()
+    blocked = dataclasses.replace(
+        allowed, networks=(*allowed.networks, network("Now blocked", "198.51.100.0/26", ""))
+    )
+    assert check(allowed, ipaddress.ip_address(source), "sip").verdict == "allow"
+    assert check(blocked, ipaddress.ip_address(source), "sip").verdict == "block"
+    key = f"5060 {source}"
+    topo.backend.apply(compile_ruleset(allowed))
+    topo.listener.reset()
+    pps, seconds = 200, 3.0
+    flood = topo.lab.flood(topo.inet, source, PBX_INET[0], 5060, pps, seconds)
+    time.sleep(1.0)
+    before = topo.listener.counts().get(key, 0)
+    topo.backend.apply(compile_ruleset(allowed))  # the same policy: the flow goes on
+    time.sleep(0.5)
+    same = topo.listener.counts().get(key, 0)
+    topo.backend.apply(compile_ruleset(blocked))
+    time.sleep(0.2)  # packets already past the firewall
+    cut = topo.listener.counts().get(key, 0)
+    json.loads(flood.communicate(timeout=seconds + 10)[0])
+    after = topo.listener.counts().get(key, 0)
+    assert before >= 0.8 * pps * 1.0, before
+    assert same - before >= 0.8 * pps * 0.5, (before, same)
+    assert after - cut <= 2, (cut, after)  # nothing more once the new policy is in

@@ -18,6 +18,7 @@ Shape (docs/nftables.md has the full picture)::
             2. jump bans                         (ips_enabled)
             3. SIP signalling → jump sip_rate    (sip_rate_limit > 0)
             4. ct state established,related accept
+            4b. (firewall_enabled) ct mark = this policy's digest: accept
             5. (firewall_enabled) essential ICMP/DHCP accept,
                port → service chain (vmap), echo-request → icmp chain,
                final drop: default deny for everything else
@@ -30,6 +31,7 @@ So no name can break out of a string or a comment.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import itertools
 import socket
@@ -46,6 +48,7 @@ from pbxfw.ips.events import JAIL_SCOPES
 
 __all__ = [
     "CHAIN_PRIORITY",
+    "FLOW_MARK_MASK",
     "TABLE",
     "TABLE_FAMILY",
     "BanElement",
@@ -56,6 +59,7 @@ __all__ = [
     "compile_ban_elements",
     "compile_guard_elements",
     "compile_ruleset",
+    "flow_mark",
     "guard_set_name",
     "is_host",
     "merge_intervals",
@@ -77,6 +81,14 @@ CHAIN_PRIORITY = "filter - 10"
 _BITS = {4: 32, 6: 128}
 _FAMILY = {4: "ip", 6: "ip6"}
 _ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
+#: The bits of ``ct mark`` pbxfw uses for its flow cache: a flow the allow
+#: sets accepted carries the policy's digest there, and its next packets are
+#: accepted on that alone until an apply changes the policy. A one-way UDP
+#: flow (a SIP flood, one-way RTP) never becomes ``established``, so without
+#: this every packet walked the port map and a set of thousands of
+#: intervals. The low 16 bits stay free for other users of ``ct mark``
+#: (policy routing with CONNMARK).
+FLOW_MARK_MASK = 0xFFFF0000
 #: Kernel-side bound on the per-source rate meter; a full meter stops adding
 #: new sources (they are then not limited), it never drops legitimate traffic.
 _RATE_METER_SIZE = 65536
@@ -386,10 +398,15 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         declare(guard_set_name(v), v, "timeout", _host_items(hosts, v))
         spans = [span for key, group in net_groups.items() if key[1] == v for span in group]
         declare(guard_set_name(v, subnets=True), v, "interval, timeout", _ban_items(spans, v))
+    # What the allow decisions depend on: its digest names the policy in the
+    # flow cache (``ct mark``), so an apply that changes any decision makes
+    # every cached flow be decided again.
+    policy = hashlib.sha256()
     if settings.firewall_enabled:
         for service in services:
             for v in (4, 6):
                 items = [_interval_text(a, b, v) for a, b in allow_intervals(index, service.key, v)]
+                policy.update(f"{service.key} v{v}: {', '.join(items)}\n".encode())
                 declare(allow_set_name(service.key, v), v, "interval", items)
     if rate > 0:
         for v in (4, 6):
@@ -429,6 +446,7 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
 
     chains: list[tuple[str, list[str]]] = []
     if settings.firewall_enabled:
+        cache_index = len(rules)
         essentials = [
             f"icmpv6 type {{ {_ICMPV6_ESSENTIAL} }} accept",
             f"icmp type {{ {_ICMPV4_ESSENTIAL} }} accept",
@@ -457,6 +475,15 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
             # essentials below (ICMP errors, IGMP, DHCP) never match a port
             # of a service, so their order does not change any verdict.
             rules.append(f"meta l4proto . th dport vmap {{ {vmap} }}")
+            policy.update(vmap.encode())
+        if icmp_owners:
+            policy.update(f"\nicmp: {', '.join(icmp_owners)}".encode())
+        mark = flow_mark(policy.digest())
+        rules.insert(
+            cache_index,
+            f"ct mark and {FLOW_MARK_MASK:#010x} == {mark:#010x} accept "
+            'comment "a flow this policy allowed already"',
+        )
         rules += essentials
         if icmp_owners:
             rules.append(f"icmp type echo-request jump {names[icmp_owners]}")
@@ -465,9 +492,11 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         order = {s.key: i for i, s in enumerate(services)}
         singles = sorted((g for g in owner_groups if len(g) == 1), key=lambda g: order[g[0]])
         for g in singles:
-            chains.append((names[g], _allow_rules(g)))
+            chains.append((names[g], _allow_rules(g, mark)))
         for g in combos:
-            chains.append((names[g], [f'comment "services: {", ".join(g)}"', *_allow_rules(g)]))
+            chains.append(
+                (names[g], [f'comment "services: {", ".join(g)}"', *_allow_rules(g, mark)])
+            )
 
     out.append("")
     out.append("\tchain input {")
@@ -518,12 +547,23 @@ def _burst(rate: int) -> int:
     return max(5, rate // 10)
 
 
-def _allow_rules(owners: tuple[str, ...]) -> list[str]:
-    """Accept when any of ``owners`` allows the source; else fall through to
-    the input chain's final drop."""
+def _allow_rules(owners: tuple[str, ...], mark: int) -> list[str]:
+    """Accept when any of ``owners`` allows the source, marking the flow as
+    allowed by this policy (its other bits of ``ct mark`` kept); else fall
+    through to the input chain's final drop."""
+    keep = ~FLOW_MARK_MASK & 0xFFFFFFFF
     return [
-        f"{_FAMILY[v]} saddr @{allow_set_name(key, v)} accept" for key in owners for v in (4, 6)
+        f"{_FAMILY[v]} saddr @{allow_set_name(key, v)} "
+        f"ct mark set ct mark and {keep:#010x} or {mark:#010x} accept"
+        for key in owners
+        for v in (4, 6)
     ]
+
+
+def flow_mark(digest: bytes) -> int:
+    """The ``ct mark`` bits (inside FLOW_MARK_MASK) naming a policy, never 0
+    (0 is every flow nobody marked)."""
+    return (int.from_bytes(digest[:2], "big") or 1) << 16
 
 
 def _scope_match(scope: frozenset[str], services: Sequence[Service]) -> list[str]:
