@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from pathlib import Path
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pbxfw.domain.addresses import parse_subnet
+from pbxfw.domain.whitelist import Whitelist
+from pbxfw.errors import FieldError, ValidationError
+from pbxfw.usecases import ConfigService, NetworkChange
+from pbxfw.usecases.bans import BanService
 from tests.helpers import dump_database
 
 FIXTURES = Path(__file__).parent.parent / "ips" / "fixtures"
@@ -96,3 +106,96 @@ def test_this_hosts_own_address_is_never_banned(svc) -> None:  # type: ignore[no
     assert bans.import_lines(["192.0.2.44", "198.51.100.1"]).skipped == [
         "192.0.2.44/32: 192.0.2.44 is this host's own address"
     ]
+
+
+# -- the bulk import, checked against the plain per-line definition ----------
+
+_ENTRIES = [
+    "198.51.100.1",
+    "198.51.100.1/32",
+    "198.51.100.2 # a comment",
+    "203.0.113.0/24",
+    "203.0.113.77/24",
+    "10.1.9.9",
+    "10.1.0.0/24",
+    "10.0.0.0/8",
+    "127.0.0.1",
+    "127.0.0.0/8",
+    "192.0.2.44",
+    "192.0.2.0/30",
+    "2001:db8::1",
+    "2001:db8::/32",
+    "::1",
+    "::ffff:198.51.100.9",
+    "  198.51.100.3  ",
+    "",
+    "# only a comment",
+    "0.0.0.0/0",
+]
+_BAD = ["10.0.0.256", "banana", "1.2.3.4\x00", "01.2.3.4", "1.2.3.4/33", "::1%lo"]
+
+
+def _reference_import(lines: list[str], whitelist: Whitelist) -> tuple[list[str], list[str]]:
+    """import_lines as it was written before it was made fast: (skipped, banned)."""
+    subnets: list[object] = []
+    errors: list[FieldError] = []
+    for number, raw in enumerate(lines, 1):
+        text = raw.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            subnets.append(parse_subnet(text, f"line {number}"))
+        except ValidationError as exc:
+            errors += exc.errors
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise ValidationError(errors)
+    skipped, banned = [], {}
+    for subnet in subnets:
+        why = whitelist.reason(subnet)  # type: ignore[arg-type]
+        if why:
+            skipped.append(f"{subnet}: {why}")
+        else:
+            banned[str(subnet)] = True
+    return skipped, list(banned)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.sampled_from(_ENTRIES) | st.ip_addresses(v=4).map(str), max_size=40),
+    st.lists(st.tuples(st.integers(0, 40), st.sampled_from(_BAD)), max_size=25) | st.just([]),
+)
+def test_import_lines_is_the_per_line_definition(
+    svc: ConfigService, lines: list[str], bad: list[tuple[int, str]]
+) -> None:
+    for position, line in bad:
+        lines.insert(position, line)
+    from sqlalchemy import delete
+
+    from pbxfw.storage.models import BanRow
+
+    if not any(n.name == "Office" for n in svc.networks()):
+        svc.add_network(NetworkChange(name="Office", subnet="10.1.0.0/16", never_block=True))
+        svc.update_settings({"ips_whitelist": ["203.0.113.64/26", "2001:db8:0:1::/64"]})
+    own = [ipaddress.ip_address("192.0.2.44"), ipaddress.ip_address("2001:db8::1")]
+    bans = BanService(svc.store, clock=lambda: 1000.0, own_addresses=lambda: own)
+    with svc.store.write() as repo:
+        repo.session.execute(delete(BanRow))
+        whitelist = Whitelist(repo.configuration(), own)
+    try:
+        skipped, banned = _reference_import(lines, whitelist)
+    except ValidationError as expected:
+        with pytest.raises(ValidationError) as refused:
+            bans.import_lines(lines)
+        assert refused.value.errors == expected.errors
+        return
+    report = bans.import_lines(lines)
+    assert report.skipped == skipped
+    assert report.added == len(banned)
+    stored = bans.active()
+    assert [str(b.subnet) for b in stored] == banned
+    until = 1000.0 + svc.settings().ips_bantime
+    assert all((b.jail, b.reason, b.expires_at) == ("manual", "imported", until) for b in stored)

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import pytest
+import ipaddress
 
-from pbxfw.domain.addresses import parse_address, parse_subnet, parse_subnet_with_note
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pbxfw.domain.addresses import (
+    fast_ipv4_host,
+    ipv4_host_network,
+    ipv4_host_value,
+    networks_from_text,
+    parse_address,
+    parse_subnet,
+    parse_subnet_with_note,
+)
 from pbxfw.errors import ValidationError
 
 
@@ -44,6 +56,9 @@ def test_host_bits_give_a_note() -> None:
         ("10.0.0.0/x", "prefix length must be a number"),
         ("", "is empty"),
         ("banana", "not an IPv4 or IPv6 address"),
+        ("1.2.3.4\x00", "not an IPv4 or IPv6 address"),
+        ("1.2.3.4\x00/32", "not an IPv4 or IPv6 address"),
+        ("\udcff.2.3.4", "not an IPv4 or IPv6 address"),
     ],
 )
 def test_refused_with_reason(text: str, expected: str) -> None:
@@ -56,3 +71,36 @@ def test_refused_with_reason(text: str, expected: str) -> None:
 def test_mapped_address_is_ipv4() -> None:
     assert str(parse_address("::ffff:192.0.2.1")) == "192.0.2.1"
     assert str(parse_address("[2001:db8::1]")) == "2001:db8::1"
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_ipv4_host_network_is_what_the_constructor_builds(value: int) -> None:
+    made, built = ipv4_host_network(value), ipaddress.IPv4Network((value, 32))
+    assert type(made) is type(built)
+    assert vars(made).keys() == vars(built).keys()  # the attributes __init__ sets
+    assert made == built and hash(made) == hash(built) and str(made) == str(built)
+    assert made.hosts() == built.hosts() == [built.network_address]  # type: ignore[comparison-overlap]
+    assert made.network_address == built.network_address and made.netmask == built.netmask
+    assert made.prefixlen == 32 and made.broadcast_address == built.broadcast_address
+    assert made.is_private == built.is_private and made.is_loopback == built.is_loopback
+    assert list(made) == list(built) and made.supernet() == built.supernet()
+    assert made.overlaps(built) and made.subnet_of(built)
+    assert made.compare_networks(built) == 0
+
+
+@given(st.text(alphabet="0123456789./ x", max_size=20) | st.ip_addresses(v=4).map(str))
+def test_ipv4_host_value_accepts_only_canonical_dotted_quads(text: str) -> None:
+    value = ipv4_host_value(text)
+    if value is not None:
+        assert str(ipaddress.IPv4Address(value)) == text
+    elif text.count(".") == 3 and "/" not in text and " " not in text:
+        with pytest.raises(ValueError):  # e.g. a leading zero or an octet over 255
+            ipaddress.IPv4Address(text)
+    fast = fast_ipv4_host(text)
+    assert fast is None or fast == parse_subnet(text)
+
+
+@given(st.lists(st.ip_addresses().map(str) | st.sampled_from(["10.0.0.0/8", "2001:db8::/32"])))
+def test_networks_from_text_reads_stored_subnets(texts: list[str]) -> None:
+    stored = [str(ipaddress.ip_network(t)) for t in texts]
+    assert networks_from_text(stored) == [ipaddress.ip_network(t) for t in stored]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
 
 from pbxfw.errors import FieldError, ValidationError
 
@@ -16,6 +17,9 @@ __all__ = [
     "IPAddress",
     "IPNetwork",
     "fast_ipv4_host",
+    "ipv4_host_network",
+    "ipv4_host_value",
+    "networks_from_text",
     "parse_address",
     "parse_subnet",
     "parse_subnet_with_note",
@@ -25,6 +29,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _V4_LIKE = re.compile(r"^[0-9.]+$")
+_inet_pton = socket.inet_pton
+_AF_INET = socket.AF_INET
+_new = object.__new__
+_HOST_NETMASK = ipaddress.IPv4Network._make_netmask(32)[0]  # type: ignore[attr-defined]
 
 
 def _address_problem(text: str) -> str:
@@ -104,14 +112,51 @@ def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork,
 def fast_ipv4_host(raw: str) -> ipaddress.IPv4Network | None:
     """A plain dotted quad (with an optional /32): the common case of ban
     lists, parsed by the C library (strict: no leading zeros, four octets)."""
-    address = raw[:-3] if raw.endswith("/32") else raw
-    if not address or not address[0].isdigit() or "/" in address:
-        return None
+    value = ipv4_host_value(raw[:-3] if raw.endswith("/32") else raw)
+    return None if value is None else ipv4_host_network(value)
+
+
+def ipv4_host_value(text: str) -> int | None:
+    """A plain dotted quad as an integer, or None. The C library's parser is
+    strict (four decimal octets, no leading zero, nothing else), so a text it
+    accepts is already canonical: ``str(IPv4Address(value)) == text``."""
     try:
-        packed = socket.inet_pton(socket.AF_INET, address)
-    except OSError:
+        return int.from_bytes(_inet_pton(_AF_INET, text), "big")
+    except (OSError, ValueError):  # ValueError: a NUL or a lone surrogate
         return None
-    return ipaddress.IPv4Network((int.from_bytes(packed, "big"), 32))
+
+
+def ipv4_host_network(value: int) -> ipaddress.IPv4Network:
+    """``IPv4Network((value, 32))``, built 4× faster: the attributes its
+    ``__init__`` sets, set directly (bans are mostly single hosts and the agent
+    reads 100,000 of them at once). ``value`` must be in 0 … 2**32-1.
+    tests/domain/test_addresses.py checks the result against ``__init__``'s."""
+    address = _new(ipaddress.IPv4Address)
+    address._ip = value  # type: ignore[attr-defined]
+    network = _new(ipaddress.IPv4Network)
+    network.network_address = address
+    network.netmask = _HOST_NETMASK
+    network._prefixlen = 32  # type: ignore[attr-defined]
+    network.hosts = [address].copy  # type: ignore[method-assign,assignment]
+    return network
+
+
+def networks_from_text(texts: Iterable[str]) -> list[IPNetwork]:
+    """Stored (canonical) subnets back into networks; ``a.b.c.d/32`` fast."""
+    networks: list[IPNetwork] = []
+    append = networks.append
+    from_bytes = int.from_bytes
+    for text in texts:
+        if text.endswith("/32"):
+            try:
+                value = from_bytes(_inet_pton(_AF_INET, text[:-3]), "big")
+            except (OSError, ValueError):
+                pass
+            else:
+                append(ipv4_host_network(value))
+                continue
+        append(ipaddress.ip_network(text))
+    return networks
 
 
 def parse_subnet(text: str, field: str = "subnet") -> IPNetwork:

@@ -9,16 +9,17 @@ kernel the same way, and lapses there even while the agent is down.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 
-from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_subnet
+from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.ips.events import JAIL_SCOPES
-from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Repository, Store
 
 __all__ = ["BanImportReport", "BanService"]
@@ -51,6 +52,9 @@ def bump_bans_revision(repo: Repository) -> None:
 
 def local_addresses() -> list[IPAddress]:
     """This host's own addresses (``ip -j addr``): never banned."""
+    # Imported here: pbxfw.kernel pulls in the compiler, which `bans` commands skip.
+    from pbxfw.kernel.host import host_addresses
+
     return host_addresses(None)
 
 
@@ -126,38 +130,36 @@ class BanService:
         entries are skipped and reported, never banned.
         """
         _check_jail_and_length(jail, seconds)
-        subnets: list[IPNetwork] = []
-        errors: list[FieldError] = []
-        for number, raw in enumerate(lines, 1):
-            text = raw.split("#", 1)[0].strip()
-            if not text:
-                continue
-            try:
-                subnets.append(parse_subnet(text, f"line {number}"))
-            except ValidationError as exc:
-                errors += exc.errors
-            if len(errors) >= 20:
-                break
-        if errors:
-            raise ValidationError(errors)
+        texts, hosts, others = _parse_ban_lines(lines)
         report = BanImportReport()
         now = self.clock()
         own = list(self.own_addresses())
         with self.store.write() as repo:
             config = repo.configuration()
             length = seconds if seconds is not None else config.settings.ips_bantime
-            whitelist = Whitelist(config, own)
-            bans: dict[IPNetwork, Ban] = {}
-            for subnet in subnets:
-                why = whitelist.reason(subnet)
-                if why:
-                    report.skipped.append(f"{subnet}: {why}")
-                    continue
-                bans[subnet] = Ban(
-                    subnet, jail, JAIL_SCOPES[jail], "imported", now, now + length, now, now
+            index = Whitelist(config, own).index()
+            reasons = index.ipv4_host_reasons(hosts)
+            for position, network in others.items():
+                reasons[position] = index.reason(network)
+            if any(reasons):
+                report.skipped = [
+                    f"{text}: {why}" for text, why in zip(texts, reasons, strict=True) if why
+                ]
+            # One ban per subnet, in the order of the file.
+            banned = list(dict.fromkeys(compress(texts, map(operator.not_, reasons))))
+            if banned:
+                like = Ban(
+                    parse_subnet(banned[0]),
+                    jail,
+                    JAIL_SCOPES[jail],
+                    "imported",
+                    now,
+                    now + length,
+                    now,
+                    now,
                 )
-            repo.save_bans(list(bans.values()))
-            report.added = len(bans)
+                repo.save_bans_like(banned, like)
+            report.added = len(banned)
             bump_bans_revision(repo)
         return report
 
@@ -167,9 +169,44 @@ class BanService:
             return lift_whitelisted(repo, list(self.own_addresses()))
 
 
+def _parse_ban_lines(lines: Iterable[str]) -> tuple[list[str], list[int], dict[int, IPNetwork]]:
+    """The entries of a ban list, in order: each one's canonical subnet text;
+    each one's address as an integer when it is one IPv4 host (the common
+    case, kept as an integer: building 100,000 network objects is what made
+    imports slow), else -1; and the network of every other entry, by position.
+    Raises ValidationError naming the bad lines (at most 20)."""
+    texts: list[str] = []
+    hosts: list[int] = []
+    others: dict[int, IPNetwork] = {}
+    errors: list[FieldError] = []
+    for number, raw in enumerate(lines, 1):
+        text = (raw.split("#", 1)[0] if "#" in raw else raw).strip()
+        if not text:
+            continue
+        address = text[:-3] if text.endswith("/32") else text
+        value = ipv4_host_value(address)
+        if value is not None:
+            hosts.append(value)
+            texts.append(address + "/32")
+            continue
+        try:
+            network = parse_subnet(text, f"line {number}")
+        except ValidationError as exc:
+            errors += exc.errors
+            if len(errors) >= 20:
+                break
+            continue
+        others[len(texts)] = network
+        hosts.append(-1)  # below every address: no whitelist reason
+        texts.append(str(network))
+    if errors:
+        raise ValidationError(errors)
+    return texts, hosts, others
+
+
 def lift_whitelisted(repo: Repository, own: Sequence[IPAddress] = ()) -> list[Ban]:
     """Inside a write unit of work: drop the bans the whitelist covers."""
-    whitelist = Whitelist(repo.configuration(), own)
+    whitelist = Whitelist(repo.configuration(), own).index()
     lifted = [b for b in repo.bans() if whitelist.reason(b.subnet)]
     if lifted:
         repo.remove_ban_ids([b.id for b in lifted if b.id is not None])

@@ -1,0 +1,183 @@
+"""Stored bans: bulk saves replace the ban of the same subnet and jail; reading
+them back gives the same Bans, oldest first, whichever way they were written."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import select
+
+import pbxfw.storage.repository as repository
+from pbxfw.domain.bans import Ban
+from pbxfw.storage.models import BanRow
+from pbxfw.storage.repository import Store
+from pbxfw.usecases import ConfigService
+
+ALL = frozenset({"*"})
+SIP = frozenset({"sip", "iax", "ajam"})
+
+
+def ban(subnet: str, jail: str = "manual", at: float = 100.0, **changes: object) -> Ban:
+    values: dict[str, object] = {
+        "subnet": ipaddress.ip_network(subnet),
+        "jail": jail,
+        "scope": ALL if jail == "manual" else SIP,
+        "reason": f"{jail} ban",
+        "created_at": at,
+        "expires_at": at + 600,
+        "first_failure": at - 5,
+        "last_failure": at - 1,
+        "failures": 3,
+        "offence": 1,
+    }
+    return Ban(**(values | changes))  # type: ignore[arg-type]
+
+
+def without_ids(bans: list[Ban]) -> list[tuple[object, ...]]:
+    return [(str(b.subnet), b.jail, b.scope, b.reason, b.created_at, b.expires_at) for b in bans]
+
+
+@pytest.fixture(params=["json", "executemany"])
+def store(request: pytest.FixtureRequest, svc: ConfigService) -> Iterator[Store]:
+    """Both ways SQLite upserts: one JSON array, or executemany (no JSON1)."""
+    if request.param == "executemany":
+        patch = pytest.MonkeyPatch()
+        patch.setattr(repository, "_sqlite_has_json", lambda: False)
+        yield svc.store
+        patch.undo()
+    else:
+        yield svc.store
+
+
+def test_save_bans_like_inserts_and_replaces_the_same_subnet_and_jail(store: Store) -> None:
+    with store.write() as repo:
+        repo.save_ban(ban("198.51.100.1", "asterisk", at=10.0))
+        repo.save_ban(ban("198.51.100.2", "manual", at=10.0))
+        repo.save_bans_like(
+            ["198.51.100.2/32", "203.0.113.0/24", "2001:db8::/48"],
+            ban("198.51.100.2", "manual", at=20.0, reason="imported"),
+        )
+    with store.read() as repo:
+        stored = repo.bans()
+    assert without_ids(stored) == [
+        ("198.51.100.1/32", "asterisk", SIP, "asterisk ban", 10.0, 610.0),
+        ("198.51.100.2/32", "manual", ALL, "imported", 20.0, 620.0),
+        ("203.0.113.0/24", "manual", ALL, "imported", 20.0, 620.0),
+        ("2001:db8::/48", "manual", ALL, "imported", 20.0, 620.0),
+    ]
+    assert stored[1] == ban("198.51.100.2", at=20.0, reason="imported", id=stored[1].id)
+    assert len({b.id for b in stored}) == 4
+
+
+def test_save_bans_groups_alike_bans_and_keeps_the_last_of_a_subnet(store: Store) -> None:
+    with store.write() as repo:
+        repo.save_bans(
+            [
+                ban("10.0.0.1", at=1.0),
+                ban("10.0.0.2", "ssh", at=2.0, scope=frozenset({"ssh"})),
+                ban("10.0.0.3", at=1.0),
+                ban("10.0.0.1", at=3.0),  # replaces the first
+            ]
+        )
+    with store.read() as repo:
+        assert without_ids(repo.bans()) == [
+            ("10.0.0.3/32", "manual", ALL, "manual ban", 1.0, 601.0),
+            ("10.0.0.2/32", "ssh", frozenset({"ssh"}), "ssh ban", 2.0, 602.0),
+            ("10.0.0.1/32", "manual", ALL, "manual ban", 3.0, 603.0),
+        ]
+
+
+def test_bans_are_oldest_first_then_by_id_and_unexpired(svc: ConfigService) -> None:
+    with svc.store.write() as repo:
+        for subnet, at in (("10.0.0.1", 50.0), ("10.0.0.2", 40.0), ("10.0.0.3", 50.0)):
+            repo.save_ban(ban(subnet, at=at))
+        repo.save_ban(ban("10.0.0.4", at=60.0, expires_at=100.0))
+    with svc.store.read() as repo:
+        every = repo.bans()
+        assert [str(b.subnet) for b in every] == [
+            "10.0.0.2/32",
+            "10.0.0.1/32",
+            "10.0.0.3/32",
+            "10.0.0.4/32",
+        ]
+        assert [str(b.subnet) for b in repo.bans(now=100.0)] == [
+            "10.0.0.2/32",
+            "10.0.0.1/32",
+            "10.0.0.3/32",
+        ]
+        assert repo.bans(now=10_000.0) == []
+        # The column-wise fast path builds what the row-by-row mapping builds.
+        rows = repo.session.execute(select(BanRow.__table__)).all()
+        by_row = sorted(map(repository._ban_from_row, rows), key=lambda b: (b.created_at, b.id))
+        assert every == by_row
+
+
+def test_bans_read_back_equal_what_was_saved(svc: ConfigService) -> None:
+    saved = [
+        ban("192.0.2.7", "asterisk", failures=12, offence=3),
+        ban("192.0.2.0/24", "recidive", scope=ALL),
+        ban("2001:db8::1", "ssh", scope=frozenset({"ssh"})),
+        ban("::ffff:0:0/96", "web", scope=frozenset({"web"})),
+        ban("0.0.0.0/32"),
+        ban("255.255.255.255"),
+    ]
+    with svc.store.write() as repo:
+        for b in saved:
+            repo.save_ban(b)
+    with svc.store.read() as repo:
+        read = repo.bans()
+    assert [replace(b, id=None) for b in read] == saved
+    for b in read:
+        parsed = ipaddress.ip_network(str(b.subnet))
+        assert type(b.subnet) is type(parsed)
+        if b.subnet.num_addresses <= 256:
+            assert list(b.subnet.hosts()) == list(parsed.hosts())
+
+
+def test_bans_are_built_through_the_slots() -> None:
+    """Ban changed (a field, a __post_init__): the fast path turned itself off;
+    _BAN_COLUMNS and _bans_from_columns need a look."""
+    assert repository._BAN_SLOTS is not None
+    columns = [
+        [ipaddress.ip_network("10.0.0.1/32")],
+        ["manual"],
+        [ALL],
+        ["r"],
+        [1.0],
+        [2.0],
+        [0.5],
+        [0.7],
+        [4],
+        [2],
+        [9],
+    ]
+    assert repository._bans_from_columns(columns) == [
+        Ban(*(column[0] for column in columns))  # type: ignore[arg-type]
+    ]
+
+
+def test_a_second_read_reuses_the_networks_of_the_first(svc: ConfigService) -> None:
+    with svc.store.write() as repo:
+        repo.save_bans_like(["10.0.0.1/32", "10.0.0.2/32", "10.9.0.0/16"], ban("10.0.0.1"))
+    with svc.store.read() as repo:
+        first = repo.bans()
+    with svc.store.write() as repo:
+        repo.remove_bans("10.0.0.2/32")
+        repo.save_bans_like(["2001:db8::/48", "10.0.0.3/32"], ban("10.0.0.1", at=200.0))
+    with svc.store.read() as repo:
+        second = repo.bans()
+    assert [str(b.subnet) for b in second] == [
+        "10.0.0.1/32",
+        "10.9.0.0/16",
+        "2001:db8::/48",
+        "10.0.0.3/32",
+    ]
+    assert second[0].subnet is first[0].subnet and second[1].subnet is first[2].subnet
+    assert second[3].subnet == ipaddress.ip_network("10.0.0.3/32")
+    assert repository.BanNetworks().of(["10.0.0.1/32", "::/0"]) == [
+        ipaddress.ip_network("10.0.0.1/32"),
+        ipaddress.ip_network("::/0"),
+    ]
