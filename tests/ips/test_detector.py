@@ -33,17 +33,19 @@ def never(_: IPAddress) -> bool:
     return False
 
 
-def make(maxretry: int = 3, findtime: int = 60, bantime: int = 100,
-         bantime_max: int = 1000, **kw: int) -> Detector:
-    params = DetectorParams(maxretry=maxretry, findtime=findtime, bantime=bantime,
-                            bantime_max=bantime_max, **kw)
+def make(
+    maxretry: int = 3, findtime: int = 60, bantime: int = 100, bantime_max: int = 1000, **kw: int
+) -> Detector:
+    params = DetectorParams(
+        maxretry=maxretry, findtime=findtime, bantime=bantime, bantime_max=bantime_max, **kw
+    )
     return Detector(params, lambda ip: ip == TRUSTED)
 
 
-def fail(at: float, host: IPAddress = ATTACKER, jail: str = "asterisk",
-         key: str = "") -> Failure:
-    return Failure(time=T0 + timedelta(seconds=at), jail=jail, host=host,
-                   event="InvalidPassword", key=key)
+def fail(at: float, host: IPAddress = ATTACKER, jail: str = "asterisk", key: str = "") -> Failure:
+    return Failure(
+        time=T0 + timedelta(seconds=at), jail=jail, host=host, event="InvalidPassword", key=key
+    )
 
 
 def feed_all(det: Detector, times: list[float], **kw: object) -> list[BanDecision]:
@@ -111,8 +113,14 @@ def test_year_boundary_is_irrelevant() -> None:
     new_year = datetime(2027, 1, 1, tzinfo=UTC)
     bans = []
     for at in (-20, -5, 10):
-        bans += det.feed(Failure(time=new_year + timedelta(seconds=at), jail="ssh",
-                                 host=ATTACKER, event="Failed password"))
+        bans += det.feed(
+            Failure(
+                time=new_year + timedelta(seconds=at),
+                jail="ssh",
+                host=ATTACKER,
+                event="Failed password",
+            )
+        )
     assert len(bans) == 1
     assert bans[0].first_failure == new_year - timedelta(seconds=20)
 
@@ -203,14 +211,21 @@ def test_failures_during_a_ban_are_not_counted() -> None:
 # -- escalation and decay -----------------------------------------------------------
 
 
-def offend(det: Detector, start: int, host: IPAddress = ATTACKER,
-           jail: str = "asterisk") -> list[BanDecision]:
+def offend(
+    det: Detector, start: int, host: IPAddress = ATTACKER, jail: str = "asterisk"
+) -> list[BanDecision]:
     return feed_all(det, [start + i for i in range(det.params.maxretry)], host=host, jail=jail)
 
 
 def test_escalation_doubles_up_to_the_maximum() -> None:
-    det = make(maxretry=2, findtime=10, bantime=100, bantime_max=700,
-               offence_memory=10**6, recidive_bantime=1)
+    det = make(
+        maxretry=2,
+        findtime=10,
+        bantime=100,
+        bantime_max=700,
+        offence_memory=10**6,
+        recidive_bantime=1,
+    )
     lengths = []
     start = 0
     for _ in range(6):
@@ -253,8 +268,9 @@ def test_remember_offence_seeds_escalation() -> None:
 
 def test_remembered_active_ban_ignores_failures_until_expiry() -> None:
     det = make(maxretry=2)
-    det.remember_offence(ATTACKER, "asterisk", T0 - timedelta(seconds=50),
-                         until=T0 + timedelta(seconds=50))
+    det.remember_offence(
+        ATTACKER, "asterisk", T0 - timedelta(seconds=50), until=T0 + timedelta(seconds=50)
+    )
     assert feed_all(det, [0, 1, 49]) == []
     assert len(feed_all(det, [50, 51])) == 1
 
@@ -320,7 +336,10 @@ def test_presets(preset: str) -> None:
     values = IPS_PRESETS[preset]
     params = DetectorParams.from_settings(Settings().updated({"ips_preset": preset}))
     assert (params.maxretry, params.findtime, params.bantime) == (
-        values["ips_maxretry"], values["ips_findtime"], values["ips_bantime"])
+        values["ips_maxretry"],
+        values["ips_findtime"],
+        values["ips_bantime"],
+    )
     n, window = params.maxretry, params.findtime
     spread = [window * i // (n - 1) for i in range(n)]  # first and last exactly findtime apart
     det = Detector(params, never)
@@ -382,8 +401,9 @@ HOSTS = [ATTACKER, OTHER, V6, TRUSTED]
 JAILS = ["asterisk", "ssh"]
 
 
-def reference(params: DetectorParams, events: list[tuple[int, int, int, str]]
-              ) -> list[tuple[str, str, int, int, int, int]]:
+def reference(
+    params: DetectorParams, events: list[tuple[int, int, int, str]]
+) -> list[tuple[str, str, int, int, int, int]]:
     """The documented rules, from the whole history, with no cleverness."""
     out = []
     sightings: dict[tuple[str, IPAddress, str], list[int]] = defaultdict(list)
@@ -430,19 +450,32 @@ def reference(params: DetectorParams, events: list[tuple[int, int, int, str]]
     factor=st.integers(1, 10),
     memory=st.none() | st.integers(1, 400),
     steps=st.lists(
-        st.tuples(st.integers(0, 8), st.sampled_from([0, 0, 0, 1, 2, 3]), st.integers(0, 1),
-                  st.sampled_from(["", "", "a", "b"])),
+        st.tuples(
+            st.integers(0, 8),
+            st.sampled_from([0, 0, 0, 1, 2, 3]),
+            st.integers(0, 1),
+            st.sampled_from(["", "", "a", "b"]),
+        ),
         min_size=1,
         max_size=150,
     ),
 )
 def test_matches_brute_force_reference(
-    maxretry: int, findtime: int, bantime: int, factor: int, memory: int | None,
+    maxretry: int,
+    findtime: int,
+    bantime: int,
+    factor: int,
+    memory: int | None,
     steps: list[tuple[int, int, int, str]],
 ) -> None:
-    params = DetectorParams(maxretry=maxretry, findtime=findtime, bantime=bantime,
-                            bantime_max=bantime * factor, offence_memory=memory,
-                            recidive_bantime=50)
+    params = DetectorParams(
+        maxretry=maxretry,
+        findtime=findtime,
+        bantime=bantime,
+        bantime_max=bantime * factor,
+        offence_memory=memory,
+        recidive_bantime=50,
+    )
     events = []
     t = 0
     for gap, h, jx, key in steps:
@@ -452,8 +485,16 @@ def test_matches_brute_force_reference(
     got = []
     for t, h, jx, key in events:
         for ban in det.feed(fail(t, host=HOSTS[h], jail=JAILS[jx], key=key)):
-            got.append((str(ban.host), ban.jail, int((ban.time - T0).total_seconds()),
-                        ban.seconds, ban.failures, ban.offence))
+            got.append(
+                (
+                    str(ban.host),
+                    ban.jail,
+                    int((ban.time - T0).total_seconds()),
+                    ban.seconds,
+                    ban.failures,
+                    ban.offence,
+                )
+            )
     expected = reference(params, events)
     event(f"bans: {min(len(expected), 3)}")
     event(f"recidive: {any(b[1] == 'recidive' for b in expected)}")

@@ -60,9 +60,7 @@ def test_fixture_line_by_line(log: str) -> None:
 def test_fixture_whole_file_fast_path_agrees(log: str) -> None:
     text = (FIXTURES / log).read_text(encoding="utf-8")
     fast = list(recognise_text(text, None, file=log, reference=REFERENCE, tz=UTC))
-    slow = list(
-        recognise_lines(text.splitlines(True), None, file=log, reference=REFERENCE, tz=UTC)
-    )
+    slow = list(recognise_lines(text.splitlines(True), None, file=log, reference=REFERENCE, tz=UTC))
     assert fast == slow
     assert {f.line: (str(f.host), f.jail) for f in fast} == expected(log)
 
@@ -192,8 +190,19 @@ def test_parse_remote_address(text: str, port: bool | None, address: str) -> Non
 
 @pytest.mark.parametrize(
     "text",
-    ["", "pbx.example.com", "01.2.3.4", "1.2.3", "256.1.1.1", "[2001:db8::1", "fe80::1%eth0",
-     "[2001:db8::1]x", "IPV4/UDP/1.2.3.4", "IPV4/UDP/host/5060", "1.2.3.4:x"],
+    [
+        "",
+        "pbx.example.com",
+        "01.2.3.4",
+        "1.2.3",
+        "256.1.1.1",
+        "[2001:db8::1",
+        "fe80::1%eth0",
+        "[2001:db8::1]x",
+        "IPV4/UDP/1.2.3.4",
+        "IPV4/UDP/host/5060",
+        "1.2.3.4:x",
+    ],
 )
 def test_parse_remote_address_rejects(text: str) -> None:
     assert parse_remote_address(text) is None
@@ -290,7 +299,9 @@ def test_web_login_format_is_the_documented_constant() -> None:
     line = format_web_login_failure(
         datetime(2026, 11, 25, 13, 0, tzinfo=timezone(timedelta(hours=1))), "bob", "203.0.113.5"
     )
-    assert line == '2026-11-25T12:00:00+00:00 pbxfw-web: login failed from 203.0.113.5 for user "bob"'
+    assert (
+        line == '2026-11-25T12:00:00+00:00 pbxfw-web: login failed from 203.0.113.5 for user "bob"'
+    )
     pattern = re.escape(WEB_LOGIN_FAILURE_FORMAT).replace(r"\{time\}", ".+")
     pattern = pattern.replace(r"\{address\}", ".+").replace(r"\{user\}", ".+")
     assert re.fullmatch(pattern, line)
@@ -379,3 +390,125 @@ def test_a_kind_only_recognises_its_own_lines() -> None:
     ssh = "Nov 25 11:00:03 pbx sshd[1]: Failed password for root from 198.51.100.41 port 1 ssh2"
     assert keys([ssh], "asterisk_messages") == []
     assert keys([NOTICE], "ssh") == []
+
+
+# -- the whole-file fast path equals the per-line path ------------------------------------
+
+# Lines a syslog or an Asterisk log with multi-line messages adds to the
+# fixtures: SIP packet lines (one quoting an sshd line), an empty line, an sshd
+# line of a syslog that also carries Asterisk, a failed SecurityEvent with a
+# severity Asterisk never writes, and a last line without newline.
+EXTRA_LINES: list[tuple[str, tuple[str, str] | None]] = [
+    ("<--- Received SIP request (528 bytes) from UDP:198.51.100.60:5060 --->", None),
+    ("REGISTER sip:192.0.2.10 SIP/2.0", None),
+    ("User-Agent: Nov 25 11:00:09 pbx sshd[1]: Failed password for root from 6.6.6.6 port 2", None),
+    ("", None),
+    (
+        "Nov 25 11:00:09 pbx sshd[7]: Failed password for root from 198.51.100.61 port 22 ssh2",
+        ("198.51.100.61", "ssh"),
+    ),
+    (security_line("FailedACL", "Warning", " sshd password mismatch", "NOTICE"), None),
+    (NOTICE.replace("198.51.100.7:5089", "198.51.100.62:5089"), ("198.51.100.62", "asterisk")),
+]
+
+
+def mixed_log() -> tuple[str, dict[int, tuple[str, str]]]:
+    """Every fixture's lines interleaved, then EXTRA_LINES; the expected failures."""
+    sources = {log: (FIXTURES / log).read_text(encoding="utf-8").splitlines() for log in LOGS}
+    lines: list[str] = []
+    want: dict[int, tuple[str, str]] = {}
+    for i in range(max(len(rows) for rows in sources.values())):
+        for log, rows in sources.items():
+            if i < len(rows):
+                lines.append(rows[i])
+                if i + 1 in expected(log):
+                    want[len(lines)] = expected(log)[i + 1]
+    for line, found in EXTRA_LINES:
+        lines.append(line)
+        if found is not None:
+            want[len(lines)] = found
+    return "\n".join(lines), want
+
+
+def newline_lines(text: str) -> list[str]:
+    """The ``"\\n"``-separated lines of ``text`` with their newline (what scan_text reads)."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
+@pytest.mark.parametrize("kind", [None, *KINDS])
+@pytest.mark.parametrize("bytes_per_other_line", [1, 1024, 1 << 40])
+def test_fast_path_equals_per_line_path_on_a_mixed_log(
+    kind: str | None, bytes_per_other_line: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the kind detected per line, a text where few lines start without
+    # "[" is searched for the Asterisk triggers only, its other lines looked
+    # at one by one (1: always so; 1 << 40: never so, every trigger is
+    # searched). Whatever the path, the result is the per-line path's.
+    from pbxfw.ips import recognisers
+
+    monkeypatch.setattr(recognisers, "_BYTES_PER_OTHER_LINE", bytes_per_other_line)
+    text, want = mixed_log()
+
+    def make() -> Recogniser:
+        return Recogniser(kind, file="mixed", reference=REFERENCE, tz=UTC)
+
+    slow = list(make().lines(newline_lines(text)))
+    assert list(make().scan_text(text)) == slow
+    assert list(make().scan_bytes(text.encode())) == slow
+    if kind is None:
+        assert {f.line: (str(f.host), f.jail) for f in slow} == want
+        for f in slow:
+            assert str(f.host) not in INJECTED
+
+
+@pytest.mark.parametrize("log", LOGS)
+def test_every_recognised_line_holds_a_coarse_and_a_fine_trigger(log: str) -> None:
+    # The fast path searches whole files for the coarse triggers of a kind
+    # only; the per-line triggers of the kind must be in every line its
+    # recogniser accepts too (else the per-line path would skip it).
+    from pbxfw.ips.recognisers import _SCAN_TRIGGERS, _TRIGGERS
+
+    text = (FIXTURES / log).read_text(encoding="utf-8")
+    lines = text.splitlines() + [line for line, _ in EXTRA_LINES]
+    for kind in KINDS:
+        recogniser = Recogniser(kind, reference=REFERENCE, tz=UTC)
+        for line in lines:
+            if recogniser._dispatch(line, 1) is not None:
+                assert any(t in line for t in _SCAN_TRIGGERS[kind]), (kind, line)
+                assert any(t in line for t in _TRIGGERS[kind]), (kind, line)
+
+
+@pytest.mark.parametrize("severity", ["Warning", "Informational", "error", ""])
+def test_a_failed_security_event_counts_only_with_severity_error(severity: str) -> None:
+    # Asterisk writes "Error" for every failed event (main/security_events.c);
+    # "Error" is also the whole-file trigger, so any other severity is not a
+    # failure on any path.
+    line = security_line("FailedACL", severity, "a sshd", "password mismatch NOTICE")
+    for kind in (None, "asterisk_security"):
+        assert Recogniser(kind, reference=REFERENCE, tz=UTC).recognise(line) is None
+        assert list(Recogniser(kind, reference=REFERENCE, tz=UTC).scan_text(line)) == []
+    error = security_line("FailedACL", "Error", "a", "b")
+    assert Recogniser(None, reference=REFERENCE, tz=UTC).recognise(error) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    remote=st.sampled_from(["IPV4/UDP/198.51.100.7/5060", "IPV6/TCP/2001:db8::1/5061", "x/1"]),
+    tail=st.lists(
+        st.tuples(st.sampled_from(["Challenge", "Response", "", "A b"]), CLIENT_TEXT), max_size=3
+    ),
+    end=st.sampled_from(["", " ", "\r", "\n", '"', "x"]),
+)
+def test_the_security_pair_in_two_matches_is_the_one_grammar(
+    remote: str, tail: list[tuple[str, str]], end: str
+) -> None:
+    from pbxfw.ips.recognisers import _SECURITY_PAIR, _SECURITY_PAIR_ONLY, _SECURITY_TAIL
+
+    text = f'LocalAddress="IPV4/UDP/192.0.2.10/5060",RemoteAddress="{remote}"'
+    text += "".join(f',{key}="{value}"' for key, value in tail) + end
+    one = _SECURITY_PAIR.match(text)
+    pair = _SECURITY_PAIR_ONLY.match(text)
+    two = pair if pair is not None and _SECURITY_TAIL.match(text, pair.end()) else None
+    assert (one is None) == (two is None)
+    if one is not None and two is not None:
+        assert one.group("addr") == two.group("addr")

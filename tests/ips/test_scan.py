@@ -154,3 +154,84 @@ def test_scan_bytes_equals_scan_text_with_bad_bytes() -> None:
     by_bytes = list(Recogniser(None, reference=REFERENCE, tz=UTC).scan_bytes(data))
     assert by_bytes == by_text
     assert str(by_text[-1].host) == "198.51.100.99"
+
+
+# Reading in blocks and the worker processes.
+
+
+@pytest.mark.parametrize("block", [16, 300, 4096])
+def test_block_reads_equal_one_scan_of_the_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    # Blocks smaller than a line, about a line, several lines; serial and parallel.
+    from pbxfw.ips import scan
+    from pbxfw.ips.recognisers import Recogniser
+
+    text = "".join(
+        (FIXTURES / log).read_text(encoding="utf-8")
+        for log in sorted(p.name for p in FIXTURES.glob("*.log"))
+    )
+    text += "[2026-11-01 08:42:16] NOTICE[1] manager.c: 198.51.100.1 failed to authenticate as 'a'"
+    log = tmp_path / "mixed.log"
+    log.write_text(text, encoding="utf-8")
+    whole = list(Recogniser(None, file=str(log), reference=REFERENCE, tz=UTC).scan_text(text))
+    assert str(whole[-1].host) == "198.51.100.1"
+    monkeypatch.setattr(scan, "_BLOCK", block)
+    for workers in (1, 2, 3):
+        assert list(scan_file(log, reference=REFERENCE, tz=UTC, workers=workers)) == whole
+
+
+def test_a_worker_exception_is_raised_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbxfw.ips import scan
+
+    def boom(*args: object) -> None:
+        raise ValueError("boom in the worker")
+
+    monkeypatch.setattr(scan, "_scan_range", boom)
+    with pytest.raises(ValueError, match="boom in the worker"):
+        list(scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=2))
+
+
+def test_a_worker_that_dies_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbxfw.ips import scan
+
+    monkeypatch.setattr(scan, "_scan_range", lambda *args: os._exit(3))
+    with pytest.raises(RuntimeError, match="exited unexpectedly"):
+        list(scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=3))
+
+
+def test_closing_the_scan_early_reaps_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pbxfw.ips import scan
+
+    pids: list[int] = []
+    close = scan._Worker.close
+
+    def record(self: scan._Worker) -> None:
+        if self.pid is not None:
+            pids.append(self.pid)
+        close(self)
+
+    monkeypatch.setattr(scan._Worker, "close", record)
+    found = scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=3)
+    next(found)
+    found.close()
+    assert len(pids) == 2
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_a_pipe_is_read_whole(tmp_path: Path) -> None:
+    import threading
+
+    source = FIXTURES / "asterisk_messages.log"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(source.read_bytes()))
+    writer.start()
+    try:
+        found = list(scan_file(fifo, reference=REFERENCE, tz=UTC, workers=2))
+    finally:
+        writer.join()
+    expected = list(scan_file(source, reference=REFERENCE, tz=UTC, workers=1))
+    assert [(f.line, f.host, f.key) for f in found] == [(f.line, f.host, f.key) for f in expected]

@@ -43,9 +43,11 @@ Contract
 
 Speed: a line is first tested with plain substring checks; a regex runs only
 on lines that contain a trigger, and :meth:`Recogniser.scan_text` /
-:meth:`Recogniser.scan_bytes` find the triggers in a whole file with
-``find`` so that lines without one cost no Python work at all (scan_bytes
-does not even decode them). The usual ``[YYYY-MM-DD HH:MM:SS]`` Asterisk stamp
+:meth:`Recogniser.scan_bytes` find the coarse triggers in a whole text with
+``find`` or a regex search so that lines without one cost no Python work at
+all (scan_bytes does not even decode them). With the kind detected per line,
+a text whose lines all start with "[" is searched for the Asterisk triggers
+only (see _NOT_BRACKET). The usual ``[YYYY-MM-DD HH:MM:SS]`` Asterisk stamp
 is sliced and cached per second instead of parsed; addresses are cached by
 field text and by bare address. Figures: docs/benchmarks-ips.md.
 """
@@ -58,7 +60,7 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import AnyStr
+from typing import Any, AnyStr
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
@@ -310,6 +312,14 @@ _SECURITY_PAIR = re.compile(
     r'RemoteAddress="(?P<addr>IPV[46]/[A-Za-z]+/[0-9A-Fa-f:.]+/\d+)"'
     r'(?:,[A-Za-z]+="[^"\\]*(?:\\.[^"\\]*)*")*\s*$'
 )
+# _SECURITY_PAIR in two matches, the same language: the pair part can match in
+# one way only (every repetition stops at a character its class excludes), and
+# the tail without a capture group to save on each repetition is three times
+# faster on a ChallengeResponseFailed tail.
+_SECURITY_PAIR_ONLY = re.compile(
+    _SECURITY_PAIR.pattern[: _SECURITY_PAIR.pattern.index('"(?:,') + 1]
+)
+_SECURITY_TAIL = re.compile(_SECURITY_PAIR.pattern[len(_SECURITY_PAIR_ONLY.pattern) :])
 _FAILED_SECURITY_EVENTS = frozenset(
     {"FailedACL", "InvalidAccountID", "ChallengeResponseFailed", "InvalidPassword"}
 )
@@ -448,25 +458,65 @@ _ALL_TRIGGERS: tuple[str, ...] = tuple(
     dict.fromkeys(_ASTERISK_TRIGGERS + _SSH_TRIGGERS + _WEB_TRIGGERS)
 )
 
-# Coarser triggers for the whole-file fast path: one str.find pass over the
-# text costs about as much as per-line work on a few thousand lines, so each
-# kind gets as few passes as possible. Every failing SecurityEvent type has
-# Severity="Error" in Asterisk's event table (main/security_events.c) and
-# every Asterisk failure message is a NOTICE; each hit line then goes through
-# the precise per-line triggers above.
+# Coarser triggers for the whole-file fast path: one pass over the text costs
+# about as much as per-line work on a few thousand lines, so each kind gets as
+# few passes as possible. Each hit line then goes through the precise per-line
+# triggers above. The coarse triggers of a kind are *complete*: every line its
+# recogniser accepts contains one (every Asterisk failure message is a NOTICE,
+# a failed SecurityEvent is taken only with Severity="Error", the ssh prefix
+# has a space before the program name, every web failure line contains one of
+# its per-line triggers), so the fast path gives exactly what the per-line
+# path gives, whatever text the lines hold. Tested.
 _SCAN_TRIGGERS: dict[str, tuple[str, ...]] = {
     "asterisk_security": ('Severity="Error"', "NOTICE"),
     "asterisk_messages": ('Severity="Error"', "NOTICE"),
-    # _SSH_PREFIX has a space before the program name; longer needles are
-    # found faster
     "ssh": (" sshd", " dropbear"),
-    # every web failure line contains one of its per-line triggers, all long
-    # (a long needle is found faster than "[error]")
     "web": _WEB_TRIGGERS,
 }
 _ALL_SCAN_TRIGGERS: tuple[str, ...] = tuple(
     dict.fromkeys(t for triggers in _SCAN_TRIGGERS.values() for t in triggers)
 )
+
+# How the fast path looks for a coarse trigger: a needle of 12 characters or
+# more with str/bytes.find (its skip table makes it fast), a shorter one with
+# the regex engine's literal-prefix search (faster than find for short
+# needles: 45 against 70-85 ms on 164 MB), matching on to the end of the line.
+_Needle = str | re.Pattern[str]
+_NeedleB = bytes | re.Pattern[bytes]
+
+
+def _needles(triggers: tuple[str, ...]) -> tuple[tuple[_Needle, ...], tuple[_NeedleB, ...]]:
+    text: list[_Needle] = []
+    raw: list[_NeedleB] = []
+    for trigger in triggers:
+        if len(trigger) >= 12:
+            text.append(trigger)
+            raw.append(trigger.encode("ascii"))
+        else:
+            text.append(re.compile(re.escape(trigger) + r"[^\n]*"))
+            raw.append(re.compile(re.escape(trigger).encode("ascii") + rb"[^\n]*"))
+    return tuple(text), tuple(raw)
+
+
+#: kind (None: every kind) -> the coarse triggers for str and for bytes.
+_NEEDLES: dict[str | None, tuple[tuple[_Needle, ...], tuple[_NeedleB, ...]]] = {
+    kind: _needles(triggers) for kind, triggers in _SCAN_TRIGGERS.items()
+}
+_NEEDLES[None] = _needles(_ALL_SCAN_TRIGGERS)
+#: kind (None: every kind) -> the per-line triggers as str and as bytes.
+_FINE: dict[str | None, tuple[tuple[str, ...], tuple[bytes, ...]]] = {
+    kind: (triggers, tuple(t.encode("ascii") for t in triggers))
+    for kind, triggers in [*_TRIGGERS.items(), (None, _ALL_TRIGGERS)]
+}
+
+# Kind detected per line (kind None): a line that starts with "[" can only be
+# an Asterisk failure (every ssh and web grammar starts with a digit or a
+# month name), so where few lines start otherwise only the Asterisk coarse
+# triggers are searched and those few lines are looked at one by one.
+_NOT_BRACKET = re.compile(r"\n(?=[^\[])")
+_NOT_BRACKET_B = re.compile(rb"\n(?=[^\[])")
+#: At most one line in this many bytes may start without "[" for that.
+_BYTES_PER_OTHER_LINE = 1024
 
 
 def _security_remote_address(body: str, head_end: int) -> str | None:
@@ -477,8 +527,8 @@ def _security_remote_address(body: str, head_end: int) -> str | None:
         if pos < 0:
             return None
         if pos == head_end or body.startswith('",', pos - 2):
-            m = _SECURITY_PAIR.match(body, pos)
-            if m is not None:
+            m = _SECURITY_PAIR_ONLY.match(body, pos)
+            if m is not None and _SECURITY_TAIL.match(body, m.end()) is not None:
                 return m.group("addr")
 
 
@@ -492,6 +542,8 @@ _ASTERISK_REST = re.compile(
 assert _ASTERISK_PREFIX.pattern.endswith(_ASTERISK_REST.pattern)
 #: Cache marker: not a "[YYYY-MM-DD HH:MM:SS]" prefix (compared by identity).
 _NOT_DATED: tuple[datetime, int] = (datetime(1970, 1, 1, tzinfo=UTC), -1)
+#: Cache marker: not in the cache (compared by identity; a cached value may be None).
+_MISSING: Any = object()
 
 #: (method as captured or None, reason) -> event text of a strict PJSIP match.
 _PJSIP_EVENTS: dict[tuple[str | None, str], str] = {}
@@ -499,6 +551,20 @@ _PJSIP_EVENTS: dict[tuple[str | None, str], str] = {}
 
 def _pjsip_event(method: str, reason: str) -> str:
     return f"PJSIP {method}: {reason}"
+
+
+def _pjsip_strict_event(method: str | None, reason: str) -> str:
+    """The event of a strict PJSIP match, added to _PJSIP_EVENTS."""
+    # _PJSIP_METHOD's test on the method the strict grammar captured.
+    name = method
+    if name is None or not (
+        len(name) <= 16 and name.isascii() and name.isalpha() and name.isupper()
+    ):
+        name = "request"
+    if len(_PJSIP_EVENTS) > 256:
+        _PJSIP_EVENTS.clear()
+    event = _PJSIP_EVENTS[method, reason] = _pjsip_event(name, reason)
+    return event
 
 
 _SECURITY_WHAT: dict[tuple[str, str], str] = {}
@@ -554,6 +620,7 @@ class Recogniser:
         "_dated_cache",
         "_host_cache",
         "_lead",
+        "_make",
         "_ordinals",
         "_ordinals_epoch",
         "_stamp_cache",
@@ -599,6 +666,9 @@ class Recogniser:
         # When a list: the (class, jail, host, epoch) of each keyed failure up to
         # the first change of second (parallel scans repair keys across chunks).
         self._lead: list[tuple[str, str, str, int]] | None = None
+        # What a recognised failure is built with: the parallel scan's workers
+        # make plain tuples of the same fields (see pbxfw.ips.scan).
+        self._make: Callable[..., Failure] = Failure
         #: Newlines seen by the last completed scan_text / scan_bytes.
         self.newlines = 0
 
@@ -608,19 +678,17 @@ class Recogniser:
         """The address and its canonical text (for keys), cached: attackers repeat."""
         cache = self._addr_cache
         key: str | tuple[str, bool] = text if port is None else (text, port)
-        try:
-            return cache[key]
-        except KeyError:
-            pass
+        found: tuple[IPAddress, str] | None = cache.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
         if len(cache) > 8192:
             cache.clear()
         bare = _bare_address(text, port)
-        found: tuple[IPAddress, str] | None = None
+        found = None
         if bare is not None:
             hosts = self._host_cache
-            try:
-                found = hosts[bare]
-            except KeyError:
+            found = hosts.get(bare, _MISSING)
+            if found is _MISSING:
                 if len(hosts) > 8192:
                     hosts.clear()
                 address = _ip(bare)
@@ -715,9 +783,8 @@ class Recogniser:
         stamp: tuple[datetime, int] | None = _NOT_DATED
         if line[20:21] == "]" and line[:1] == "[":
             text = line[1:20]
-            try:
-                stamp = self._dated_cache[text]
-            except KeyError:
+            stamp = self._dated_cache.get(text, _MISSING)
+            if stamp is _MISSING:
                 stamp = self._dated(text)
         if stamp is not _NOT_DATED:
             if stamp is None:
@@ -751,12 +818,29 @@ class Recogniser:
             if s is None:
                 return None
             event, severity, service = s.groups()
-            if event not in _FAILED_SECURITY_EVENTS or severity == "Informational":
+            # Asterisk writes two severities: "Informational" for normal
+            # signalling and "Error" for every failed event (main/security_events.c).
+            if severity != "Error" or event not in _FAILED_SECURITY_EVENTS:
                 return None
-            addr = _security_remote_address(body, s.end())
+            # _security_remote_address(), whose first candidate (the last
+            # LocalAddress field) is the real pair on every line Asterisk
+            # writes, tried inline first.
+            head_end = s.end()
+            pos = body.rfind('LocalAddress="', head_end)
+            pair = (
+                _SECURITY_PAIR_ONLY.match(body, pos)
+                if pos == head_end or (pos > head_end and body.startswith('",', pos - 2))
+                else None
+            )
+            if pair is not None and _SECURITY_TAIL.match(body, pair.end()) is not None:
+                addr = pair.group("addr")
+            else:
+                addr = _security_remote_address(body, head_end)
             if addr is None:
                 return None
-            host = self._address(addr)
+            host = self._addr_cache.get(addr, _MISSING)
+            if host is _MISSING:
+                host = self._address(addr)
             if service == "AMI":
                 jail = "ami"
             what = _SECURITY_WHAT.get((event, service)) or _security_what(event, service)
@@ -771,7 +855,15 @@ class Recogniser:
                 "failed to authenticate as": "AMI login failed",
             }.get(a.group("what"), "AMI login refused by ACL")
         elif body.startswith("Request ") and src == "pjsip_distributor.c":
-            host, what = self._pjsip(body)
+            p = _PJSIP_FAILED_STRICT.match(body)
+            if p is not None:  # _pjsip()'s first case, inline
+                method, addr, reason = p.groups()
+                what = _PJSIP_EVENTS.get((method, reason)) or _pjsip_strict_event(method, reason)
+                host = self._addr_cache.get(addr, _MISSING)
+                if host is _MISSING:
+                    host = self._address(addr)
+            else:
+                host, what = self._pjsip(body)
         elif body.startswith("Registration from '") and src == "chan_sip.c":
             r = _SIP_REGISTRATION.match(body)
             if r is None:
@@ -819,24 +911,13 @@ class Recogniser:
             self._ordinals_epoch = epoch
         ordinal = ordinals[slot] = ordinals.get(slot, 0) + 1
         key = f"{jail}|{host[1]}|{epoch}|{ordinal}"
-        return Failure(stamp[0], jail, host[0], what, self.file, lineno, key)
+        return self._make(stamp[0], jail, host[0], what, self.file, lineno, key)
 
     def _pjsip(self, body: str) -> tuple[tuple[IPAddress, str] | None, str]:
         m = _PJSIP_FAILED_STRICT.match(body)
         if m is not None:
             method, addr, reason = m.groups()
-            try:
-                event = _PJSIP_EVENTS[method, reason]
-            except KeyError:
-                # _PJSIP_METHOD's test on the method the strict grammar captured.
-                name = method
-                if name is None or not (
-                    len(name) <= 16 and name.isascii() and name.isalpha() and name.isupper()
-                ):
-                    name = "request"
-                if len(_PJSIP_EVENTS) > 256:
-                    _PJSIP_EVENTS.clear()
-                event = _PJSIP_EVENTS[method, reason] = _pjsip_event(name, reason)
+            event = _PJSIP_EVENTS.get((method, reason)) or _pjsip_strict_event(method, reason)
             return self._address(addr), event
         else:
             # The From did not parse as pjsip prints it: accept the line only
@@ -900,7 +981,7 @@ class Recogniser:
             host = self._address(r.group("addr"), False)
         if host is None:
             return None
-        return Failure(stamp[0], "ssh", host[0], what, self.file, lineno, "")
+        return self._make(stamp[0], "ssh", host[0], what, self.file, lineno, "")
 
     def _web(self, line: str, lineno: int) -> Failure | None:
         w = _WEB_LOGIN.match(line)
@@ -926,7 +1007,7 @@ class Recogniser:
             host = self._address(found.pop(), False)
         if stamp is None or host is None:
             return None
-        return Failure(stamp[0], "web", host[0], what, self.file, lineno, "")
+        return self._make(stamp[0], "web", host[0], what, self.file, lineno, "")
 
     # -- public -------------------------------------------------------------
 
@@ -964,83 +1045,111 @@ class Recogniser:
     def scan_text(self, text: str, first_line: int = 1) -> Iterator[Failure]:
         """Recognise a whole text (a file's contents) in file order — the fast path.
 
-        Each coarse trigger is located with ``str.find`` over the whole text;
-        only the lines that contain one are cut out and go through the
-        per-line triggers and recognisers, and line numbers are counted
-        between hits with ``str.count``. Gives exactly what :meth:`lines`
-        gives. When exhausted, :attr:`newlines` holds the text's newline count.
+        Each coarse trigger is located over the whole text (``str.find`` or
+        a regex search); only the lines that contain one are cut out and go
+        through the per-line triggers and recognisers, and line numbers are
+        counted between hits with ``str.count``. Gives exactly what
+        :meth:`lines` gives for the text's ``"\\n"``-separated lines. When
+        exhausted, :attr:`newlines` holds the text's newline count.
         """
-        return self._scan(text, self.scan_triggers, self.triggers, "\n", str, first_line)
+        return self._scan(text, len(text), first_line, 0, "\n", "[", str)
 
-    def scan_bytes(self, data: bytes, first_line: int = 1) -> Iterator[Failure]:
-        """:meth:`scan_text` of ``data.decode("utf-8", "replace")``, decoding only hit lines.
+    def scan_bytes(
+        self, data: bytes, first_line: int = 1, *, end: int | None = None
+    ) -> Iterator[Failure]:
+        """:meth:`scan_text` of ``data[:end].decode("utf-8", "replace")``, decoding only hit lines.
 
         Same results: every trigger is ASCII, an ASCII byte always decodes to
         itself (also next to invalid bytes, which become U+FFFD) and a newline
         byte is never inside a multi-byte sequence, so the lines, their
         numbers and their trigger hits are those of the decoded text.
+        ``end`` (None: ``len(data)``) lets a reader scan a block up to its
+        last newline without copying it.
         """
-        return self._scan(
-            data,
-            self._scan_triggers_bytes,
-            self._triggers_bytes,
-            b"\n",
-            _decode_line,
-            first_line,
-        )
-
-    @property
-    def _scan_triggers_bytes(self) -> tuple[bytes, ...]:
-        return tuple(t.encode("ascii") for t in self.scan_triggers)
-
-    @property
-    def _triggers_bytes(self) -> tuple[bytes, ...]:
-        return tuple(t.encode("ascii") for t in self.triggers)
+        size = len(data) if end is None else min(end, len(data))
+        return self._scan(data, size, first_line, 1, b"\n", b"[", _decode_line)
 
     def _scan(
         self,
         data: AnyStr,
-        coarse: tuple[AnyStr, ...],
-        fine: tuple[AnyStr, ...],
-        newline: AnyStr,
-        decode: Callable[[AnyStr], str],
+        size: int,
         first_line: int,
+        form: int,
+        newline: AnyStr,
+        bracket: AnyStr,
+        decode: Callable[[AnyStr], str],
     ) -> Iterator[Failure]:
+        # form: 0 for str, 1 for bytes (the index into _NEEDLES and _FINE).
         find = data.find
         rfind = data.rfind
-        ends: dict[int, int] = {}  # line start -> line end (-1: end of data)
-        for trigger in coarse:
-            pos = find(trigger)
-            while pos >= 0:
-                end = find(newline, pos)
-                ends[rfind(newline, 0, pos) + 1] = end
-                if end < 0:
-                    break
-                pos = find(trigger, end)
+        ends: dict[int, int] = {}  # line start -> line end
         kind = self.kind
+        needles: tuple[AnyStr | re.Pattern[AnyStr], ...] = _NEEDLES[kind][form]  # type: ignore[assignment]
         if kind is None:
-            dispatch = self._dispatch
-        elif kind == "ssh":
-            dispatch = self._ssh
-        elif kind == "web":
-            dispatch = self._web
-        else:
+            # Kind detected per line: see _NOT_BRACKET. The lines starting
+            # otherwise go to the per-line triggers whatever they contain
+            # (the coarse triggers are complete, so that changes nothing).
+            limit = size // _BYTES_PER_OTHER_LINE
+            others = [] if size == 0 or data[:1] == bracket else [0]
+            pattern: re.Pattern[AnyStr] = (_NOT_BRACKET, _NOT_BRACKET_B)[form]  # type: ignore[assignment]
+            for m in pattern.finditer(data, 0, size):
+                others.append(m.start() + 1)
+                if len(others) > limit:
+                    break
+            if len(others) <= limit:
+                needles = _NEEDLES["asterisk_messages"][form]  # type: ignore[assignment]
+                for start in others:
+                    end = find(newline, start, size)
+                    ends[start] = size if end < 0 else end
+        for needle in needles:
+            if isinstance(needle, re.Pattern):
+                # The pattern runs on to the end of the line, so each line is
+                # matched once and the next search starts after it.
+                for m in needle.finditer(data, 0, size):
+                    pos, end = m.span()
+                    ends[rfind(newline, 0, pos) + 1] = end
+                continue
+            pos = find(needle, 0, size)
+            while pos >= 0:
+                end = find(newline, pos, size)
+                if end < 0:
+                    ends[rfind(newline, 0, pos) + 1] = size
+                    break
+                ends[rfind(newline, 0, pos) + 1] = end
+                pos = find(needle, end, size)
+        # Kind detected per line: a line starting with "[" is recognised as
+        # Asterisk directly (what detect_kind() and _dispatch() come to for
+        # it), any other line through _dispatch() with every trigger.
+        fine: tuple[AnyStr, ...] = _FINE[kind][form]  # type: ignore[assignment]
+        general = self._dispatch
+        if kind is None:
             dispatch = self._asterisk
+            triggers: tuple[AnyStr, ...] = _FINE["asterisk_messages"][form]  # type: ignore[assignment]
+        else:
+            dispatch = {"ssh": self._ssh, "web": self._web}.get(kind, self._asterisk)
+            triggers = fine
         count = data.count
         lineno = first_line
         previous = 0
         for start in sorted(ends):
             lineno += count(newline, previous, start)
             previous = start
-            end = ends[start]
-            raw = data[start:] if end < 0 else data[start:end]
-            for trigger in fine:
+            raw = data[start : ends[start]]
+            if kind is None and raw[:1] != bracket:
+                for trigger in fine:
+                    if trigger in raw:
+                        failure = general(decode(raw), lineno)
+                        if failure is not None:
+                            yield failure
+                        break
+                continue
+            for trigger in triggers:
                 if trigger in raw:
                     failure = dispatch(decode(raw), lineno)
                     if failure is not None:
                         yield failure
                     break
-        self.newlines = lineno - first_line + count(newline, previous)
+        self.newlines = lineno - first_line + count(newline, previous, size)
 
 
 #: ``raw.decode("utf-8", "replace")`` without a Python-level call.
