@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pbxfw.compiler import BanElement, compile_ban_elements, compile_ruleset
+from pbxfw.compiler.nft import as_guard_plans, plan_elements
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.networks import permanent_networks
 from pbxfw.domain.services import BUILTIN_KEYS, CustomService
@@ -140,3 +141,16 @@ def test_every_golden_file_loads_in_the_kernel() -> None:
         for path in sorted(GOLDEN.glob("*.nft")):
             lab.nft(ns, "-f", "-", input=path.read_text())
             lab.nft(ns, "delete", "table", "inet", "pbxfw")
+
+
+def test_guard_plans_from_the_jail_plans_equal_planning_the_guard() -> None:
+    bans = [
+        _ban("192.0.2.2/32", "asterisk", 60),
+        _ban("192.0.2.2/32", "ssh", 600),
+        _ban("192.0.2.9/32", "ssh", None),
+        _ban("198.51.100.0/24", "manual", 30),
+        _ban("2001:db8::1/128", "web", 5),
+    ]
+    assert as_guard_plans(plan_elements(bans)) == plan_elements(bans, guard=True)
+    one_jail = [b for b in bans if b.jail == "ssh"]
+    assert as_guard_plans(plan_elements(one_jail)) == plan_elements(one_jail, guard=True)

@@ -404,7 +404,10 @@ class Agent:
                 if kept:
                     self.backend.add_bans([], guard=self._guard_elements(kept))
             if new:
-                self.backend.add_bans(new, guard=list(first_guard.values()), refresh=False)
+                # Usually each new ban is its subnet's first: the guard then
+                # holds the same elements (guard=None: planned once).
+                guard = None if len(first_guard) == len(new) else list(first_guard.values())
+                self.backend.add_bans(new, guard=guard, refresh=False)
             if renewed or regard:
                 self.backend.add_bans(
                     ban_elements(renewed, now), guard=self._guard_elements(regard)

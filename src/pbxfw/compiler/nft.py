@@ -55,6 +55,7 @@ __all__ = [
     "SetElements",
     "allow_intervals",
     "allow_set_name",
+    "as_guard_plans",
     "ban_set_name",
     "compile_ban_elements",
     "compile_guard_elements",
@@ -643,6 +644,33 @@ def plan_elements(
         SetElements(name, version, [(a, b, longest[(a, b)]) for a, b in sorted(longest)])
         for name, (version, longest) in sorted(sets.items())
     ]
+
+
+def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
+    """The guard sets' part of a batch whose jail sets' part is ``plans``
+    (``plan_elements(bans, guard=True)`` without planning the bans again: a
+    100,000-ban import is one jail, whose spans the guard takes as they are)."""
+    groups: dict[str, list[SetElements]] = {}
+    for plan in plans:
+        if plan.spans:
+            name = guard_set_name(plan.version, "_net_" in plan.set_name)
+            groups.setdefault(name, []).append(plan)
+    merged: list[SetElements] = []
+    for name, group in sorted(groups.items()):
+        if len(group) == 1:
+            merged.append(SetElements(name, group[0].version, group[0].spans))
+            continue
+        longest: dict[tuple[int, int], int | None] = {}
+        for plan in group:
+            for first, last, ttl in plan.spans:
+                key = (first, last)
+                if key in longest:
+                    old = longest[key]
+                    ttl = None if old is None or ttl is None else max(old, ttl)
+                longest[key] = ttl
+        spans = [(a, b, longest[(a, b)]) for a, b in sorted(longest)]
+        merged.append(SetElements(name, group[0].version, spans))
+    return merged
 
 
 def set_commands(

@@ -22,6 +22,7 @@ from pbxfw.compiler.nft import (
     TABLE_FAMILY,
     BanElement,
     SetElements,
+    as_guard_plans,
     plan_elements,
     set_commands,
 )
@@ -203,7 +204,11 @@ class NftBackend:
         (guard and jails together: the drop starts when both have landed),
         subnets in one nft transaction. Raises KernelError if refused (a
         subnet inside a broader banned subnet: reload the table)."""
-        plans = plan_elements(bans if guard is None else guard, guard=True) + plan_elements(bans)
+        plans = plan_elements(bans)
+        if guard is None:
+            plans = as_guard_plans(plans) + plans
+        else:
+            plans = plan_elements(guard, guard=True) + plans
         self._send(plans, "add", refresh)
 
     def remove_bans(
