@@ -72,24 +72,6 @@ def test_save_bans_like_inserts_and_replaces_the_same_subnet_and_jail(store: Sto
     assert len({b.id for b in stored}) == 4
 
 
-def test_save_bans_groups_alike_bans_and_keeps_the_last_of_a_subnet(store: Store) -> None:
-    with store.write() as repo:
-        repo.save_bans(
-            [
-                ban("10.0.0.1", at=1.0),
-                ban("10.0.0.2", "ssh", at=2.0, scope=frozenset({"ssh"})),
-                ban("10.0.0.3", at=1.0),
-                ban("10.0.0.1", at=3.0),  # replaces the first
-            ]
-        )
-    with store.read() as repo:
-        assert without_ids(repo.bans()) == [
-            ("10.0.0.3/32", "manual", ALL, "manual ban", 1.0, 601.0),
-            ("10.0.0.2/32", "ssh", frozenset({"ssh"}), "ssh ban", 2.0, 602.0),
-            ("10.0.0.1/32", "manual", ALL, "manual ban", 3.0, 603.0),
-        ]
-
-
 def test_bans_are_oldest_first_then_by_id_and_unexpired(svc: ConfigService) -> None:
     with svc.store.write() as repo:
         for subnet, at in (("10.0.0.1", 50.0), ("10.0.0.2", 40.0), ("10.0.0.3", 50.0)):
@@ -137,33 +119,11 @@ def test_bans_read_back_equal_what_was_saved(svc: ConfigService) -> None:
             assert list(b.subnet.hosts()) == list(parsed.hosts())
 
 
-def test_bans_are_built_through_the_slots() -> None:
-    """Ban changed (a field, a __post_init__): the fast path turned itself off;
-    _BAN_COLUMNS and _bans_from_columns need a look."""
-    assert repository._BAN_SLOTS is not None
-    columns = [
-        [ipaddress.ip_network("10.0.0.1/32")],
-        ["manual"],
-        [ALL],
-        ["r"],
-        [1.0],
-        [2.0],
-        [0.5],
-        [0.7],
-        [4],
-        [2],
-        [9],
-    ]
-    assert repository._bans_from_columns(columns) == [
-        Ban(*(column[0] for column in columns))  # type: ignore[arg-type]
-    ]
-
-
-def test_a_second_read_reuses_the_networks_of_the_first(svc: ConfigService) -> None:
+def test_a_second_read_sees_what_changed_in_between(svc: ConfigService) -> None:
     with svc.store.write() as repo:
         repo.save_bans_like(["10.0.0.1/32", "10.0.0.2/32", "10.9.0.0/16"], ban("10.0.0.1"))
     with svc.store.read() as repo:
-        first = repo.bans()
+        assert len(repo.bans()) == 3
     with svc.store.write() as repo:
         repo.remove_bans("10.0.0.2/32")
         repo.save_bans_like(["2001:db8::/48", "10.0.0.3/32"], ban("10.0.0.1", at=200.0))
@@ -175,9 +135,4 @@ def test_a_second_read_reuses_the_networks_of_the_first(svc: ConfigService) -> N
         "2001:db8::/48",
         "10.0.0.3/32",
     ]
-    assert second[0].subnet is first[0].subnet and second[1].subnet is first[2].subnet
     assert second[3].subnet == ipaddress.ip_network("10.0.0.3/32")
-    assert repository.BanNetworks().of(["10.0.0.1/32", "::/0"]) == [
-        ipaddress.ip_network("10.0.0.1/32"),
-        ipaddress.ip_network("::/0"),
-    ]

@@ -8,25 +8,22 @@ so a read-modify-write inside ``write()`` never loses a concurrent update.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
-import gc
 import ipaddress
 import json
 import operator
-import types
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from itertools import islice, repeat
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Engine, Integer, Table, Text, cast, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pbxfw.domain.addresses import IPNetwork, fast_ipv4_host, networks_from_text
+from pbxfw.bulk import gc_paused
+from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.networks import Network, Verdict
@@ -81,9 +78,8 @@ def _network_values(network: Network) -> dict[str, Any]:
 class Repository:
     """Domain-level reads and writes on one session (one transaction)."""
 
-    def __init__(self, session: Session, ban_networks: BanNetworks | None = None) -> None:
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.ban_networks = ban_networks or BanNetworks()
 
     # -- revision -------------------------------------------------------
     def revision(self) -> int:
@@ -257,7 +253,7 @@ class Repository:
         stmt = select(*(table.c[name] for name in _BAN_COLUMNS)).order_by(table.c.id)
         if now is not None:
             stmt = stmt.where(table.c.expires_at > now)
-        with _gc_paused():
+        with gc_paused():
             rows = self.session.execute(stmt).all()
             if not rows:
                 return []
@@ -268,10 +264,10 @@ class Repository:
                 order = sorted(range(len(created)), key=created.__getitem__)  # stable: then id
                 columns = [[column[i] for i in order] for column in columns]
             scopes = {text: scope_from_text(text) for text in set(columns[_SCOPE])}
-            columns[_SUBNET] = self.ban_networks.of(columns[_SUBNET])
+            columns[_SUBNET] = networks_from_text(columns[_SUBNET])
             columns[_SCOPE] = [scopes[text] for text in columns[_SCOPE]]
-            bans = _bans_from_columns(columns)
-            del columns  # before collection resumes: 11 tuples of 10^5 items to traverse
+            bans = list(map(Ban, *columns))
+            del columns  # before collection resumes: 11 lists of 10^5 items to traverse
         return bans
 
     def save_ban(self, ban: Ban) -> Ban:
@@ -283,16 +279,6 @@ class Repository:
         self.session.add(row)
         self.session.flush()
         return replace(ban, id=row.id)
-
-    def save_bans(self, bans: Sequence[Ban]) -> None:
-        """Bulk version of save_ban: insert, or replace the ban of the same
-        subnet and jail (of several bans of one subnet and jail, the last)."""
-        last = {(str(b.subnet), b.jail): b for b in bans}
-        alike: dict[tuple[Any, ...], list[str]] = {}
-        for (subnet, _), ban in last.items():
-            alike.setdefault(_shared_values(ban), []).append(subnet)
-        for values, subnets in alike.items():
-            self._upsert_bans(subnets, dict(zip(_SHARED_COLUMNS, values, strict=True)))
 
     def save_bans_like(self, subnets: Sequence[str], like: Ban) -> None:
         """Ban each of ``subnets`` (canonical texts, no duplicates) as ``like``
@@ -411,45 +397,6 @@ def _ban_from_row(row: Any) -> Ban:
     )
 
 
-class BanNetworks:
-    """The networks of the bans read last, by stored text, for the next read:
-    the agent reads every ban again on every change of the ban list, and most
-    are the same bans. (Networks are immutable: sharing them is safe.)"""
-
-    __slots__ = ("_known",)
-
-    def __init__(self) -> None:
-        self._known: dict[str, IPNetwork] = {}
-
-    def of(self, texts: Sequence[str]) -> list[IPNetwork]:
-        known = self._known
-        if not known:
-            networks = networks_from_text(texts)
-        else:
-            networks = list(map(known.get, texts))  # type: ignore[arg-type]  # None: not known
-            if any(map(operator.is_, networks, repeat(None))):
-                new = [t for t, n in zip(texts, networks, strict=True) if n is None]
-                made = iter(networks_from_text(new))
-                networks = [n if n is not None else next(made) for n in networks]
-        # Replaced, not updated: another thread may be reading the old one.
-        self._known = dict(zip(texts, networks, strict=True))
-        return networks
-
-
-def _bans_from_columns(columns: Sequence[Sequence[Any]]) -> list[Ban]:
-    """``[Ban(*values) for values in zip(*columns)]``, 2× faster when the
-    columns are Ban's fields in order and Ban has no ``__post_init__``: each
-    field is set by its slot for all the bans at once, as the generated
-    ``__init__`` sets it through ``object.__setattr__`` one ban at a time."""
-    if _BAN_SLOTS is None:
-        return list(map(Ban, *columns))
-    new = object.__new__
-    bans = [new(Ban) for _ in columns[0]]
-    for slot, column in zip(_BAN_SLOTS, columns, strict=True):
-        deque(map(slot.__set__, bans, column), maxlen=0)
-    return bans
-
-
 def _ban_values(ban: Ban) -> dict[str, Any]:
     return {"subnet": str(ban.subnet), **_shared_dict(ban)}
 
@@ -470,34 +417,22 @@ _BAN_COLUMNS = (
     "id",
 )
 _SUBNET, _SCOPE, _CREATED_AT = 0, 2, 4
-#: Ban's slot descriptors in field order, when _bans_from_columns may use them.
-_BAN_SLOTS = (
-    [Ban.__dict__[name] for name in _BAN_COLUMNS]
-    if tuple(f.name for f in dataclasses.fields(Ban)) == _BAN_COLUMNS
-    and not hasattr(Ban, "__post_init__")
-    and all(isinstance(Ban.__dict__.get(name), types.MemberDescriptorType) for name in _BAN_COLUMNS)
-    else None
-)
 #: The columns besides subnet and id, which the bans of one import share.
 _SHARED_COLUMNS = _BAN_COLUMNS[1:-1]
 
 
 def _shared_dict(ban: Ban) -> dict[str, Any]:
-    return dict(zip(_SHARED_COLUMNS, _shared_values(ban), strict=True))
-
-
-def _shared_values(ban: Ban) -> tuple[Any, ...]:
-    return (
-        ban.jail,
-        scope_text(ban.scope),
-        ban.reason,
-        ban.created_at,
-        ban.expires_at,
-        ban.first_failure,
-        ban.last_failure,
-        ban.failures,
-        ban.offence,
-    )
+    return {
+        "jail": ban.jail,
+        "scope": scope_text(ban.scope),
+        "reason": ban.reason,
+        "created_at": ban.created_at,
+        "expires_at": ban.expires_at,
+        "first_failure": ban.first_failure,
+        "last_failure": ban.last_failure,
+        "failures": ban.failures,
+        "offence": ban.offence,
+    }
 
 
 # SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT (a parsing ambiguity).
@@ -538,21 +473,6 @@ def _sqlite_has_json() -> bool:
     return True
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside: making 10^5 long-lived objects
-    otherwise runs full collections over the whole heap again and again
-    (2/3 of the time of reading 100,000 bans)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 class Store:
     """The database: an engine and units of work on it."""
 
@@ -560,7 +480,6 @@ class Store:
         self.engine = engine
         self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
         self._read = sessionmaker(engine)
-        self._ban_networks = BanNetworks()
 
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
@@ -588,7 +507,7 @@ class Store:
     def _session(self, factory: sessionmaker[Session]) -> Iterator[Repository]:
         try:
             with factory() as session, session.begin():
-                yield Repository(session, self._ban_networks)
+                yield Repository(session)
         except OperationalError as exc:
             message = str(exc.orig)
             if "no such table" in message:
