@@ -243,7 +243,7 @@ def _ban_items(spans: list[tuple[int, int, int | None]], version: int) -> list[s
     for first, last, ttl in spans:
         if folded and first <= folded[-1][1]:
             f0, l0, t0 = folded[-1]
-            folded[-1] = (f0, l0, None if t0 is None or ttl is None else max(t0, ttl))
+            folded[-1] = (f0, l0, _longer(t0, ttl))
         else:
             folded.append((first, last, ttl))
     return [
@@ -252,15 +252,18 @@ def _ban_items(spans: list[tuple[int, int, int | None]], version: int) -> list[s
     ]
 
 
+def _longer(a: int | None, b: int | None) -> int | None:
+    """The longer of two lifetimes in seconds; ``None`` (no end) is longest:
+    of two bans of one element the kernel keeps the one that ends last."""
+    return None if a is None or b is None else max(a, b)
+
+
 def _host_items(hosts: Iterable[tuple[int, int | None]], version: int) -> list[str]:
     """The elements of one hash ban set: each address once, sorted, with the
     longest of its lifetimes (``None``: no end)."""
     longest: dict[int, int | None] = {}
     for value, ttl in hosts:
-        if value in longest:
-            old = longest[value]
-            ttl = None if old is None or ttl is None else max(old, ttl)
-        longest[value] = ttl
+        longest[value] = _longer(longest[value], ttl) if value in longest else ttl
     return [
         _address(value, version) + ("" if ttl is None else f" timeout {ttl}s")
         for value, ttl in sorted(longest.items())
@@ -636,10 +639,7 @@ def plan_elements(
         longest = entry[1]
         first = int(subnet.network_address)
         key = (first, first + (1 << host_bits) - 1)
-        if key in longest:
-            old = longest[key]
-            ttl = None if old is None or ttl is None else max(old, ttl)
-        longest[key] = ttl
+        longest[key] = _longer(longest[key], ttl) if key in longest else ttl
     return [
         SetElements(name, version, [(a, b, longest[(a, b)]) for a, b in sorted(longest)])
         for name, (version, longest) in sorted(sets.items())
@@ -653,7 +653,7 @@ def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
     groups: dict[str, list[SetElements]] = {}
     for plan in plans:
         if plan.spans:
-            name = guard_set_name(plan.version, "_net_" in plan.set_name)
+            name = guard_set_name(plan.version, not plan.hosts)
             groups.setdefault(name, []).append(plan)
     merged: list[SetElements] = []
     for name, group in sorted(groups.items()):
@@ -664,10 +664,7 @@ def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
         for plan in group:
             for first, last, ttl in plan.spans:
                 key = (first, last)
-                if key in longest:
-                    old = longest[key]
-                    ttl = None if old is None or ttl is None else max(old, ttl)
-                longest[key] = ttl
+                longest[key] = _longer(longest[key], ttl) if key in longest else ttl
         spans = [(a, b, longest[(a, b)]) for a, b in sorted(longest)]
         merged.append(SetElements(name, group[0].version, spans))
     return merged
