@@ -35,7 +35,7 @@ from typing import Any
 from pbxfw.agent.tail import Chunk, Inotify, Tailer
 from pbxfw.bulk import gc_paused
 from pbxfw.compiler import BanElement, compile_ruleset
-from pbxfw.domain.addresses import IPAddress, IPNetwork
+from pbxfw.domain.addresses import IPAddress, IPNetwork, address_text
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.whitelist import Whitelist
@@ -95,12 +95,9 @@ class AgentOptions:
 
 
 def _key(subnet: IPNetwork) -> str:
-    """``subnet`` as text, the agent's key for it: IPv4 formatted by hand,
-    twice as fast as ``str()``, which 100,000 imported bans make visible."""
-    if subnet.version == 4:
-        v = int(subnet.network_address)
-        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}/{subnet.prefixlen}"
-    return str(subnet)
+    """``subnet`` as text, the agent's key for it (``address_text``: twice as
+    fast as ``str()``, which 100,000 imported bans make visible)."""
+    return f"{address_text(int(subnet.network_address), subnet.version)}/{subnet.prefixlen}"
 
 
 def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple[str, str]]:
@@ -355,7 +352,7 @@ class Agent:
         for key, b in fresh:
             if key in known:
                 continue
-            left = int(b.expires_at - now + 0.999)  # Ban.remaining, inlined
+            left = b.remaining(now)
             element = BanElement(b.subnet, key[1], left)
             new.append(element)
             text = key[0]

@@ -34,12 +34,11 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import itertools
-import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from pbxfw.domain.addresses import IPNetwork
+from pbxfw.domain.addresses import IPNetwork, address_text
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import ALL_SERVICES, PolicyIndex
 from pbxfw.domain.networks import Verdict
@@ -189,26 +188,15 @@ def never_block_intervals(config: Configuration, version: int) -> list[tuple[int
     return merge_intervals(_span(s) for s in subnets if s.version == version)
 
 
-def _address(value: int, version: int) -> str:
-    """The canonical text of an address given as an integer.
-
-    Hand-formatted rather than via ``ipaddress`` objects: a ruleset with
-    100,000 bans formats 100,000 addresses, and this is ~5x faster.
-    """
-    if version == 4:
-        return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
-    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
-
-
 def _interval_text(first: int, last: int, version: int) -> str:
     """``10.0.0.0/8`` when the interval is one CIDR block, else ``a-b``."""
     size = last - first + 1
     if size & (size - 1) == 0 and first % size == 0:
         prefix = _BITS[version] - (size.bit_length() - 1)
         if prefix == _BITS[version]:
-            return _address(first, version)
-        return f"{_address(first, version)}/{prefix}"
-    return f"{_address(first, version)}-{_address(last, version)}"
+            return address_text(first, version)
+        return f"{address_text(first, version)}/{prefix}"
+    return f"{address_text(first, version)}-{address_text(last, version)}"
 
 
 def _span(subnet: IPNetwork) -> tuple[int, int]:
@@ -265,7 +253,7 @@ def _host_items(hosts: Iterable[tuple[int, int | None]], version: int) -> list[s
     for value, ttl in hosts:
         longest[value] = _longer(longest[value], ttl) if value in longest else ttl
     return [
-        _address(value, version) + ("" if ttl is None else f" timeout {ttl}s")
+        address_text(value, version) + ("" if ttl is None else f" timeout {ttl}s")
         for value, ttl in sorted(longest.items())
     ]
 
@@ -688,7 +676,7 @@ def set_commands(
         return []
     v = plan.version
     items = [
-        (_address(a, v) if a == b else _interval_text(a, b, v), ttl) for a, b, ttl in plan.spans
+        (address_text(a, v) if a == b else _interval_text(a, b, v), ttl) for a, b, ttl in plan.spans
     ]
     target = f"element {TABLE_FAMILY} {TABLE} {plan.set_name}"
     bare = f"{target} {{ {', '.join(text for text, _ in items)} }}"
