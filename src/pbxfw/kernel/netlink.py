@@ -22,7 +22,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pbxfw.compiler.nft import TABLE
@@ -104,7 +104,7 @@ def _element_prefix(key_size: int, timed: bool) -> bytes:
 
 
 _PREFIX = {
-    (size, int(timed)): _element_prefix(size, timed) for size in (4, 16) for timed in (False, True)
+    (size, timed): _element_prefix(size, timed) for size in (4, 16) for timed in (False, True)
 }
 _TIMEOUT_HEAD = _NLATTR.pack(12, NFTA_SET_ELEM_TIMEOUT)
 
@@ -112,13 +112,23 @@ _TIMEOUT_HEAD = _NLATTR.pack(12, NFTA_SET_ELEM_TIMEOUT)
 def _element(key: bytes, timeout_ms: int | None) -> bytes:
     """One NFTA_LIST_ELEM: the key (an address, 4 or 16 bytes), its timeout."""
     if timeout_ms is None:
-        return _PREFIX[(len(key), 0)] + key
-    return _PREFIX[(len(key), 1)] + key + _TIMEOUT_HEAD + _BE64.pack(timeout_ms)
+        return _PREFIX[(len(key), False)] + key
+    return _PREFIX[(len(key), True)] + key + _TIMEOUT_HEAD + _BE64.pack(timeout_ms)
 
 
 def _message(kind: int, flags: int, seq: int, family: int, res_id: int, body: bytes) -> bytes:
     payload = struct.pack("=BB", family, 0) + struct.pack("!H", res_id) + body
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), kind, flags, seq, 0) + payload
+
+
+def _set_elements_body(set_name: str, elements: bytes) -> bytes:
+    """The attributes of an element message: our table, the set, the elements."""
+    return (
+        _attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0")
+        + _attr(NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0")
+        + _NLATTR.pack(4 + len(elements), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
+        + elements
+    )
 
 
 def _element_messages(op: ElementOp, first_seq: int) -> list[bytes]:
@@ -129,9 +139,6 @@ def _element_messages(op: ElementOp, first_seq: int) -> list[bytes]:
         NFT_MSG_NEWSETELEM if op.action == "add" else NFT_MSG_DELSETELEM
     )
     flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if op.action == "add" else 0)
-    head = _attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0") + _attr(
-        NFTA_SET_ELEM_LIST_SET, op.set_name.encode() + b"\0"
-    )
     timeouts: Iterable[int | None] = op.timeouts or [None] * len(op.keys)
     if op.action == "delete":
         timeouts = [None] * len(op.keys)
@@ -148,17 +155,8 @@ def _element_messages(op: ElementOp, first_seq: int) -> list[bytes]:
     if chunk:
         messages.append(b"".join(chunk))
     return [
-        _message(
-            kind,
-            flags,
-            first_seq + i,
-            NFPROTO_INET,
-            0,
-            head
-            + _NLATTR.pack(4 + len(elements), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
-            + elements,
-        )
-        for i, elements in enumerate(messages)
+        _message(kind, flags, first_seq + i, NFPROTO_INET, 0, _set_elements_body(op.set_name, e))
+        for i, e in enumerate(messages)
     ]
 
 
@@ -199,6 +197,38 @@ def _open_socket(netns: str | None) -> socket.socket:
     return made[0]
 
 
+def _request_socket(netns: str | None, size: int) -> socket.socket:
+    """A bound socket in ``netns`` for a request of ``size`` bytes: acks
+    without the request echoed, errors with the kernel's message."""
+    sock = _open_socket(netns)
+    try:
+        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+        # A request travels as one datagram: make room for it (root may).
+        sock.setsockopt(socket.SOL_SOCKET, 32, size + 65536)  # SO_SNDBUFFORCE
+        sock.bind((0, 0))
+        sock.settimeout(_ANSWER_SECONDS)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _answers(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+    """(type, sequence number, error code or 0, the whole message) of each
+    netlink message in one datagram from the kernel."""
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            return
+        code = 0
+        if kind == NLMSG_ERROR:
+            (code,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
+        yield kind, seq, -code, data[offset : offset + length]
+        offset += (length + 3) & ~3
+
+
 def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> None:
     """Send ``ops`` as one nf_tables transaction, in order; wait for every answer.
 
@@ -224,13 +254,7 @@ def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> No
         NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES, b""
     )
     batch = b"".join([begin, *body, end])
-    with _open_socket(netns) as sock:
-        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
-        # The batch travels as one datagram: make room for it (root may).
-        sock.setsockopt(socket.SOL_SOCKET, 32, len(batch) + 65536)  # SO_SNDBUFFORCE
-        sock.bind((0, 0))
-        sock.settimeout(_ANSWER_SECONDS)
+    with _request_socket(netns, len(batch)) as sock:
         sock.send(batch)
         refused: list[str] = []
         while expected:
@@ -241,19 +265,14 @@ def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> No
                     f"nf_tables did not answer {len(expected)} of {seq - 1} element messages "
                     f"in {_ANSWER_SECONDS:.0f}s"
                 ) from None
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, kind, _flags, answer_seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-                if length < _NLMSGHDR.size:
-                    break
-                if kind == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
-                    if code != 0:
-                        refused.append(_reason(-code, data[offset : offset + length]))
-                    expected.discard(answer_seq)
-                    if answer_seq in (0, seq):  # the batch's begin or end itself
-                        expected.clear()
-                offset += (length + 3) & ~3
+            for kind, answer_seq, code, message in _answers(data):
+                if kind != NLMSG_ERROR:
+                    continue
+                if code:
+                    refused.append(_reason(code, message))
+                expected.discard(answer_seq)
+                if answer_seq in (0, seq):  # the batch's begin or end itself
+                    expected.clear()
         if refused:
             raise KernelError(
                 "nf_tables refused the ban elements: " + "; ".join(dict.fromkeys(refused))
@@ -284,35 +303,18 @@ def has_element(set_name: str, key: bytes, netns: str | None = None) -> bool:
     what tests and benchmarks poll while waiting for a ban to land. False
     also when the set or the table does not exist (the kernel answers ENOENT
     for all three)."""
-    elements = _element(key, None)
-    body = (
-        _attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0")
-        + _attr(NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0")
-        + _NLATTR.pack(4 + len(elements), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
-        + elements
-    )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM
+    body = _set_elements_body(set_name, _element(key, None))
     request = _message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, NFPROTO_INET, 0, body)
-    with _open_socket(netns) as sock:
-        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        sock.bind((0, 0))
-        sock.settimeout(_ANSWER_SECONDS)
+    with _request_socket(netns, len(request)) as sock:
         sock.send(request)
         found = False
         for _ in range(16):  # the element, then the ack (or just an error)
-            data = sock.recv(65536)
-            offset = 0
-            while offset + _NLMSGHDR.size <= len(data):
-                length, answer, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, offset)
-                if length < _NLMSGHDR.size:
+            for answer, _seq, code, message in _answers(sock.recv(65536)):
+                if answer != NLMSG_ERROR:
+                    found = True
+                elif code in (0, errno.ENOENT):
                     return found
-                if answer == NLMSG_ERROR:
-                    (code,) = struct.unpack_from("=i", data, offset + _NLMSGHDR.size)
-                    if code in (0, -errno.ENOENT):
-                        return found
-                    raise KernelError(
-                        f"nf_tables: {_reason(-code, data[offset : offset + length])}"
-                    )
-                found = True
-                offset += (length + 3) & ~3
+                else:
+                    raise KernelError(f"nf_tables: {_reason(code, message)}")
         return found
