@@ -640,7 +640,13 @@ class Recogniser:
         file: str = "",
         reference: datetime | None = None,
         tz: tzinfo | None = None,
+        make: Callable[..., Failure] = Failure,
+        lead: list[tuple[str, str, str, int]] | None = None,
     ) -> None:
+        """``make`` builds each failure from its fields (the parallel scan's
+        workers make plain tuples); ``lead``, when a list, collects the
+        (class, jail, host, epoch) of each keyed failure up to the first
+        change of second (parallel scans repair keys across chunks)."""
         if kind is not None and kind not in _TRIGGERS:
             raise ValueError(f"unknown log kind {kind!r}; expected one of {', '.join(KINDS)}")
         self.kind = kind
@@ -663,14 +669,15 @@ class Recogniser:
         self._host_cache: dict[str, tuple[IPAddress, str] | None] = {}
         self._ordinals: dict[tuple[str, str, str], int] = {}
         self._ordinals_epoch = -1
-        # When a list: the (class, jail, host, epoch) of each keyed failure up to
-        # the first change of second (parallel scans repair keys across chunks).
-        self._lead: list[tuple[str, str, str, int]] | None = None
-        # What a recognised failure is built with: the parallel scan's workers
-        # make plain tuples of the same fields (see pbxfw.ips.scan).
-        self._make: Callable[..., Failure] = Failure
+        self._lead = lead
+        self._make = make
         #: Newlines seen by the last completed scan_text / scan_bytes.
         self.newlines = 0
+
+    def ordinal_state(self) -> tuple[int, dict[tuple[str, str, str], int]]:
+        """(second, ordinals of its keyed failures): where the next chunk of a
+        parallel scan picks up the dedup keys."""
+        return self._ordinals_epoch, self._ordinals
 
     # -- helpers ------------------------------------------------------------
 

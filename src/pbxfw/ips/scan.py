@@ -32,10 +32,11 @@ import stat
 import struct
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from itertools import repeat
 from operator import add
+from typing import cast
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
@@ -199,19 +200,18 @@ def _scan_range(
     """Worker: the failures of bytes [start, end) of ``name`` (open as ``fd``) as
     columns (lines relative to the range, keys as a list); its line count; the
     keyed failures before its first change of second; its final ordinal state."""
-    recogniser = Recogniser(kind, file=name, reference=reference, tz=tz)
     lead: list[tuple[str, str, str, int]] = []
-    recogniser._lead = lead
-    # Plain tuples instead of Failures: the parent builds the Failures once,
-    # and columns pickle several times faster than rows.
-    recogniser._make = _row  # type: ignore[assignment]
+    # Plain tuples stand in for Failures here (the cast): the parent builds
+    # the Failures once, and columns pickle several times faster than rows.
+    make = cast("Callable[..., Failure]", _row)
+    recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make, lead=lead)
     rows = list(_scan_blocks(recogniser, fd, start, end))
     if rows:
         times, jails, hosts, events, _, lines, keys = zip(*rows, strict=True)
         columns: _Columns = (times, jails, hosts, events, lines, list(keys))
     else:
         columns = ((), (), (), (), (), [])
-    state = (recogniser._ordinals_epoch, recogniser._ordinals)
+    state = recogniser.ordinal_state()
     return columns, recogniser.newlines, lead, state
 
 
@@ -362,7 +362,7 @@ def _scan_parallel(
         with open(name, "rb") as handle:
             yield from _scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1])
         lines = recogniser.newlines
-        state: _State = (recogniser._ordinals_epoch, recogniser._ordinals)
+        state: _State = recogniser.ordinal_state()
         for child in children:
             while child.pending:
                 (times, jails, hosts, events, numbers, keys), newlines, lead, worker_state = (
