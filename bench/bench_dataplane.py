@@ -168,6 +168,22 @@ _CT_ONLY = """table inet pbxfwbench {
 """
 
 
+def namespace_pair(
+    lab: Lab, i: int, client: ipaddress.IPv4Address, block: ipaddress.IPv4Network
+) -> tuple[str, str]:
+    """A PBX namespace (PBX_ADDR) and a client namespace (``client``, its
+    packets may come from anywhere in ``block``), linked by a veth pair."""
+    pbx, cli = lab.namespace(f"p{i}"), lab.namespace(f"c{i}")
+    lab.link(pbx, "v0", cli, "v1")
+    lab.addr(pbx, "v0", f"{PBX_ADDR}/32")
+    lab.addr(cli, "v1", f"{client}/32")
+    lab.route(pbx, str(block), "v0")
+    lab.route(cli, f"{PBX_ADDR}/32", "v1")
+    for key in ("all", "default", "v0"):
+        lab.exec(pbx, "sysctl", "-qw", f"net.ipv4.conf.{key}.rp_filter=0")
+    return pbx, cli
+
+
 def client_block(networks: list[Network]) -> ipaddress.IPv4Network:
     """A block (≤ /16) of unicast addresses decided only by the permanent
     Internet network, which allows sip: the client's addresses."""
@@ -321,14 +337,7 @@ def main() -> None:
         # -- 2. packets per second --------------------------------------------
         pairs: dict[str, tuple[str, str]] = {}
         for i, setup in enumerate(SETUPS):
-            pbx, cli = lab.namespace(f"p{i}"), lab.namespace(f"c{i}")
-            lab.link(pbx, "v0", cli, "v1")
-            lab.addr(pbx, "v0", f"{PBX_ADDR}/32")
-            lab.addr(cli, "v1", f"{client}/32")
-            lab.route(pbx, str(block), "v0")
-            lab.route(cli, f"{PBX_ADDR}/32", "v1")
-            for key in ("all", "default", "v0"):
-                lab.exec(pbx, "sysctl", "-qw", f"net.ipv4.conf.{key}.rp_filter=0")
+            pbx, cli = namespace_pair(lab, i, client, block)
             if setup in ("pbxfw", "pbxfw_bans"):
                 NftBackend(pbx).apply(
                     compile_ruleset(config, bans if setup == "pbxfw_bans" else ())

@@ -99,12 +99,7 @@ def main() -> None:
     with Lab("cost") as lab:
         pairs = {}
         for i, (name, rules) in enumerate(tables.items()):
-            pbx, cli = lab.namespace(f"p{i}"), lab.namespace(f"c{i}")
-            lab.link(pbx, "v0", cli, "v1")
-            lab.addr(pbx, "v0", f"{dp.PBX_ADDR}/32")
-            lab.addr(cli, "v1", f"{client}/32")
-            lab.route(pbx, str(block), "v0")
-            lab.route(cli, f"{dp.PBX_ADDR}/32", "v1")
+            pbx, cli = dp.namespace_pair(lab, i, client, block)
             if rules:
                 lab.nft(pbx, "-f", "-", input=rules)
             pairs[name] = (pbx, cli)
