@@ -13,7 +13,7 @@ Errors of the use cases come back keyed by field and are shown next to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -32,6 +32,7 @@ from pbxfw.usecases.config import NetworkChange
 from pbxfw.web.deps import (
     SESSION_COOKIE,
     AdminSession,
+    Applier,
     ContextDep,
     OptionalSession,
     WebContext,
@@ -563,28 +564,41 @@ def apply_now(
     return redirect(request, "/apply", "Applied.")
 
 
-def keep_changes(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+def _pending_change_action(
+    request: Request,
+    context: ContextDep,
+    action: Callable[[Applier], object],
+    done: str,
+    failed: str,
 ) -> Response:
+    """Keep or roll back the pending change."""
     if context.applier is None:
         return redirect(request, "/apply", "Applying is not available on this server.", "error")
     try:
-        context.applier.confirm()
+        action(context.applier)
     except PbxfwError as exc:
-        return redirect(request, "/apply", f"Could not keep the change: {exc}", "error")
-    return redirect(request, "/apply", "Changes kept.")
+        return redirect(request, "/apply", f"{failed}: {exc}", "error")
+    return redirect(request, "/apply", done)
+
+
+def keep_changes(
+    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+) -> Response:
+    return _pending_change_action(
+        request, context, lambda a: a.confirm(), "Changes kept.", "Could not keep the change"
+    )
 
 
 def roll_back(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
-    if context.applier is None:
-        return redirect(request, "/apply", "Applying is not available on this server.", "error")
-    try:
-        context.applier.rollback()
-    except PbxfwError as exc:
-        return redirect(request, "/apply", f"Could not roll back: {exc}", "error")
-    return redirect(request, "/apply", "Rolled back: the previous rules are in place again.")
+    return _pending_change_action(
+        request,
+        context,
+        lambda a: a.rollback(),
+        "Rolled back: the previous rules are in place again.",
+        "Could not roll back",
+    )
 
 
 def apply_status(request: Request, context: ContextDep, session: OptionalSession) -> Response:
