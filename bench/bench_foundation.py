@@ -84,6 +84,22 @@ def best_of(cmd: list[str], times: int = 3) -> float:
     return min(run(cmd) for _ in range(times))
 
 
+def import_document(networks: list[Network]) -> str:
+    """``networks`` as a configuration document for ``pbxfw import``."""
+    return json.dumps(
+        {
+            "networks": [
+                {
+                    "name": n.name,
+                    "subnet": str(n.subnet),
+                    "services": {k: str(v) for k, v in n.services.items()},
+                }
+                for n in networks
+            ]
+        }
+    )
+
+
 def main() -> None:
     networks = [*permanent_networks(), *make_networks(N)]
     config = Configuration(tuple(networks), (), Settings(firewall_enabled=True))
@@ -106,20 +122,7 @@ def main() -> None:
         db = str(Path(tmp) / "bench.db")
         doc = Path(tmp) / "doc.json"
         subprocess.run([PBXFW, "init", "--db", db], check=True, stdout=subprocess.DEVNULL)
-        doc.write_text(
-            json.dumps(
-                {
-                    "networks": [
-                        {
-                            "name": n.name,
-                            "subnet": str(n.subnet),
-                            "services": {k: str(v) for k, v in n.services.items()},
-                        }
-                        for n in networks[2:]
-                    ]
-                }
-            )
-        )
+        doc.write_text(import_document(networks[2:]))
         import_s = best_of([PBXFW, "import", str(doc), "--db", db])
         list_s = best_of([PBXFW, "network", "list", "--json", "--db", db])
         startup_s = best_of([sys.executable, "-c", "pass"])

@@ -9,7 +9,6 @@ floor any Python ASGI server pays per request).
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_foundation import make_networks
+from bench_foundation import import_document, make_networks
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 BASELINE_APP = """
@@ -77,20 +76,7 @@ def main() -> None:
     db = str(tmp / "pbxfw.db")
     subprocess.run([PBXFW, "init", "--db", db], check=True, capture_output=True)
     doc = tmp / "doc.json"
-    doc.write_text(
-        json.dumps(
-            {
-                "networks": [
-                    {
-                        "name": n.name,
-                        "subnet": str(n.subnet),
-                        "services": {k: str(v) for k, v in n.services.items()},
-                    }
-                    for n in make_networks(1000)
-                ]
-            }
-        )
-    )
+    doc.write_text(import_document(make_networks(1000)))
     subprocess.run([PBXFW, "import", str(doc), "--db", db], check=True, capture_output=True)
     subprocess.run(
         [PBXFW, "user", "add", "bench", "--password-stdin", "--db", db],
