@@ -13,7 +13,7 @@ import dataclasses
 import ipaddress
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -214,3 +214,71 @@ def test_a_running_one_way_flow_is_decided_again_when_the_policy_changes(
     assert before >= 0.8 * pps * 1.0, before
     assert same - before >= 0.8 * pps * 0.5, (before, same)
     assert after - cut <= 2, (cut, after)  # nothing more once the new policy is in
+
+
+def _flood_counts(
+    topo: Topology, source: str, steps: list[Callable[[], None]], pps: int = 200
+) -> list[int]:
+    """Delivered packets of a one-way UDP flood from ``source`` to 5060
+    (allowed there): the count after 1 s, then after each step and 0.4 s."""
+    key = f"5060 {source}"
+    topo.listener.reset()
+    seconds = 1.5 + 0.6 * len(steps)
+    flood = topo.lab.flood(topo.inet, source, PBX_INET[0], 5060, pps, seconds)
+    counts = []
+    time.sleep(1.0)
+    counts.append(topo.listener.counts().get(key, 0))
+    for step in steps:
+        step()
+        time.sleep(0.2)  # packets already past the firewall
+        counts.append(topo.listener.counts().get(key, 0))
+        time.sleep(0.2)
+        counts.append(topo.listener.counts().get(key, 0))
+    json.loads(flood.communicate(timeout=seconds + 10)[0])
+    return counts
+
+
+def test_a_ban_cuts_a_cached_one_way_flow_at_once(topo: Topology) -> None:
+    """A flood the flow cache accepts (never ``established``) is cut by a
+    ban of its address (netlink path) or of its subnet (nft path): each
+    ban batch gives the cache a new tag, so the flow meets the guard."""
+    source, other = "198.51.100.20", "198.51.100.21"
+    topo.backend.apply(compile_ruleset(lab_config()))
+    for ban in (
+        BanElement(ipaddress.ip_network(f"{source}/32"), "asterisk", 60),
+        BanElement(ipaddress.ip_network("198.51.100.0/27"), "manual", 60),
+    ):
+        topo.backend.apply(compile_ruleset(lab_config()))
+        counts = _flood_counts(topo, source, [lambda ban=ban: topo.backend.add_bans([ban])])
+        assert counts[0] >= 150, counts  # allowed and cached before the ban
+        assert counts[2] - counts[1] <= 2, (ban, counts)
+    # A ban of another address leaves the flow alone (it is decided again once).
+    topo.backend.apply(compile_ruleset(lab_config()))
+    ban = BanElement(ipaddress.ip_network(f"{other}/32"), "asterisk", 60)
+    counts = _flood_counts(topo, source, [lambda: topo.backend.add_bans([ban])])
+    assert counts[2] - counts[1] >= 0.8 * 200 * 0.2, counts
+
+
+def test_a_tag_used_again_finds_no_flow_that_carried_it(topo: Topology) -> None:
+    """Tags are 16 bits, so one comes back sooner or later: before a tag is
+    put in use the conntrack entries carrying it are deleted, so a banned
+    flood that was cached under it stays cut."""
+    tag_a, tag_b = 0x0A0A0000, 0x0B0B0000
+    tags = iter([tag_a, tag_b, tag_a])
+    backend = NftBackend(topo.pbx, flow_tags=lambda: next(tags))
+    source = "198.51.100.20"
+    backend.apply(compile_ruleset(lab_config()))  # tag A: the flood is cached under A
+    ban = BanElement(ipaddress.ip_network(f"{source}/32"), "asterisk", 60)
+    other = BanElement(ipaddress.ip_network("198.51.100.99/32"), "asterisk", 60)
+    counts = _flood_counts(
+        topo,
+        source,
+        [
+            lambda: backend.add_bans([ban]),  # tag B: cut
+            lambda: backend.add_bans([other]),  # tag A again
+        ],
+    )
+    assert counts[0] >= 150, counts
+    assert counts[-1] - counts[1] <= 2, counts
+    listed = topo.lab.nft(topo.pbx, "list", "chain", "inet", "pbxfw", "input")
+    assert f"ct mark {tag_a:#010x}/16 accept" in listed

@@ -14,14 +14,20 @@ Shape (docs/nftables.md has the full picture)::
                allow_<service>_v4/v6             flat longest-prefix result (firewall on)
                sip_rate_v4/v6                    per-source meter (sip_rate_limit > 0)
         chain input  (hook input, priority filter - 10, policy accept)
-            1. iif lo accept; ICMPv6 neighbour discovery accept
-            2. jump bans                         (ips_enabled)
-            3. SIP signalling → jump sip_rate    (sip_rate_limit > 0)
-            4. ct state established,related accept
-            4b. (firewall_enabled) ct mark = this policy's digest: accept
-            5. (firewall_enabled) essential ICMP/DHCP accept,
-               port → service chain (vmap), echo-request → icmp chain,
+            1. iif lo accept
+            2. SIP signalling → jump sip_rate    (sip_rate_limit > 0)
+            3. (firewall_enabled) flow cache: ct mark bits = the flow tag: accept
+            4. ICMPv6 neighbour discovery accept
+            5. jump bans                         (ips_enabled)
+            6. ct state established,related accept
+            7. (firewall_enabled) essential ICMP/DHCP accept,
+               port → service chain (vmap) → goto flow_allowed (marks the
+               flow with the tag, accepts), echo-request → icmp chain,
                final drop: default deny for everything else
+
+The flow tag starts as a digest of the policy; the kernel adapter gives each
+load and each ban batch a fresh tag (``pbxfw.kernel``), so a cached flow is
+one decided under the current policy *and* the current bans.
 
 No text the administrator typed reaches the ruleset: network names and
 descriptions are left out entirely (the flattened sets merge many networks
@@ -47,6 +53,9 @@ from pbxfw.ips.events import JAIL_SCOPES
 
 __all__ = [
     "CHAIN_PRIORITY",
+    "FLOW_CACHE_COMMENT",
+    "FLOW_CHAIN",
+    "FLOW_MARK_COMMENT",
     "FLOW_MARK_MASK",
     "TABLE",
     "TABLE_FAMILY",
@@ -59,7 +68,9 @@ __all__ = [
     "compile_ban_elements",
     "compile_guard_elements",
     "compile_ruleset",
+    "flow_cache_rule",
     "flow_mark",
+    "flow_mark_rule",
     "guard_set_name",
     "is_host",
     "merge_intervals",
@@ -82,13 +93,21 @@ _BITS = {4: 32, 6: 128}
 _FAMILY = {4: "ip", 6: "ip6"}
 _ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 #: The bits of ``ct mark`` pbxfw uses for its flow cache: a flow the allow
-#: sets accepted carries the policy's digest there, and its next packets are
-#: accepted on that alone until an apply changes the policy. A one-way UDP
-#: flow (a SIP flood, one-way RTP) never becomes ``established``, so without
-#: this every packet walked the port map and a set of thousands of
-#: intervals. The low 16 bits stay free for other users of ``ct mark``
-#: (policy routing with CONNMARK).
+#: sets accepted carries the flow tag there, and its next packets are
+#: accepted on that alone, before any other check, while the tag stays the
+#: same. A one-way UDP flow (a SIP flood, one-way RTP) never becomes
+#: ``established``, so without this every packet walked the ban guards, the
+#: port map and a set of thousands of intervals. The tag changes with every
+#: load and every ban batch (``pbxfw.kernel``), so a banned source's flows
+#: are decided again at their next packet. The low 16 bits stay free for
+#: other users of ``ct mark`` (policy routing with CONNMARK).
 FLOW_MARK_MASK = 0xFFFF0000
+#: The chain every allow verdict ends in: it marks the flow with the tag.
+FLOW_CHAIN = "flow_allowed"
+#: The comments that let the kernel adapter find the two rules holding the
+#: tag (the cache check in ``input``, the marking rule in FLOW_CHAIN).
+FLOW_CACHE_COMMENT = "a flow allowed under this policy and these bans"
+FLOW_MARK_COMMENT = "remember the allow in the flow cache"
 #: Kernel-side bound on the per-source rate meter; a full meter stops adding
 #: new sources (they are then not limited), it never drops legitimate traffic.
 _RATE_METER_SIZE = 65536
@@ -390,9 +409,9 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         declare(guard_set_name(v), v, "timeout", _host_items(hosts, v))
         spans = [span for key, group in net_groups.items() if key[1] == v for span in group]
         declare(guard_set_name(v, subnets=True), v, "interval, timeout", _ban_items(spans, v))
-    # What the allow decisions depend on: its digest names the policy in the
-    # flow cache (``ct mark``), so an apply that changes any decision makes
-    # every cached flow be decided again.
+    # What the allow decisions depend on: its digest is the flow tag of the
+    # compiled text (the kernel adapter puts a fresh tag in at every load;
+    # the digest keeps the text deterministic).
     policy = hashlib.sha256()
     if settings.firewall_enabled:
         for service in services:
@@ -414,8 +433,20 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
     rules: list[str] = [
         f"type filter hook input priority {CHAIN_PRIORITY}; policy accept;",
         'iif "lo" accept comment "loopback"',
-        f'icmpv6 type {{ {_ND_TYPES} }} accept comment "IPv6 neighbour discovery"',
     ]
+    sip_signalling = {
+        ("udp", settings.sip_port, settings.sip_port),
+        ("tcp", settings.sip_port, settings.sip_port),
+        ("tcp", settings.tls_port, settings.tls_port),
+    }
+    if rate > 0:
+        # Before the flow cache: a flood of one cached flow is limited too.
+        rules.append(
+            f"meta l4proto . th dport {{ {_port_items(sip_signalling)} }} jump sip_rate "
+            'comment "per-source SIP rate limit, established flows too"'
+        )
+    cache_index = len(rules)
+    rules.append(f'icmpv6 type {{ {_ND_TYPES} }} accept comment "IPv6 neighbour discovery"')
     if settings.ips_enabled:
         rules.append(
             f"ip saddr @{guard_set_name(4)} jump bans "
@@ -424,21 +455,10 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         rules.append(f"ip saddr @{guard_set_name(4, subnets=True)} jump bans")
         rules.append(f"ip6 saddr @{guard_set_name(6)} jump bans")
         rules.append(f"ip6 saddr @{guard_set_name(6, subnets=True)} jump bans")
-    sip_signalling = {
-        ("udp", settings.sip_port, settings.sip_port),
-        ("tcp", settings.sip_port, settings.sip_port),
-        ("tcp", settings.tls_port, settings.tls_port),
-    }
-    if rate > 0:
-        rules.append(
-            f"meta l4proto . th dport {{ {_port_items(sip_signalling)} }} jump sip_rate "
-            'comment "per-source SIP rate limit, established flows too"'
-        )
     rules.append("ct state established,related accept")
 
     chains: list[tuple[str, list[str]]] = []
     if settings.firewall_enabled:
-        cache_index = len(rules)
         essentials = [
             f"icmpv6 type {{ {_ICMPV6_ESSENTIAL} }} accept",
             f"icmp type {{ {_ICMPV4_ESSENTIAL} }} accept",
@@ -471,11 +491,9 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         if icmp_owners:
             policy.update(f"\nicmp: {', '.join(icmp_owners)}".encode())
         mark = flow_mark(policy.digest())
-        rules.insert(
-            cache_index,
-            f"ct mark and {FLOW_MARK_MASK:#010x} == {mark:#010x} accept "
-            'comment "a flow this policy allowed already"',
-        )
+        # First after the rate limit: the tag stands for this policy and the
+        # bans at the time of the tag (the bans guard comes after it).
+        rules.insert(cache_index, flow_cache_rule(mark))
         rules += essentials
         if icmp_owners:
             rules.append(f"icmp type echo-request jump {names[icmp_owners]}")
@@ -484,11 +502,10 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         order = {s.key: i for i, s in enumerate(services)}
         singles = sorted((g for g in owner_groups if len(g) == 1), key=lambda g: order[g[0]])
         for g in singles:
-            chains.append((names[g], _allow_rules(g, mark)))
+            chains.append((names[g], _allow_rules(g)))
         for g in combos:
-            chains.append(
-                (names[g], [f'comment "services: {", ".join(g)}"', *_allow_rules(g, mark)])
-            )
+            chains.append((names[g], [f'comment "services: {", ".join(g)}"', *_allow_rules(g)]))
+        chains.append((FLOW_CHAIN, [flow_mark_rule(mark)]))
 
     out.append("")
     out.append("\tchain input {")
@@ -539,22 +556,35 @@ def _burst(rate: int) -> int:
     return max(5, rate // 10)
 
 
-def _allow_rules(owners: tuple[str, ...], mark: int) -> list[str]:
-    """Accept when any of ``owners`` allows the source, marking the flow as
-    allowed by this policy (its other bits of ``ct mark`` kept); else fall
-    through to the input chain's final drop."""
-    keep = ~FLOW_MARK_MASK & 0xFFFFFFFF
+def _allow_rules(owners: tuple[str, ...]) -> list[str]:
+    """Allowed when any of ``owners`` allows the source (FLOW_CHAIN marks
+    the flow and accepts); else fall through to the input chain's final drop."""
     return [
-        f"{_FAMILY[v]} saddr @{allow_set_name(key, v)} "
-        f"ct mark set ct mark and {keep:#010x} or {mark:#010x} accept"
+        f"{_FAMILY[v]} saddr @{allow_set_name(key, v)} goto {FLOW_CHAIN}"
         for key in owners
         for v in (4, 6)
     ]
 
 
+def flow_cache_rule(tag: int) -> str:
+    """The input chain's flow-cache rule for ``tag`` (bits of FLOW_MARK_MASK)."""
+    return (
+        f'ct mark and {FLOW_MARK_MASK:#010x} == {tag:#010x} accept comment "{FLOW_CACHE_COMMENT}"'
+    )
+
+
+def flow_mark_rule(tag: int) -> str:
+    """FLOW_CHAIN's rule: put ``tag`` in the flow's ``ct mark`` (its other
+    bits kept) and accept."""
+    keep = ~FLOW_MARK_MASK & 0xFFFFFFFF
+    return (
+        f'ct mark set ct mark and {keep:#010x} or {tag:#010x} accept comment "{FLOW_MARK_COMMENT}"'
+    )
+
+
 def flow_mark(digest: bytes) -> int:
-    """The ``ct mark`` bits (inside FLOW_MARK_MASK) naming a policy, never 0
-    (0 is every flow nobody marked)."""
+    """The ``ct mark`` bits (inside FLOW_MARK_MASK) a digest stands for,
+    never 0 (0 is every flow nobody marked)."""
     return (int.from_bytes(digest[:2], "big") or 1) << 16
 
 

@@ -9,9 +9,16 @@ overlap check, so their changes are sent as the netlink messages nft itself
 would send: one batch (one kernel transaction) of ``NEWSETELEM`` /
 ``DELSETELEM`` messages, each acknowledged.
 
-Only element messages of ``table inet pbxfw`` are ever built here; tables,
-chains and rules are nft's job (``NftBackend``). Linux uapi:
-``linux/netfilter/nf_tables.h``, ``linux/netfilter/nfnetlink.h``.
+The same batch can move the flow tag (docs/nftables.md, "flow cache"): it
+replaces the two rules that hold it, found by their comments, checked
+against the ruleset generation they were read in, so a batch never lands on
+a table someone reloaded meanwhile. ``forget_flows`` deletes the conntrack
+entries carrying a tag before the tag is put in use.
+
+Only element messages and those two rules of ``table inet pbxfw`` are ever
+built here; tables, chains and other rules are nft's job (``NftBackend``).
+Linux uapi: ``linux/netfilter/nf_tables.h``, ``linux/netfilter/nfnetlink.h``,
+``linux/netfilter/nfnetlink_conntrack.h``.
 """
 
 from __future__ import annotations
@@ -25,10 +32,23 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from pbxfw.compiler.nft import TABLE
+from pbxfw.compiler.nft import (
+    FLOW_CACHE_COMMENT,
+    FLOW_CHAIN,
+    FLOW_MARK_COMMENT,
+    FLOW_MARK_MASK,
+    TABLE,
+)
 from pbxfw.errors import KernelError
 
-__all__ = ["ElementOp", "has_element", "send_element_batch"]
+__all__ = [
+    "ElementOp",
+    "FlowTagRules",
+    "flow_tag_rules",
+    "forget_flows",
+    "has_element",
+    "send_element_batch",
+]
 
 NETLINK_NETFILTER = 12
 SOL_NETLINK = 270
@@ -37,14 +57,22 @@ NETLINK_EXT_ACK = 11
 CLONE_NEWNET = 0x40000000
 
 NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
 NLM_F_ACK = 0x4
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
 NLM_F_CREATE = 0x400
 NLMSG_ERROR = 2
+NLMSG_DONE = 3
 NLA_F_NESTED = 0x8000
 
 NFNL_SUBSYS_NFTABLES = 10
 NFNL_MSG_BATCH_BEGIN = 0x10
 NFNL_MSG_BATCH_END = 0x11
+NFT_MSG_NEWRULE = 6
+NFT_MSG_GETRULE = 7
+NFT_MSG_NEWGEN = 15
+NFT_MSG_GETGEN = 16
 NFT_MSG_NEWSETELEM = 12
 NFT_MSG_GETSETELEM = 13
 NFT_MSG_DELSETELEM = 14
@@ -57,6 +85,29 @@ NFTA_LIST_ELEM = 1
 NFTA_SET_ELEM_KEY = 1
 NFTA_SET_ELEM_TIMEOUT = 4
 NFTA_DATA_VALUE = 1
+NFTA_DATA_VERDICT = 2
+NFTA_VERDICT_CODE = 1
+NF_ACCEPT = 1
+NFNL_BATCH_GENID = 1
+NFTA_GEN_ID = 1
+
+NFTA_RULE_TABLE = 1
+NFTA_RULE_CHAIN = 2
+NFTA_RULE_HANDLE = 3
+NFTA_RULE_EXPRESSIONS = 4
+NFTA_RULE_USERDATA = 7
+NFTNL_UDATA_RULE_COMMENT = 0
+NFTA_EXPR_NAME = 1
+NFTA_EXPR_DATA = 2
+NFT_REG_VERDICT = 0
+NFT_REG_1 = 1
+NFT_CT_MARK = 3
+NFT_CMP_EQ = 0
+
+NFNL_SUBSYS_CTNETLINK = 1
+IPCTNL_MSG_CT_DELETE = 2
+CTA_MARK = 8
+CTA_MARK_MASK = 21
 
 #: A nested attribute's length is 16 bits: elements go in messages of at
 #: most this many bytes of elements each.
@@ -67,6 +118,8 @@ _ANSWER_SECONDS = 30.0
 _NLMSGHDR = struct.Struct("=IHHII")
 _NLATTR = struct.Struct("=HH")
 _BE64 = struct.Struct(">Q")
+_BE32 = struct.Struct(">I")
+_U32 = struct.Struct("=I")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -229,8 +282,30 @@ def _answers(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
         offset += (length + 3) & ~3
 
 
-def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> None:
+@dataclass(frozen=True, slots=True)
+class FlowTagRules:
+    """Where the flow tag lives in the running table: the handles of the
+    cache rule (chain ``input``) and the marking rule (FLOW_CHAIN), the
+    tag they hold, and the ruleset generation they were read in."""
+
+    generation: int
+    cache_handle: int
+    mark_handle: int
+    tag: int
+
+
+def send_element_batch(
+    ops: Sequence[ElementOp],
+    netns: str | None = None,
+    *,
+    retag: tuple[FlowTagRules, int] | None = None,
+) -> None:
     """Send ``ops`` as one nf_tables transaction, in order; wait for every answer.
+
+    With ``retag`` = (rules, tag) the same transaction puts ``tag`` in the
+    flow-tag rules, and the kernel refuses the whole batch if the ruleset
+    changed since ``rules`` was read (ERESTART): the elements and the new
+    tag land together or not at all.
 
     Raises KernelError with the kernel's reason when any message is refused
     (then nothing of the batch is applied: e.g. the set does not exist, or
@@ -244,11 +319,17 @@ def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> No
             messages = _element_messages(op, seq)
             body += messages
             seq += len(messages)
+    if retag is not None:
+        rules, tag = retag
+        body.append(_replace_rule("input", rules.cache_handle, _cache_rule(tag), seq))
+        body.append(_replace_rule(FLOW_CHAIN, rules.mark_handle, _mark_rule(tag), seq + 1))
+        seq += 2
     if not body:
         return
     expected = set(range(1, seq))
+    genid = b"" if retag is None else _attr(NFNL_BATCH_GENID, _BE32.pack(retag[0].generation))
     begin = _message(
-        NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES, b""
+        NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, 0, socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES, genid
     )
     end = _message(
         NFNL_MSG_BATCH_END, NLM_F_REQUEST, seq, socket.AF_UNSPEC, NFNL_SUBSYS_NFTABLES, b""
@@ -262,7 +343,7 @@ def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> No
                 data = sock.recv(1 << 20)
             except TimeoutError:
                 raise KernelError(
-                    f"nf_tables did not answer {len(expected)} of {seq - 1} element messages "
+                    f"nf_tables did not answer {len(expected)} of {seq - 1} messages "
                     f"in {_ANSWER_SECONDS:.0f}s"
                 ) from None
             for kind, answer_seq, code, message in _answers(data):
@@ -274,9 +355,202 @@ def send_element_batch(ops: Sequence[ElementOp], netns: str | None = None) -> No
                 if answer_seq in (0, seq):  # the batch's begin or end itself
                     expected.clear()
         if refused:
-            raise KernelError(
-                "nf_tables refused the ban elements: " + "; ".join(dict.fromkeys(refused))
-            )
+            why = "; ".join(dict.fromkeys(refused))
+            if retag is not None and "ERESTART" in why:
+                why = "the ruleset changed since the flow-tag rules were read"
+            raise KernelError(f"nf_tables refused the ban elements: {why}")
+
+
+# -- the flow tag ------------------------------------------------------------
+def _nest(kind: int, *parts: bytes) -> bytes:
+    payload = b"".join(parts)
+    return _NLATTR.pack(4 + len(payload), kind | NLA_F_NESTED) + payload
+
+
+def _be32(kind: int, value: int) -> bytes:
+    return _attr(kind, _BE32.pack(value))
+
+
+def _expression(name: str, *attrs: bytes) -> bytes:
+    return _nest(
+        NFTA_LIST_ELEM, _attr(NFTA_EXPR_NAME, name.encode() + b"\0"), _nest(NFTA_EXPR_DATA, *attrs)
+    )
+
+
+def _mark_value(kind: int, value: int) -> bytes:
+    # ct mark is a host-order u32 in the registers (nft sends it that way).
+    return _nest(kind, _attr(NFTA_DATA_VALUE, _U32.pack(value)))
+
+
+# Attribute numbers of the ct (1 DREG, 2 KEY, 4 SREG), bitwise (1 SREG,
+# 2 DREG, 3 LEN, 4 MASK, 5 XOR), cmp (1 SREG, 2 OP, 3 DATA) and immediate
+# (1 DREG, 2 DATA) expressions.
+_CT_MARK_LOAD = _expression("ct", _be32(1, NFT_REG_1), _be32(2, NFT_CT_MARK))
+_CT_MARK_STORE = _expression("ct", _be32(2, NFT_CT_MARK), _be32(4, NFT_REG_1))
+_ACCEPT = _expression(
+    "immediate",
+    _be32(1, NFT_REG_VERDICT),
+    _nest(2, _nest(NFTA_DATA_VERDICT, _be32(NFTA_VERDICT_CODE, NF_ACCEPT))),
+)
+
+
+def _bitwise(mask: int, xor: int) -> bytes:
+    return _expression(
+        "bitwise",
+        _be32(1, NFT_REG_1),
+        _be32(2, NFT_REG_1),
+        _be32(3, 4),
+        _mark_value(4, mask),
+        _mark_value(5, xor),
+    )
+
+
+def _cache_rule(tag: int) -> tuple[bytes, str]:
+    """``flow_cache_rule(tag)`` as expressions: ct mark & MASK == tag: accept."""
+    cmp = _expression("cmp", _be32(1, NFT_REG_1), _be32(2, NFT_CMP_EQ), _mark_value(3, tag))
+    return _CT_MARK_LOAD + _bitwise(FLOW_MARK_MASK, 0) + cmp + _ACCEPT, FLOW_CACHE_COMMENT
+
+
+def _mark_rule(tag: int) -> tuple[bytes, str]:
+    """``flow_mark_rule(tag)``: ct mark = (ct mark & ~MASK) ^ tag; accept."""
+    keep = ~FLOW_MARK_MASK & 0xFFFFFFFF
+    return _CT_MARK_LOAD + _bitwise(keep, tag) + _CT_MARK_STORE + _ACCEPT, FLOW_MARK_COMMENT
+
+
+def _replace_rule(chain: str, handle: int, rule: tuple[bytes, str], seq: int) -> bytes:
+    expressions, comment = rule
+    userdata = bytes([NFTNL_UDATA_RULE_COMMENT, len(comment) + 1]) + comment.encode() + b"\0"
+    body = (
+        _attr(NFTA_RULE_TABLE, TABLE.encode() + b"\0")
+        + _attr(NFTA_RULE_CHAIN, chain.encode() + b"\0")
+        + _attr(NFTA_RULE_HANDLE, _BE64.pack(handle))
+        + _NLATTR.pack(4 + len(expressions), NFTA_RULE_EXPRESSIONS | NLA_F_NESTED)
+        + expressions
+        + _attr(NFTA_RULE_USERDATA, userdata)
+    )
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE
+    return _message(kind, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE, seq, NFPROTO_INET, 0, body)
+
+
+def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    """The attributes (type without flags → payload) in ``data[start:end]``."""
+    found: dict[int, bytes] = {}
+    while start + 4 <= end:
+        length, kind = _NLATTR.unpack_from(data, start)
+        if length < 4:
+            break
+        found[kind & 0x3FFF] = data[start + 4 : start + length]
+        start += (length + 3) & ~3
+    return found
+
+
+def _comment(userdata: bytes) -> str | None:
+    """The comment in a rule's user data (nftnl TLVs: type, length, value)."""
+    at = 0
+    while at + 2 <= len(userdata):
+        kind, length = userdata[at], userdata[at + 1]
+        if kind == NFTNL_UDATA_RULE_COMMENT:
+            return userdata[at + 2 : at + 2 + length].rstrip(b"\0").decode(errors="replace")
+        at += 2 + length
+    return None
+
+
+def _dump(sock: socket.socket, request: bytes) -> Iterator[bytes]:
+    """Every answer message of one request (a dump: until NLMSG_DONE)."""
+    sock.send(request)
+    for _ in range(100_000):  # bounded: a dump of our table is a few messages
+        for kind, _seq, code, message in _answers(sock.recv(1 << 20)):
+            if kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                if code:
+                    raise KernelError(f"nf_tables: {_reason(code, message)}")
+                return
+            yield message
+    raise KernelError("nf_tables: a dump did not end")
+
+
+def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
+    """Where the running table keeps its flow tag; None when it has no flow
+    cache (no table, or ``firewall_enabled`` false: nothing is cached)."""
+    gen_kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
+    rule_kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
+    header = _NLMSGHDR.size + 4  # netlink header, nfgenmsg
+    with _request_socket(netns, 4096) as sock:
+        generation = None
+        for message in _dump(
+            sock, _message(gen_kind, NLM_F_REQUEST | NLM_F_ACK, 1, socket.AF_UNSPEC, 0, b"")
+        ):
+            value = _attributes(message, header, len(message)).get(NFTA_GEN_ID)
+            if value is not None:
+                generation = _BE32.unpack(value)[0]
+        if generation is None:
+            raise KernelError("nf_tables did not tell its ruleset generation")
+        request = _message(
+            rule_kind,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            2,
+            NFPROTO_INET,
+            0,
+            _attr(NFTA_RULE_TABLE, TABLE.encode() + b"\0"),
+        )
+        handles: dict[str, tuple[int, bytes]] = {}
+        try:
+            for message in _dump(sock, request):
+                attrs = _attributes(message, header, len(message))
+                comment = _comment(attrs.get(NFTA_RULE_USERDATA, b""))
+                if comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT) and NFTA_RULE_HANDLE in attrs:
+                    handles[comment] = (
+                        _BE64.unpack(attrs[NFTA_RULE_HANDLE])[0],
+                        attrs.get(NFTA_RULE_EXPRESSIONS, b""),
+                    )
+        except KernelError as exc:
+            if "ENOENT" in str(exc):
+                return None
+            raise
+    if len(handles) != 2:
+        return None
+    cache_handle, expressions = handles[FLOW_CACHE_COMMENT]
+    return FlowTagRules(
+        generation, cache_handle, handles[FLOW_MARK_COMMENT][0], _tag_of(expressions)
+    )
+
+
+def _tag_of(expressions: bytes) -> int:
+    """The value the cache rule's ``cmp`` compares with: the tag in use."""
+    for element in _attributes_list(expressions):
+        attrs = _attributes(element, 0, len(element))
+        if attrs.get(NFTA_EXPR_NAME, b"").rstrip(b"\0") == b"cmp":
+            data = _attributes(attrs[NFTA_EXPR_DATA], 0, len(attrs[NFTA_EXPR_DATA]))
+            value = _attributes(data[3], 0, len(data[3]))[NFTA_DATA_VALUE]
+            return int(_U32.unpack(value)[0])
+    raise KernelError("the flow cache rule has no comparison")
+
+
+def _attributes_list(data: bytes) -> list[bytes]:
+    """The payloads of a list of same-typed attributes (NFTA_LIST_ELEM)."""
+    out: list[bytes] = []
+    start = 0
+    while start + 4 <= len(data):
+        length, _kind = _NLATTR.unpack_from(data, start)
+        if length < 4:
+            break
+        out.append(data[start + 4 : start + length])
+        start += (length + 3) & ~3
+    return out
+
+
+def forget_flows(tag: int, netns: str | None = None) -> None:
+    """Delete the conntrack entries whose flow-tag bits equal ``tag``: done
+    before ``tag`` is put in use, so no flow decided under an older policy
+    or older bans can carry it. One request; the kernel walks its table.
+    Raises OSError (netlink unusable) or KernelError (refused)."""
+    kind = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
+    body = _be32(CTA_MARK, tag) + _be32(CTA_MARK_MASK, FLOW_MARK_MASK)
+    request = _message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, socket.AF_UNSPEC, 0, body)
+    with _request_socket(netns, len(request)) as sock:
+        for _message_bytes in _dump(sock, request):
+            pass
 
 
 def _reason(code: int, answer: bytes) -> str:

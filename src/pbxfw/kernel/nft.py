@@ -1,7 +1,12 @@
 """The nftables backend: load, read and remove the one table pbxfw owns.
 
-Everything but ban elements of single addresses (``pbxfw.kernel.netlink``)
-goes through the ``nft`` command (``nft -f -`` reads a whole
+The flow tag (docs/nftables.md, "flow cache") is the kernel side's: every
+load and every batch of new bans puts a fresh tag in the two rules that hold
+it, after deleting the conntrack entries that carry that tag, so a flow the
+cache accepts was decided under the running policy and the running bans.
+
+Everything but ban elements of single addresses and the flow tag
+(``pbxfw.kernel.netlink``) goes through the ``nft`` command (``nft -f -`` reads a whole
 payload as one kernel transaction: the kernel holds the old table or the new
 one, never a mix). With ``netns`` set, every call runs as
 ``ip netns exec NAME nft ...`` and touches only that namespace.
@@ -13,23 +18,35 @@ that declares anything else at top level.
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pbxfw.compiler.nft import (
+    FLOW_CACHE_COMMENT,
+    FLOW_MARK_COMMENT,
     TABLE,
     TABLE_FAMILY,
     BanElement,
     SetElements,
     as_guard_plans,
+    flow_cache_rule,
+    flow_mark_rule,
     plan_elements,
     set_commands,
 )
 from pbxfw.errors import KernelError
-from pbxfw.kernel.netlink import ElementOp, send_element_batch
+from pbxfw.kernel.netlink import (
+    ElementOp,
+    FlowTagRules,
+    flow_tag_rules,
+    forget_flows,
+    send_element_batch,
+)
 
-__all__ = ["NFT_TIMEOUT_SECONDS", "NftBackend"]
+__all__ = ["NFT_TIMEOUT_SECONDS", "NftBackend", "random_flow_tag", "without_flow_tag"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +57,26 @@ _TABLE_HEAD = f"table {TABLE_FAMILY} {TABLE} {{"
 # Declaring the table empty first makes the delete valid whether or not the
 # table exists yet; both lines are part of the same transaction as the load.
 _REPLACE_PREFIX = f"table {TABLE_FAMILY} {TABLE} {{}}\ndelete table {TABLE_FAMILY} {TABLE}\n"
+# The two rules holding the flow tag, as the compiler writes them or as nft
+# lists them back (a snapshot being restored).
+_TAG_RULES = {
+    comment: re.compile(rf'^(\s*)ct mark .*comment "{re.escape(comment)}"\s*$', re.MULTILINE)
+    for comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT)
+}
+_TAG_NUMBER = re.compile(r"0x[0-9a-f]{8}")
+
+
+def without_flow_tag(text: str) -> str:
+    """``text`` (a listing or a compiled table) with the flow tag's value
+    blanked: two tables that differ only by their tag are the same policy."""
+    for pattern in _TAG_RULES.values():
+        text = pattern.sub(lambda m: _TAG_NUMBER.sub("0xTAG", m.group(0)), text)
+    return text
+
+
+def random_flow_tag() -> int:
+    """A flow tag: random non-zero bits of FLOW_MARK_MASK."""
+    return (secrets.randbelow(0xFFFF) + 1) << 16
 
 
 class NftBackend:
@@ -48,13 +85,20 @@ class NftBackend:
     Methods raise KernelError carrying nft's message and the payload sent.
     """
 
-    __slots__ = ("netns", "nft")
+    __slots__ = ("flow_tags", "netns", "nft")
 
-    def __init__(self, netns: str | None = None, *, nft: str = "nft") -> None:
+    def __init__(
+        self,
+        netns: str | None = None,
+        *,
+        nft: str = "nft",
+        flow_tags: Callable[[], int] = random_flow_tag,
+    ) -> None:
         if netns is not None and (not netns or "/" in netns or netns.startswith(".")):
             raise ValueError(f"{netns!r} is not a network namespace name")
         self.netns = netns
         self.nft = nft
+        self.flow_tags = flow_tags
 
     def __repr__(self) -> str:
         return f"NftBackend(netns={self.netns!r})"
@@ -123,10 +167,21 @@ class NftBackend:
     def apply(self, ruleset_text: str) -> None:
         """Replace ``table inet pbxfw`` by ``ruleset_text`` in one transaction.
 
-        On refusal the running ruleset is untouched and KernelError carries
-        nft's message and the full payload.
+        The flow tag in the text is replaced by a fresh one (see the module
+        docstring). On refusal the running ruleset is untouched and
+        KernelError carries nft's message and the full payload.
         """
-        self._load(self.replace_payload(ruleset_text))
+        payload = self.replace_payload(ruleset_text)
+        if FLOW_CACHE_COMMENT in payload:
+            current = self._tag_rules()
+            tag = self._fresh_tag(None if current is None else current.tag)
+            payload = _TAG_RULES[FLOW_CACHE_COMMENT].sub(
+                lambda m: m.group(1) + flow_cache_rule(tag), payload
+            )
+            payload = _TAG_RULES[FLOW_MARK_COMMENT].sub(
+                lambda m: m.group(1) + flow_mark_rule(tag), payload
+            )
+        self._load(payload)
         log.info(
             "applied table %s %s%s",
             TABLE_FAMILY,
@@ -163,7 +218,8 @@ class NftBackend:
         pbxfw changes the table, whatever bans come and go. None: no table."""
         result = self._run(["-t", "-s", "list", "table", TABLE_FAMILY, TABLE])
         if result.returncode == 0:
-            return result.stdout
+            # The flow tag changes with every ban batch: not a change of structure.
+            return without_flow_tag(result.stdout)
         if "No such file or directory" in result.stderr:
             return None
         raise KernelError(f"cannot list table {TABLE_FAMILY} {TABLE}: {result.stderr.strip()}")
@@ -226,15 +282,54 @@ class NftBackend:
     ) -> None:
         hosts = [p for p in plans if p.spans and p.hosts]
         text = [p for p in plans if p.spans and not p.hosts]
+        # New bans must cut the flows the cache would accept: a fresh tag,
+        # in the same transaction as the address elements when there are any.
+        retag = action == "add" and bool(hosts or text)
         if hosts:
             try:
-                send_element_batch(_element_ops(hosts, action, refresh), self.netns)
+                ops = _element_ops(hosts, action, refresh)
+                send_element_batch(ops, self.netns, retag=self._next_tag() if retag else None)
+                retag = False
             except OSError as exc:  # netlink unusable here: nft does the same
                 log.warning("netlink for ban elements: %s; using nft", exc)
                 text = hosts + text
         payload = "".join(line + "\n" for p in text for line in set_commands(p, action, refresh))
         if payload:
             self._load(payload)
+        if retag:
+            try:
+                send_element_batch([], self.netns, retag=self._next_tag())
+            except OSError as exc:
+                raise KernelError(f"cannot change the flow tag: {exc}") from exc
+
+    # -- the flow tag --------------------------------------------------------
+    def _tag_rules(self) -> FlowTagRules | None:
+        """The running table's flow-tag rules; None: no table, no flow cache,
+        or netlink unusable (then a load picks its tag blind)."""
+        try:
+            return flow_tag_rules(self.netns)
+        except (OSError, KernelError) as exc:
+            log.warning("cannot read the flow tag: %s", exc)
+            return None
+
+    def _fresh_tag(self, current: int | None) -> int:
+        """A tag other than ``current``, with no conntrack entry carrying it."""
+        tag = self.flow_tags()
+        for _ in range(16):
+            if tag != current:
+                break
+            tag = self.flow_tags()
+        try:
+            forget_flows(tag, self.netns)
+        except (OSError, KernelError) as exc:
+            # Then only a flow marked 2**16 tags ago could match it.
+            log.warning("cannot delete the conntrack entries of flow tag %#x: %s", tag, exc)
+        return tag
+
+    def _next_tag(self) -> tuple[FlowTagRules, int] | None:
+        """The flow-tag rules and a fresh tag for them; None: no flow cache."""
+        rules = flow_tag_rules(self.netns)
+        return None if rules is None else (rules, self._fresh_tag(rules.tag))
 
 
 def _element_ops(
