@@ -14,9 +14,10 @@ Shape (docs/nftables.md has the full picture)::
                allow_<service>_v4/v6             flat longest-prefix result (firewall on)
                sip_rate_v4/v6                    per-source meter (sip_rate_limit > 0)
         chain input  (hook input, priority filter - 10, policy accept)
-            1. iif lo accept
-            2. SIP signalling → jump sip_rate    (sip_rate_limit > 0)
-            3. (firewall_enabled) flow cache: ct mark bits = the flow tag: accept
+            1. (firewall_enabled) flow cache: ct mark bits = the flow tag: accept
+               (with sip_rate_limit > 0 after iif lo accept and the rate limit)
+            2. iif lo accept
+            3. SIP signalling → jump sip_rate    (sip_rate_limit > 0)
             4. ICMPv6 neighbour discovery accept
             5. jump bans                         (ips_enabled)
             6. ct state established,related accept
@@ -430,22 +431,27 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
             )
 
     # --- input chain -------------------------------------------------------
-    rules: list[str] = [
-        f"type filter hook input priority {CHAIN_PRIORITY}; policy accept;",
-        'iif "lo" accept comment "loopback"',
-    ]
+    rules: list[str] = [f"type filter hook input priority {CHAIN_PRIORITY}; policy accept;"]
+    loopback = 'iif "lo" accept comment "loopback"'
     sip_signalling = {
         ("udp", settings.sip_port, settings.sip_port),
         ("tcp", settings.sip_port, settings.sip_port),
         ("tcp", settings.tls_port, settings.tls_port),
     }
     if rate > 0:
-        # Before the flow cache: a flood of one cached flow is limited too.
+        # Before the flow cache: a flood of one cached flow is limited too
+        # (loopback first: the PBX talking to itself is never limited).
+        rules.append(loopback)
         rules.append(
             f"meta l4proto . th dport {{ {_port_items(sip_signalling)} }} jump sip_rate "
             'comment "per-source SIP rate limit, established flows too"'
         )
-    cache_index = len(rules)
+        cache_index = len(rules)
+    else:
+        # The cache first of all: loopback flows are never marked (they are
+        # accepted before any service chain), so the order changes no verdict.
+        cache_index = len(rules)
+        rules.append(loopback)
     rules.append(f'icmpv6 type {{ {_ND_TYPES} }} accept comment "IPv6 neighbour discovery"')
     if settings.ips_enabled:
         rules.append(
@@ -491,8 +497,8 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
         if icmp_owners:
             policy.update(f"\nicmp: {', '.join(icmp_owners)}".encode())
         mark = flow_mark(policy.digest())
-        # First after the rate limit: the tag stands for this policy and the
-        # bans at the time of the tag (the bans guard comes after it).
+        # Before the bans guard: the tag stands for this policy and the bans
+        # at the time of the tag.
         rules.insert(cache_index, flow_cache_rule(mark))
         rules += essentials
         if icmp_owners:
