@@ -10,7 +10,7 @@ import pytest
 from pbxfw.compiler import BanElement, compile_ruleset
 from pbxfw.errors import KernelError
 from pbxfw.kernel import NftBackend
-from pbxfw.kernel.netlink import ElementOp, has_element, send_element_batch
+from pbxfw.kernel.netlink import ElementOp, flow_tag_rules, has_element, send_element_batch
 
 from .configs import lab_config
 from .lab import Lab, require_kernel
@@ -79,3 +79,30 @@ def test_has_element_asks_the_kernel_for_one_element(ns: tuple[Lab, str]) -> Non
     send_element_batch([ElementOp("add", "ban_web_v4", [key], (60_000,))], name)
     assert has_element("ban_web_v4", key, name)
     assert not has_element("no_such_set", key, name)  # the kernel says ENOENT for both
+
+
+def test_flow_tag_rules_are_found_and_a_stale_read_is_refused(ns: tuple[Lab, str]) -> None:
+    lab, name = ns
+    rules = flow_tag_rules(name)
+    assert rules is not None
+    listed = lab.nft(name, "list", "chain", "inet", "pbxfw", "input")
+    assert f"ct mark {rules.tag:#010x}/16 accept" in listed
+    send_element_batch([], name, retag=(rules, 0x0C0C0000))
+    moved = flow_tag_rules(name)
+    assert moved is not None and moved.tag == 0x0C0C0000
+    assert (moved.cache_handle, moved.mark_handle) == (rules.cache_handle, rules.mark_handle)
+    assert "ct mark set ct mark & 0x0c0cffff | 0x0c0c0000 accept" in lab.nft(
+        name, "list", "chain", "inet", "pbxfw", "flow_allowed"
+    )
+    key = ipaddress.ip_address("192.0.2.77").packed
+    with pytest.raises(KernelError, match="the ruleset changed"):
+        send_element_batch([ElementOp("add", "banned_v4", [key])], name, retag=(rules, 0x0D0D0000))
+    assert not has_element("banned_v4", key, name)  # nothing of the batch landed
+
+
+def test_no_flow_tag_rules_without_a_flow_cache(ns: tuple[Lab, str]) -> None:
+    _lab, name = ns
+    NftBackend(name).apply(compile_ruleset(lab_config(firewall_enabled=False)))
+    assert flow_tag_rules(name) is None
+    NftBackend(name).delete_table()
+    assert flow_tag_rules(name) is None
