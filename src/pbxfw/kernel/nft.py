@@ -322,7 +322,8 @@ class NftBackend:
         try:
             forget_flows(tag, self.netns)
         except (OSError, KernelError) as exc:
-            # Then only a flow marked 2**16 tags ago could match it.
+            # Then a flow cached under an earlier use of this (random) tag
+            # could match it: one chance in 65,535 per change, per such flow.
             log.warning("cannot delete the conntrack entries of flow tag %#x: %s", tag, exc)
         return tag
 
