@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -264,7 +265,7 @@ def test_a_tag_used_again_finds_no_flow_that_carried_it(topo: Topology) -> None:
     put in use the conntrack entries carrying it are deleted, so a banned
     flood that was cached under it stays cut."""
     tag_a, tag_b = 0x0A0A0000, 0x0B0B0000
-    tags = iter([tag_a, tag_b, tag_a])
+    tags = itertools.cycle([tag_a, tag_b])  # A, then B, then A again
     backend = NftBackend(topo.pbx, flow_tags=lambda: next(tags))
     source = "198.51.100.20"
     backend.apply(compile_ruleset(lab_config()))  # tag A: the flood is cached under A

@@ -47,6 +47,7 @@ __all__ = [
     "flow_tag_rules",
     "forget_flows",
     "has_element",
+    "ruleset_generation",
     "send_element_batch",
 ]
 
@@ -470,22 +471,35 @@ def _dump(sock: socket.socket, request: bytes) -> Iterator[bytes]:
     raise KernelError("nf_tables: a dump did not end")
 
 
+_HEADER = _NLMSGHDR.size + 4  # netlink header, nfgenmsg
+
+
+def _generation(sock: socket.socket) -> int:
+    kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
+    request = _message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, socket.AF_UNSPEC, 0, b"")
+    generation = None
+    for message in _dump(sock, request):
+        value = _attributes(message, _HEADER, len(message)).get(NFTA_GEN_ID)
+        if value is not None:
+            generation = int(_BE32.unpack(value)[0])
+    if generation is None:
+        raise KernelError("nf_tables did not tell its ruleset generation")
+    return generation
+
+
+def ruleset_generation(netns: str | None = None) -> int:
+    """The nf_tables ruleset generation now: every committed change of any
+    table moves it on."""
+    with _request_socket(netns, 4096) as sock:
+        return _generation(sock)
+
+
 def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
     """Where the running table keeps its flow tag; None when it has no flow
     cache (no table, or ``firewall_enabled`` false: nothing is cached)."""
-    gen_kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
     rule_kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE
-    header = _NLMSGHDR.size + 4  # netlink header, nfgenmsg
     with _request_socket(netns, 4096) as sock:
-        generation = None
-        for message in _dump(
-            sock, _message(gen_kind, NLM_F_REQUEST | NLM_F_ACK, 1, socket.AF_UNSPEC, 0, b"")
-        ):
-            value = _attributes(message, header, len(message)).get(NFTA_GEN_ID)
-            if value is not None:
-                generation = _BE32.unpack(value)[0]
-        if generation is None:
-            raise KernelError("nf_tables did not tell its ruleset generation")
+        generation = _generation(sock)
         request = _message(
             rule_kind,
             NLM_F_REQUEST | NLM_F_DUMP,
@@ -497,7 +511,7 @@ def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
         handles: dict[str, tuple[int, bytes]] = {}
         try:
             for message in _dump(sock, request):
-                attrs = _attributes(message, header, len(message))
+                attrs = _attributes(message, _HEADER, len(message))
                 comment = _comment(attrs.get(NFTA_RULE_USERDATA, b""))
                 if comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT) and NFTA_RULE_HANDLE in attrs:
                     handles[comment] = (
