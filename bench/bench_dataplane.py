@@ -20,9 +20,10 @@ on failure; the host's ruleset is compared before and after.
 
    - *one flow*: a Python UDP socket bound to the client address, one source
      port. One-way UDP never sees a reply, so conntrack keeps every packet in
-     ``ct state new`` (checked below with counters): each packet pays the
-     ban guards, then pbxfw's flow cache (``ct mark``, docs/nftables.md)
-     accepts it; only the first one walked the port map and the allow set;
+     ``ct state new`` (checked below with counters): pbxfw's flow cache
+     (``ct mark``, the chain's first rule, docs/nftables.md) accepts each
+     packet; only the first one met the ban guards, the port map and the
+     allow set;
    - *new flow per packet*: a raw socket writing UDP headers itself, a new
      (source address, source port) for every packet — a conntrack entry is
      created per packet, the worst case for a stateful firewall.
