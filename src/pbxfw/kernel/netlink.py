@@ -104,6 +104,7 @@ NFT_REG_VERDICT = 0
 NFT_REG_1 = 1
 NFT_CT_MARK = 3
 NFT_CMP_EQ = 0
+NFTA_CMP_DATA = 3
 
 NFNL_SUBSYS_CTNETLINK = 1
 IPCTNL_MSG_CT_DELETE = 2
@@ -408,7 +409,9 @@ def _bitwise(mask: int, xor: int) -> bytes:
 
 def _cache_rule(tag: int) -> tuple[bytes, str]:
     """``flow_cache_rule(tag)`` as expressions: ct mark & MASK == tag: accept."""
-    cmp = _expression("cmp", _be32(1, NFT_REG_1), _be32(2, NFT_CMP_EQ), _mark_value(3, tag))
+    cmp = _expression(
+        "cmp", _be32(1, NFT_REG_1), _be32(2, NFT_CMP_EQ), _mark_value(NFTA_CMP_DATA, tag)
+    )
     return _CT_MARK_LOAD + _bitwise(FLOW_MARK_MASK, 0) + cmp + _ACCEPT, FLOW_CACHE_COMMENT
 
 
@@ -433,16 +436,18 @@ def _replace_rule(chain: str, handle: int, rule: tuple[bytes, str], seq: int) ->
     return _message(kind, NLM_F_REQUEST | NLM_F_ACK | NLM_F_REPLACE, seq, NFPROTO_INET, 0, body)
 
 
-def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
-    """The attributes (type without flags → payload) in ``data[start:end]``."""
-    found: dict[int, bytes] = {}
-    while start + 4 <= end:
+def _walk(data: bytes, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(type without flags, payload) of each attribute in ``data[start:]``."""
+    while start + 4 <= len(data):
         length, kind = _NLATTR.unpack_from(data, start)
         if length < 4:
-            break
-        found[kind & 0x3FFF] = data[start + 4 : start + length]
+            return
+        yield kind & 0x3FFF, data[start + 4 : start + length]
         start += (length + 3) & ~3
-    return found
+
+
+def _attributes(data: bytes, start: int = 0) -> dict[int, bytes]:
+    return dict(_walk(data, start))
 
 
 def _comment(userdata: bytes) -> str | None:
@@ -479,7 +484,7 @@ def _generation(sock: socket.socket) -> int:
     request = _message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, socket.AF_UNSPEC, 0, b"")
     generation = None
     for message in _dump(sock, request):
-        value = _attributes(message, _HEADER, len(message)).get(NFTA_GEN_ID)
+        value = _attributes(message, _HEADER).get(NFTA_GEN_ID)
         if value is not None:
             generation = int(_BE32.unpack(value)[0])
     if generation is None:
@@ -511,7 +516,7 @@ def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
         handles: dict[str, tuple[int, bytes]] = {}
         try:
             for message in _dump(sock, request):
-                attrs = _attributes(message, _HEADER, len(message))
+                attrs = _attributes(message, _HEADER)
                 comment = _comment(attrs.get(NFTA_RULE_USERDATA, b""))
                 if comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT) and NFTA_RULE_HANDLE in attrs:
                     handles[comment] = (
@@ -532,26 +537,13 @@ def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
 
 def _tag_of(expressions: bytes) -> int:
     """The value the cache rule's ``cmp`` compares with: the tag in use."""
-    for element in _attributes_list(expressions):
-        attrs = _attributes(element, 0, len(element))
+    for _kind, element in _walk(expressions):
+        attrs = _attributes(element)
         if attrs.get(NFTA_EXPR_NAME, b"").rstrip(b"\0") == b"cmp":
-            data = _attributes(attrs[NFTA_EXPR_DATA], 0, len(attrs[NFTA_EXPR_DATA]))
-            value = _attributes(data[3], 0, len(data[3]))[NFTA_DATA_VALUE]
+            data = _attributes(attrs[NFTA_EXPR_DATA])
+            value = _attributes(data[NFTA_CMP_DATA])[NFTA_DATA_VALUE]
             return int(_U32.unpack(value)[0])
     raise KernelError("the flow cache rule has no comparison")
-
-
-def _attributes_list(data: bytes) -> list[bytes]:
-    """The payloads of a list of same-typed attributes (NFTA_LIST_ELEM)."""
-    out: list[bytes] = []
-    start = 0
-    while start + 4 <= len(data):
-        length, _kind = _NLATTR.unpack_from(data, start)
-        if length < 4:
-            break
-        out.append(data[start + 4 : start + length])
-        start += (length + 3) & ~3
-    return out
 
 
 def forget_flows(tag: int, netns: str | None = None) -> None:
@@ -571,17 +563,12 @@ def _reason(code: int, answer: bytes) -> str:
     """errno text, plus the kernel's extended-ack message when it sent one."""
     text = f"{errno.errorcode.get(code, code)} ({os.strerror(code)})"
     # NLMSGERR_ATTR_MSG (1) follows the error struct (error + capped header).
-    start = _NLMSGHDR.size + 4 + _NLMSGHDR.size
-    while start + 4 <= len(answer):
-        length, kind = _NLATTR.unpack_from(answer, start)
-        if length < 4:
-            break
-        if kind & 0x7FFF == 1:
-            message = answer[start + 4 : start + length].split(b"\0", 1)[0].decode(errors="replace")
+    for kind, payload in _walk(answer, _NLMSGHDR.size + 4 + _NLMSGHDR.size):
+        if kind == 1:
+            message = payload.split(b"\0", 1)[0].decode(errors="replace")
             if message:
                 text += f": {message}"
             break
-        start += (length + 3) & ~3
     return text
 
 
