@@ -291,28 +291,27 @@ class NftBackend:
         # New bans must cut the flows the cache would accept: a fresh tag,
         # in the same transaction as the address elements when there are any.
         retag = action == "add" and bool(hosts or text)
+        tagged: tuple[FlowTagRules, int] | None = None
         if hosts:
             try:
-                ops = _element_ops(hosts, action, refresh)
                 tagged = self._next_tag() if retag else None
-                send_element_batch(ops, self.netns, retag=tagged)
+                send_element_batch(_element_ops(hosts, action, refresh), self.netns, retag=tagged)
                 retag = False
-                if tagged is not None:
-                    self._prepare(tagged[1])
             except OSError as exc:  # netlink unusable here: nft does the same
                 log.warning("netlink for ban elements: %s; using nft", exc)
+                tagged = None
                 text = hosts + text
         payload = "".join(line + "\n" for p in text for line in set_commands(p, action, refresh))
         if payload:
             self._load(payload)
-        if retag:
+        if retag:  # subnets only (or no netlink for the addresses): a second step
             try:
                 tagged = self._next_tag()
                 send_element_batch([], self.netns, retag=tagged)
             except OSError as exc:
                 raise KernelError(f"cannot change the flow tag: {exc}") from exc
-            if tagged is not None:
-                self._prepare(tagged[1])
+        if tagged is not None:
+            self._prepare(tagged[1])
 
     # -- the flow tag --------------------------------------------------------
     def _tag_rules(self) -> FlowTagRules | None:
