@@ -515,7 +515,8 @@ def report(
     )
     print(f"- one-flow packets seen after pbxfw's chain, by ct state: {extra['one_flow_ct_state']}")
     print(
-        f"- ban elements in the kernel after the apply with bans: {extra['ban_elements_in_kernel']:,}"
+        "- ban elements in the kernel after the apply with bans (each ban is in its jail's"
+        f" set and in a guard set): {extra['ban_elements_in_kernel']:,}"
     )
     print(f"- receive-buffer drops (UDP RcvbufErrors) per set-up: {extra['rcvbuf_errors']}")
     print(
