@@ -145,6 +145,11 @@ def _attr(kind: int, payload: bytes) -> bytes:
     return _NLATTR.pack(length, kind) + payload + b"\0" * (-length % 4)
 
 
+def _nest(kind: int, *parts: bytes) -> bytes:
+    payload = b"".join(parts)
+    return _NLATTR.pack(4 + len(payload), kind | NLA_F_NESTED) + payload
+
+
 def _element_prefix(key_size: int, timed: bool) -> bytes:
     """The attribute headers before the key of one element (they depend only
     on the key's size and whether a timeout follows)."""
@@ -181,8 +186,7 @@ def _set_elements_body(set_name: str, elements: bytes) -> bytes:
     return (
         _attr(NFTA_SET_ELEM_LIST_TABLE, TABLE.encode() + b"\0")
         + _attr(NFTA_SET_ELEM_LIST_SET, set_name.encode() + b"\0")
-        + _NLATTR.pack(4 + len(elements), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED)
-        + elements
+        + _nest(NFTA_SET_ELEM_LIST_ELEMENTS, elements)
     )
 
 
@@ -364,11 +368,6 @@ def send_element_batch(
 
 
 # -- the flow tag ------------------------------------------------------------
-def _nest(kind: int, *parts: bytes) -> bytes:
-    payload = b"".join(parts)
-    return _NLATTR.pack(4 + len(payload), kind | NLA_F_NESTED) + payload
-
-
 def _be32(kind: int, value: int) -> bytes:
     return _attr(kind, _BE32.pack(value))
 
@@ -428,8 +427,7 @@ def _replace_rule(chain: str, handle: int, rule: tuple[bytes, str], seq: int) ->
         _attr(NFTA_RULE_TABLE, TABLE.encode() + b"\0")
         + _attr(NFTA_RULE_CHAIN, chain.encode() + b"\0")
         + _attr(NFTA_RULE_HANDLE, _BE64.pack(handle))
-        + _NLATTR.pack(4 + len(expressions), NFTA_RULE_EXPRESSIONS | NLA_F_NESTED)
-        + expressions
+        + _nest(NFTA_RULE_EXPRESSIONS, expressions)
         + _attr(NFTA_RULE_USERDATA, userdata)
     )
     kind = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE
@@ -461,15 +459,17 @@ def _comment(userdata: bytes) -> str | None:
     return None
 
 
-def _dump(sock: socket.socket, request: bytes) -> Iterator[bytes]:
-    """Every answer message of one request (a dump: until NLMSG_DONE)."""
+def _dump(sock: socket.socket, request: bytes, *, absent_ok: bool = False) -> Iterator[bytes]:
+    """Every answer message of one request, up to its ack or NLMSG_DONE.
+    An error answer raises KernelError; ENOENT (no such table, set or
+    element) just ends the answers when ``absent_ok``."""
     sock.send(request)
     for _ in range(100_000):  # bounded: a dump of our table is a few messages
         for kind, _seq, code, message in _answers(sock.recv(1 << 20)):
             if kind == NLMSG_DONE:
                 return
             if kind == NLMSG_ERROR:
-                if code:
+                if code and not (absent_ok and code == errno.ENOENT):
                     raise KernelError(f"nf_tables: {_reason(code, message)}")
                 return
             yield message
@@ -514,19 +514,14 @@ def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
             _attr(NFTA_RULE_TABLE, TABLE.encode() + b"\0"),
         )
         handles: dict[str, tuple[int, bytes]] = {}
-        try:
-            for message in _dump(sock, request):
-                attrs = _attributes(message, _HEADER)
-                comment = _comment(attrs.get(NFTA_RULE_USERDATA, b""))
-                if comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT) and NFTA_RULE_HANDLE in attrs:
-                    handles[comment] = (
-                        _BE64.unpack(attrs[NFTA_RULE_HANDLE])[0],
-                        attrs.get(NFTA_RULE_EXPRESSIONS, b""),
-                    )
-        except KernelError as exc:
-            if "ENOENT" in str(exc):
-                return None
-            raise
+        for message in _dump(sock, request, absent_ok=True):
+            attrs = _attributes(message, _HEADER)
+            comment = _comment(attrs.get(NFTA_RULE_USERDATA, b""))
+            if comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT) and NFTA_RULE_HANDLE in attrs:
+                handles[comment] = (
+                    _BE64.unpack(attrs[NFTA_RULE_HANDLE])[0],
+                    attrs.get(NFTA_RULE_EXPRESSIONS, b""),
+                )
     if len(handles) != 2:
         return None
     cache_handle, expressions = handles[FLOW_CACHE_COMMENT]
@@ -555,8 +550,7 @@ def forget_flows(tag: int, netns: str | None = None) -> None:
     body = _be32(CTA_MARK, tag) + _be32(CTA_MARK_MASK, FLOW_MARK_MASK)
     request = _message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, socket.AF_UNSPEC, 0, body)
     with _request_socket(netns, len(request)) as sock:
-        for _message_bytes in _dump(sock, request):
-            pass
+        list(_dump(sock, request))  # the ack, or the kernel's refusal
 
 
 def _reason(code: int, answer: bytes) -> str:
@@ -582,14 +576,5 @@ def has_element(set_name: str, key: bytes, netns: str | None = None) -> bool:
     body = _set_elements_body(set_name, _element(key, None))
     request = _message(kind, NLM_F_REQUEST | NLM_F_ACK, 1, NFPROTO_INET, 0, body)
     with _request_socket(netns, len(request)) as sock:
-        sock.send(request)
-        found = False
-        for _ in range(16):  # the element, then the ack (or just an error)
-            for answer, _seq, code, message in _answers(sock.recv(65536)):
-                if answer != NLMSG_ERROR:
-                    found = True
-                elif code in (0, errno.ENOENT):
-                    return found
-                else:
-                    raise KernelError(f"nf_tables: {_reason(code, message)}")
-        return found
+        # The element, then the ack; or just ENOENT.
+        return bool(list(_dump(sock, request, absent_ok=True)))
