@@ -11,9 +11,12 @@ __all__ = [
     "CustomServiceRow",
     "IpsCounterRow",
     "LogOffsetRow",
+    "LoginThrottleRow",
     "MetaRow",
     "NetworkRow",
+    "RevokedSessionRow",
     "SettingRow",
+    "SourceStatusRow",
     "UserRow",
 ]
 
@@ -75,6 +78,29 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
+    #: sessions issued before this epoch second are refused (``user logout``)
+    sessions_valid_after: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RevokedSessionRow(Base):
+    """A logged-out session id, refused until its cookie would have expired."""
+
+    __tablename__ = "revoked_sessions"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class LoginThrottleRow(Base):
+    """Failed logins of one key (``user:NAME`` or ``address:ADDR``)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure: Mapped[float] = mapped_column(Float)
+    last_failure: Mapped[float] = mapped_column(Float)
+    locked_until: Mapped[float] = mapped_column(Float)
 
 
 class BanRow(Base):
@@ -116,3 +142,16 @@ class IpsCounterRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     bans: Mapped[int] = mapped_column(Integer)
     whitelisted: Mapped[int] = mapped_column(Integer)
+
+
+class SourceStatusRow(Base):
+    """What the agent last saw of one log source; ``error`` empty when healthy."""
+
+    __tablename__ = "source_status"
+
+    source: Mapped[str] = mapped_column(Text, primary_key=True)
+    jail: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str] = mapped_column(Text)
+    since: Mapped[float] = mapped_column(Float)
+    failures: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[float] = mapped_column(Float)
