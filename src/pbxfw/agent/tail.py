@@ -93,7 +93,7 @@ class Tailer:
             f = TrackedFile(path, kind)
             try:
                 st = os.stat(path)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a NUL in the path; read() reports it
                 st = None
             if path in offsets:
                 f.inode, f.offset = offsets[path]
