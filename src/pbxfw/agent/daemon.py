@@ -567,7 +567,11 @@ class Agent:
                 if source.tailer is None:
                     self._run_source(source, partial(self._open, source))
             self._watch()
-            log.info("following %d log files: %s", len(sources), ", ".join(p for p, _ in sources))
+            log.info(
+                "following %d log files: %s",
+                len(sources),
+                ", ".join(p if p.isprintable() else repr(p) for p, _ in sources),
+            )
         elif self._inotify is None and self.health.due("agent:inotify"):
             self._watch()
         s = config.settings

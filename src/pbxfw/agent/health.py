@@ -69,6 +69,8 @@ def describe(exc: BaseException) -> str:
     """One line saying what went wrong, for the log and the status."""
     if isinstance(exc, IsADirectoryError):
         return "is a folder, not a file"
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        return "the path contains a NUL character"
     if isinstance(exc, PbxfwError):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror:
