@@ -355,6 +355,7 @@ class Agent:
         self._bans_revision = bans_revision
         self._bans_dirty = False
         self._stale = False
+        self.health.succeeded("agent:new-bans")  # the whole table holds every ban
         self._structure = self.backend.structure()
         self._chains = self.backend.chains()
         self._last_full_check = self.clock()
@@ -439,6 +440,8 @@ class Agent:
             self._sync_bans(bans)
         self._bans_revision = revision
         self._bans_dirty = False
+        # New bans the kernel refused earlier are in it now.
+        self.health.succeeded("agent:new-bans")
 
     def _sync_bans(self, bans: list[Ban]) -> None:
         """Make the kernel's ban sets hold ``bans``: one transaction for the
@@ -628,6 +631,8 @@ class Agent:
             self._ban(decisions)
         if self._unsaved:
             self.health.run("agent:ban-store", self._save_bans)
+        else:
+            self.health.succeeded("agent:ban-store")  # nothing left to store
         # Offsets move past lines only once their bans are stored: a restart
         # reads the lines again and bans again rather than forgetting a ban.
         if self._offsets and not self._unsaved:
