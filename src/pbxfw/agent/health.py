@@ -122,6 +122,8 @@ class Health:
         wanted = dict(sources)
         for name, part in list(self._parts.items()):
             if part.tracked and name not in wanted:
+                if part.error:
+                    log.info("%s: no longer followed (it was failing)", self.label(part))
                 del self._parts[name]
                 self._dirty[name] = None
         for name, jail in wanted.items():

@@ -233,7 +233,8 @@ def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
     )
     health = Table(title=title, title_justify="left")
     for column in ("source", "jail", "state", "since", "attempts", "error"):
-        health.add_column(column)
+        # Fold, never cut: the path and the reason are what the reader needs.
+        health.add_column(column, overflow="fold")
     for s in sources:
         health.add_row(
             s.source if s.source.isprintable() else repr(s.source),
@@ -244,3 +245,12 @@ def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
             s.error,
         )
     out.print(health)
+    for s in failing:
+        # One unbroken line each, whatever the terminal's width (for grep).
+        name = s.source if s.source.isprintable() else repr(s.source)
+        jail = f" (jail {s.jail})" if s.jail else ""
+        out.print(
+            f"failing since {_when(s.since)}: {name}{jail}: {s.error}",
+            markup=False,
+            soft_wrap=True,
+        )
