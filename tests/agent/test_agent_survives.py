@@ -10,9 +10,11 @@ exceptions from every adapter.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -202,3 +204,22 @@ def test_health_skips_a_failing_part_until_its_next_attempt() -> None:
     assert health.failing()[0].error == "RuntimeError: boom"
     assert health.run("agent:rules", lambda: None, force=True)
     assert health.failing() == []
+
+
+def test_ips_status_names_the_failing_source_and_why(
+    svc: ConfigService, tmp_path: Path, cli: Any
+) -> None:
+    setup(svc, tmp_path)
+    (tmp_path / "auth.log").mkdir()
+    backend, clock = DryRunBackend(), Clock()
+    make_agent(svc, tmp_path, backend, clock)
+    answer = cli("ips", "status", "--json")
+    assert answer.exit_code == 0
+    rows = {s["source"]: s for s in json.loads(answer.stdout)["sources"]}
+    bad = rows[str(tmp_path / "auth.log")]
+    assert bad["ok"] is False and bad["jail"] == "ssh" and bad["failures"] == 1
+    assert bad["error"] == "is a folder, not a file (setting log_ssh)"
+    assert rows[str(tmp_path / "messages")]["ok"] is True
+    text = cli("ips", "status").stdout
+    assert "1 of 4 sources failing" in text
+    assert f"{tmp_path / 'auth.log'} (jail ssh): is a folder, not a file (setting log_ssh)" in text
