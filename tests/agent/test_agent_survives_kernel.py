@@ -4,7 +4,7 @@
 IsADirectoryError, and a restarted agent died again (the setting is stored):
 no bans, no resync of the kernel. Here, through the real CLI and the real
 agent in a test namespace: the agent keeps running (also after a restart),
-the Asterisk jail still bans into the kernel, ``pbxfw ips status`` (text and
+the Asterisk jail still bans into the kernel, a deleted table is restored, ``pbxfw ips status`` (text and
 ``--json``) names the failing source and why, the agent logs it once, and
 when the setting is fixed and applied the status clears.
 
@@ -84,6 +84,13 @@ def test_a_log_path_that_is_a_folder_does_not_stop_the_agent(env: Env) -> None: 
         env.fail(ATTACKER, 5)
         took = wait_until(lambda: ATTACKER in env.banned(), 2.0)
         assert took is not None, "not banned within 2 s"
+        # The rules part keeps resyncing: a deleted table comes back, ban included.
+        env.lab.nft(env.pbx, "delete", "table", "inet", "pbxfw")
+        took = wait_until(
+            lambda: "pbxfw" in env.lab.nft(env.pbx, "list", "tables") and ATTACKER in env.banned(),
+            3.0,
+        )
+        assert took is not None, "the table was not restored while a source fails"
         time.sleep(3)  # several retries of the folder, every tick in between
         assert agent.poll() is None, log.read_text()[-3000:]
         assert _errors_about(log, folder) == 1, log.read_text()[-3000:]

@@ -14,6 +14,12 @@ One loop, one thread:
   then stores the ban;
 - **Asterisk**: rewrites the PJSIP include when the local networks change.
 
+Each of these parts, and each log file, runs on its own (agent.health): an
+exception in one is logged once, recorded in ``source_status`` for ``pbxfw
+ips status`` and the web page, and retried with backoff, while the others
+go on; nothing but a signal ends the loop (docs/security.md, "The agent
+keeps running").
+
 Everything it needs comes through the constructor (store, backend, clock),
 so tests drive ``tick()`` directly.
 """
