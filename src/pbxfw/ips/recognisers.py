@@ -40,6 +40,10 @@ Contract
   :func:`failure_key` and docs/ips-formats.md.
 * ``Failure.event`` is a fixed description chosen here, never text copied
   from the line, so it is safe to show anywhere.
+* One SSH attempt gives one failure: the lines sshd and PAM write for it
+  after the first (same sshd pid) yield nothing (:class:`SshAttempts`; the
+  state is per recogniser, i.e. per file, across calls).
+* A line longer than :data:`MAX_LINE` is never a failure.
 
 Speed: a line is first tested with plain substring checks; a regex runs only
 on lines that contain a trigger, and :meth:`Recogniser.scan_text` /

@@ -18,8 +18,15 @@ the range. The only state a range inherits from the one before is the
 dedup-key ordinal per (line class, jail, host) of the current second (see
 :func:`~pbxfw.ips.recognisers.failure_key`): each range reports the keyed
 failures it saw before its first change of second, and their keys are
-renumbered on the running state of the ranges before. The result is exactly
-that of the serial scan (tested).
+renumbered on the running state of the ranges before. The lines of one SSH
+attempt are paired in file order by this process (the workers tag them), as
+the serial scan pairs them. The result is exactly that of the serial scan
+(tested).
+
+Memory is bounded whatever the file holds: a line longer than
+:data:`~pbxfw.ips.recognisers.MAX_LINE` is dropped as soon as its start
+outgrows that and the reader skips to its end; it is counted in
+:class:`ScanStats` as a bad line.
 """
 
 from __future__ import annotations
