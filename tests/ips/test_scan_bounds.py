@@ -71,6 +71,21 @@ def test_a_long_last_line_without_newline(tmp_path: Path) -> None:
     assert stats.long_lines == 1
 
 
+def test_lines_after_a_sparse_hole_are_read(tmp_path: Path) -> None:
+    # A hole reads as NUL bytes; the scan jumps over it and goes on after it.
+    log = tmp_path / "auth.log"
+    log.write_bytes(failed(1))
+    with log.open("r+b") as handle:
+        handle.seek(1 << 30)
+        handle.write(b"\n" + failed(3) + b"x" * 10 + b"\n")
+    assert log.stat().st_blocks < 1024  # sparse
+    for workers in (1, 2):
+        stats = ScanStats()
+        found = list(scan_file(log, reference=REFERENCE, tz=UTC, workers=workers, stats=stats))
+        assert [f.line for f in found] == [1, 3]
+        assert stats.long_lines == 1
+
+
 def test_a_long_line_in_a_pipe(tmp_path: Path) -> None:
     import threading
 

@@ -402,7 +402,7 @@ _FAILED_OTHER_READING = re.compile(
 _SSH_RULES: tuple[tuple[re.Pattern[str], str, int], ...] = (
     (
         re.compile(
-            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for (?:invalid user )?[^:]*"
+            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for [^:]*"
             r" from (?P<addr>[0-9A-Fa-f:.]+)"
             r"(?: port \d+(?: ssh[12](?:: (?P<info>.*))?)?)?(?: \[preauth\])?\s*$"
         ),
@@ -498,6 +498,7 @@ _SSH_TRIGGERS: tuple[str, ...] = (
 # message is matched with U as text without ":", and the client field is the
 # one that follows it — the first ", client: " of the line; a forged one can
 # only come later.
+_SSH_PROGRAMS = frozenset({"sshd", "sshd-session", "dropbear"})
 _NGINX_STAMP = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[")
 _NGINX_AUTH = re.compile(
     r"(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ "
@@ -669,10 +670,17 @@ def detect_kind(line: str) -> str | None:
     header or an SSH user name) cannot make the line pass for another kind.
     """
     if line[:1] != "[":  # Asterisk's own files: every line starts with "["
-        if _NGINX_STAMP.match(line) is not None or _WEB_LOGIN.match(line) is not None:
+        if line[4:5] == "/" and _NGINX_STAMP.match(line) is not None:
             return "web"
-        if _SSH_PREFIX.match(line) is not None:
-            return "ssh"
+        # The syslog tag ends at the line's first ": " (a stamp and a host
+        # name hold none), so the program is the word before it.
+        colon = line.find(": ")
+        if colon > 0:
+            tag = line[line.rfind(" ", 0, colon) + 1 : colon]
+            if tag.partition("[")[0] in _SSH_PROGRAMS:
+                return "ssh"
+            if tag == "pbxfw-web" and _WEB_LOGIN.match(line) is not None:
+                return "web"
     if "SECURITY" in line and "SecurityEvent=" in line:
         return "asterisk_security"
     if "NOTICE" in line:

@@ -31,6 +31,7 @@ outgrows that and the reader skips to its end; it is counted in
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import pickle
@@ -182,35 +183,79 @@ def _scan_blocks(
 ) -> Iterator[Failure]:
     """``recogniser.scan_bytes`` over bytes [start, end) of ``fd``, read in blocks.
 
-    ``end`` is after a newline or at (or past) the end of the file. See
-    :func:`_scan_reader`.
+    ``end`` is after a newline or at (or past) the end of the file. The
+    blocks are cut after their last newline (a line longer than a block
+    extends it, up to :data:`MAX_LINE`), so the lines, their numbers and the
+    recogniser's state are those of one scan of the whole range. A line longer
+    than :data:`MAX_LINE` is never held whole: it is skipped to its end and
+    counted in ``stats``. When exhausted, ``recogniser.newlines`` is the
+    range's newline count.
     """
-    position = start
+    lines = 0
+    while start < end:
+        block = os.pread(fd, min(_BLOCK, end - start), start)
+        cut = 0
+        while block:
+            if start + len(block) >= end:
+                cut = len(block)
+                break
+            cut = block.rfind(b"\n") + 1
+            if cut or len(block) > MAX_LINE:
+                break
+            more = os.pread(fd, min(_BLOCK, end - start - len(block)), start + len(block))
+            if not more:  # the end of the file
+                cut = len(block)
+                break
+            block += more
+        if not block:
+            break
+        if not cut:  # a line longer than MAX_LINE starts here
+            stats.long_lines += 1
+            start, newline = _skip_line(fd, start + len(block), end)
+            lines += newline
+            continue
+        stats.long_lines += _long_lines(block, cut)
+        yield from recogniser.scan_bytes(block, lines + 1, end=cut)
+        lines += recogniser.newlines
+        start += cut
+    recogniser.newlines = lines
 
-    def read(size: int) -> bytes:
-        nonlocal position
-        if position >= end:
-            return b""
-        data = os.pread(fd, min(size, end - position), position)
-        position += len(data)
-        return data
 
-    return _scan_reader(recogniser, read, stats)
+def _skip_line(fd: int, position: int, end: int) -> tuple[int, int]:
+    """(offset after the next newline, 1), or (the end, 0) if there is none.
+
+    Reads without keeping anything, and jumps over holes of a sparse file
+    (they read as NUL bytes: no newline in them).
+    """
+    while position < end:
+        try:
+            position = os.lseek(fd, position, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nothing but a hole up to the end
+                break
+            # SEEK_DATA not supported here: read on.
+        chunk = os.pread(fd, min(_BLOCK, end - position), position)
+        if not chunk:
+            break
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1, 1
+        position += len(chunk)
+    return end, 0
 
 
 def _scan_reader(
     recogniser: Recogniser, read: Callable[[int], bytes | None], stats: ScanStats
 ) -> Iterator[Failure]:
-    """``recogniser.scan_bytes`` over everything ``read(n)`` gives, in blocks.
+    """:func:`_scan_blocks` for a stream (a pipe): everything ``read(n)`` gives.
 
     Each block is scanned up to its last newline; the rest (the start of a
-    line) goes before the next block, so the lines, their numbers and the
-    recogniser's state are those of one scan of the whole text. A line longer
-    than :data:`MAX_LINE` is never held whole: once its start outgrows that it
-    is dropped and the reader skips to its end, counting one long line; the
-    recogniser ignores the long lines that fit in a block. Memory: a block
-    plus :data:`MAX_LINE`. When exhausted, ``recogniser.newlines`` is the
-    newline count.
+    line) goes before the next block. A line longer than :data:`MAX_LINE` is
+    never held whole: once its start outgrows that it is dropped and the
+    reader skips to its end, counting one long line; the recogniser ignores
+    the long lines that fit in a block. Memory: a block plus
+    :data:`MAX_LINE`. When exhausted, ``recogniser.newlines`` is the newline
+    count.
     """
     lines = 0
     pending = b""
