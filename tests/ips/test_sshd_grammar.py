@@ -4,6 +4,7 @@ once (item 3)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import Failure
-from pbxfw.ips.recognisers import SSH_ATTEMPT_SECONDS, Recogniser
+from pbxfw.ips.recognisers import SSH_ATTEMPT_SECONDS, Recogniser, _failed_other_reading
 
 REFERENCE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 REAL = "198.51.100.80"
@@ -260,3 +261,37 @@ def test_the_attempts_state_is_bounded() -> None:
     attempts = recogniser.ssh_attempts
     assert attempts is not None
     assert len(attempts._hosts) <= attempts.MAX_HOSTS
+
+
+OTHER_READING_PARTS = [
+    "for ",
+    " for ",
+    "for",
+    " from ",
+    "1.2.3.4",
+    "::1",
+    " port ",
+    "5",
+    " ssh2",
+    ":",
+    " ",
+    " [preauth]",
+    "x",
+    "from",
+    "  ",
+]
+_OTHER_READING_GRAMMAR = re.compile(
+    r"(?:.* )?for [^:]* from [0-9A-Fa-f:.]+ port \d+ ssh[12](?: \[preauth\])?\s*$"
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(OTHER_READING_PARTS),
+        max_size=12,
+    )
+)
+def test_the_other_reading_check_is_its_grammar_in_linear_time(parts: list[str]) -> None:
+    info = "".join(parts)
+    assert _failed_other_reading(info) == bool(_OTHER_READING_GRAMMAR.match(info))

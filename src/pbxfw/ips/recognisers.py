@@ -351,7 +351,7 @@ _SSH_PREFIX = re.compile(
     r"(?:(?:error|fatal): (?:PAM: )?)?"
 )
 
-# Stages of the lines OpenSSH writes for one attempt (see _SshAttempts): the
+# Stages of the lines OpenSSH writes for one attempt (see SshAttempts): the
 # tens are the family, the units the order within it. A PAM host writes, for
 # one password attempt, pam_unix's line and then sshd's "Failed password"
 # (both from the per-connection process: same pid); keyboard-interactive/pam
@@ -387,7 +387,7 @@ SSH_ATTEMPT_SECONDS = 30
 #   (the address is the last " from " before that colon), and none in the user
 #   either (greedy). The method is read as a plain token (no space, no colon);
 #   a client-sent method that holds a whole forged "for ... ssh2: " is caught
-#   by _FAILED_OTHER_READING below.
+#   by _failed_other_reading() below.
 _FAILED_METHODS_PAM = frozenset({"password", "keyboard-interactive"})
 # The other reading of a "Failed" line with auth info: the method a client
 # sent for a method sshd does not know is logged as sent and may hold
@@ -395,10 +395,26 @@ _FAILED_METHODS_PAM = frozenset({"password", "keyboard-interactive"})
 # no auth info, so its line ends with sshd's real "for <user> from <addr> port
 # <n> ssh2". If the info read by the first reading ends so, the line has two
 # readings: it is not counted.
-_FAILED_OTHER_READING = re.compile(
-    r"(?:.* )?for (?:invalid user )?[^:]* from [0-9A-Fa-f:.]+ port \d+ ssh[12]"
-    r"(?: \[preauth\])?\s*$"
-)
+_FAILED_TAIL = re.compile(r" from [0-9A-Fa-f:.]+ port \d+ ssh[12](?: \[preauth\])?\s*$")
+
+
+def _failed_other_reading(info: str) -> bool:
+    """Whether ``info`` ends like sshd's ``for <user> from <addr> port <n> ssh2``.
+
+    That is ``(?:.* )?for [^:]* from <addr> port <n> ssh2$``, decided in
+    linear time (the info is client text): the tail fixes where " from" is;
+    "for " must then start after the last colon before it.
+    """
+    tail = _FAILED_TAIL.search(info)
+    if tail is None:
+        return False
+    at = tail.start()
+    colon = info.rfind(":", 0, at)
+    if colon < 0 and at >= 4 and info.startswith("for "):
+        return True
+    return info.find(" for ", colon + 1, at) >= 0
+
+
 _SSH_RULES: tuple[tuple[re.Pattern[str], str, int], ...] = (
     (
         re.compile(
@@ -1173,7 +1189,7 @@ class Recogniser:
             return None
         if stage == _FAILED_PAM:
             info = r.group("info")
-            if info is not None and _FAILED_OTHER_READING.match(info) is not None:
+            if info is not None and _failed_other_reading(info):
                 return None
         if m.group("smon") is not None:
             stamp = self._local(m.group("smon"), m.group("sday"), m.group("stime"))
