@@ -134,8 +134,11 @@ def network_id(ref: str | int) -> int | None:
         return None
     if isinstance(ref, int):
         value = ref
-    elif ref.isascii() and ref.isdigit() and len(ref) <= 20:
-        value = int(ref)
+    elif ref.isascii() and ref.isdigit():
+        digits = ref.lstrip("0") or "0"
+        if len(digits) > len(str(ID_MAX)):
+            return None  # also keeps int() away from thousands of digits
+        value = int(digits)
     else:
         return None
     return value if 1 <= value <= ID_MAX else None
