@@ -180,3 +180,25 @@ def test_a_stripped_name_is_what_import_stores(populated, tmp_path: Path, db_pat
     svc = ConfigService(Store.open(database_url(str(db_path))))
     assert svc.network("Lab").name == "Lab"
     svc.store.close()
+
+
+# -- numbers inside text --------------------------------------------------------------
+
+NUMBERS = [
+    (["network", "add", "X", "10.0.0.0/²"], "subnet: '10.0.0.0/²': the prefix length must be"),
+    (["network", "add", "X", "10.0.0.0/١"], "subnet: '10.0.0.0/١': the prefix length must be"),
+    (["network", "add", "X", "10.0.0.0/" + "9" * 5000], "the prefix length must be a number"),
+    (["network", "add", "X", "10.0.0." + "9" * 5000 + "/32"], "is not an IPv4 address: octet"),
+    (["network", "set", "Office", "--subnet", "fd00::/²"], "the prefix length must be a number"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), NUMBERS, ids=[a[-1][:20] for a, _ in NUMBERS])
+def test_digits_that_are_not_ascii_or_too_many_are_refused(
+    populated, db_path: Path, args: list[str], message: str
+) -> None:  # type: ignore[no-untyped-def]
+    before = dump_database(db_path)
+    result = populated(*args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert dump_database(db_path) == before

@@ -17,6 +17,7 @@ from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService, NetworkChange
 from tests.helpers import dump_database
 from tests.web.conftest import TestClient
+from tests.web.fakes import FakeApplier
 from tests.web.test_api import API, locs
 from tests.web.test_pages import log_in
 
@@ -245,3 +246,34 @@ def test_the_network_form_still_takes_text_and_refuses_a_clash(
     assert clash.status_code == 422
     assert "a network named &#39;LAN&#39; exists already" in clash.text
     assert dump_database(db_path) == before
+
+
+# -- numbers inside text --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subnet", ["10.0.0.0/²", "10.0.0.0/" + "9" * 5000, "10.0.0.0/١"])
+def test_a_prefix_that_is_not_ascii_digits_is_422(
+    client: TestClient, auth: dict[str, str], db_path: Path, subnet: str
+) -> None:
+    before = dump_database(db_path)
+    answer = client.post(f"{API}/networks", headers=auth, json={"name": "X", "subnet": subnet})
+    assert answer.status_code == 422 and locs(answer) == [["body", "subnet"]]
+    assert dump_database(db_path) == before
+
+
+@pytest.mark.parametrize("prefix", ["²", "9" * 5000])
+def test_the_forms_take_any_text_in_number_fields(
+    client: TestClient, db_path: Path, applier: FakeApplier, prefix: str
+) -> None:
+    token = log_in(client)
+    before = dump_database(db_path)
+    form = {"csrf_token": token, "name": "X", "address": "10.0.0.0", "prefix": prefix}
+    answer = client.post("/networks/new", data=form)
+    assert answer.status_code == 422 and "the prefix length must be a number" in answer.text
+    assert dump_database(db_path) == before
+    # A confirmation window that is not a number gets the default (60 s).
+    applied = client.post(
+        "/apply", data={"csrf_token": token, "confirm": "on", "confirm_seconds": prefix}
+    )
+    assert applied.status_code == 200
+    assert applier.calls[-1][0] == "apply" and applier.calls[-1][1][0] == 60
