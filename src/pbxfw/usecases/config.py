@@ -225,13 +225,8 @@ class ConfigService:
                 services = resolve_services(base, change.allow, change.block, keys, change.services)
             except ValidationError as exc:
                 errors += exc.errors
-            clash = name_clash(name, config.networks) if name is not None else None
-            if clash is not None and name is not None:
-                errors.append(clash_error(name, clash))
-            if errors or name is None or subnet is None:
-                # A taken name alone is a conflict (409), as the storage's own check says.
-                only_clash = clash is not None and len(errors) == 1
-                raise (ConflictError if only_clash else ValidationError)(errors)
+            _refuse(errors, _conflicts(name, subnet, config.networks))
+            assert name is not None and subnet is not None  # else an error was raised
             network = Network(
                 name,
                 subnet,
@@ -255,17 +250,9 @@ class ConfigService:
             keys = config.service_keys()
             current = normalised(repo.network(ref), keys)
             updated = current
-            clash = None
             if change.name is not None:
                 try:
-                    name = validate_name(change.name)
-                    # Only a new name is checked: a database made before names were
-                    # compared this way keeps its look-alike names editable.
-                    if name != current.name:
-                        clash = name_clash(name, config.networks, current.id)
-                    if clash is not None:
-                        errors.append(clash_error(name, clash))
-                    updated = updated.with_changes(name=name)
+                    updated = updated.with_changes(name=validate_name(change.name))
                 except ValidationError as exc:
                     errors += exc.errors
             if change.subnet is not None:
@@ -302,9 +289,17 @@ class ConfigService:
                 updated = updated.with_changes(local=change.local)
             if change.never_block is not None:
                 updated = updated.with_changes(never_block=change.never_block)
-            if errors:
-                only_clash = clash is not None and len(errors) == 1
-                raise (ConflictError if only_clash else ValidationError)(errors)
+            # Only a new name or subnet is checked: a database made before names
+            # were compared this way keeps its look-alike names editable.
+            _refuse(
+                errors,
+                _conflicts(
+                    updated.name if updated.name != current.name else None,
+                    updated.subnet if updated.subnet != current.subnet else None,
+                    config.networks,
+                    current.id,
+                ),
+            )
             if updated != current:
                 repo.update_network(updated)
                 repo.bump_revision()
@@ -383,6 +378,35 @@ class ConfigService:
         with self.store.write() as repo:
             replace_configuration(repo, parsed)
             return stored_configuration(repo)
+
+
+def _conflicts(
+    name: str | None,
+    subnet: IPNetwork | None,
+    networks: Iterable[Network],
+    own_id: int | None = None,
+) -> list[FieldError]:
+    """``name`` or ``subnet`` already another network's (names as :func:`name_clash` says)."""
+    networks = list(networks)
+    conflicts: list[FieldError] = []
+    if name is not None and (other := name_clash(name, networks, own_id)) is not None:
+        conflicts.append(clash_error(name, other))
+    if subnet is not None:
+        for other in networks:
+            if other.subnet == subnet and (own_id is None or other.id != own_id):
+                conflicts.append(
+                    FieldError(
+                        "subnet", f"{subnet} is already the subnet of network {other.name!r}"
+                    )
+                )
+                break
+    return conflicts
+
+
+def _refuse(errors: list[FieldError], conflicts: list[FieldError]) -> None:
+    """Raise for ``errors`` (422) and ``conflicts`` together; conflicts alone are a 409."""
+    if errors or conflicts:
+        raise (ValidationError if errors else ConflictError)(errors + conflicts)
 
 
 def label_clash(
