@@ -117,7 +117,7 @@ def _tighten(path: Path, mode: int) -> None:
     """Take the group's and others' bits off ``path`` if it has any (owner's bits kept).
 
     Only what the owner could do; a file of another user or on a read-only
-    file system stays as it is (reported once in the log, never an error:
+    file system stays as it is (a warning in the log, never an error:
     the database still works).
     """
     try:
