@@ -190,6 +190,8 @@ NUMBERS = [
     (["network", "add", "X", "10.0.0.0/" + "9" * 5000], "the prefix length must be a number"),
     (["network", "add", "X", "10.0.0." + "9" * 5000 + "/32"], "is not an IPv4 address: octet"),
     (["network", "set", "Office", "--subnet", "fd00::/²"], "the prefix length must be a number"),
+    (["service", "add", "prov", "--tcp", "9" * 5000], "tcp: '999"),
+    (["service", "add", "prov", "--udp", "٥٠٠٠"], "udp: '٥٠٠٠' is not a port or range"),
 ]
 
 

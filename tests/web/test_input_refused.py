@@ -277,3 +277,21 @@ def test_the_forms_take_any_text_in_number_fields(
     )
     assert applied.status_code == 200
     assert applier.calls[-1][0] == "apply" and applier.calls[-1][1][0] == 60
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"key": "prov\n", "label": "P", "tcp": "1"}, "key"),
+        ({"key": "prov", "tcp": "9" * 5000}, "tcp"),
+        ({"key": "prov", "udp": "1-" + "9" * 5000}, "udp"),
+    ],
+)
+def test_a_custom_service_key_or_port_that_only_looks_right_is_422(
+    client: TestClient, auth: dict[str, str], db_path: Path, body: dict[str, str], field: str
+) -> None:
+    before = dump_database(db_path)
+    answer = client.post(f"{API}/services", headers=auth, json=body)
+    assert answer.status_code == 422, answer.text
+    assert locs(answer) == [["body", field]]
+    assert dump_database(db_path) == before
