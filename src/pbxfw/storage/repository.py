@@ -26,7 +26,7 @@ from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import Network, Verdict
+from pbxfw.domain.networks import Network, Verdict, network_id
 from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import ConflictError, FieldError, NotFoundError, StorageError
@@ -113,10 +113,15 @@ class Repository:
         return [_network_from_row(r) for r in rows]
 
     def network(self, ref: str | int) -> Network:
-        """A network by id or by name (an all-digit name is tried as a name too)."""
+        """A network by id or by name (an all-digit name is tried as a name too).
+
+        A reference that cannot be an id (0, negative, beyond 64 bits) is
+        looked up as a name only: not found, never a database overflow.
+        """
         row = None
-        if isinstance(ref, int) or str(ref).isdigit():
-            row = self.session.get(NetworkRow, int(ref))
+        by_id = network_id(ref)
+        if by_id is not None:
+            row = self.session.get(NetworkRow, by_id)
         if row is None:
             row = self.session.scalar(select(NetworkRow).where(NetworkRow.name == str(ref)))
         if row is None:

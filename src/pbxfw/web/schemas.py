@@ -5,6 +5,13 @@ Subnets, names, service keys, ports and settings are validated by the use
 cases, the same code the CLI calls, and their errors come back as 422 with
 the field named. Unknown fields are refused (``extra="forbid"``) so that a
 typo is an error, not a silently ignored change.
+
+Request bodies are strict (``strict=True``): JSON's own types only, no
+conversion. ``"local": "yes"`` or ``1`` is not a boolean, ``"seconds": true``,
+``"60"`` or ``60.0`` is not a whole number, ``"name": 5`` is not text; each
+answers 422 with ``loc`` naming the field. Only the settings PATCH takes text
+("on", "10m") on purpose, as the CLI does; the web page's forms are parsed
+by the page itself (form values are text).
 """
 
 from __future__ import annotations
@@ -35,7 +42,9 @@ __all__ = [
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, values of JSON's own type only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NetworkCreate(_Input):
