@@ -8,6 +8,7 @@ the rule existed, a symlink planted in the folder, a file it did not write.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -127,3 +128,23 @@ def test_a_file_pbxfw_did_not_write_is_left_alone(
         agent.tick()
     assert pjsip.read_text() == "[transport-udp]\ntype=transport\n"
     assert "pbxfw did not write this file" in caplog.text
+
+
+def test_an_applied_configuration_stored_before_the_rules_is_still_enforced(
+    svc: ConfigService, folder: Path, victim: Path, tmp_path: Path
+) -> None:
+    """The agent enforces the applied document; one with a value a newer rule
+    refuses still loads (that value takes its default), so the agent runs."""
+    backend = DryRunBackend()
+    apply(svc, tmp_path, backend)
+    firewall = FirewallService(svc.store, tmp_path / "state", backend=lambda _ns: backend)  # type: ignore[arg-type,return-value]
+    with svc.store.write() as repo:
+        document = json.loads(repo.get_meta("applied_document") or "{}")
+        document["settings"] |= {"pjsip_include_path": str(victim), "ips_bantime_max": 10**12}
+        repo.set_meta("applied_document", json.dumps(document))
+    _, config = firewall.applied_configuration()
+    assert config.settings.pjsip_include_path == ""
+    assert config.settings.ips_bantime_max == 30 * 86400
+    agent, _ = start(svc, tmp_path)
+    agent.tick()
+    assert victim.read_text() == VICTIM
