@@ -137,10 +137,7 @@ def text_problem(value: str) -> str | None:
     character), or None."""
     for char in value:
         if unicodedata.category(char) in _UNPRINTABLE:
-            return (
-                f"contains U+{ord(char):04X}, a control or invisible character; "
-                "type it without"
-            )
+            return f"contains U+{ord(char):04X}, a control or invisible character; type it without"
     return None
 
 
@@ -445,7 +442,7 @@ class Settings(BaseModel):
                     )
                 )
             changes = {**IPS_PRESETS[preset.strip()], **changes}
-        unknown = sorted(set(changes) - set(SETTINGS_KEYS))
+        unknown = sorted(str(k) for k in set(changes) - set(SETTINGS_KEYS))
         if unknown:
             raise ValidationError(
                 [FieldError(str(k), "unknown setting; see `pbxfw settings show`") for k in unknown]
