@@ -347,11 +347,15 @@ class ConfigService:
             repo.bump_revision()
 
     # -- settings ------------------------------------------------------------
-    def update_settings(self, changes: Mapping[str, Any]) -> Settings:
-        """Validate ``changes`` against the current settings as a whole, then store."""
+    def update_settings(self, changes: Mapping[str, Any], *, strict: bool = False) -> Settings:
+        """Validate ``changes`` against the current settings as a whole, then store.
+
+        ``strict`` (REST, JSON): each value must have its JSON type; otherwise
+        text is parsed too (CLI, web forms). See ``Settings.updated``.
+        """
         with self.store.write() as repo:
             current = repo.settings()
-            updated = current.updated(changes)
+            updated = current.updated(changes, strict=strict)
             new = updated.model_dump()
             differing = {k: v for k, v in new.items() if current.model_dump()[k] != v}
             touched = {k: new[k] for k in changes if k in new} | differing
@@ -518,8 +522,14 @@ class ParsedDocument:
 _NETWORK_FIELDS = {"id", "name", "subnet", "services", "local", "never_block", "description"}
 
 
-def parse_document(document: object) -> ParsedDocument:
-    """Validate a whole configuration document; every error names its place."""
+def parse_document(document: object, *, stored: bool = False) -> ParsedDocument:
+    """Validate a whole configuration document; every error names its place.
+
+    ``stored``: a document pbxfw itself stored (the applied or confirmed
+    configuration), perhaps before a settings rule existed: a setting that
+    breaks a rule takes its default instead of refusing the document, as
+    stored settings do (``Settings.from_stored``). Imports are strict.
+    """
     if not isinstance(document, dict):
         raise ValidationError(
             FieldError("document", "must be a JSON object with networks, services, settings")
@@ -567,7 +577,12 @@ def parse_document(document: object) -> ParsedDocument:
         errors.append(FieldError("settings", "must be an object of setting keys and values"))
     else:
         try:
-            settings = Settings().updated(raw_settings)
+            if stored:
+                settings, ignored = Settings.from_stored(raw_settings)
+                left_out = {e.field for e in ignored}
+                raw_settings = {k: v for k, v in raw_settings.items() if k not in left_out}
+            else:
+                settings = Settings().updated(raw_settings, strict=True)
             settings_values = {k: getattr(settings, k) for k in raw_settings if k != "ips_preset"}
         except ValidationError as exc:
             errors += exc.prefixed("settings").errors

@@ -16,9 +16,11 @@ by the page itself (form values are text).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema
+
+from pbxfw.domain.settings import MAX_BAN_SECONDS
 
 __all__ = [
     "ApplyRequest",
@@ -150,10 +152,22 @@ class BanPublic(BaseModel):
     offence: int
 
 
+#: A ban's length: a JSON integer, never a boolean or a float (``1e30``). Its
+#: bounds are the ban use cases' (``check_ban_seconds``: 1 s to 10 years),
+#: shown here in the document.
+BanSeconds = Annotated[
+    int,
+    Strict(),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_BAN_SECONDS}),
+]
+
+
 class BanCreate(_Input):
     address: str = Field(examples=["203.0.113.7", "198.51.100.0/24"])
     jail: str = "manual"
-    seconds: int | None = Field(default=None, description="default: the ips_bantime setting")
+    seconds: BanSeconds | None = Field(
+        default=None, description="default: the ips_bantime setting; at most 10 years"
+    )
     reason: str = ""
 
 
@@ -162,7 +176,7 @@ class BanImport(_Input):
 
     lines: list[str]
     jail: str = "manual"
-    seconds: int | None = None
+    seconds: BanSeconds | None = None
 
 
 class BanImportResult(BaseModel):
