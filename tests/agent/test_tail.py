@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import shutil
+import time
+import tracemalloc
 from pathlib import Path
 
-from pbxfw.agent.tail import ROTATION_GRACE, Inotify, Tailer
+import pytest
+
+from pbxfw.agent.tail import MAX_LINE, MAX_READ, ROTATION_GRACE, Chunk, Inotify, Tailer
+from pbxfw.usecases import ConfigService
 
 
 class FakeClock:
@@ -86,3 +93,369 @@ def test_inotify_wakes_on_append(tmp_path: Path) -> None:
         assert watcher.wait(2.0) is True
     finally:
         watcher.close()
+
+
+# -- rotation (issue 13, item 10) ---------------------------------------------------------
+
+
+class Reader:
+    """Polls a tailer and keeps every line it hands out, in order."""
+
+    def __init__(self, tailer: Tailer, clock: FakeClock | None = None) -> None:
+        self.tailer, self.clock = tailer, clock
+        self.lines: list[str] = []
+        self.bad = 0
+        self.chunks: list[Chunk] = []
+
+    def poll(self) -> list[str]:
+        new: list[str] = []
+        for chunk in self.tailer.poll():
+            self.chunks.append(chunk)
+            self.bad += chunk.bad_lines
+            new += chunk.text.splitlines()
+        self.lines += new
+        return new
+
+    def settle(self) -> list[str]:
+        """Poll past the rotation grace (fake clock), as the agent would over a few seconds."""
+        assert self.clock is not None
+        new = self.poll()
+        for _ in range(3):
+            self.clock.now += ROTATION_GRACE
+            new += self.poll()
+        return new
+
+
+def numbered(start: int, stop: int) -> str:
+    return "".join(f"line {n}\n" for n in range(start, stop))
+
+
+def append(path: Path, text: str) -> None:
+    with path.open("a") as f:
+        f.write(text)
+
+
+def test_issue_reproduction_no_line_lost_at_rotation(tmp_path: Path) -> None:
+    """5 lines read, 3 appended, rename, 1 more to the renamed file, a new file
+    with 2 lines: all 11 lines are seen, none twice (4 were lost before)."""
+    log = tmp_path / "security_log"
+    log.write_text(numbered(1, 6))
+    clock = FakeClock()
+    with Tailer.create([(str(log), "asterisk_security")], clock=clock) as tailer:
+        reader = Reader(tailer, clock)
+        assert reader.poll() == [f"line {n}" for n in range(1, 6)]
+        append(log, numbered(6, 9))
+        os.rename(log, tmp_path / "security_log.1")
+        append(tmp_path / "security_log.1", numbered(9, 10))  # the writer has not reopened yet
+        log.write_text(numbered(10, 12))
+        # The old file is read to its end before the new one.
+        assert reader.poll() == [f"line {n}" for n in range(6, 10)]
+        reader.settle()
+        assert reader.lines == [f"line {n}" for n in range(1, 12)]
+        assert reader.bad == 0
+
+
+def test_the_old_file_is_followed_while_its_writer_still_appends(tmp_path: Path) -> None:
+    log = tmp_path / "messages"
+    log.write_text("a\n")
+    clock = FakeClock()
+    with Tailer.create([(str(log), "asterisk_messages")], clock=clock) as tailer:
+        reader = Reader(tailer, clock)
+        reader.poll()
+        with log.open("a") as writer:  # a daemon's open log
+            os.rename(log, tmp_path / "messages.1")
+            log.write_text("new 1\n")
+            for n in range(5):
+                # Each write restarts the grace: the writer has not reopened.
+                clock.now += ROTATION_GRACE / 2
+                writer.write(f"old {n}\n")
+                writer.flush()
+                assert reader.poll() == [f"old {n}"]
+        clock.now += ROTATION_GRACE
+        assert reader.poll() == ["new 1"]
+        append(log, "new 2\n")
+        assert reader.poll() == ["new 2"]
+
+
+def test_an_unlinked_old_file_is_still_read_to_its_end(tmp_path: Path) -> None:
+    """`compress` without `delaycompress`: the old file is gzipped and removed at once;
+    the tailer's descriptor still reads what the writer appended to it."""
+    log = tmp_path / "auth.log"
+    log.write_text("one\n")
+    clock = FakeClock()
+    with Tailer.create([(str(log), "ssh")], clock=clock) as tailer:
+        reader = Reader(tailer, clock)
+        reader.poll()
+        with log.open("a") as writer:
+            writer.write("two\n")
+            writer.flush()
+            os.rename(log, tmp_path / "auth.log.1")
+            writer.write("three\n")
+            writer.flush()
+            os.unlink(tmp_path / "auth.log.1")
+            log.write_text("four\n")
+            writer.write("five\n")  # still before the writer reopens
+        reader.settle()
+        assert reader.lines == ["one", "two", "three", "five", "four"]
+
+
+def test_rotations_closer_than_the_grace_are_read_in_order(tmp_path: Path) -> None:
+    log = tmp_path / "security_log"
+    log.write_text("")
+    clock = FakeClock()
+    with Tailer.create([(str(log), "asterisk_security")], clock=clock) as tailer:
+        reader = Reader(tailer, clock)
+        for n in range(4):
+            append(log, f"file {n}\n")
+            reader.poll()
+            os.rename(log, tmp_path / f"security_log.{n}")
+            log.write_text("")
+            reader.poll()
+            clock.now += ROTATION_GRACE / 3
+        append(log, "last\n")
+        reader.settle()
+        assert reader.lines == [f"file {n}" for n in range(4)] + ["last"]
+
+
+def test_restart_finishes_the_rotated_file_first(svc: ConfigService, tmp_path: Path) -> None:
+    """Offsets persisted in the database; the file is rotated while the agent is down;
+    the new tailer finds the old inode as security_log.1 and reads it first."""
+    log = tmp_path / "security_log"
+    sources = [(str(log), "asterisk_security")]
+    log.write_text(numbered(1, 6))
+    with Tailer.create(sources) as tailer:
+        chunks = tailer.poll()
+    with svc.store.write() as repo:
+        for chunk in chunks:
+            repo.save_log_offset(chunk.path, chunk.inode, chunk.offset, 0.0)
+    # While the agent is down: 3 lines, rotation, 1 late line, the new file.
+    append(log, numbered(6, 9))
+    os.rename(log, tmp_path / "security_log.1")
+    append(tmp_path / "security_log.1", numbered(9, 10))
+    log.write_text(numbered(10, 12))
+    with svc.store.read() as repo:
+        offsets = repo.log_offsets()
+    clock = FakeClock()
+    with Tailer.create(sources, offsets, clock=clock) as tailer:
+        reader = Reader(tailer, clock)
+        assert reader.poll() == [f"line {n}" for n in range(6, 10)]
+        # What a restart now would store: still the old file, at its end.
+        last = reader.chunks[-1]
+        assert last.inode == os.stat(tmp_path / "security_log.1").st_ino
+        assert last.offset == os.stat(tmp_path / "security_log.1").st_size
+        reader.settle()
+        assert reader.lines == [f"line {n}" for n in range(6, 12)]
+        assert reader.chunks[-1].inode == os.stat(log).st_ino
+
+
+def test_restart_when_the_old_file_is_gone_reads_the_new_one(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("old\n")
+    with Tailer.create([(str(log), "ssh")]) as tailer:
+        (chunk,) = tailer.poll()
+    os.rename(log, tmp_path / "auth.log.1")
+    os.unlink(tmp_path / "auth.log.1")  # compressed away
+    # The new file may get the freed inode number: no line starting at the
+    # stored offset shows that it is not the file the offset belongs to.
+    log.write_text("fresh line\n")
+    offsets = {chunk.path: (chunk.inode, chunk.offset)}
+    with Tailer.create([(str(log), "ssh")], offsets) as tailer:
+        assert texts(tailer) == ["fresh line\n"]
+
+
+def test_restart_after_truncate_and_rewrite_reads_from_the_start(tmp_path: Path) -> None:
+    """Same inode, now longer than the stored offset, but no line starts there."""
+    log = tmp_path / "auth.log"
+    log.write_text("first line\n")
+    with Tailer.create([(str(log), "ssh")]) as tailer:
+        (chunk,) = tailer.poll()
+    with log.open("r+") as f:
+        f.truncate(0)
+        f.write("a much longer new first line\n")
+    offsets = {chunk.path: (chunk.inode, chunk.offset)}
+    with Tailer.create([(str(log), "ssh")], offsets) as tailer:
+        assert texts(tailer) == ["a much longer new first line\n"]
+
+
+def copytruncate(log: Path, copy: Path) -> None:
+    """What logrotate's copytruncate does: copy the file, then truncate it in place."""
+    shutil.copyfile(log, copy)
+    os.truncate(log, 0)
+
+
+def test_copytruncate_reads_the_rest_from_the_copy(tmp_path: Path) -> None:
+    log = tmp_path / "messages"
+    log.write_text(numbered(1, 6))
+    with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
+        reader = Reader(tailer)
+        reader.poll()
+        append(log, numbered(6, 9))  # not read before the copy
+        copytruncate(log, tmp_path / "messages.1")
+        append(log, numbered(9, 11))
+        reader.poll()
+        assert reader.lines == [f"line {n}" for n in range(1, 11)]
+
+
+def test_copytruncate_hidden_by_more_new_lines_is_noticed(tmp_path: Path) -> None:
+    """After the truncation the file grew past the old offset: the bytes before the
+    offset changed, so the shrink is still noticed (no line skipped or read twice)."""
+    log = tmp_path / "messages"
+    log.write_text(numbered(1, 3))
+    with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
+        reader = Reader(tailer)
+        reader.poll()
+        append(log, numbered(3, 4))
+        copytruncate(log, tmp_path / "messages.1")
+        append(log, numbered(100, 120))
+        reader.poll()
+        assert reader.lines == [f"line {n}" for n in [1, 2, 3, *range(100, 120)]]
+
+
+# -- long lines and sparse files (issue 13, item 11) --------------------------------------
+
+
+def test_a_line_longer_than_64_kib_is_skipped_and_counted(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("")
+    with Tailer.create([(str(log), "ssh")]) as tailer:
+        reader = Reader(tailer)
+        (f,) = tailer.files
+        append(log, "before\n" + "x" * MAX_LINE + "\n")  # exactly at the limit: kept
+        assert reader.poll() == ["before", "x" * MAX_LINE]
+        # Fed in pieces, as a writer would: the kept part never exceeds the limit.
+        for _ in range(40):
+            append(log, "y" * 10_000)
+            reader.poll()
+            assert len(f.partial) <= MAX_LINE
+        append(log, "\nafter\n")
+        reader.poll()
+        assert reader.lines[2:] == ["", "after"]  # the bad line stands as an empty one
+        assert reader.bad == 1
+        # Line numbers stay right: "after" is line 4.
+        assert reader.chunks[-1].first_line + reader.chunks[-1].text.count("\n") - 1 == 4
+
+
+def test_several_long_lines_in_one_read(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    long = "z" * (MAX_LINE + 1)
+    log.write_text(f"a\n{long}\nb\n{long}\n{long}\nc\n")
+    with Tailer.create([(str(log), "ssh")]) as tailer:
+        (chunk,) = tailer.poll()
+    assert chunk.text == "a\n\nb\n\n\nc\n"
+    assert chunk.bad_lines == 3
+
+
+def test_a_1_gib_sparse_file_is_skipped_fast_in_bounded_memory(tmp_path: Path) -> None:
+    """One 'line' of 1 GiB of NUL bytes (`truncate -s 1G`) costs one bad line,
+    a few milliseconds and a few MiB, not GiBs and minutes."""
+    log = tmp_path / "messages"
+    log.write_text("before\n")
+    os.truncate(log, 1 << 30)
+    append(log, "\nafter\n")
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
+            reader = Reader(tailer)
+            for _ in range(5):
+                reader.poll()
+                if "after" in reader.lines:
+                    break
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.lines == ["before", "", "after"]
+    assert reader.bad == 1
+    assert time.monotonic() - started < 10
+    assert peak < 4 * MAX_READ  # one read's worth, not the line
+
+
+def test_a_long_line_of_real_data_is_skipped_in_bounded_memory(tmp_path: Path) -> None:
+    log = tmp_path / "messages"
+    with log.open("wb") as f:
+        f.write(b"before\n")
+        block = b"A" * (1 << 20)
+        for _ in range(64):
+            f.write(block)
+        f.write(b"\nafter\n")
+    tracemalloc.start()
+    try:
+        with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
+            reader = Reader(tailer)
+            for _ in range(20):  # 8 MiB per poll
+                reader.poll()
+                if "after" in reader.lines:
+                    break
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert reader.lines == ["before", "", "after"]
+    assert peak < 4 * MAX_READ
+
+
+def test_start_at_end_skips_what_is_there(tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text("old\nunfinished")
+    with Tailer.create([(str(log), "ssh")], start_at_end=True) as tailer:
+        assert texts(tailer) == []
+        append(log, " line\nnew\n")
+        assert texts(tailer) == ["unfinished line\nnew\n"]
+
+
+# -- errors and descriptors -----------------------------------------------------------------
+
+
+def test_a_bad_path_is_reported_and_the_other_files_are_read(tmp_path: Path) -> None:
+    good = tmp_path / "messages"
+    good.write_text("fine\n")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    fifo = tmp_path / "a-fifo"
+    os.mkfifo(fifo)
+    sources = [
+        (str(folder), "ssh"),
+        (str(tmp_path / "nul\x00byte"), "web"),
+        (str(fifo), "nginx"),
+        (str(good), "asterisk_messages"),
+        (str(tmp_path / "not-yet"), "asterisk_security"),
+    ]
+    with Tailer.create(sources) as tailer:
+        assert texts(tailer) == ["fine\n"]
+        errors = tailer.errors()
+        assert set(errors) == {str(folder), str(tmp_path / "nul\x00byte"), str(fifo)}
+        assert "folder" in errors[str(folder)]
+        assert "not a regular file" in errors[str(fifo)]
+        # Fixed: the error goes away and the file is read.
+        folder.rmdir()
+        folder.write_text("now a file\n")
+        assert texts(tailer) == ["now a file\n"]
+        assert str(folder) not in tailer.errors()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_descriptors_are_closed(tmp_path: Path) -> None:
+    log = tmp_path / "security_log"
+    log.write_text("a\n")
+    before = open_fds()
+    clock = FakeClock()
+    tailer = Tailer.create([(str(log), "asterisk_security")], clock=clock)
+    tailer.poll()
+    os.rename(log, tmp_path / "security_log.1")
+    log.write_text("b\n")
+    tailer.poll()
+    assert open_fds() == before + 2  # the old file and its successor
+    clock.now += ROTATION_GRACE
+    tailer.poll()
+    assert open_fds() == before + 1
+    tailer.close()
+    tailer.close()
+    assert open_fds() == before
+    with pytest.raises(ValueError):
+        tailer.poll()
+    # A tailer dropped without close() (the agent replacing it) closes them too.
+    Tailer.create([(str(log), "asterisk_security")])
+    gc.collect()
+    assert open_fds() == before
