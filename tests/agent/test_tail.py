@@ -423,8 +423,12 @@ def test_a_bad_path_is_reported_and_the_other_files_are_read(tmp_path: Path) -> 
         assert texts(tailer) == ["fine\n"]
         errors = tailer.errors()
         assert set(errors) == {str(folder), str(tmp_path / "nul\x00byte"), str(fifo)}
-        assert "folder" in errors[str(folder)]
-        assert "not a regular file" in errors[str(fifo)]
+        assert errors[str(folder)] == "Is a directory"
+        assert errors[str(fifo)] == "not a regular file"
+        assert "null" in errors[str(tmp_path / "nul\x00byte")]
+        # Nothing else to return: the first file's error is raised.
+        with pytest.raises(IsADirectoryError):
+            tailer.poll()
         # Fixed: the error goes away and the file is read.
         folder.rmdir()
         folder.write_text("now a file\n")
@@ -459,3 +463,11 @@ def test_descriptors_are_closed(tmp_path: Path) -> None:
     Tailer.create([(str(log), "asterisk_security")])
     gc.collect()
     assert open_fds() == before
+
+
+def test_a_single_bad_path_raises_on_poll(tmp_path: Path) -> None:
+    """The agent runs one tailer per source and records what poll() raises."""
+    with Tailer.create([(str(tmp_path / "x\x00y"), "ssh")]) as tailer:
+        with pytest.raises(ValueError, match="null"):
+            tailer.poll()
+        assert tailer.errors()

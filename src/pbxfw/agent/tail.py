@@ -36,10 +36,12 @@ The promises (docs/security.md, "Log files and rotation"):
   end, where log formats put the address, is what is missing). The last
   line of a finished file that lacks its newline is counted the same way.
 - **Errors stay with their file**: a path that cannot be opened (a folder, a
-  FIFO, a NUL byte, no permission) is reported in ``TrackedFile.error`` and
-  :meth:`Tailer.errors`, logged once, and retried on every poll; the other
-  files are read as usual. A path that does not exist yet is not an error:
-  it is read from its start when it appears.
+  FIFO, a NUL byte, no permission) is kept in ``TrackedFile.error`` and
+  :meth:`Tailer.errors` and retried on every poll; the other files are read
+  as usual. :meth:`Tailer.poll` raises the error (the ``OSError`` or
+  ``ValueError`` itself: ``IsADirectoryError`` for a folder) only when it has
+  no lines to return, so that lines read are never dropped. A path that does
+  not exist yet is not an error: it is read from its start when it appears.
 
 Wake-ups come from inotify on the files' folders (Linux, through libc);
 where inotify is unavailable the agent simply polls.
@@ -128,6 +130,8 @@ class TrackedFile:
     bad_lines: int = 0
     #: Why the path cannot be read now (None: fine, or not there yet).
     error: str | None = None
+    #: The exception behind ``error`` (raised by ``poll`` when it has nothing else to say).
+    exception: OSError | ValueError | None = field(default=None, repr=False)
     failed: bool = field(default=False, repr=False)
     #: Inside an over-long line: skipping to its newline.
     skipping: bool = False
@@ -209,7 +213,7 @@ class Tailer:
             tailer.files.append(f)
             try:
                 tailer._attach(f, tailer.clock(), start_at_end=start_at_end)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 tailer._fail(f, exc)
         return tailer
 
@@ -231,14 +235,25 @@ class Tailer:
         self.close()
 
     def poll(self) -> list[Chunk]:
-        """New complete lines of every file (at most MAX_READ bytes read from each)."""
+        """New complete lines of every file (at most MAX_READ bytes read from each).
+
+        Raises the ``OSError``/``ValueError`` of a file that cannot be read
+        when no file gave lines in this call; otherwise the lines are
+        returned and the error stays in :meth:`errors` (and is raised by a
+        later call that has nothing to return).
+        """
         if not self._finalizer.alive:
             raise ValueError("poll() on a closed Tailer")
         chunks = []
+        failure: OSError | ValueError | None = None
         for f in self.files:
             chunk = self._poll_file(f)
             if chunk is not None:
                 chunks.append(chunk)
+            if f.failed and failure is None:
+                failure = f.exception
+        if failure is not None and not chunks:
+            raise failure
         return chunks
 
     # -- one file ----------------------------------------------------------------------
@@ -253,7 +268,7 @@ class Tailer:
             self._fail(f, exc)
         if not f.failed and f.error is not None:
             log.info("%s is readable again", f.path)
-            f.error = None
+            f.error, f.exception = None, None
         if f.handles:
             h = f.handles[0]
             f.inode = h.ino
@@ -487,9 +502,11 @@ class Tailer:
             return None
         if not stat.S_ISREG(st.st_mode):
             os.close(fd)
-            what = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             if report:
-                self._fail(f, f"{path} is {what}, not a log file")
+                if stat.S_ISDIR(st.st_mode):
+                    self._fail(f, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path))
+                else:
+                    self._fail(f, OSError(errno.EINVAL, "not a regular file", path))
             return None
         return _Handle(fd, st.st_dev, st.st_ino)
 
@@ -530,7 +547,7 @@ class Tailer:
                     if entry.is_file(follow_symlinks=False):
                         found.append(entry)
                 return found
-        except OSError:
+        except (OSError, ValueError):
             return []
 
     def _find_inode(self, f: TrackedFile, ino: int, offset: int) -> _Handle | None:
@@ -574,11 +591,13 @@ class Tailer:
         return None if best is None else best[1]
 
     # -- errors ------------------------------------------------------------------------
-    def _fail(self, f: TrackedFile, exc: BaseException | str) -> None:
+    def _fail(self, f: TrackedFile, exc: OSError | ValueError) -> None:
         f.failed = True
-        message = str(exc)
+        f.exception = exc
+        message = exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
         if f.error != message:
-            log.warning("cannot read %s: %s", f.path, message)
+            # Debug: the agent logs a source's failure once, with its setting.
+            log.debug("cannot read %s: %s", f.path, message)
             f.error = message
 
 
