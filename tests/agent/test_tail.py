@@ -436,33 +436,42 @@ def test_a_bad_path_is_reported_and_the_other_files_are_read(tmp_path: Path) -> 
         assert str(folder) not in tailer.errors()
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds(folder: Path) -> int:
+    """Descriptors of this process open on files of ``folder`` (removed ones too)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        count += target.startswith(f"{folder}/")
+    return count
 
 
 def test_descriptors_are_closed(tmp_path: Path) -> None:
     log = tmp_path / "security_log"
     log.write_text("a\n")
-    before = open_fds()
+    before = open_fds(tmp_path)
+    assert before == 0
     clock = FakeClock()
     tailer = Tailer.create([(str(log), "asterisk_security")], clock=clock)
     tailer.poll()
     os.rename(log, tmp_path / "security_log.1")
     log.write_text("b\n")
     tailer.poll()
-    assert open_fds() == before + 2  # the old file and its successor
+    assert open_fds(tmp_path) == before + 2  # the old file and its successor
     clock.now += ROTATION_GRACE
     tailer.poll()
-    assert open_fds() == before + 1
+    assert open_fds(tmp_path) == before + 1
     tailer.close()
     tailer.close()
-    assert open_fds() == before
+    assert open_fds(tmp_path) == before
     with pytest.raises(ValueError):
         tailer.poll()
     # A tailer dropped without close() (the agent replacing it) closes them too.
     Tailer.create([(str(log), "asterisk_security")])
     gc.collect()
-    assert open_fds() == before
+    assert open_fds(tmp_path) == before
 
 
 def test_a_single_bad_path_raises_on_poll(tmp_path: Path) -> None:
