@@ -444,24 +444,28 @@ class Tailer:
         buf = f.partial + data if f.partial else data
         start = base - len(f.partial)
         p, n = 0, len(buf)
+        good = 0  # start of the run of short lines that ends at p
         while p < n:
             # The last newline within reach of a line of MAX_LINE bytes: every
             # line up to it is short enough.
             q = buf.rfind(b"\n", p, p + MAX_LINE + 1)
             if q >= 0:
-                out.append(buf[p : q + 1])
                 p = q + 1
                 continue
             if n - p <= MAX_LINE:
                 break  # an unfinished line, short enough to keep
+            if p > good:
+                out.append(buf[good:p])
             f.bad_lines += 1
             out.append(b"\n")
             nl = buf.find(b"\n", p + MAX_LINE + 1)
             if nl < 0:
                 f.skipping, f.skip_start = True, start + p
-                p = n
+                good = p = n
                 break
-            p = nl + 1
+            good = p = nl + 1
+        if p > good:
+            out.append(buf[good:p])
         f.partial = buf[p:]
 
     def _finish(self, f: TrackedFile, out: list[bytes]) -> None:
