@@ -318,6 +318,15 @@ class Tailer:
     def _attach(self, f: TrackedFile, now: float, *, start_at_end: bool = False) -> None:
         """Open the path for a file with no handle (first poll, or after its file ended)."""
         h = self._open(f, f.path)
+        try:
+            self._place(f, h, now, start_at_end)
+        except BaseException:
+            if h is not None and h not in f.handles:
+                os.close(h.fd)
+            raise
+
+    def _place(self, f: TrackedFile, h: _Handle | None, now: float, start_at_end: bool) -> None:
+        """Where to start: a stored offset (in ``h`` or in the rotated file), or 0 / the end."""
         resume, f.resume = f.resume, None
         if resume is not None:
             ino, offset = resume
@@ -472,6 +481,8 @@ class Tailer:
         """Done with the first handle (a rotated file or a copy): close it, go on with the next."""
         h = f.handles.pop(0)
         os.close(h.fd)
+        # Its end is the position to store until the next file is read.
+        f.inode, f.offset = h.ino, h.offset
         self._drop_partial(f, out)
         log.info(
             "%s: finished the %s file (inode %d)", f.path, "copied" if h.copy else "rotated", h.ino
@@ -519,11 +530,12 @@ class Tailer:
         (shorter, or no line starts there: truncated and written again)."""
         if offset <= 0:
             return True
-        size = os.fstat(h.fd).st_size
-        if size < offset:
+        try:
+            size = os.fstat(h.fd).st_size
+            tail = os.pread(h.fd, min(_TAIL, offset), offset - min(_TAIL, offset))
+        except OSError:
             return False
-        tail = os.pread(h.fd, min(_TAIL, offset), offset - min(_TAIL, offset))
-        if not tail.endswith(b"\n"):
+        if size < offset or not tail.endswith(b"\n"):
             return False
         h.offset, h.tail = offset, tail
         return True
@@ -584,9 +596,11 @@ class Tailer:
             c = self._open(f, entry.path, report=False)
             if c is None:
                 continue
-            if os.pread(c.fd, len(h.tail), h.offset - len(h.tail)) != h.tail or (
-                best is not None and best[0] >= st.st_mtime
-            ):
+            try:
+                same = os.pread(c.fd, len(h.tail), h.offset - len(h.tail)) == h.tail
+            except OSError:
+                same = False
+            if not same or (best is not None and best[0] >= st.st_mtime):
                 os.close(c.fd)
                 continue
             if best is not None:
