@@ -114,6 +114,9 @@ class _Handle:
     rotated_at: float | None = None
     #: A copytruncate copy: finished at its end, with no grace.
     copy: bool = False
+    #: (size, mtime) at the last look: the bytes before ``offset`` are
+    #: compared again only when they changed.
+    seen: tuple[int, int] = (-1, -1)
 
 
 @dataclass
@@ -140,6 +143,8 @@ class TrackedFile:
     handles: list[_Handle] = field(default_factory=list, repr=False)
     #: A stored (inode, offset) not yet matched to a file.
     resume: tuple[int, int] | None = field(default=None, repr=False)
+    #: The position the last chunk reported (None: none to keep up to date).
+    reported: tuple[int, int] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,9 @@ class Chunk:
 
     ``inode``/``offset``: where to resume after these lines (store them).
     ``bad_lines``: lines of ``text`` that were skipped (too long, or cut by a
-    rotation) and stand there as empty lines.
+    rotation) and stand there as empty lines. A chunk with no text reports
+    a new position only (a truncation, or the next file after a rotation),
+    so that a restart does not resume at a position that no longer holds.
     """
 
     path: str
@@ -209,12 +216,14 @@ class Tailer:
             f = TrackedFile(path, kind)
             if path in offsets:
                 f.inode, f.offset = offsets[path]
-                f.resume = (f.inode, f.offset)
+                f.resume = f.reported = (f.inode, f.offset)
             tailer.files.append(f)
             try:
                 tailer._attach(f, tailer.clock(), start_at_end=start_at_end)
             except (OSError, ValueError) as exc:
                 tailer._fail(f, exc)
+            if f.handles and f.reported is None:
+                f.reported = tailer._position(f)
         return tailer
 
     def folders(self) -> set[str]:
@@ -269,12 +278,10 @@ class Tailer:
         if not f.failed and f.error is not None:
             log.info("%s is readable again", f.path)
             f.error, f.exception = None, None
-        if f.handles:
-            h = f.handles[0]
-            f.inode = h.ino
-            f.offset = f.skip_start if f.skipping else h.offset - len(f.partial)
-        if not out:
+        position = self._position(f)
+        if not out and (f.reported is None or f.reported == position):
             return None
+        f.reported = position
         text = b"".join(out).decode("utf-8", errors="replace")
         first = f.lines_read + 1
         f.lines_read += text.count("\n")
@@ -287,6 +294,14 @@ class Tailer:
                 MAX_LINE,
             )
         return Chunk(f.path, f.kind, text, first, f.inode, f.offset, bad)
+
+    def _position(self, f: TrackedFile) -> tuple[int, int]:
+        """Where a restart should resume: the first handle, at the start of its unfinished line."""
+        if f.handles:
+            h = f.handles[0]
+            f.inode = h.ino
+            f.offset = f.skip_start if f.skipping else h.offset - len(f.partial)
+        return f.inode, f.offset
 
     def _advance(self, f: TrackedFile, out: list[bytes]) -> None:
         now = self.clock()
@@ -382,11 +397,17 @@ class Tailer:
         self, f: TrackedFile, h: _Handle, out: list[bytes], now: float
     ) -> int | None:
         """The handle's size, or None when it was truncated (the handles are then updated)."""
-        size = os.fstat(h.fd).st_size
-        if size > h.offset and h.tail:
+        st = os.fstat(h.fd)
+        size, changed = st.st_size, (st.st_size, st.st_mtime_ns) != h.seen
+        h.seen = (st.st_size, st.st_mtime_ns)
+        if size < h.offset:
+            same = False
+        elif changed and h.tail:
+            # Emptied and written again up to (or past) the offset: the bytes
+            # before it are not those read there any more.
             same = os.pread(h.fd, len(h.tail), h.offset - len(h.tail)) == h.tail
         else:
-            same = size >= h.offset
+            same = True
         if same:
             return size
         if h.copy:
