@@ -156,6 +156,8 @@ def follow(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
     rotated = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("security_log."))
     assert len(rotated) == ROTATIONS, rotated  # logrotate really rotated each time
     return seen, bad
