@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.users import LoginThrottle
@@ -381,3 +382,15 @@ def test_switched_off_for_measuring_only(make_app: Callable[..., FastAPI]) -> No
     with TestClient(make_app(login_throttle=False), client=CLIENT) as c:
         for _ in range(10):
             assert token(c, "wrong").status_code == 401
+
+
+def test_a_database_that_is_away_answers_503_not_500(
+    make_app: Callable[..., FastAPI], store: Store
+) -> None:
+    with TestClient(make_app(), client=CLIENT) as c:
+        headers = bearer(c)
+        with store.write() as repo:
+            repo.session.execute(text("DROP TABLE revoked_sessions"))
+        answer = c.get(f"{API}/networks", headers=headers)
+        assert answer.status_code == 503
+        assert "run `pbxfw init`" in answer.json()["detail"]

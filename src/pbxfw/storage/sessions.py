@@ -58,6 +58,8 @@ def session_state(engine: Engine, user: str, sid: str | None, now: float) -> Ses
                 _state_query(), {"name": user, "sid": (sid or "")[:64], "now": now}
             ).first()
     except OperationalError as exc:
+        if "no such table" in str(exc.orig):  # as Store does: a database from before 0003
+            raise StorageError("the database is not initialised; run `pbxfw init`") from None
         raise StorageError(f"database error: {exc.orig}") from None
     if row is None:
         return SessionState(None, False)

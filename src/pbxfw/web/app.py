@@ -131,7 +131,16 @@ class _ApiGate:
                     scheme, _, token = value.decode("latin-1").partition(" ")
                     if scheme.lower() != "bearer":
                         token = None
-            subject = self.context.token_subject(token)
+            try:
+                # Revocations and cutoffs are in the database: it may be away.
+                subject = self.context.token_subject(token)
+            except StorageError as exc:
+                log.warning("%s: cannot check the bearer token: %s", path, exc)
+                response = JSONResponse(
+                    {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+                )
+                await response(scope, receive, send)
+                return
             if subject is None:
                 response = JSONResponse(
                     {
