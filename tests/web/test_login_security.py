@@ -394,3 +394,24 @@ def test_a_database_that_is_away_answers_503_not_500(
         answer = c.get(f"{API}/networks", headers=headers)
         assert answer.status_code == 503
         assert "run `pbxfw init`" in answer.json()["detail"]
+
+
+def test_a_token_signed_before_issue_times_lasts_until_a_logout_everywhere(
+    api: TestClient, store: Store, clock: Clock
+) -> None:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from pbxfw.usecases.users import UserService
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    body = b64(json.dumps({"sub": ADMIN, "exp": int(T0 + 3600)}).encode())
+    old = f"{body}.{b64(hmac.new(SECRET, f'api.{body}'.encode(), hashlib.sha256).digest())}"
+    headers = {"Authorization": f"Bearer {old}"}
+    assert api.get(f"{API}/networks", headers=headers).status_code == 200
+    UserService(store, clock).logout_everywhere(ADMIN)
+    assert api.get(f"{API}/networks", headers=headers).status_code == 401

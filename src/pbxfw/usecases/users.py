@@ -92,7 +92,9 @@ class UserService:
         state = session_state(self.store.engine, name, sid, self.clock())
         if state.valid_after is None or state.revoked:
             return False
-        return issued > state.valid_after
+        # A user never logged out everywhere (cutoff 0) keeps cookies signed
+        # before tokens carried an issue time.
+        return state.valid_after == 0 or issued > state.valid_after
 
 
 @dataclass(frozen=True, slots=True)
