@@ -195,7 +195,10 @@ class _SecurityHeaders:
 def _when(epoch: float | None) -> str:
     if not epoch:
         return "–"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, ValueError, OSError):  # a time no calendar shows
+        return f"{epoch:.0f} (epoch seconds)"
 
 
 def _duration(seconds: float | int | None) -> str:

@@ -367,6 +367,19 @@ def save_switches(
     return redirect(request, "/firewall", "; ".join(words) + ".")
 
 
+def _whole_number(text: str, low: int, high: int, default: int) -> int:
+    """``text`` as a number from ``low`` to ``high`` written in ASCII digits, else ``default``.
+
+    Not ``str.isdigit`` alone: ``"²"`` is a digit to it and not to ``int``, and
+    ``int`` refuses thousands of digits; both were a 500 for a form value.
+    """
+    digits = text.lstrip("0") or ("0" if text else "")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(high)):
+        return default
+    value = int(digits)
+    return value if low <= value <= high else default
+
+
 # -- the network form ------------------------------------------------------------------
 
 
@@ -409,7 +422,7 @@ class NetworkForm:
         return cls(
             name=_text(form, "name"),
             address=_text(form, "address").strip(),
-            prefix=int(prefix) if prefix.isdigit() and int(prefix) <= 128 else 24,
+            prefix=_whole_number(prefix, 0, 128, 24),
             description=_text(form, "description"),
             services={k: form.get(f"service_{k}") == "allow" for k in keys},
             local=form.get("local") == "on",
@@ -567,7 +580,7 @@ def apply_now(
     if form.get("confirm") == "on":
         text = _text(form, "confirm_seconds")
         # The same bounds as the API's ApplyRequest; anything else gets the default.
-        seconds = int(text) if text.isdigit() and 5 <= int(text) <= 3600 else 60
+        seconds = _whole_number(text, 5, 3600, 60)
     try:
         result = context.applier.apply(seconds, client_address(request))
     except PbxfwError as exc:
