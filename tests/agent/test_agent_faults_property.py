@@ -192,7 +192,11 @@ def faulty_adapters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         _faulty("status", health_module.save_source_statuses),
     )
     monkeypatch.setattr(Inotify, "rewatch", _faulty("inotify", Inotify.rewatch))
-    monkeypatch.setattr(pjsip, "write_include", _faulty("pjsip", pjsip.write_include))
+    monkeypatch.setattr(
+        pjsip,
+        "write_configured_include",
+        _faulty("pjsip", pjsip.write_configured_include),
+    )
     monkeypatch.setattr(
         config_usecases,
         "discover_asterisk",

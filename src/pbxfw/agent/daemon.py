@@ -225,6 +225,8 @@ class Agent:
         finally:
             self.health.run("agent:counters", self.flush, force=True)
             self.health.persist(self.store)
+            for source in self._sources.values():
+                _close(source.tailer)
             if self._inotify is not None:
                 self._inotify.close()
             log.info("agent stopped")
@@ -796,28 +798,33 @@ class Agent:
             log.info("asterisk discover: %s", line)
 
     def _write_pjsip(self, config: Configuration) -> None:
+        """Rewrite the PJSIP include when its text changed. Every rule of a
+        file written as root is checked again at write time (a setting
+        stored before the rules, a symlink planted since): a refusal is
+        logged and the loop goes on."""
         target = config.settings.pjsip_include_path
         if not target:
             return
-        from pbxfw.asterisk.pjsip import reload_pjsip, render_pjsip, write_include
+        from pbxfw.asterisk.pjsip import reload_pjsip, render_pjsip, write_configured_include
 
         try:
             text = render_pjsip(config)
             if text == self._pjsip_text:
                 return
-            changed = write_include(Path(target), text)
+            changed = write_configured_include(config.settings, text)
             self._pjsip_text = text
             if changed:
                 log.info("wrote %s", target)
                 if config.settings.pjsip_reload:
                     log.info("%s", reload_pjsip())
-        except (PbxfwError, OSError) as exc:
+        except (PbxfwError, OSError, ValueError) as exc:
             log.error("PJSIP include: %s", exc)
 
 
 def _close(tailer: Tailer | None) -> None:
-    """Release what a tailer may hold open (a tailer that keeps its files
-    open has a ``close``; one that opens them on every poll has nothing)."""
-    close = getattr(tailer, "close", None)
-    if callable(close):
-        close()
+    """Release the descriptors a tailer holds (never raises: the loop goes on)."""
+    if tailer is not None:
+        try:
+            tailer.close()
+        except OSError as exc:
+            log.debug("closing the tailer of %s: %s", [f.path for f in tailer.files], exc)

@@ -101,7 +101,7 @@ def ban_elements(bans: list[Ban], now: float) -> list[BanElement]:
 
 
 def configuration_from_document(document: dict[str, Any]) -> Configuration:
-    parsed = parse_document(document)
+    parsed = parse_document(document, stored=True)
     return Configuration(tuple(parsed.networks), tuple(parsed.custom_services), parsed.settings)
 
 
@@ -263,7 +263,7 @@ class FirewallService:
             path = namespace_dir(self.state_dir, netns) / "rejected-config.json"
             path.write_text(json.dumps(rejected, indent=2, ensure_ascii=False) + "\n")
             if confirmed is not None:
-                replace_configuration(repo, parse_document(json.loads(confirmed)))
+                replace_configuration(repo, parse_document(json.loads(confirmed), stored=True))
                 repo.set_meta("applied_document", confirmed)
                 repo.set_meta("applied_revision", str(repo.revision()))
         return path
