@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from pbxfw.agent import health as health_module
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.health import Backoff, Health
-from pbxfw.agent.tail import Tailer
+from pbxfw.agent.tail import Inotify, Tailer
 from pbxfw.domain.sources import SourceStatus
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.usecases import ConfigService
@@ -223,3 +224,40 @@ def test_ips_status_names_the_failing_source_and_why(
     text = cli("ips", "status").stdout
     assert "1 of 4 sources failing" in text
     assert f"{tmp_path / 'auth.log'} (jail ssh): is a folder, not a file (setting log_ssh)" in text
+
+
+def test_run_keeps_looping_when_inotify_breaks(
+    svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run()`` itself: a broken wake-up falls back to sleeping, never ends the loop."""
+    setup(svc, tmp_path)
+
+    def broken(self: Inotify, timeout: float) -> bool:
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(Inotify, "wait", broken)
+    a = Agent(
+        svc.store,
+        AgentOptions(
+            state_dir=str(tmp_path / "state"), discover_asterisk=False, revision_interval=0.01
+        ),
+        backend=DryRunBackend(),
+    )
+    ticks: list[bool] = []
+    real_tick = a.tick
+
+    def tick(force_rules: bool = False) -> None:
+        real_tick(force_rules)
+        ticks.append(force_rules)
+        if len(ticks) >= 6:
+            a.stop_event.set()
+
+    monkeypatch.setattr(a, "tick", tick)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        a.run()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert len(ticks) == 6
+    assert [s.source for s in a.health.failing()] in ([], ["agent:inotify"])

@@ -26,6 +26,7 @@ so tests drive ``tick()`` directly.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -240,7 +241,9 @@ class Agent:
                 return
             except Exception as exc:
                 self.health.failed("agent:inotify", exc)
-                self._inotify = None
+                broken, self._inotify = self._inotify, None  # made again when due
+                with contextlib.suppress(Exception):
+                    broken.close()
         self.stop_event.wait(interval)
 
     def start(self) -> None:
