@@ -9,7 +9,8 @@ also bumps the configuration revision; on any error nothing is stored.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,22 @@ class ConfigService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @contextmanager
+    def _edit(self) -> Iterator[Repository]:
+        """The write unit of work of an edit, made on top of what the kernel holds.
+
+        A change the kernel rolled back (or whose confirmation window ran
+        out) is carried into storage first, so the edit lands on the last
+        confirmed configuration and is what the next apply loads
+        (pbxfw.usecases.firewall, docs/decisions.md "Apply and rollback").
+        """
+        from pbxfw.usecases.firewall import carry_rollbacks, settle_rollbacks
+
+        settle_rollbacks(self.store)
+        with self.store.write() as repo:
+            carry_rollbacks(repo)  # one that happened a moment ago
+            yield repo
+
     # -- init -------------------------------------------------------------
     def init(self, ssh_client: str | None = None) -> InitReport:
         """Ensure the revision counter and the permanent networks; trust the installer.
@@ -105,7 +122,7 @@ class ConfigService:
         Idempotent: a second run changes nothing.
         """
         report = InitReport()
-        with self.store.write() as repo:
+        with self._edit() as repo:
             if repo.get_meta("revision") is None:
                 repo.set_meta("revision", "0")
             changed = False
@@ -204,7 +221,7 @@ class ConfigService:
             description = validate_description(change.description)
         except ValidationError as exc:
             errors += exc.errors
-        with self.store.write() as repo:
+        with self._edit() as repo:
             config = stored_configuration(repo)
             keys = config.service_keys()
             services: dict[str, Verdict] = {}
@@ -235,7 +252,7 @@ class ConfigService:
         """Change the named fields of a network; the rest stay as they are."""
         notes: list[str] = []
         errors: list[FieldError] = []
-        with self.store.write() as repo:
+        with self._edit() as repo:
             config = stored_configuration(repo)
             keys = config.service_keys()
             current = normalised(repo.network(ref), keys)
@@ -290,7 +307,7 @@ class ConfigService:
         return updated, notes
 
     def remove_network(self, ref: str | int) -> Network:
-        with self.store.write() as repo:
+        with self._edit() as repo:
             network = repo.network(ref)
             if network.permanent:
                 raise PermanentError(
@@ -306,7 +323,7 @@ class ConfigService:
     def add_service(self, key: str, label: str, tcp: str = "", udp: str = "") -> CustomService:
         """Add a custom service; every network blocks it until allowed."""
         service = CustomService.create(key, label, tcp, udp)
-        with self.store.write() as repo:
+        with self._edit() as repo:
             repo.add_custom_service(service)
             repo.bump_revision()
         return service
@@ -314,7 +331,7 @@ class ConfigService:
     def remove_service(self, key: str) -> None:
         if key in BUILTIN_KEYS:
             raise ValidationError(FieldError("key", f"{key!r} is built-in and cannot be removed"))
-        with self.store.write() as repo:
+        with self._edit() as repo:
             if key not in {s.key for s in repo.custom_services()}:
                 raise NotFoundError(f"no custom service {key!r}; see `pbxfw service list`")
             repo.remove_custom_service(key)
@@ -327,7 +344,7 @@ class ConfigService:
     # -- settings ------------------------------------------------------------
     def update_settings(self, changes: Mapping[str, Any]) -> Settings:
         """Validate ``changes`` against the current settings as a whole, then store."""
-        with self.store.write() as repo:
+        with self._edit() as repo:
             current = repo.settings()
             updated = current.updated(changes)
             new = updated.model_dump()
@@ -353,7 +370,7 @@ class ConfigService:
         Errors name the place, e.g. ``networks[3].subnet``.
         """
         parsed = parse_document(document)
-        with self.store.write() as repo:
+        with self._edit() as repo:
             replace_configuration(repo, parsed)
             return stored_configuration(repo)
 
@@ -640,7 +657,7 @@ def discover_asterisk(
     from pbxfw.asterisk.discover import discover
 
     found = discover(Path(config_dir), Path(sshd_config) if sshd_config else None)
-    with svc.store.write() as repo:
+    with svc._edit() as repo:
         current = repo.settings()
         changes = found.changes(current)
         lines = found.describe_changes(current)
