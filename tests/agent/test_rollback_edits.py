@@ -56,7 +56,11 @@ class Env:
         # No SSH_CLIENT: the anti-lockout check is not what these tests are about.
         env = {k: v for k, v in os.environ.items() if k != "SSH_CLIENT"}
         return subprocess.run(
-            [PBXFW, *args, "--db", str(self.db)], capture_output=True, text=True, timeout=60, env=env
+            [PBXFW, *args, "--db", str(self.db)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
 
     def ok(self, *args: str) -> str:
@@ -217,3 +221,27 @@ def test_an_expired_change_is_reverted_exactly_once_whoever_notices(env: Env) ->
     )
     assert env.ssh() == "open"
     assert env.table() != confirmed_table
+
+
+def test_an_apply_that_notices_a_rollback_applies_nothing(env: Env) -> None:
+    """The watchdog is gone and no edit came: the apply after the deadline is
+    the first to notice. It rolls back and carries the rollback, then refuses,
+    rather than load a configuration other than the one stored when it was
+    asked."""
+    confirmed_table = env.table()
+    env.ok("network", "set", "Office", "--block", "ssh")
+    applied = json.loads(env.ok("apply", "--netns", env.pbx, "--confirm", "2", "--json"))
+    watchdog = int(applied["pending"]["watchdog_pid"])
+    os.kill(watchdog, signal.SIGKILL)
+    assert wait_for(lambda: not Path(f"/proc/{watchdog}").exists(), 5)
+    time.sleep(max(0.0, float(applied["pending"]["deadline"]) - time.time()) + 0.5)
+
+    refused = env.pbxfw("apply", "--netns", env.pbx)
+    assert refused.returncode == 2, (refused.stdout, refused.stderr)
+    assert "has been rolled back" in refused.stderr and "Nothing was applied" in refused.stderr
+    assert env.table() == confirmed_table and env.ssh() == "open"
+    assert env.office_ssh() == "allow"
+    # Asked again, it loads what is stored now (the confirmed configuration).
+    env.ok("apply", "--netns", env.pbx)
+    assert env.ssh() == "open"
+    assert env.office_ssh() == "allow"

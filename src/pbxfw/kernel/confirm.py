@@ -395,7 +395,18 @@ def apply_with_confirm(
         )
         _write_pending(folder, change)
         pid = _spawn_watchdog(folder, change.token, after_rollback, hook_env)
-        change = PendingChange(**{**asdict(change), "watchdog_pid": pid})
+        # The window starts when the rules change, not before the watchdog's
+        # start-up (a second or more on a busy host would eat a short window).
+        now, mono = time.time(), time.monotonic()
+        change = PendingChange(
+            **{
+                **asdict(change),
+                "watchdog_pid": pid,
+                "created": now,
+                "deadline": now + seconds,
+                "deadline_monotonic": mono + seconds,
+            }
+        )
         _write_pending(folder, change)
         try:
             backend.apply(new_text)

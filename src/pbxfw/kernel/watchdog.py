@@ -47,30 +47,33 @@ def watch(folder: Path, token: str, after_rollback: Sequence[str] = ()) -> int:
 
     After a restore, ``after_rollback`` (an argv, if any) is run once.
     """
+    failures = 0
     while True:
         change = _read_pending(folder)
         if change is None or change.token != token:
             log.info("change %s is no longer pending; nothing to do", token[:8])
             return 0
         remaining = change.deadline_monotonic - time.monotonic()
-        if remaining <= 0:
-            break
-        time.sleep(min(remaining, POLL_SECONDS))
-    for attempt in range(1, ATTEMPTS + 1):
+        if remaining > 0:
+            time.sleep(min(remaining, POLL_SECONDS))
+            continue
         with _locked(folder):
             change = _read_pending(folder)
             if change is None or change.token != token:
                 return 0
+            if change.deadline_monotonic > time.monotonic():
+                continue  # the applier moved the deadline to when the rules changed
             try:
                 restore_pending(folder, change, f"not confirmed within {change.seconds:g} s")
             except PbxfwError as exc:
-                log.error("rollback of %s failed (attempt %d): %s", token[:8], attempt, exc)
+                failures += 1
+                log.error("rollback of %s failed (attempt %d): %s", token[:8], failures, exc)
             else:
                 log.warning("change %s not confirmed in time: previous table restored", token[:8])
                 break
+        if failures >= ATTEMPTS:
+            return 1
         time.sleep(1.0)
-    else:
-        return 1
     run_hook(after_rollback)
     return 0
 
