@@ -11,11 +11,13 @@ declare -A wanted=(
   [chromium]=chromium
   [sipp]=sip-tester
   [debootstrap]=debootstrap
+  [logrotate]=logrotate
   [python3]=python3
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
+  # logrotate lives in /usr/sbin, which a non-root PATH may lack.
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0

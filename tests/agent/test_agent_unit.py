@@ -103,9 +103,13 @@ def test_the_table_is_applied_again_when_it_disappears(svc: ConfigService, tmp_p
 def test_the_pjsip_include_follows_the_local_networks(svc: ConfigService, tmp_path: Path) -> None:
     setup(svc, tmp_path)
     include = tmp_path / "pbxfw_pjsip_nat.conf"
-    svc.update_settings({"pjsip_include_path": str(include)})
+    (tmp_path / "pjsip.conf").write_text("")  # the folder is Asterisk's
+    # The include is written only in asterisk_config_dir.
+    svc.update_settings({"asterisk_config_dir": str(tmp_path), "pjsip_include_path": str(include)})
     backend = DryRunBackend()
-    a = agent(svc, tmp_path, backend)
+    options = AgentOptions(state_dir=str(tmp_path / "state"), discover_asterisk=False)
+    a = Agent(svc.store, options, backend=backend)
+    a.start()
     assert "local_net=192.168." not in include.read_text()
     svc.add_network(NetworkChange(name="Office", subnet="192.168.5.0/24", local=True))
     FirewallService(svc.store, tmp_path / "state", backend=lambda _ns: backend).apply()  # type: ignore[arg-type,return-value]

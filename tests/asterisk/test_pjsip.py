@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from pbxfw.asterisk.conf import load_config, parse_config
 from pbxfw.asterisk.pjsip import (
+    HEADER,
     RELOAD_COMMAND,
     AsteriskUnavailableError,
     PjsipError,
@@ -152,35 +153,39 @@ def test_the_documented_include_line_works_inside_each_transport(tmp_path: Path)
 # -- write_include -------------------------------------------------------------
 
 
+#: What pbxfw writes starts with its header: the writer replaces only such files.
+OURS = HEADER + "\n"
+
+
 def test_write_include_is_atomic_and_reports_changes(tmp_path: Path) -> None:
     path = tmp_path / "nat.conf"
-    assert write_include(path, "local_net=127.0.0.1/32\n") is True
-    assert path.read_text() == "local_net=127.0.0.1/32\n"
+    assert write_include(path, OURS + "local_net=127.0.0.1/32\n") is True
+    assert path.read_text() == OURS + "local_net=127.0.0.1/32\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o644  # Asterisk's own user must read it
     before = path.stat().st_mtime_ns
-    assert write_include(path, "local_net=127.0.0.1/32\n") is False
+    assert write_include(path, OURS + "local_net=127.0.0.1/32\n") is False
     assert path.stat().st_mtime_ns == before
     path.chmod(0o640)
-    assert write_include(path, "local_net=::1/128\n") is True
-    assert path.read_text() == "local_net=::1/128\n"
+    assert write_include(path, OURS + "local_net=::1/128\n") is True
+    assert path.read_text() == OURS + "local_net=::1/128\n"
     assert stat.S_IMODE(path.stat().st_mode) == 0o640  # kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nat.conf"]  # no temp left
 
 
 def test_write_include_failure_is_clear_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(PjsipError, match="cannot write in"):
-        write_include(tmp_path / "missing" / "nat.conf", "x=1\n")
+        write_include(tmp_path / "missing" / "nat.conf", OURS + "x=1\n")
 
 
 def test_write_include_replace_failure_removes_the_temporary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def fail(src: str, dst: object) -> None:
+    def fail(src: str, dst: object, **dir_fds: object) -> None:
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(PjsipError, match="Read-only file system"):
-        write_include(tmp_path / "nat.conf", "x=1\n")
+        write_include(tmp_path / "nat.conf", OURS + "x=1\n")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -336,7 +336,9 @@ def test_settings_are_read_and_patched(client: TestClient, auth: dict[str, str])
     answer = client.patch(
         f"{API}/settings",
         headers=auth,
-        json={"firewall_enabled": "on", "ips_preset": "paranoid", "cti_ports": "4222,8000"},
+        # Strict JSON types (issue 13): a switch is true/false, never "on"
+        # (refused: test_settings_over_rest_are_strictly_typed); a list may be text.
+        json={"firewall_enabled": True, "ips_preset": "paranoid", "cti_ports": "4222,8000"},
     )
     assert answer.status_code == 200
     body = answer.json()

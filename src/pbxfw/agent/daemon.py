@@ -571,20 +571,24 @@ class Agent:
             log.info("asterisk discover: %s", line)
 
     def _write_pjsip(self, config: Configuration) -> None:
+        """Rewrite the PJSIP include when its text changed. Every rule of a
+        file written as root is checked again at write time (a setting
+        stored before the rules, a symlink planted since): a refusal is
+        logged and the loop goes on."""
         target = config.settings.pjsip_include_path
         if not target:
             return
-        from pbxfw.asterisk.pjsip import reload_pjsip, render_pjsip, write_include
+        from pbxfw.asterisk.pjsip import reload_pjsip, render_pjsip, write_configured_include
 
         try:
             text = render_pjsip(config)
             if text == self._pjsip_text:
                 return
-            changed = write_include(Path(target), text)
+            changed = write_configured_include(config.settings, text)
             self._pjsip_text = text
             if changed:
                 log.info("wrote %s", target)
                 if config.settings.pjsip_reload:
                     log.info("%s", reload_pjsip())
-        except (PbxfwError, OSError) as exc:
+        except (PbxfwError, OSError, ValueError) as exc:
             log.error("PJSIP include: %s", exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -68,6 +69,9 @@ def pjsip(
     if target is None:
         typer.echo(text, nl=False)
     else:
+        # The operator named this path: it may be anywhere, but the writer's
+        # other rules hold (no symlink, only a file pbxfw wrote).
+        target = Path(os.path.abspath(target))
         changed = write_include(target, text)
         out.print(f"{'wrote' if changed else 'unchanged'}: {target}", markup=False)
     if reload:

@@ -51,9 +51,17 @@ StateDirOption = Annotated[
 
 
 def state_dir_for(db_url: str, state_dir: str | None) -> str:
-    """``--state-dir``, else ``state/`` beside a SQLite file, else /var/lib/pbxfw/state."""
-    if state_dir:
-        return state_dir
+    """``--state-dir``, else ``state/`` beside a SQLite file, else /var/lib/pbxfw/state.
+
+    The folder is made its owner's only (0700, created so or tightened): it
+    holds the key that signs sessions and tokens.
+    """
+    from pbxfw.storage.db import private_folder
+
+    return str(private_folder(state_dir or _default_state_dir(db_url)))
+
+
+def _default_state_dir(db_url: str) -> str:
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
@@ -76,11 +84,18 @@ def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
 
 def config_service(db: str | None, *, create: bool = False) -> Any:
     """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the default."""
+    import os
+
     from pbxfw.storage.db import database_url
     from pbxfw.storage.repository import Store
     from pbxfw.usecases import ConfigService
 
-    return ConfigService(Store.open(database_url(db), create=create))
+    url = database_url(db)
+    service = ConfigService(Store.open(url, create=create))
+    if create:
+        # `init` makes the state folder too, private from the start.
+        state_dir_for(url, os.environ.get("PBXFW_STATE_DIR"))
+    return service
 
 
 def dumps(value: Any) -> str:

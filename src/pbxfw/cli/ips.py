@@ -99,7 +99,10 @@ def bans_list(json_: JsonOption = False, db: DbOption = None) -> None:
 
 
 def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a time no calendar shows
+        return f"{epoch:.0f} (epoch seconds)"
 
 
 @bans_app.command("add")

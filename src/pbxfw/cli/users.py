@@ -1,4 +1,4 @@
-"""``pbxfw user add|list``: administrators of the web page and the REST API."""
+"""``pbxfw user add|list|logout``: administrators of the web page and the REST API."""
 
 from __future__ import annotations
 
@@ -48,3 +48,22 @@ def list_(db: DbOption = None) -> None:
 
     for name in UserService(config_service(db).store).names():
         typer.echo(name)
+
+
+@app.command("logout")
+def logout(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    db: DbOption = None,
+) -> None:
+    """End every web session and API token of NAME issued until now, on every
+    web worker, also after a restart (NAME can log in again at once)."""
+    from datetime import UTC, datetime
+
+    from pbxfw.usecases.users import UserService
+
+    cutoff = UserService(config_service(db).store).logout_everywhere(name)
+    when = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    console().print(
+        f"logged out user {name} everywhere: sessions and tokens issued until {when} are refused",
+        markup=False,
+    )

@@ -50,6 +50,7 @@ from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import ALL_SERVICES, PolicyIndex
 from pbxfw.domain.networks import Verdict
 from pbxfw.domain.services import Service
+from pbxfw.domain.settings import MAX_BAN_SECONDS
 from pbxfw.ips.events import JAIL_SCOPES
 
 __all__ = [
@@ -255,8 +256,7 @@ def _ban_items(spans: list[tuple[int, int, int | None]], version: int) -> list[s
         else:
             folded.append((first, last, ttl))
     return [
-        _interval_text(first, last, version) + ("" if ttl is None else f" timeout {ttl}s")
-        for first, last, ttl in folded
+        _interval_text(first, last, version) + _timeout_text(ttl) for first, last, ttl in folded
     ]
 
 
@@ -266,6 +266,31 @@ def _longer(a: int | None, b: int | None) -> int | None:
     return None if a is None or b is None else max(a, b)
 
 
+def _bounded(ttl: int | None) -> int | None:
+    """A lifetime the kernel holds: at most MAX_BAN_SECONDS (10 years).
+
+    Ban lengths are bounded where they are given; this is for elements made
+    from bans stored before that (``1e30`` seconds), which nft would refuse,
+    failing the whole transaction.
+    """
+    return MAX_BAN_SECONDS if ttl is not None and ttl > MAX_BAN_SECONDS else ttl
+
+
+def _timeout_text(ttl: int | None) -> str:
+    """`` timeout 600s``, or nothing for ``None``. nft 1.0.6 reads at most 8
+    digits before ``s`` (``100000000s`` is "value too large"), so longer
+    lifetimes are written in days: ``3650d``, ``1157d9h46m40s``."""
+    if ttl is None:
+        return ""
+    if ttl < 10**8:
+        return f" timeout {ttl}s"
+    days, rest = divmod(ttl, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
+    return " timeout " + "".join(f"{n}{unit}" for n, unit in parts if n)
+
+
 def _host_items(hosts: Iterable[tuple[int, int | None]], version: int) -> list[str]:
     """The elements of one hash ban set: each address once, sorted, with the
     longest of its lifetimes (``None``: no end)."""
@@ -273,8 +298,7 @@ def _host_items(hosts: Iterable[tuple[int, int | None]], version: int) -> list[s
     for value, ttl in hosts:
         longest[value] = _longer(longest[value], ttl) if value in longest else ttl
     return [
-        address_text(value, version) + ("" if ttl is None else f" timeout {ttl}s")
-        for value, ttl in sorted(longest.items())
+        address_text(value, version) + _timeout_text(ttl) for value, ttl in sorted(longest.items())
     ]
 
 
@@ -291,7 +315,7 @@ def _group_bans(
     for ban in bans:
         if ban.jail not in JAIL_SCOPES:
             ban_set_name(ban.jail, 4)  # raises ValueError naming the jails
-        ttl = ban.expires_in_seconds
+        ttl = _bounded(ban.expires_in_seconds)
         if ttl is not None and ttl <= 0:
             continue
         key = (ban.jail, ban.subnet.version)
@@ -643,6 +667,8 @@ def plan_elements(
     adding = action == "add"
     for ban in elements:
         ttl = ban.expires_in_seconds
+        if ttl is not None and ttl > MAX_BAN_SECONDS:
+            ttl = MAX_BAN_SECONDS  # _bounded, inlined: the hot loop
         if adding and ttl is not None and ttl <= 0:
             continue
         subnet = ban.subnet
@@ -718,7 +744,7 @@ def set_commands(
     bare = f"{target} {{ {', '.join(text for text, _ in items)} }}"
     if action == "delete":
         return [f"add {bare}", f"delete {bare}"]
-    timed = ", ".join(text + ("" if ttl is None else f" timeout {ttl}s") for text, ttl in items)
+    timed = ", ".join(text + _timeout_text(ttl) for text, ttl in items)
     last_step = f"add {target} {{ {timed} }}"
     return [f"add {bare}", f"delete {bare}", last_step] if refresh else [last_step]
 

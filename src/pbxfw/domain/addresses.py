@@ -59,7 +59,7 @@ def _address_problem(text: str) -> str:
         for part in parts:
             if not part:
                 return f"{text!r} is not an IPv4 address: an octet is empty"
-            if int(part) > 255:
+            if len(part) > 3 or int(part) > 255:
                 return f"{text!r} is not an IPv4 address: octet {part} is over 255"
             if len(part) > 1 and part.startswith("0"):
                 return f"{text!r} is not an IPv4 address: octet {part} has a leading zero"
@@ -100,7 +100,9 @@ def parse_subnet_with_note(text: str, field: str = "subnet") -> tuple[IPNetwork,
     address = parse_address(address_part, field, map_v4=not slash)
     max_prefix = address.max_prefixlen
     if slash:
-        if not prefix_part.isdigit():
+        # ASCII digits only ("²" is a digit to isdigit, not to int), and few of
+        # them: int() refuses thousands of digits with a ValueError.
+        if not (prefix_part.isascii() and prefix_part.isdigit() and len(prefix_part) <= 3):
             raise ValidationError(
                 FieldError(field, f"{raw!r}: the prefix length must be a number 0–{max_prefix}")
             )

@@ -7,12 +7,28 @@ of services a ban covers, the *jail* is the scenario that made it.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pbxfw.domain.addresses import IPNetwork
 from pbxfw.domain.decision import ALL_SERVICES, ActiveBan
+from pbxfw.domain.settings import MAX_BAN_SECONDS
 
-__all__ = ["Ban", "scope_from_text", "scope_text"]
+__all__ = ["Ban", "bounded_expiries", "scope_from_text", "scope_text"]
+
+
+def bounded_expiries(created: Sequence[float], expires: Sequence[float]) -> Sequence[float]:
+    """``expires`` with each expiry at most MAX_BAN_SECONDS after its creation.
+
+    A ban stored before lengths were bounded (``1e30`` seconds) reads as
+    lasting 10 years from its creation, so listing, showing and compiling it
+    never overflow. ``expires`` itself when none is beyond (the usual case,
+    checked at C speed: the agent reads 100,000 bans at once).
+    """
+    if max(map(operator.sub, expires, created), default=0.0) <= MAX_BAN_SECONDS:
+        return expires
+    return [min(e, c + MAX_BAN_SECONDS) for c, e in zip(created, expires, strict=True)]
 
 
 def scope_text(scope: frozenset[str]) -> str:
@@ -40,8 +56,12 @@ class Ban:
     id: int | None = None
 
     def remaining(self, now: float) -> int:
-        """Whole seconds left (0 when expired); the kernel element's timeout."""
-        return max(0, int(self.expires_at - now + 0.999))
+        """Whole seconds left (0 when expired, at most MAX_BAN_SECONDS); the
+        kernel element's timeout."""
+        left = self.expires_at - now
+        if left > MAX_BAN_SECONDS:  # a clock set back, or a ban from before the bound
+            return MAX_BAN_SECONDS
+        return max(0, int(left + 0.999))
 
     def active(self, now: float) -> bool:
         return self.expires_at > now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -12,13 +13,18 @@ from pbxfw.domain.services import BUILTIN_KEYS
 from pbxfw.errors import FieldError, ValidationError
 
 __all__ = [
+    "ID_MAX",
     "INTERNET_V4",
     "INTERNET_V6",
     "PERMANENT_DEFAULT_ALLOW",
     "Network",
     "Verdict",
+    "clash_error",
     "inherited_services",
     "most_specific",
+    "name_clash",
+    "name_key",
+    "network_id",
     "permanent_networks",
     "resolve_services",
     "validate_description",
@@ -27,6 +33,9 @@ __all__ = [
 
 NAME_MAX = 64
 DESCRIPTION_MAX = 255
+#: The largest id a network can have: SQLite's INTEGER (and PostgreSQL's
+#: BIGINT) is a signed 64-bit number; a larger reference cannot name a row.
+ID_MAX = 2**63 - 1
 
 
 class Verdict(StrEnum):
@@ -63,18 +72,76 @@ class Network:
 
 
 def validate_name(name: str, field: str = "name") -> str:
-    """1–64 printable characters, kept exactly as typed."""
-    if not name or not name.strip():
+    """1–64 printable characters; returns the canonical name (surrounding space stripped).
+
+    Control characters are refused wherever they are (a tab or newline at the
+    end too: it is a paste gone wrong, not a space to trim); spaces around the
+    name are dropped, so ``"Office "`` is stored as ``"Office"``. Uniqueness is
+    :func:`name_clash`'s.
+    """
+    if not name.isprintable():
+        raise ValidationError(
+            FieldError(field, "contains control characters (tab, newline, ...); remove them")
+        )
+    name = name.strip()
+    if not name:
         raise ValidationError(FieldError(field, "is empty; give the network a name"))
     if len(name) > NAME_MAX:
         raise ValidationError(
             FieldError(field, f"is {len(name)} characters long; the limit is {NAME_MAX}")
         )
-    if not name.isprintable():
-        raise ValidationError(
-            FieldError(field, "contains control characters (tab, newline, ...); remove them")
-        )
     return name
+
+
+def name_key(name: str) -> str:
+    """What two names are compared by: no surrounding space, Unicode NFKC, casefolded.
+
+    ``"Internet"``, ``"internet"`` and ``" INTERNET "`` have the same key, so
+    only one of them can exist; so do look-alikes such as full-width letters.
+    """
+    return unicodedata.normalize("NFKC", name.strip()).casefold()
+
+
+def name_clash(name: str, networks: Iterable[Network], own_id: int | None = None) -> Network | None:
+    """The network other than ``own_id`` whose name has the same :func:`name_key`."""
+    key = name_key(name)
+    for network in networks:
+        if own_id is not None and network.id == own_id:
+            continue
+        if name_key(network.name) == key:
+            return network
+    return None
+
+
+def clash_error(name: str, other: Network, field: str = "name") -> FieldError:
+    """The message for a taken name, saying why when the spelling differs."""
+    why = (
+        ""
+        if other.name == name
+        else " (names are compared without regard to case and surrounding space)"
+    )
+    return FieldError(field, f"a network named {other.name!r} exists already{why}")
+
+
+def network_id(ref: str | int) -> int | None:
+    """The id ``ref`` names, or None when it cannot be an id (then it is a name).
+
+    An id is a whole number from 1 to :data:`ID_MAX` written in ASCII digits;
+    ``0``, ``-1``, ``99999999999999999999`` or ``²`` are not ids, so looking
+    them up finds no network instead of failing in the database.
+    """
+    if isinstance(ref, bool):
+        return None
+    if isinstance(ref, int):
+        value = ref
+    elif ref.isascii() and ref.isdigit():
+        digits = ref.lstrip("0") or "0"
+        if len(digits) > len(str(ID_MAX)):
+            return None  # also keeps int() away from thousands of digits
+        value = int(digits)
+    else:
+        return None
+    return value if 1 <= value <= ID_MAX else None
 
 
 def validate_description(text: str | None, field: str = "description") -> str:

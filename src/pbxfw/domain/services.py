@@ -41,8 +41,10 @@ BUILTIN_LABELS: dict[str, str] = {
 }
 BUILTIN_KEYS: tuple[str, ...] = tuple(BUILTIN_LABELS)
 
-_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_PORT_ITEM = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+# fullmatch, not match with $ (which also matches before a final newline);
+# ASCII digits only, and few enough for int() (a port has at most 5).
+_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_PORT_ITEM = re.compile(r"([0-9]{1,10})(?:\s*-\s*([0-9]{1,10}))?")
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -122,7 +124,7 @@ class CustomService:
 
 def validate_service_key(key: str, field: str = "key") -> str:
     """A custom service key: lower-case letter, then letters, digits, ``_``; ≤ 32."""
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):
         raise ValidationError(
             FieldError(
                 field,
@@ -141,7 +143,7 @@ def parse_ports(text: str, field: str = "ports") -> tuple[tuple[int, int], ...]:
     for item in (part.strip() for part in text.split(",")):
         if not item:
             continue
-        match = _PORT_ITEM.match(item)
+        match = _PORT_ITEM.fullmatch(item)
         if not match:
             raise ValidationError(
                 FieldError(field, f"{item!r} is not a port or range; write e.g. 5000 or 6000-6010")

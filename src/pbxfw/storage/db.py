@@ -4,11 +4,18 @@ SQLite is the embedded default. Every connection gets WAL, a busy timeout
 and ``BEGIN IMMEDIATE`` for write units of work, so the CLI, the web page and
 the agent can write at the same time: a writer waits for the lock instead of
 failing half-way with "database is locked" when it upgrades a read lock.
+
+The SQLite file holds the administrators' password hashes, so it is the
+owner's alone (0600): pbxfw creates it so, and tightens a file (and its
+``-wal``/``-shm`` files) it finds readable by others whenever it opens it.
+SQLite gives the ``-wal`` and ``-shm`` files the database file's own mode.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +27,25 @@ from pbxfw.errors import StorageError
 
 __all__ = [
     "DEFAULT_DB",
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
     "database_url",
     "make_engine",
     "migrate",
+    "private_folder",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Where the database lives when neither ``--db`` nor ``PBXFW_DB`` says.
 DEFAULT_DB = "var/pbxfw.db"
 BUSY_TIMEOUT_MS = 30_000
 _MIGRATIONS = Path(__file__).with_name("migrations")
 WRITE_OPTION = "pbxfw_write"
+#: The database and its -wal/-shm files: read and written by their owner only.
+PRIVATE_FILE_MODE = 0o600
+#: The state folder (signing key, confirmation state): its owner's only.
+PRIVATE_DIR_MODE = 0o700
 
 
 def database_url(value: str | None = None) -> str:
@@ -54,10 +70,13 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
         folder = Path(path).parent
         if create_dir:
             folder.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(path))
         elif not Path(path).exists():
             raise StorageError(
                 f"no database at {path}; run `pbxfw init` first (or pass --db / set PBXFW_DB)"
             )
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            _tighten(Path(name), PRIVATE_FILE_MODE)
     engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")
@@ -78,6 +97,57 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty database file 0600 before SQLite creates it with 0644.
+
+    SQLite takes an empty file for an empty database; an existing file is
+    left as it is (no truncation), so two processes running ``init`` at once
+    are harmless.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except OSError as exc:
+        raise StorageError(f"cannot create the database {path}: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Take the group's and others' bits off ``path`` if it has any (owner's bits kept).
+
+    Only what the owner could do; a file of another user or on a read-only
+    file system stays as it is (a warning in the log, never an error:
+    the database still works).
+    """
+    try:
+        st = path.stat()
+    except OSError:
+        return
+    current = stat.S_IMODE(st.st_mode)
+    if not current & ~mode & 0o077:
+        return
+    try:
+        os.chmod(path, current & mode)
+    except OSError as exc:
+        log.warning("cannot make %s private (mode %o): %s", path, current, exc.strerror)
+
+
+def private_folder(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a folder of its owner's only (0700): created so, or tightened.
+
+    Parents that must be created get the default mode; only the folder itself
+    is private. A folder that cannot be created or changed (no permission) is
+    left for its first user to report.
+    """
+    folder = Path(path)
+    try:
+        folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        log.debug("cannot create %s: %s", folder, exc.strerror)
+        return folder
+    _tighten(folder, PRIVATE_DIR_MODE)
+    return folder
 
 
 def _alembic_config() -> Any:

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import ipaddress
 import json
+import logging
 import operator
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
-from pbxfw.domain.bans import Ban, scope_from_text, scope_text
+from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import Network, Verdict
+from pbxfw.domain.networks import Network, Verdict, network_id
 from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import ConflictError, FieldError, NotFoundError, StorageError
@@ -113,10 +114,15 @@ class Repository:
         return [_network_from_row(r) for r in rows]
 
     def network(self, ref: str | int) -> Network:
-        """A network by id or by name (an all-digit name is tried as a name too)."""
+        """A network by id or by name (an all-digit name is tried as a name too).
+
+        A reference that cannot be an id (0, negative, beyond 64 bits) is
+        looked up as a name only: not found, never a database overflow.
+        """
         row = None
-        if isinstance(ref, int) or str(ref).isdigit():
-            row = self.session.get(NetworkRow, int(ref))
+        by_id = network_id(ref)
+        if by_id is not None:
+            row = self.session.get(NetworkRow, by_id)
         if row is None:
             row = self.session.scalar(select(NetworkRow).where(NetworkRow.name == str(ref)))
         if row is None:
@@ -209,9 +215,16 @@ class Repository:
         return {k: json.loads(v) for k, v in rows}
 
     def settings(self) -> Settings:
-        stored = self.stored_settings()
-        known = {k: v for k, v in stored.items() if k in Settings.model_fields}
-        return Settings.model_validate({**Settings().model_dump(), **known})
+        """The stored settings; a stored value that breaks a rule added since
+        it was stored takes its default, with a warning (once per process)."""
+        settings, ignored = Settings.from_stored(self.stored_settings())
+        for problem in ignored:
+            if str(problem) not in _REPORTED_SETTINGS:
+                _REPORTED_SETTINGS.add(str(problem))
+                logging.getLogger("pbxfw.storage").warning(
+                    "setting %s; its default applies: set it again", problem
+                )
+        return settings
 
     def save_settings(self, values: Mapping[str, Any]) -> None:
         """Store ``values`` (already validated) over the stored ones."""
@@ -266,6 +279,7 @@ class Repository:
             scopes = {text: scope_from_text(text) for text in set(columns[_SCOPE])}
             columns[_SUBNET] = networks_from_text(columns[_SUBNET])
             columns[_SCOPE] = [scopes[text] for text in columns[_SCOPE]]
+            columns[_EXPIRES_AT] = bounded_expiries(columns[_CREATED_AT], columns[_EXPIRES_AT])
             bans = list(map(Ban, *columns))
             del columns  # before collection resumes: 11 lists of 10^5 items to traverse
         return bans
@@ -409,7 +423,7 @@ def _ban_from_row(row: Any) -> Ban:
         scope=scope_from_text(row.scope),
         reason=row.reason,
         created_at=row.created_at,
-        expires_at=row.expires_at,
+        expires_at=bounded_expiries([row.created_at], [row.expires_at])[0],
         first_failure=row.first_failure,
         last_failure=row.last_failure,
         failures=row.failures,
@@ -421,6 +435,9 @@ def _ban_from_row(row: Any) -> Ban:
 def _ban_values(ban: Ban) -> dict[str, Any]:
     return {"subnet": str(ban.subnet), **_shared_dict(ban)}
 
+
+#: Ignored stored settings already reported (Repository.settings).
+_REPORTED_SETTINGS: set[str] = set()
 
 #: The columns of a ban in the order of Ban's fields (Repository.bans builds
 #: each Ban from them positionally).
@@ -437,7 +454,7 @@ _BAN_COLUMNS = (
     "offence",
     "id",
 )
-_SUBNET, _SCOPE, _CREATED_AT = 0, 2, 4
+_SUBNET, _SCOPE, _CREATED_AT, _EXPIRES_AT = 0, 2, 4, 5
 #: The columns besides subnet and id, which the bans of one import share.
 _SHARED_COLUMNS = _BAN_COLUMNS[1:-1]
 

@@ -17,6 +17,7 @@ from itertools import compress
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
+from pbxfw.domain.settings import check_ban_seconds
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.ips.events import JAIL_SCOPES
@@ -39,8 +40,11 @@ def _check_jail_and_length(jail: str, seconds: int | None) -> None:
         errors.append(
             FieldError("jail", f"unknown jail {jail!r}; use one of {', '.join(JAIL_SCOPES)}")
         )
-    if seconds is not None and seconds < 1:
-        errors.append(FieldError("seconds", "a ban lasts at least 1 second"))
+    if seconds is not None:
+        try:
+            check_ban_seconds(seconds, "seconds")
+        except ValidationError as exc:
+            errors += exc.errors
     if errors:
         raise ValidationError(errors)
 

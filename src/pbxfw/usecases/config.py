@@ -20,13 +20,22 @@ from pbxfw.domain.decision import ActiveBan, Decision, check
 from pbxfw.domain.networks import (
     Network,
     Verdict,
+    clash_error,
     inherited_services,
+    name_clash,
+    name_key,
     permanent_networks,
     resolve_services,
     validate_description,
     validate_name,
 )
-from pbxfw.domain.services import BUILTIN_KEYS, CustomService, Service, format_ports
+from pbxfw.domain.services import (
+    BUILTIN_KEYS,
+    BUILTIN_LABELS,
+    CustomService,
+    Service,
+    format_ports,
+)
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import (
     ConflictError,
@@ -44,6 +53,7 @@ __all__ = [
     "InitReport",
     "NetworkChange",
     "discover_asterisk",
+    "label_clash",
     "normalised",
     "stored_configuration",
 ]
@@ -132,7 +142,7 @@ class ConfigService:
             for network in permanent_networks(keys):
                 if str(network.subnet) not in existing:
                     name = network.name
-                    if any(n.name == name for n in config.networks):
+                    if name_clash(name, config.networks) is not None:
                         name = f"{name} ({network.subnet})"
                     repo.add_network(network.with_changes(name=name))
                     report.created_permanent.append(name)
@@ -232,8 +242,8 @@ class ConfigService:
                 services = resolve_services(base, change.allow, change.block, keys, change.services)
             except ValidationError as exc:
                 errors += exc.errors
-            if errors or name is None or subnet is None:
-                raise ValidationError(errors)
+            _refuse(errors, _conflicts(name, subnet, config.networks))
+            assert name is not None and subnet is not None  # else an error was raised
             network = Network(
                 name,
                 subnet,
@@ -296,8 +306,17 @@ class ConfigService:
                 updated = updated.with_changes(local=change.local)
             if change.never_block is not None:
                 updated = updated.with_changes(never_block=change.never_block)
-            if errors:
-                raise ValidationError(errors)
+            # Only a new name or subnet is checked: a database made before names
+            # were compared this way keeps its look-alike names editable.
+            _refuse(
+                errors,
+                _conflicts(
+                    updated.name if updated.name != current.name else None,
+                    updated.subnet if updated.subnet != current.subnet else None,
+                    config.networks,
+                    current.id,
+                ),
+            )
             if updated != current:
                 repo.update_network(updated)
                 repo.bump_revision()
@@ -324,6 +343,9 @@ class ConfigService:
         """Add a custom service; every network blocks it until allowed."""
         service = CustomService.create(key, label, tcp, udp)
         with self._edit() as repo:
+            taken = label_clash(service, repo.custom_services())
+            if taken is not None:
+                raise ConflictError(taken)
             repo.add_custom_service(service)
             repo.bump_revision()
         return service
@@ -342,11 +364,15 @@ class ConfigService:
             repo.bump_revision()
 
     # -- settings ------------------------------------------------------------
-    def update_settings(self, changes: Mapping[str, Any]) -> Settings:
-        """Validate ``changes`` against the current settings as a whole, then store."""
+    def update_settings(self, changes: Mapping[str, Any], *, strict: bool = False) -> Settings:
+        """Validate ``changes`` against the current settings as a whole, then store.
+
+        ``strict`` (REST, JSON): each value must have its JSON type; otherwise
+        text is parsed too (CLI, web forms). See ``Settings.updated``.
+        """
         with self._edit() as repo:
             current = repo.settings()
-            updated = current.updated(changes)
+            updated = current.updated(changes, strict=strict)
             new = updated.model_dump()
             differing = {k: v for k, v in new.items() if current.model_dump()[k] != v}
             touched = {k: new[k] for k in changes if k in new} | differing
@@ -375,6 +401,58 @@ class ConfigService:
             return stored_configuration(repo)
 
 
+def _conflicts(
+    name: str | None,
+    subnet: IPNetwork | None,
+    networks: Iterable[Network],
+    own_id: int | None = None,
+) -> list[FieldError]:
+    """``name`` or ``subnet`` already another network's (names as :func:`name_clash` says)."""
+    networks = list(networks)
+    conflicts: list[FieldError] = []
+    if name is not None and (other := name_clash(name, networks, own_id)) is not None:
+        conflicts.append(clash_error(name, other))
+    if subnet is not None:
+        for other in networks:
+            if other.subnet == subnet and (own_id is None or other.id != own_id):
+                conflicts.append(
+                    FieldError(
+                        "subnet", f"{subnet} is already the subnet of network {other.name!r}"
+                    )
+                )
+                break
+    return conflicts
+
+
+def _refuse(errors: list[FieldError], conflicts: list[FieldError]) -> None:
+    """Raise for ``errors`` (422) and ``conflicts`` together; conflicts alone are a 409."""
+    if errors or conflicts:
+        raise (ValidationError if errors else ConflictError)(errors + conflicts)
+
+
+def label_clash(
+    service: CustomService, others: Iterable[CustomService], field: str = "label"
+) -> FieldError | None:
+    """The error when ``service``'s label is another service's in another spelling.
+
+    Labels head the columns of the network table, so two services may not
+    share one; they are compared as network names are (:func:`name_key`),
+    with the built-in labels too. Keys are lower-case by their own rule.
+    """
+    key = name_key(service.label)
+    labels = list(BUILTIN_LABELS.items())
+    labels += [(c.key, c.label) for c in others if c.key != service.key]
+    for other_key, other_label in labels:
+        if name_key(other_label) == key:
+            return FieldError(
+                field,
+                f"{service.label!r} is already the label of service {other_key!r} "
+                "(labels are compared without regard to case and surrounding space); "
+                "give another label",
+            )
+    return None
+
+
 # -- the configuration document -------------------------------------------------------
 
 
@@ -385,6 +463,17 @@ def replace_configuration(repo: Repository, parsed: ParsedDocument) -> None:
     subnets change their name, services and flags.
     """
     permanent = {str(n.subnet): n for n in repo.networks() if n.permanent}
+    # A permanent network the document does not list stays with its name: a
+    # document network may not take that name in another spelling.
+    replaced = {str(n.subnet) for n in parsed.networks}
+    kept = [n for subnet, n in permanent.items() if subnet not in replaced]
+    clashes = [
+        clash_error(n.name, other, f"networks[{i}].name")
+        for i, n in enumerate(parsed.networks)
+        if (other := name_clash(n.name, kept)) is not None
+    ]
+    if clashes:
+        raise ConflictError(clashes)
     repo.remove_all_networks(keep_permanent=True)
     repo.remove_all_custom_services()
     repo.replace_settings(parsed.settings_values)
@@ -450,8 +539,14 @@ class ParsedDocument:
 _NETWORK_FIELDS = {"id", "name", "subnet", "services", "local", "never_block", "description"}
 
 
-def parse_document(document: object) -> ParsedDocument:
-    """Validate a whole configuration document; every error names its place."""
+def parse_document(document: object, *, stored: bool = False) -> ParsedDocument:
+    """Validate a whole configuration document; every error names its place.
+
+    ``stored``: a document pbxfw itself stored (the applied or confirmed
+    configuration), perhaps before a settings rule existed: a setting that
+    breaks a rule takes its default instead of refusing the document, as
+    stored settings do (``Settings.from_stored``). Imports are strict.
+    """
     if not isinstance(document, dict):
         raise ValidationError(
             FieldError("document", "must be a JSON object with networks, services, settings")
@@ -487,6 +582,10 @@ def parse_document(document: object) -> ParsedDocument:
             errors += exc.prefixed(f"services[{i}]").errors
     if len({c.key for c in custom}) != len(custom):
         errors.append(FieldError("services", "a custom service key appears twice"))
+    for i, service in enumerate(custom):
+        taken = label_clash(service, custom[:i], f"services[{i}].label")
+        if taken is not None:
+            errors.append(taken)
 
     raw_settings = document.get("settings", {})
     settings = Settings()
@@ -495,7 +594,12 @@ def parse_document(document: object) -> ParsedDocument:
         errors.append(FieldError("settings", "must be an object of setting keys and values"))
     else:
         try:
-            settings = Settings().updated(raw_settings)
+            if stored:
+                settings, ignored = Settings.from_stored(raw_settings)
+                left_out = {e.field for e in ignored}
+                raw_settings = {k: v for k, v in raw_settings.items() if k not in left_out}
+            else:
+                settings = Settings().updated(raw_settings, strict=True)
             settings_values = {k: getattr(settings, k) for k in raw_settings if k != "ips_preset"}
         except ValidationError as exc:
             errors += exc.prefixed("settings").errors
@@ -560,11 +664,18 @@ def _parse_networks(raw: object, keys: list[str], errors: list[FieldError]) -> l
             not isinstance(net_id, int) or isinstance(net_id, bool) or net_id < 1
         ):
             errors.append(FieldError(f"{where}.id", "must be a positive whole number or omitted"))
-        if name in names:
-            errors.append(
-                FieldError(f"{where}.name", f"{name!r} is also the name of networks[{names[name]}]")
-            )
-        names.setdefault(name, i)
+        if name:
+            key = name_key(name)
+            if key in names:
+                first = names[key]
+                errors.append(
+                    FieldError(
+                        f"{where}.name",
+                        f"{name!r} is also the name of networks[{first}]"
+                        + _spelling_note(name, raw[first].get("name")),
+                    )
+                )
+            names.setdefault(key, i)
         if subnet is not None:
             if str(subnet) in subnets:
                 errors.append(
@@ -605,6 +716,12 @@ def _parse_networks(raw: object, keys: list[str], errors: list[FieldError]) -> l
             id=item.get("id"),
         )
     return [networks[i] for i in sorted(networks)]
+
+
+def _spelling_note(name: str, other: object) -> str:
+    if isinstance(other, str) and other.strip() != name:
+        return f" ({other.strip()!r}; names are compared without regard to case and space)"
+    return ""
 
 
 def _subnet_key(subnet: IPNetwork) -> tuple[int, int, int]:

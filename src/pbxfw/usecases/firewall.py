@@ -144,7 +144,7 @@ def ban_elements(bans: list[Ban], now: float) -> list[BanElement]:
 
 
 def configuration_from_document(document: dict[str, Any]) -> Configuration:
-    parsed = parse_document(document)
+    parsed = parse_document(document, stored=True)
     return Configuration(tuple(parsed.networks), tuple(parsed.custom_services), parsed.settings)
 
 
@@ -417,7 +417,7 @@ def carry_rollbacks(repo: Repository) -> dict[str | None, Path]:
             ) from None
         confirmed = repo.get_meta("confirmed_document")
         if confirmed is not None:
-            replace_configuration(repo, parse_document(json.loads(confirmed)))
+            replace_configuration(repo, parse_document(json.loads(confirmed), stored=True))
             repo.set_meta("applied_document", confirmed)
             repo.set_meta("applied_revision", str(repo.revision()))
         log.warning(

@@ -18,6 +18,7 @@ the field themselves).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -47,7 +48,7 @@ from pbxfw.errors import (
 from pbxfw.storage.repository import Store
 from pbxfw.web import pages
 from pbxfw.web.api import PREFIX, api_router
-from pbxfw.web.deps import Applier, LoginRequired, WebContext
+from pbxfw.web.deps import ADMIN_SCOPE_KEY, Applier, LoginRequired, WebContext
 from pbxfw.web.security import Signer
 
 __all__ = ["DEFAULT_WEB_LOG", "create_app", "serve"]
@@ -130,7 +131,17 @@ class _ApiGate:
                     scheme, _, token = value.decode("latin-1").partition(" ")
                     if scheme.lower() != "bearer":
                         token = None
-            if self.context.token_subject(token) is None:
+            try:
+                # Revocations and cutoffs are in the database: it may be away.
+                subject = self.context.token_subject(token)
+            except StorageError as exc:
+                log.warning("%s: cannot check the bearer token: %s", path, exc)
+                response = JSONResponse(
+                    {"detail": str(exc)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE
+                )
+                await response(scope, receive, send)
+                return
+            if subject is None:
                 response = JSONResponse(
                     {
                         "detail": "not authenticated: send a valid bearer token (POST /api/v1/auth/token)"
@@ -140,6 +151,9 @@ class _ApiGate:
                 )
                 await response(scope, receive, send)
                 return
+            # The route's own check (bearer_admin) takes it from here: one
+            # database look-up per request, not two.
+            scope[ADMIN_SCOPE_KEY] = subject
         await self.app(scope, receive, send)
 
 
@@ -181,7 +195,10 @@ class _SecurityHeaders:
 def _when(epoch: float | None) -> str:
     if not epoch:
         return "–"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, ValueError, OSError):  # a time no calendar shows
+        return f"{epoch:.0f} (epoch seconds)"
 
 
 def _duration(seconds: float | int | None) -> str:
@@ -218,6 +235,8 @@ def create_app(
     clock: Callable[[], float] = time.time,
     token_ttl: int = 3600,
     session_ttl: int = 8 * 3600,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    login_throttle: bool = True,
 ) -> FastAPI:
     """A new application around ``store``.
 
@@ -225,7 +244,10 @@ def create_app(
     and routes say the dataplane is not available). ``secret_key`` signs
     tokens and session cookies; without one a random key is made, so every
     token and session ends with the process. ``web_log`` receives one line
-    per failed login for the ``web`` jail. ``clock`` is injectable for tests.
+    per failed login for the ``web`` jail. ``clock`` and ``sleep`` (how the
+    login throttle waits) are injectable for tests. ``login_throttle=False``
+    switches the login throttle off — only for measuring it
+    (bench/bench_login.py); ``pbxfw serve`` always has it on.
     """
     if secret_key is None:
         key = secrets.token_bytes(32)
@@ -241,6 +263,8 @@ def create_app(
         clock=clock,
         token_ttl=token_ttl,
         session_ttl=session_ttl,
+        sleep=sleep,
+        login_throttle=login_throttle,
     )
     app = FastAPI(
         title="pbxfw",

@@ -8,30 +8,42 @@ builds and keeps in ``app.state``; nothing here is created at import.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
+from starlette.concurrency import run_in_threadpool
 
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
-from pbxfw.usecases.users import UserService
-from pbxfw.web.security import API_TOKEN, SESSION, Revocations, Session, Signer
+from pbxfw.usecases.users import LoginThrottle, UserService
+from pbxfw.web.security import (
+    API_TOKEN,
+    SESSION,
+    Session,
+    Signer,
+    issued_at,
+    record_login_failure,
+)
 
 __all__ = [
+    "ADMIN_SCOPE_KEY",
     "AdminSession",
     "Applier",
     "ApplierDep",
     "BansDep",
+    "BearerToken",
     "ConfigDep",
     "ContextDep",
     "CurrentAdmin",
+    "LoginOutcome",
     "LoginRequired",
     "OptionalSession",
     "WebContext",
@@ -76,9 +88,22 @@ class Applier(Protocol):
     def pending(self) -> dict[str, Any] | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LoginOutcome:
+    """The answer to one login attempt: ``ok``, or refused for ``retry_after`` seconds."""
+
+    ok: bool
+    retry_after: int = 0
+
+
 @dataclass(slots=True)
 class WebContext:
-    """Everything the routes share for one application instance."""
+    """Everything the routes share for one application instance.
+
+    ``clock`` and ``sleep`` are injectable for tests (the throttle's delays
+    are awaited with ``sleep``); ``login_throttle`` False switches the login
+    throttle off (benchmarks measure the guessing rate without it).
+    """
 
     store: Store
     signer: Signer
@@ -87,10 +112,12 @@ class WebContext:
     clock: Callable[[], float] = time.time
     token_ttl: int = 3600
     session_ttl: int = 8 * 3600
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    login_throttle: bool = True
     config: ConfigService = field(init=False)
     users: UserService = field(init=False)
     bans: BanService = field(init=False)
-    revoked: Revocations = field(init=False)
+    throttle: LoginThrottle | None = field(init=False)
     #: Serialised answers by name, with the configuration revision they show.
     cache: dict[str, tuple[int, bytes]] = field(init=False, default_factory=dict)
 
@@ -98,7 +125,7 @@ class WebContext:
         self.config = ConfigService(self.store)
         self.users = UserService(self.store, clock=self.clock)
         self.bans = BanService(self.store, clock=self.clock)
-        self.revoked = Revocations(self.clock)
+        self.throttle = LoginThrottle(self.store, clock=self.clock) if self.login_throttle else None
 
     def cached(self, name: str, build: Callable[[], Any]) -> bytes:
         """``build()`` as JSON bytes, built again only when the configuration
@@ -115,18 +142,62 @@ class WebContext:
         return hit[1]
 
     def session_of(self, request: Request) -> Session | None:
-        """The request's valid, unrevoked session cookie, or None."""
+        """The request's valid session cookie, or None.
+
+        A logged-in session must also be unrevoked (logout) and issued after
+        its user's cutoff (``pbxfw user logout``): one small query. An
+        anonymous session (the login form's) needs none.
+        """
         data = self.signer.unsign(SESSION, request.cookies.get(SESSION_COOKIE))
         session = Session.from_payload(data) if data else None
-        if session is None or session.sid in self.revoked:
+        if session is None:
+            return None
+        if session.user and not self.users.accepts(session.user, session.issued, session.sid):
             return None
         return session
 
-    def token_subject(self, token: str | None) -> str | None:
-        """The user a bearer token was issued to, if it is valid and unexpired."""
+    def token_claims(self, token: str | None) -> dict[str, Any] | None:
+        """The payload of a valid bearer token: signed, unexpired, not revoked,
+        issued after its user's cutoff, for a user who exists; else None."""
         data = self.signer.unsign(API_TOKEN, token)
         subject = data.get("sub") if data else None
-        return subject if isinstance(subject, str) and subject else None
+        if data is None or not isinstance(subject, str) or not subject:
+            return None
+        jti = data.get("jti")
+        if not self.users.accepts(subject, issued_at(data), jti if isinstance(jti, str) else None):
+            return None
+        return data
+
+    def token_subject(self, token: str | None) -> str | None:
+        """The user a bearer token was issued to, if it is valid (see ``token_claims``)."""
+        data = self.token_claims(token)
+        return str(data["sub"]) if data else None
+
+    async def attempt_login(self, user: str, password: str, address: str) -> LoginOutcome:
+        """Check a password through the login throttle (page and token route alike).
+
+        Refused without checking the password while the address is locked;
+        delayed while the account is under attack; a wrong password is
+        written to the web jail's log. Database work and argon2 run in the
+        thread pool, the delay on the event loop (a waiting guesser holds no
+        thread).
+        """
+        throttle = self.throttle
+        if throttle is not None:
+            admission = await run_in_threadpool(throttle.begin, user, address)
+            if admission.refused:
+                return LoginOutcome(False, admission.retry_after)
+            if admission.delay:
+                await self.sleep(admission.delay)
+        ok = bool(user) and await run_in_threadpool(self.users.verify, user, password)
+        if ok:
+            if throttle is not None:
+                await run_in_threadpool(throttle.succeeded, user, address)
+            return LoginOutcome(True)
+        if throttle is not None:
+            await run_in_threadpool(throttle.failed, user, address)
+        await run_in_threadpool(record_login_failure, self.web_log, self.clock(), user, address)
+        return LoginOutcome(False)
 
 
 async def get_context(request: Request) -> WebContext:
@@ -165,10 +236,17 @@ ApplierDep = Annotated[Applier, Depends(get_applier)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-async def bearer_admin(context: ContextDep, token: Annotated[str | None, Depends(_bearer)]) -> str:
+#: The raw bearer token of the request (None without one); not checked.
+BearerToken = Annotated[str | None, Depends(_bearer)]
+
+#: Where the API gate leaves the administrator it found (one check per request).
+ADMIN_SCOPE_KEY = "pbxfw.admin"
+
+
+async def bearer_admin(context: ContextDep, request: Request, token: BearerToken) -> str:
     """The administrator named by a valid bearer token; 401 otherwise."""
-    subject = context.token_subject(token)
-    if subject is None:
+    subject = request.scope.get(ADMIN_SCOPE_KEY) or context.token_subject(token)
+    if not isinstance(subject, str):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "not authenticated: send a valid bearer token (POST /api/v1/auth/token)",

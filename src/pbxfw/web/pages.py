@@ -21,7 +21,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from pbxfw.domain.networks import Network, Verdict
@@ -38,7 +37,7 @@ from pbxfw.web.deps import (
     WebContext,
     client_address,
 )
-from pbxfw.web.security import SESSION, Session, csrf_matches, record_login_failure
+from pbxfw.web.security import SESSION, Session, csrf_matches
 
 __all__ = ["error_page", "login_url", "router"]
 
@@ -275,34 +274,50 @@ async def login(
 ) -> Response:
     user, password = _text(form, "username"), _text(form, "password")
     target = _safe_next(_text(form, "next"))
-    # argon2 takes tens of milliseconds: keep it off the event loop.
-    ok = bool(user) and await run_in_threadpool(context.users.verify, user, password)
-    if not ok:
-        await run_in_threadpool(
-            record_login_failure,
-            context.web_log,
-            context.clock(),
-            user,
-            client_address(request) or "",
-        )
-        return render(
+    # The throttle, argon2 and the web jail's log: the same path as the token route.
+    outcome = await context.attempt_login(user, password, client_address(request) or "")
+    if not outcome.ok:
+        if outcome.retry_after:
+            error = (
+                "Too many failed logins from your address. Try again in "
+                f"{_wait_text(outcome.retry_after)}."
+            )
+            code = status.HTTP_429_TOO_MANY_REQUESTS
+        else:
+            error, code = "Wrong user name or password.", status.HTTP_401_UNAUTHORIZED
+        page = render(
             request,
             "login.html",
-            {"next": target, "user": user, "error": "Wrong user name or password."},
+            {"next": target, "user": user, "error": error},
             session=session,
-            status_code=status.HTTP_401_UNAUTHORIZED,
+            status_code=code,
         )
+        if outcome.retry_after:
+            page.headers["Retry-After"] = str(outcome.retry_after)
+        return page
     # A new session id and CSRF token at login (no session fixation).
     response = redirect(request, target)
     _set_session(request, response, Session.new(user))
     return response
 
 
+def _wait_text(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    return f"{(seconds + 59) // 60} minutes"
+
+
 def logout(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
-    context.revoked.revoke(session.sid, session.expires)
-    response = redirect(request, "/login", "You are logged out.")
+    """End this session (stored in the database: it stays ended after a restart);
+    with ``everywhere`` set, every session and API token of this user."""
+    context.users.revoke(session.sid, session.expires)
+    message = "You are logged out."
+    if _text(form, "everywhere"):
+        context.users.logout_everywhere(session.user)
+        message = "You are logged out everywhere: every session and API token of yours has ended."
+    response = redirect(request, "/login", message)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -352,6 +367,19 @@ def save_switches(
     return redirect(request, "/firewall", "; ".join(words) + ".")
 
 
+def _whole_number(text: str, low: int, high: int, default: int) -> int:
+    """``text`` as a number from ``low`` to ``high`` written in ASCII digits, else ``default``.
+
+    Not ``str.isdigit`` alone: ``"²"`` is a digit to it and not to ``int``, and
+    ``int`` refuses thousands of digits; both were a 500 for a form value.
+    """
+    digits = text.lstrip("0") or ("0" if text else "")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > len(str(high)):
+        return default
+    value = int(digits)
+    return value if low <= value <= high else default
+
+
 # -- the network form ------------------------------------------------------------------
 
 
@@ -394,7 +422,7 @@ class NetworkForm:
         return cls(
             name=_text(form, "name"),
             address=_text(form, "address").strip(),
-            prefix=int(prefix) if prefix.isdigit() and int(prefix) <= 128 else 24,
+            prefix=_whole_number(prefix, 0, 128, 24),
             description=_text(form, "description"),
             services={k: form.get(f"service_{k}") == "allow" for k in keys},
             local=form.get("local") == "on",
@@ -552,7 +580,7 @@ def apply_now(
     if form.get("confirm") == "on":
         text = _text(form, "confirm_seconds")
         # The same bounds as the API's ApplyRequest; anything else gets the default.
-        seconds = int(text) if text.isdigit() and 5 <= int(text) <= 3600 else 60
+        seconds = _whole_number(text, 5, 3600, 60)
     try:
         result = context.applier.apply(seconds, client_address(request))
     except PbxfwError as exc:

@@ -5,13 +5,22 @@ Subnets, names, service keys, ports and settings are validated by the use
 cases, the same code the CLI calls, and their errors come back as 422 with
 the field named. Unknown fields are refused (``extra="forbid"``) so that a
 typo is an error, not a silently ignored change.
+
+Request bodies are strict (``strict=True``): JSON's own types only, no
+conversion. ``"local": "yes"`` or ``1`` is not a boolean, ``"seconds": true``,
+``"60"`` or ``60.0`` is not a whole number, ``"name": 5`` is not text; each
+answers 422 with ``loc`` naming the field. Only the settings PATCH takes text
+("on", "10m") on purpose, as the CLI does; the web page's forms are parsed
+by the page itself (form values are text).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema
+
+from pbxfw.domain.settings import MAX_BAN_SECONDS
 
 __all__ = [
     "ApplyRequest",
@@ -35,7 +44,9 @@ __all__ = [
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, values of JSON's own type only."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NetworkCreate(_Input):
@@ -141,10 +152,22 @@ class BanPublic(BaseModel):
     offence: int
 
 
+#: A ban's length: a JSON integer, never a boolean or a float (``1e30``). Its
+#: bounds are the ban use cases' (``check_ban_seconds``: 1 s to 10 years),
+#: shown here in the document.
+BanSeconds = Annotated[
+    int,
+    Strict(),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_BAN_SECONDS}),
+]
+
+
 class BanCreate(_Input):
     address: str = Field(examples=["203.0.113.7", "198.51.100.0/24"])
     jail: str = "manual"
-    seconds: int | None = Field(default=None, description="default: the ips_bantime setting")
+    seconds: BanSeconds | None = Field(
+        default=None, description="default: the ips_bantime setting; at most 10 years"
+    )
     reason: str = ""
 
 
@@ -153,7 +176,7 @@ class BanImport(_Input):
 
     lines: list[str]
     jail: str = "manual"
-    seconds: int | None = None
+    seconds: BanSeconds | None = None
 
 
 class BanImportResult(BaseModel):

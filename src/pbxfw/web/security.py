@@ -7,9 +7,18 @@ secret, so the server keeps no token table. The signature also covers a
 bearer token nor the reverse: the API does not accept cookies at all, which
 is what keeps it out of reach of cross-site requests.
 
+Every token carries its issue time (``iat``) and a random id (``sid`` for
+sessions, ``jti`` for API tokens), so that logins can end before their
+expiry without a token table: logging out stores the id in the database
+(table ``revoked_sessions``, until the token would have expired anyway), and
+``pbxfw user logout NAME`` sets a per-user cutoff (``users.sessions_valid_after``)
+before which every session and token of that user is refused. Both live in
+the database, so every web worker and a restarted server agree (the checks
+are in :class:`pbxfw.web.deps.WebContext`; the rows in
+:mod:`pbxfw.storage.sessions`).
+
 A session carries its own CSRF token; every form post must send it back
-(synchroniser token pattern). Logging out revokes the session id in memory
-until the session would have expired anyway.
+(synchroniser token pattern).
 
 Failed logins are appended, one line each, to a log file that the ``web``
 jail of the intrusion prevention reads (:func:`record_login_failure`), so
@@ -24,7 +33,6 @@ import hmac
 import json
 import logging
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,10 +44,10 @@ from pbxfw.ips.recognisers import format_web_login_failure
 __all__ = [
     "API_TOKEN",
     "SESSION",
-    "Revocations",
     "Session",
     "Signer",
     "csrf_matches",
+    "issued_at",
     "record_login_failure",
 ]
 
@@ -59,11 +67,13 @@ def _unb64(text: str) -> bytes:
 
 
 class Signer:
-    """Sign and verify small JSON payloads with an expiry.
+    """Sign and verify small JSON payloads with an issue time and an expiry.
 
-    ``sign`` returns ``PAYLOAD.SIGNATURE`` (both base64url); ``unsign``
-    returns the payload, or None when the text was not signed by this secret
-    for this kind, or has expired by ``clock``. Never raises on bad input.
+    ``sign`` returns ``PAYLOAD.SIGNATURE`` (both base64url) and adds ``iat``
+    (the issue time, epoch seconds as a float) and ``exp`` (whole seconds) to
+    the payload; ``unsign`` returns the payload, or None when the text was
+    not signed by this secret for this kind, or has expired by ``clock``.
+    Never raises on bad input.
     """
 
     def __init__(self, secret: bytes, clock: Callable[[], float]) -> None:
@@ -76,7 +86,8 @@ class Signer:
         return hmac.new(self._secret, f"{kind}.{body}".encode(), hashlib.sha256).digest()
 
     def sign(self, kind: str, payload: dict[str, Any], ttl: float) -> str:
-        data = {**payload, "exp": int(self._clock() + ttl)}
+        now = self._clock()
+        data = {**payload, "iat": now, "exp": int(now + ttl)}
         body = _b64(json.dumps(data, separators=(",", ":"), sort_keys=True).encode())
         return f"{body}.{_b64(self._mac(kind, body))}"
 
@@ -100,12 +111,17 @@ class Signer:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A web page session: ``user`` is empty until someone logs in."""
+    """A web page session: ``user`` is empty until someone logs in.
+
+    ``issued`` is when its cookie was signed (0 for a session not yet signed,
+    or a cookie from before issue times were recorded).
+    """
 
     sid: str
     user: str
     csrf: str
     expires: int
+    issued: float = 0.0
 
     @classmethod
     def new(cls, user: str = "") -> Session:
@@ -119,32 +135,15 @@ class Session:
         sid, user, csrf = data.get("sid"), data.get("sub"), data.get("csrf")
         if not (isinstance(sid, str) and isinstance(user, str) and isinstance(csrf, str)):
             return None
-        return cls(sid, user, csrf, int(data["exp"]))
+        return cls(sid, user, csrf, int(data["exp"]), issued_at(data))
 
 
-class Revocations:
-    """Session ids logged out before their expiry (in memory, thread-safe).
-
-    Entries are dropped once the session would have expired anyway, so the
-    set stays as small as the number of sessions logged out in the last
-    session lifetime. A restart forgets them; it also changes a generated
-    secret, which invalidates every session (see docs/web.md).
-    """
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._revoked: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def revoke(self, sid: str, until: float) -> None:
-        with self._lock:
-            now = self._clock()
-            self._revoked = {k: v for k, v in self._revoked.items() if v > now}
-            self._revoked[sid] = until
-
-    def __contains__(self, sid: object) -> bool:
-        with self._lock:
-            return sid in self._revoked
+def issued_at(data: dict[str, Any]) -> float:
+    """The ``iat`` of an unsigned payload; 0 when absent (older than any cutoff)."""
+    value = data.get("iat")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value)
 
 
 def csrf_matches(session: Session | None, submitted: object) -> bool:

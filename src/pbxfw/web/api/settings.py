@@ -22,10 +22,13 @@ def patch_settings(
 ) -> dict[str, Any]:
     """Change the settings given; ``ips_preset`` expands to its three values.
 
-    Values may be JSON values or text as the CLI takes them ("on", "10m",
-    "5060,5061"); all are validated together and nothing is stored on error.
+    Values are strictly typed: switches are ``true``/``false``, ports and
+    counts JSON integers (never a boolean or a float), text a string.
+    Durations may also be text ("10m", "7d") and lists comma-separated text
+    ("5060,5061"). All are validated together; on any error (422, naming
+    each setting and its rule) nothing is stored.
     """
-    return config.update_settings(changes).model_dump()
+    return config.update_settings(changes, strict=True).model_dump()
 
 
 def router() -> APIRouter:
