@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +23,9 @@ from pbxfw.cli.common import (
     state_dir_for,
 )
 from pbxfw.errors import FieldError, ValidationError
+
+if TYPE_CHECKING:
+    from pbxfw.ips.events import Failure
 
 __all__ = ["bans_app", "ips_app", "register"]
 
@@ -159,18 +163,25 @@ def ips_scan(
     files: Annotated[list[Path], typer.Argument(help="Log files (Asterisk, sshd, nginx).")],
     json_: JsonOption = False,
 ) -> None:
-    """Recognise failures in log files without banning (like fail2ban-regex)."""
-    from pbxfw.ips.scan import failure_json, scan_files
+    """Recognise failures in log files without banning (like fail2ban-regex).
+
+    One line per failure the intrusion prevention would count (the PAM line
+    and sshd's line of one SSH attempt give one). Lines longer than 64 KiB
+    are skipped and counted as bad lines on stderr.
+    """
+    from pbxfw.ips.scan import ScanStats, failure_json, scan_files
 
     for path in files:
-        if not path.is_file():
-            raise ValidationError(FieldError("file", f"{path}: no such file"))
+        _check_log_file(path)
     count = 0
     write = sys.stdout.write
-    failures = scan_files([str(p) for p in files])
+    stats = ScanStats()
+    failures = _readable(scan_files([str(p) for p in files], stats=stats))
     if json_:
         for failure in failures:
             write(json.dumps(failure_json(failure), ensure_ascii=False) + "\n")
+        if stats.long_lines:
+            console(stderr=True).print(_long_lines_note(stats.long_lines), markup=False)
         return
     # A big log has ~100,000 failures: the text of each address is made once
     # per address object (the recognisers share one per attacker; keyed by
@@ -195,7 +206,51 @@ def ips_scan(
                 batch.clear()
     finally:
         write("".join(batch))
-    console(stderr=True).print(f"{count} failures", markup=False)
+    summary = f"{count} failures"
+    if stats.long_lines:
+        summary += "; " + _long_lines_note(stats.long_lines)
+    console(stderr=True).print(summary, markup=False)
+
+
+def _check_log_file(path: Path) -> None:
+    """Refuse, naming the file and the fix, what ``ips scan`` cannot read as a log."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise ValidationError(FieldError("file", f"{path}: no such file")) from None
+    except OSError as exc:
+        raise ValidationError(FieldError("file", f"{path}: {exc.strerror}")) from None
+    if stat.S_ISDIR(mode):
+        raise ValidationError(
+            FieldError(
+                "file",
+                f"{path} is a folder, not a log file: name the log files in it (e.g. {path}/*.log)",
+            )
+        )
+    # A pipe (e.g. <(zcat auth.log.2.gz)) is read to its end; a device such
+    # as /dev/zero never ends.
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise ValidationError(
+            FieldError("file", f"{path} is not a regular file or a pipe: give a log file")
+        )
+
+
+def _readable(failures: Iterator[Failure]) -> Iterator[Failure]:
+    """``failures``, with a read error turned into pbxfw's error for the file."""
+    try:
+        yield from failures
+    except OSError as exc:
+        name = exc.filename or "a log file"
+        raise ValidationError(FieldError("file", f"cannot read {name}: {exc.strerror}")) from None
+
+
+def _long_lines_note(count: int) -> str:
+    return (
+        f"{count} bad line{'s' if count != 1 else ''} longer than 64 KiB skipped"
+        " (not a log line pbxfw reads)"
+    )
 
 
 @ips_app.command("status")

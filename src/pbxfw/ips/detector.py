@@ -12,6 +12,12 @@ administrators; the contract is:
   whole seconds (sub-second parts are dropped); datetimes must be aware.
 * **Whitelist.** A failure whose host the ``whitelist`` callable accepts is
   never counted (only the jail's ``whitelisted`` counter moves).
+* **Never a source.** Nor is one whose host cannot be the source of a
+  connection or is this host or its link (:func:`never_banned`: unspecified,
+  ``0.0.0.0/8``, broadcast, multicast, link-local, loopback, also as
+  ``::ffff:`` mapped addresses): a ban of one could only hurt the PBX itself
+  or its own network, so the detector refuses it whatever the whitelist says
+  (counted as ``whitelisted``).
 * **Dedup.** A failure whose non-empty ``key`` equals that of a counted or
   ignored failure from the same host in the same jail at most
   ``DEDUP_SECONDS`` earlier or later is the same attempt written to a second
@@ -71,6 +77,7 @@ __all__ = [
     "DetectorParams",
     "DetectorStats",
     "JailCounters",
+    "never_banned",
 ]
 
 #: The recidive jail's name (its scope is ``JAIL_SCOPES["recidive"]``: ``*``).
@@ -208,6 +215,44 @@ class DetectorParams:
         return min(self.bantime << (min(offence, self.steps) - 1), self.bantime_max)
 
 
+def never_banned(host: IPAddress) -> str | None:
+    """Why ``host`` is never banned whatever the logs say, or None.
+
+    Unspecified (``0.0.0.0``, ``::``) and the rest of ``0.0.0.0/8`` ("this
+    network", never a source on the wire), the limited broadcast
+    ``255.255.255.255``, multicast (``224.0.0.0/4``, ``ff00::/8``),
+    link-local (``169.254.0.0/16``, ``fe80::/10``: a neighbour on the PBX's
+    own link) and loopback (``127.0.0.0/8``, ``::1``); an IPv4-mapped IPv6
+    address is judged as its IPv4 address. Integer tests: this runs for
+    every failure.
+    """
+    n = int(host)
+    if isinstance(host, ipaddress.IPv6Address):
+        if n >> 32 != 0xFFFF:  # not ::ffff:a.b.c.d
+            if n == 0:
+                return "unspecified address"
+            if n == 1:
+                return "loopback address"
+            if n >> 120 == 0xFF:
+                return "multicast address"
+            if n >> 118 == 0x3FA:
+                return "link-local address"
+            return None
+        n &= 0xFFFFFFFF
+    top = n >> 24
+    if top == 0:
+        return "unspecified address" if n == 0 else "this-network address (0.0.0.0/8)"
+    if top == 127:
+        return "loopback address"
+    if n == 0xFFFFFFFF:
+        return "broadcast address"
+    if top >> 4 == 0xE:
+        return "multicast address"
+    if n >> 16 == 0xA9FE:
+        return "link-local address"
+    return None
+
+
 def _epoch(time: datetime) -> int:
     if time.tzinfo is None:
         raise ValueError("failure times must be timezone-aware (UTC)")
@@ -319,7 +364,7 @@ class Detector:
             raise ValueError(f"{failure.jail!r} is not a jail that counts failures")
         counters = self._counters[j]
         host = failure.host
-        if self._whitelist(host):
+        if self._whitelist(host) or never_banned(host) is not None:
             counters[_WHITELISTED] += 1
             return []
         t = _epoch(failure.time)

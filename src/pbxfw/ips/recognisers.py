@@ -40,6 +40,10 @@ Contract
   :func:`failure_key` and docs/ips-formats.md.
 * ``Failure.event`` is a fixed description chosen here, never text copied
   from the line, so it is safe to show anywhere.
+* One SSH attempt gives one failure: the lines sshd and PAM write for it
+  after the first (same sshd pid) yield nothing (:class:`SshAttempts`; the
+  state is per recogniser, i.e. per file, across calls).
+* A line longer than :data:`MAX_LINE` is never a failure.
 
 Speed: a line is first tested with plain substring checks; a regex runs only
 on lines that contain a trigger, and :meth:`Recogniser.scan_text` /
@@ -67,8 +71,12 @@ from pbxfw.ips.events import Failure
 
 __all__ = [
     "KINDS",
+    "MAX_LINE",
+    "SSH_ATTEMPT_SECONDS",
+    "SSH_TAG",
     "WEB_LOGIN_FAILURE_FORMAT",
     "Recogniser",
+    "SshAttempts",
     "detect_kind",
     "failure_key",
     "format_web_login_failure",
@@ -77,6 +85,12 @@ __all__ = [
     "recognise_lines",
     "recognise_text",
 ]
+
+#: Lines longer than this (bytes for :meth:`Recogniser.scan_bytes`, characters
+#: otherwise) are never a failure: no program we read writes one (nginx cuts
+#: its error lines at 2 KiB, syslog daemons at a few KiB), and a regex over an
+#: unbounded line is unbounded work.
+MAX_LINE = 64 << 10
 
 #: The source kinds, in the order auto-detection tries them.
 KINDS: tuple[str, ...] = ("asterisk_security", "asterisk_messages", "ssh", "web")
@@ -325,32 +339,98 @@ _FAILED_SECURITY_EVENTS = frozenset(
 )
 
 # syslog prefix of sshd / sshd-session (OpenSSH >= 9.8) / dropbear, in BSD
-# ("Nov  1 08:42:16 host sshd[1]: ") or RFC 3339 form; dropbear may repeat
-# "[pid] Mon dd hh:mm:ss " inside the message (journal).
+# ("Nov  1 08:42:16 host sshd[1]: ") or RFC 3339 form; Solaris adds
+# "[ID 800047 auth.info] "; dropbear may repeat "[pid] Mon dd hh:mm:ss " inside
+# the message (journal). The pid pairs the lines sshd writes for one attempt.
 _SSH_PREFIX = re.compile(
     r"(?:(?P<smon>[A-Z][a-z]{2}) {1,2}(?P<sday>\d{1,2}) (?P<stime>\d\d:\d\d:\d\d)"
     r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" \S+ (?P<prog>sshd|sshd-session|dropbear)(?:\[\d+\])?: "
+    r" \S+ (?P<prog>sshd|sshd-session|dropbear)(?:\[(?P<pid>\d+)\])?: "
+    r"(?:\[ID \d+ [a-z]+\.[a-z]+\] )?"
     r"(?:\[\d+\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d )?"
     r"(?:(?:error|fatal): (?:PAM: )?)?"
 )
-# OpenSSH: the user name is client text and may contain spaces and "from ...";
-# everything after the address is sshd's own, so end-anchored greedy matches
-# take the real (last) address.
-_SSH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+
+# Stages of the lines OpenSSH writes for one attempt (see SshAttempts): the
+# tens are the family, the units the order within it. A PAM host writes, for
+# one password attempt, pam_unix's line and then sshd's "Failed password"
+# (both from the per-connection process: same pid); keyboard-interactive/pam
+# adds sshd's "PAM: Authentication failure" in between, and pam_unix then runs
+# in a child process (another pid). The last try of a connection writes
+# "maximum authentication attempts exceeded" and then "Disconnecting ...: Too
+# many authentication failures", same pid.
+_PAM_UNIX, _PAM_ERROR, _FAILED_PAM, _MAXTRIES, _DISCONNECT = 11, 12, 13, 21, 22
+#: The stage that closes each family.
+_LAST_STAGE = {1: 3, 2: 2}
+#: Seconds within which a later line of an attempt follows its first one
+#: (pam_unix delays a failure by 2 s ± 25 %; pam_faildelay may add more).
+SSH_ATTEMPT_SECONDS = 30
+
+# OpenSSH format strings (auth.c, auth2.c, auth-pam.c, packet.c):
+#   auth_log: "%s %s%s%s for %s%.100s from %.200s port %d ssh2%s%s"
+#     (Failed, method[/submethod], "invalid user ", user, addr, port, ": ", info)
+#   getpwnamallow: "Invalid user %.100s from %.100s port %d"
+#   auth_maxtries_exceeded: "maximum authentication attempts exceeded for
+#     %s%.100s from %.200s port %d ssh2" (+ " [preauth]")
+#   ssh_packet_disconnect: "Disconnecting %s: %.100s" with the connection id
+#     "authenticating user %s %s port %d" / "invalid user %s %s port %d"
+#   sshpam: "PAM: %s for %s%.100s from %.100s" ("illegal user ")
+# What the client controls: the user name (but never a ":" in it: auth2.c
+# cuts "user:style" at the first colon before anything logs it), the method
+# name of a failed request (logged as the client sent it), and the auth info
+# after "ssh2: " (certificate key ids, hostbased client user/host). So:
+# - messages whose text after the address is sshd's own are end-anchored
+#   (greedy user: the real, last, address field wins);
+# - "Failed": the user is matched as text without ":" and the address field
+#   must be followed by ": <info>" or the end. The info starts with the first
+#   colon after the user, so no address field inside the info can be taken
+#   (the address is the last " from " before that colon), and none in the user
+#   either (greedy). The method is read as a plain token (no space, no colon);
+#   a client-sent method that holds a whole forged "for ... ssh2: " is caught
+#   by _failed_other_reading() below.
+_FAILED_METHODS_PAM = frozenset({"password", "keyboard-interactive"})
+# The other reading of a "Failed" line with auth info: the method a client
+# sent for a method sshd does not know is logged as sent and may hold
+# "x for invalid user a from VICTIM port 1 ssh2: y"; such a request carries
+# no auth info, so its line ends with sshd's real "for <user> from <addr> port
+# <n> ssh2". If the info read by the first reading ends so, the line has two
+# readings: it is not counted.
+_FAILED_TAIL = re.compile(r" from [0-9A-Fa-f:.]+ port \d+ ssh[12](?: \[preauth\])?\s*$")
+
+
+def _failed_other_reading(info: str) -> bool:
+    """Whether ``info`` ends like sshd's ``for <user> from <addr> port <n> ssh2``.
+
+    That is ``(?:.* )?for [^:]* from <addr> port <n> ssh2$``, decided in
+    linear time (the info is client text): the tail fixes where " from" is;
+    "for " must then start after the last colon before it.
+    """
+    tail = _FAILED_TAIL.search(info)
+    if tail is None:
+        return False
+    at = tail.start()
+    colon = info.rfind(":", 0, at)
+    if colon < 0 and at >= 4 and info.startswith("for "):
+        return True
+    return info.find(" for ", colon + 1, at) >= 0
+
+
+_SSH_RULES: tuple[tuple[re.Pattern[str], str, int], ...] = (
     (
         re.compile(
-            r"Failed (?:password|publickey|keyboard-interactive/pam|keyboard-interactive|none"
-            r"|hostbased|gssapi-with-mic) for .* from (?P<addr>[0-9A-Fa-f:.]+) port \d+"
-            r"(?: ssh2)?(?:: [A-Z0-9-]+ SHA256:[A-Za-z0-9+/=]+| \[preauth\])?\s*$"
+            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for [^:]*"
+            r" from (?P<addr>[0-9A-Fa-f:.]+)"
+            r"(?: port \d+(?: ssh[12](?:: (?P<info>.*))?)?)?(?: \[preauth\])?\s*$"
         ),
         "ssh failed authentication",
+        _FAILED_PAM,
     ),
     (
         re.compile(
             r"[Ii]nvalid user .* from (?P<addr>[0-9A-Fa-f:.]+)(?: port \d+)?(?: \[preauth\])?\s*$"
         ),
         "ssh invalid user",
+        0,
     ),
     (
         re.compile(
@@ -358,6 +438,7 @@ _SSH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r" port \d+ ssh2(?: \[preauth\])?\s*$"
         ),
         "ssh too many authentication failures",
+        _MAXTRIES,
     ),
     (
         re.compile(
@@ -365,6 +446,7 @@ _SSH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"Too many authentication failures(?: \[preauth\])?\s*$"
         ),
         "ssh too many authentication failures",
+        _DISCONNECT,
     ),
     (
         # PAM writes the fields up to rhost itself; none of them can hold a space.
@@ -373,17 +455,21 @@ _SSH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"euid=\d* tty=\S* ruser=\S* rhost=(?P<addr>[0-9A-Fa-f:.]+)(?:\s|$)"
         ),
         "ssh PAM authentication failure",
+        _PAM_UNIX,
     ),
     (
         re.compile(
-            r"Authentication failure for (?:illegal user )?.* from (?P<addr>[0-9A-Fa-f:.]+)\s*$"
+            r"Authentication failure for (?:illegal user )?.* from (?P<addr>[0-9A-Fa-f:.]+)"
+            r"(?: via [0-9A-Fa-f:.]+)?\s*$"
         ),
         "ssh PAM authentication failure",
+        _PAM_ERROR,
     ),
     # dropbear: the user name is in quotes before the address, "addr:port" last.
     (
         re.compile(r"[Bb]ad password attempt for '.*' from (?P<paddr>[0-9A-Fa-f:.\[\]]+:\d+)\s*$"),
         "dropbear bad password",
+        0,
     ),
     (
         re.compile(
@@ -391,6 +477,7 @@ _SSH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"(?P<paddr>[0-9A-Fa-f:.\[\]]+:\d+)\s*$"
         ),
         "dropbear invalid user",
+        0,
     ),
     (
         re.compile(
@@ -398,6 +485,7 @@ _SSH_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"(?P<paddr>[0-9A-Fa-f:.\[\]]+:\d+)\s*$"
         ),
         "dropbear too many authentication failures",
+        0,
     ),
 )
 _SSH_TRIGGERS: tuple[str, ...] = (
@@ -412,15 +500,27 @@ _SSH_TRIGGERS: tuple[str, ...] = (
     "Max auth tries reached",
 )
 
-# nginx error.log: "2012/04/09 11:53:29 [error] 2865#0: *66647 user "U": password
-# mismatch, client: A, server: S, request: "R", host: "H"". U (Basic auth user)
-# and R, H are client text on both sides of "client:"; nginx does not escape
-# them. We take every ", client: A, server: " in the line and require that
-# they all name the same address.
-_NGINX_PREFIX = re.compile(
-    r"(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ user \""
+# nginx error.log (ngx_http_auth_basic_module; the context is appended by
+# ngx_http_log_error / ngx_http_log_error_handler in ngx_http_request.c):
+#   "2012/04/09 11:53:29 [error] 2865#0: *66647 user "U": password mismatch,
+#    client: A, server: S, request: "R", upstream: "…", host: "H", referrer: "F""
+#   "… *1 user "U" was not found in "FILE", client: A, server: S, …"
+# nginx writes ", client: %V" right after the message, then ", server: %V"
+# (the configured server name), then the quoted request line, host and
+# referrer, which are client text and may hold anything, ", client: " too. The
+# message is the only text before the real client field, and its only client
+# part, the Basic-auth user U, never holds a colon: nginx splits the decoded
+# "user:password" at the first colon (ngx_http_auth_basic_user). So the
+# message is matched with U as text without ":", and the client field is the
+# one that follows it — the first ", client: " of the line; a forged one can
+# only come later.
+_SSH_PROGRAMS = frozenset({"sshd", "sshd-session", "dropbear"})
+_NGINX_STAMP = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[")
+_NGINX_AUTH = re.compile(
+    r"(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ "
+    r'user "[^:]*"(?:(?P<mismatch>: password mismatch)| was not found in "[^"]*")'
+    r", client: (?P<addr>[0-9A-Fa-f:.]+), server: "
 )
-_NGINX_CLIENT = re.compile(r", client: (?P<addr>[0-9A-Fa-f:.]+), server: ")
 
 _WEB_LOGIN = re.compile(
     r"(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) "
@@ -578,7 +678,25 @@ def _security_what(event: str, service: str) -> str:
 
 
 def detect_kind(line: str) -> str | None:
-    """Guess the source kind of one line from cheap markers (None: not a log we read)."""
+    """Guess the source kind of one line from cheap markers (None: not a log we read).
+
+    The forms that start with their writer's own prefix (nginx's stamp, an
+    sshd / dropbear syslog prefix, pbxfw's web login line) are told by that
+    prefix first, so client text further on the line ("NOTICE" in a Host
+    header or an SSH user name) cannot make the line pass for another kind.
+    """
+    if line[:1] != "[":  # Asterisk's own files: every line starts with "["
+        if line[4:5] == "/" and _NGINX_STAMP.match(line) is not None:
+            return "web"
+        # The syslog tag ends at the line's first ": " (a stamp and a host
+        # name hold none), so the program is the word before it.
+        colon = line.find(": ")
+        if colon > 0:
+            tag = line[line.rfind(" ", 0, colon) + 1 : colon]
+            if tag.partition("[")[0] in _SSH_PROGRAMS:
+                return "ssh"
+            if tag == "pbxfw-web" and _WEB_LOGIN.match(line) is not None:
+                return "web"
     if "SECURITY" in line and "SecurityEvent=" in line:
         return "asterisk_security"
     if "NOTICE" in line:
@@ -605,6 +723,85 @@ def failure_key(jail: str, host: IPAddress, epoch: int, ordinal: int) -> str:
     return f"{jail}|{host}|{epoch}|{ordinal}"
 
 
+#: Marks the key of an ssh failure that a parallel scan's worker leaves to
+#: the scan to pair (see Recogniser(pair_ssh=False)); never seen outside it.
+SSH_TAG = "\x00ssh|"
+
+
+def _ssh_tag(stage: int, pid: str, any_pid: bool) -> str:
+    return f"{SSH_TAG}{stage}|{int(any_pid)}|{pid}"
+
+
+class SshAttempts:
+    """Counts one SSH attempt once although sshd and PAM write several lines for it.
+
+    Per host, the attempts under way: (stage, "prog[pid]", epoch) of the last
+    line seen of each. A line whose stage comes later in the same family than
+    an attempt under way of the same host — from the same process, or from
+    any process when PAM ran in a child (keyboard-interactive) — within
+    :data:`SSH_ATTEMPT_SECONDS` continues that attempt (oldest first): the
+    caller does not count it. Any other line starts an attempt and counts, so
+    a PAM line without its sshd line still counts, and a host's count never
+    falls below the number of its PAM (or sshd) lines. Bounded: at most 64
+    attempts per host, and hosts with nothing recent are dropped in sweeps.
+    """
+
+    __slots__ = ("_hosts", "_newest")
+
+    #: Hosts kept before a sweep drops those with nothing recent.
+    MAX_HOSTS = 8192
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, list[tuple[int, str, int]]] = {}
+        self._newest = 0
+
+    def follows(self, host: str, stage: int, pid: str, any_pid: bool, epoch: int) -> bool:
+        """Whether this line continues an attempt already counted; records it."""
+        if epoch > self._newest:
+            self._newest = epoch
+        family, order = divmod(stage, 10)
+        last = order == _LAST_STAGE[family]
+        entries = self._hosts.get(host)
+        if entries is not None:
+            for i, (seen, seen_pid, seen_epoch) in enumerate(entries):
+                if (
+                    seen // 10 == family
+                    and seen % 10 < order
+                    and (seen_pid == pid or (any_pid and seen % 10 == 1))
+                    and -SSH_ATTEMPT_SECONDS <= epoch - seen_epoch <= SSH_ATTEMPT_SECONDS
+                ):
+                    if last:
+                        del entries[i]
+                    else:
+                        entries[i] = (stage, pid, epoch)
+                    return True
+        if not last:
+            if entries is None:
+                if len(self._hosts) >= self.MAX_HOSTS:
+                    self._sweep()
+                entries = self._hosts[host] = []
+            else:
+                # Attempts that can no longer be continued.
+                entries[:] = [e for e in entries if epoch - e[2] <= SSH_ATTEMPT_SECONDS][-63:]
+            entries.append((stage, pid, epoch))
+        return False
+
+    def follows_tag(self, tag: str, host: IPAddress, epoch: int) -> bool:
+        """:meth:`follows` for a failure a parallel scan's worker tagged (key ``tag``)."""
+        stage, any_pid, pid = tag[len(SSH_TAG) :].split("|", 2)
+        return self.follows(str(host), int(stage), pid, any_pid == "1", epoch)
+
+    def _sweep(self) -> None:
+        horizon = self._newest - SSH_ATTEMPT_SECONDS
+        self._hosts = {
+            host: entries
+            for host, entries in self._hosts.items()
+            if entries and entries[-1][2] >= horizon
+        }
+        if len(self._hosts) >= self.MAX_HOSTS:  # a flood of fresh hosts: start over
+            self._hosts = {}
+
+
 class Recogniser:
     """Recognise failures in one log stream of one kind; keeps per-stream state.
 
@@ -617,6 +814,7 @@ class Recogniser:
 
     __slots__ = (
         "_addr_cache",
+        "_attempts",
         "_dated_cache",
         "_host_cache",
         "_lead",
@@ -642,11 +840,15 @@ class Recogniser:
         tz: tzinfo | None = None,
         make: Callable[..., Failure] = Failure,
         lead: list[tuple[str, str, str, int]] | None = None,
+        pair_ssh: bool = True,
     ) -> None:
         """``make`` builds each failure from its fields (the parallel scan's
         workers make plain tuples); ``lead``, when a list, collects the
         (class, jail, host, epoch) of each keyed failure up to the first
-        change of second (parallel scans repair keys across chunks)."""
+        change of second (parallel scans repair keys across chunks).
+        ``pair_ssh`` False (a parallel scan's worker) leaves the lines of one
+        SSH attempt unpaired, tagged in ``key`` (:data:`SSH_TAG`), for the
+        scan to pair in file order with :attr:`ssh_attempts`."""
         if kind is not None and kind not in _TRIGGERS:
             raise ValueError(f"unknown log kind {kind!r}; expected one of {', '.join(KINDS)}")
         self.kind = kind
@@ -671,6 +873,7 @@ class Recogniser:
         self._ordinals_epoch = -1
         self._lead = lead
         self._make = make
+        self._attempts: SshAttempts | None = SshAttempts() if pair_ssh else None
         #: Newlines seen by the last completed scan_text / scan_bytes.
         self.newlines = 0
 
@@ -678,6 +881,12 @@ class Recogniser:
         """(second, ordinals of its keyed failures): where the next chunk of a
         parallel scan picks up the dedup keys."""
         return self._ordinals_epoch, self._ordinals
+
+    @property
+    def ssh_attempts(self) -> SshAttempts | None:
+        """The SSH attempts under way (None with ``pair_ssh`` False): a
+        parallel scan pairs its workers' tagged lines with it, in file order."""
+        return self._attempts
 
     # -- helpers ------------------------------------------------------------
 
@@ -969,13 +1178,19 @@ class Recogniser:
         body = line[m.end() :].rstrip("\r\n")
         r = None
         what = ""
-        for rule, description in _SSH_RULES:
+        stage = 0
+        for rule, description, rule_stage in _SSH_RULES:
             r = rule.match(body)
             if r is not None:
                 what = description
+                stage = rule_stage
                 break
         if r is None:
             return None
+        if stage == _FAILED_PAM:
+            info = r.group("info")
+            if info is not None and _failed_other_reading(info):
+                return None
         if m.group("smon") is not None:
             stamp = self._local(m.group("smon"), m.group("sday"), m.group("stime"))
         else:
@@ -988,7 +1203,23 @@ class Recogniser:
             host = self._address(r.group("addr"), False)
         if host is None:
             return None
-        return self._make(stamp[0], "ssh", host[0], what, self.file, lineno, "")
+        key = ""
+        if stage and m.group("prog") != "dropbear":
+            any_pid = stage == _PAM_ERROR
+            if stage == _FAILED_PAM:
+                method = r.group("method")
+                if method not in _FAILED_METHODS_PAM:
+                    stage = 0  # publickey, none, hostbased ...: PAM is not involved
+                any_pid = method == "keyboard-interactive"
+            if stage:
+                pid = f"{m.group('prog')}[{m.group('pid') or ''}]"
+                attempts = self._attempts
+                if attempts is None:
+                    # A worker of a parallel scan: the scan pairs in file order.
+                    key = _ssh_tag(stage, pid, any_pid)
+                elif attempts.follows(host[1], stage, pid, any_pid, stamp[1]):
+                    return None
+        return self._make(stamp[0], "ssh", host[0], what, self.file, lineno, key)
 
     def _web(self, line: str, lineno: int) -> Failure | None:
         w = _WEB_LOGIN.match(line)
@@ -997,21 +1228,15 @@ class Recogniser:
             host = self._address(w.group("addr"), False)
             what = "pbxfw web login failed"
         else:
-            m = _NGINX_PREFIX.match(line)
+            m = _NGINX_AUTH.match(line)
             if m is None:
                 return None
-            body = line[m.end() :]
-            if '": password mismatch' in body:
+            if m.group("mismatch") is not None:
                 what = "nginx basic auth password mismatch"
-            elif '" was not found in "' in body:
-                what = "nginx basic auth unknown user"
             else:
-                return None
-            found = {c.group("addr") for c in _NGINX_CLIENT.finditer(body)}
-            if len(found) != 1:
-                return None
+                what = "nginx basic auth unknown user"
             stamp = self._local("D", m.group("date"), m.group("time"))
-            host = self._address(found.pop(), False)
+            host = self._address(m.group("addr"), False)
         if stamp is None or host is None:
             return None
         return self._make(stamp[0], "web", host[0], what, self.file, lineno, "")
@@ -1028,6 +1253,8 @@ class Recogniser:
         return self._dispatch(line, lineno)
 
     def _dispatch(self, line: str, lineno: int) -> Failure | None:
+        if len(line) > MAX_LINE:
+            return None
         kind = self.kind if self.kind is not None else detect_kind(line)
         if kind is None:
             return None
@@ -1141,7 +1368,10 @@ class Recogniser:
         for start in sorted(ends):
             lineno += count(newline, previous, start)
             previous = start
-            raw = data[start : ends[start]]
+            end = ends[start]
+            if end - start > MAX_LINE:
+                continue  # no program we read writes such a line: not a failure
+            raw = data[start:end]
             if kind is None and raw[:1] != bracket:
                 for trigger in fine:
                     if trigger in raw:

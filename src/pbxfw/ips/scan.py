@@ -18,12 +18,20 @@ the range. The only state a range inherits from the one before is the
 dedup-key ordinal per (line class, jail, host) of the current second (see
 :func:`~pbxfw.ips.recognisers.failure_key`): each range reports the keyed
 failures it saw before its first change of second, and their keys are
-renumbered on the running state of the ranges before. The result is exactly
-that of the serial scan (tested).
+renumbered on the running state of the ranges before. The lines of one SSH
+attempt are paired in file order by this process (the workers tag them), as
+the serial scan pairs them. The result is exactly that of the serial scan
+(tested).
+
+Memory is bounded whatever the file holds: a line longer than
+:data:`~pbxfw.ips.recognisers.MAX_LINE` is dropped as soon as its start
+outgrows that and the reader skips to its end; it is counted in
+:class:`ScanStats` as a bad line.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import pickle
@@ -33,6 +41,7 @@ import struct
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from itertools import repeat
 from operator import add
@@ -40,9 +49,9 @@ from typing import cast
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
-from pbxfw.ips.recognisers import Recogniser
+from pbxfw.ips.recognisers import MAX_LINE, SSH_TAG, Recogniser
 
-__all__ = ["PARALLEL_MIN_BYTES", "failure_json", "scan_file", "scan_files"]
+__all__ = ["PARALLEL_MIN_BYTES", "ScanStats", "failure_json", "scan_file", "scan_files"]
 
 #: Files at least this big are scanned in parallel when ``workers`` is None.
 PARALLEL_MIN_BYTES = 32 << 20
@@ -59,8 +68,18 @@ _Columns = tuple[
 ]
 # The ordinal state: (epoch second, {(class, jail, host): ordinal}).
 _State = tuple[int, dict[tuple[str, str, str], int]]
-# What a worker returns for one range (see _scan_range).
-_Result = tuple[_Columns, int, list[tuple[str, str, str, int]], _State]
+# What a worker returns for one range (see _scan_range): columns, newlines,
+# lead, ordinal state, (index, tag) of the SSH lines left to pair, long lines.
+_Result = tuple[_Columns, int, list[tuple[str, str, str, int]], _State, list[tuple[int, str]], int]
+
+
+@dataclass
+class ScanStats:
+    """What a scan saw besides failures (filled in as it goes)."""
+
+    #: Lines longer than :data:`~pbxfw.ips.recognisers.MAX_LINE` bytes: cut
+    #: (never held whole), not recognised, counted here as bad lines.
+    long_lines: int = 0
 
 
 def _cpus() -> int:
@@ -77,6 +96,7 @@ def scan_file(
     reference: datetime | None = None,
     tz: tzinfo | None = None,
     workers: int | None = None,
+    stats: ScanStats | None = None,
 ) -> Iterator[Failure]:
     """Failures in one file, in file order, through the whole-file fast path.
 
@@ -85,8 +105,15 @@ def scan_file(
     then, so an old log keeps its own years. Undecodable bytes are replaced
     (a log is not refused for one bad byte). ``workers``: processes to use
     (None: one per CPU for files of at least :data:`PARALLEL_MIN_BYTES`,
-    else 1). Raises OSError if unreadable.
+    else 1). Memory stays bounded whatever the file holds: a line longer
+    than :data:`~pbxfw.ips.recognisers.MAX_LINE` is skipped as it is read
+    (never held whole) and counted in ``stats.long_lines``. The lines sshd
+    and PAM write for one SSH attempt give one failure, as for the agent
+    (:class:`~pbxfw.ips.recognisers.SshAttempts`), so the scan reports what
+    the detector counts. Raises OSError if unreadable.
     """
+    if stats is None:
+        stats = ScanStats()
     name = os.fspath(path)
     with open(name, "rb") as handle:
         status = os.fstat(handle.fileno())
@@ -98,16 +125,16 @@ def scan_file(
         if workers > 1 and regular and hasattr(os, "fork"):
             bounds = _bounds(handle.fileno(), status.st_size, workers)
             if len(bounds) > 2:
-                yield from _scan_parallel(name, bounds, workers, kind, reference, tz)
+                yield from _scan_parallel(name, bounds, workers, kind, reference, tz, stats)
                 return
         # Bytes: only the hit lines are decoded (UTF-8, errors replaced,
         # "\r\n" kept as is; the recognisers strip a trailing "\r"). Read to
         # the end of the file, also past the size it had when opened.
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz)
         if not regular:  # a pipe: no pread
-            yield from recogniser.scan_bytes(handle.read())
+            yield from _scan_reader(recogniser, handle.read, stats)
             return
-        yield from _scan_blocks(recogniser, handle.fileno(), 0, sys.maxsize)
+        yield from _scan_blocks(recogniser, handle.fileno(), 0, sys.maxsize, stats)
 
 
 def _bounds(fd: int, size: int, workers: int) -> list[int]:
@@ -123,9 +150,12 @@ def _bounds(fd: int, size: int, workers: int) -> list[int]:
     for i in range(tasks):
         target = size * (_FIRST_SHARE + i / _TASKS_PER_WORKER) / total
         target = max(int(target), bounds[-1])
+        limit = target + _BOUND_SEARCH
         while True:
             block = os.pread(fd, 1 << 16, target)
-            if not block:
+            if not block or target >= limit:
+                # The end, or a line so long that it is skipped anyway: no
+                # cut here (the range before runs on).
                 target = size
                 break
             newline = block.find(b"\n")
@@ -144,26 +174,33 @@ def _bounds(fd: int, size: int, workers: int) -> list[int]:
 _FIRST_SHARE = 0.92
 #: Ranges per worker process (see _bounds).
 _TASKS_PER_WORKER = 4
+#: How far past its target _bounds looks for a newline to cut a range at.
+_BOUND_SEARCH = 4 << 20
 
 
-def _scan_blocks(recogniser: Recogniser, fd: int, start: int, end: int) -> Iterator[Failure]:
+def _scan_blocks(
+    recogniser: Recogniser, fd: int, start: int, end: int, stats: ScanStats
+) -> Iterator[Failure]:
     """``recogniser.scan_bytes`` over bytes [start, end) of ``fd``, read in blocks.
 
     ``end`` is after a newline or at (or past) the end of the file. The
     blocks are cut after their last newline (a line longer than a block
-    extends it), so the lines, their numbers and the recogniser's state are
-    those of one scan of the whole range. When exhausted,
-    ``recogniser.newlines`` is the range's newline count.
+    extends it, up to :data:`MAX_LINE`), so the lines, their numbers and the
+    recogniser's state are those of one scan of the whole range. A line longer
+    than :data:`MAX_LINE` is never held whole: it is skipped to its end and
+    counted in ``stats``. When exhausted, ``recogniser.newlines`` is the
+    range's newline count.
     """
     lines = 0
     while start < end:
         block = os.pread(fd, min(_BLOCK, end - start), start)
+        cut = 0
         while block:
             if start + len(block) >= end:
                 cut = len(block)
                 break
             cut = block.rfind(b"\n") + 1
-            if cut:
+            if cut or len(block) > MAX_LINE:
                 break
             more = os.pread(fd, min(_BLOCK, end - start - len(block)), start + len(block))
             if not more:  # the end of the file
@@ -172,10 +209,106 @@ def _scan_blocks(recogniser: Recogniser, fd: int, start: int, end: int) -> Itera
             block += more
         if not block:
             break
+        if not cut:  # a line longer than MAX_LINE starts here
+            stats.long_lines += 1
+            start, newline = _skip_line(fd, start + len(block), end)
+            lines += newline
+            continue
+        stats.long_lines += _long_lines(block, cut)
         yield from recogniser.scan_bytes(block, lines + 1, end=cut)
         lines += recogniser.newlines
         start += cut
     recogniser.newlines = lines
+
+
+def _skip_line(fd: int, position: int, end: int) -> tuple[int, int]:
+    """(offset after the next newline, 1), or (the end, 0) if there is none.
+
+    Reads without keeping anything, and jumps over holes of a sparse file
+    (they read as NUL bytes: no newline in them).
+    """
+    while position < end:
+        try:
+            position = os.lseek(fd, position, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # nothing but a hole up to the end
+                break
+            # SEEK_DATA not supported here: read on.
+        chunk = os.pread(fd, min(_BLOCK, end - position), position)
+        if not chunk:
+            break
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1, 1
+        position += len(chunk)
+    return end, 0
+
+
+def _scan_reader(
+    recogniser: Recogniser, read: Callable[[int], bytes | None], stats: ScanStats
+) -> Iterator[Failure]:
+    """:func:`_scan_blocks` for a stream (a pipe): everything ``read(n)`` gives.
+
+    Each block is scanned up to its last newline; the rest (the start of a
+    line) goes before the next block. A line longer than :data:`MAX_LINE` is
+    never held whole: once its start outgrows that it is dropped and the
+    reader skips to its end, counting one long line; the recogniser ignores
+    the long lines that fit in a block. Memory: a block plus
+    :data:`MAX_LINE`. When exhausted, ``recogniser.newlines`` is the newline
+    count.
+    """
+    lines = 0
+    pending = b""
+    skipping = False
+    while True:
+        chunk = read(_BLOCK)
+        if not chunk:
+            break
+        if skipping:
+            newline = chunk.find(b"\n")
+            if newline < 0:
+                continue
+            skipping = False
+            lines += 1
+            chunk = chunk[newline + 1 :]
+        block = pending + chunk if pending else chunk
+        cut = block.rfind(b"\n") + 1
+        if cut:
+            stats.long_lines += _long_lines(block, cut)
+            yield from recogniser.scan_bytes(block, lines + 1, end=cut)
+            lines += recogniser.newlines
+        pending = block[cut:]
+        if len(pending) > MAX_LINE:
+            stats.long_lines += 1
+            pending = b""
+            skipping = True
+    if pending:  # the last line, without a newline
+        yield from recogniser.scan_bytes(pending, lines + 1)
+    recogniser.newlines = lines
+
+
+def _long_lines(block: bytes, end: int) -> int:
+    """How many lines in ``block[:end]`` (whole lines) are longer than MAX_LINE.
+
+    Such a line holds a newline-free window of MAX_LINE / 2 bytes starting at
+    a multiple of that, so only those windows are probed (a ``find`` that
+    stops at the first newline) and a line is measured only where one has
+    none: a few dozen finds per block.
+    """
+    step = MAX_LINE // 2
+    count = 0
+    probe = 0
+    while probe + step <= end:
+        if block.find(b"\n", probe, probe + step) >= 0:
+            probe += step
+            continue
+        first = block.rfind(b"\n", 0, probe) + 1
+        last = block.find(b"\n", probe, end)
+        last = end if last < 0 else last
+        if last - first > MAX_LINE:
+            count += 1
+        probe = (last // step + 1) * step
+    return count
 
 
 #: Bytes read and scanned at a time: the whole-block passes (sniffing, coarse
@@ -199,20 +332,31 @@ def _scan_range(
 ) -> _Result:
     """Worker: the failures of bytes [start, end) of ``name`` (open as ``fd``) as
     columns (lines relative to the range, keys as a list); its line count; the
-    keyed failures before its first change of second; its final ordinal state."""
+    keyed failures before its first change of second; its final ordinal state;
+    the (index, tag) of the SSH lines it left for this process to pair (the
+    attempts under way cross ranges); its long lines."""
     lead: list[tuple[str, str, str, int]] = []
     # Plain tuples stand in for Failures here (the cast): the parent builds
     # the Failures once, and columns pickle several times faster than rows.
     make = cast("Callable[..., Failure]", _row)
-    recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make, lead=lead)
-    rows = list(_scan_blocks(recogniser, fd, start, end))
+    recogniser = Recogniser(
+        kind, file=name, reference=reference, tz=tz, make=make, lead=lead, pair_ssh=False
+    )
+    stats = ScanStats()
+    rows = list(_scan_blocks(recogniser, fd, start, end, stats))
+    tags: list[tuple[int, str]] = []
     if rows:
-        times, jails, hosts, events, _, lines, keys = zip(*rows, strict=True)
-        columns: _Columns = (times, jails, hosts, events, lines, list(keys))
+        times, jails, hosts, events, _, lines, keyed = zip(*rows, strict=True)
+        keys = list(keyed)
+        for i, key in enumerate(keys):
+            if key.startswith(SSH_TAG):
+                tags.append((i, key))
+                keys[i] = ""
+        columns: _Columns = (times, jails, hosts, events, lines, keys)
     else:
         columns = ((), (), (), (), (), [])
     state = recogniser.ordinal_state()
-    return columns, recogniser.newlines, lead, state
+    return columns, recogniser.newlines, lead, state, tags, stats.long_lines
 
 
 # A worker's message on its pipe: (0: result, 1: exception), offset and size
@@ -348,6 +492,7 @@ def _scan_parallel(
     kind: str | None,
     reference: datetime,
     tz: tzinfo | None,
+    stats: ScanStats,
 ) -> Iterator[Failure]:
     # Ranges 1.. go to workers - 1 processes, each a contiguous run of them
     # (this process reads the results in file order).
@@ -360,14 +505,16 @@ def _scan_parallel(
             children.append(_Worker(name, part, kind, reference, tz))
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz)
         with open(name, "rb") as handle:
-            yield from _scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1])
+            yield from _scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1], stats)
         lines = recogniser.newlines
+        attempts = recogniser.ssh_attempts
+        assert attempts is not None
         state: _State = recogniser.ordinal_state()
         for child in children:
             while child.pending:
-                (times, jails, hosts, events, numbers, keys), newlines, lead, worker_state = (
-                    child.result()
-                )
+                columns, newlines, lead, worker_state, tags, long_lines = child.result()
+                times, jails, hosts, events, numbers, keys = columns
+                stats.long_lines += long_lines
                 keyed = len(keys) - keys.count("")
                 if lead and lead[0][3] == state[0]:
                     # The range continues the second the ranges before ended
@@ -385,7 +532,7 @@ def _scan_parallel(
                     state = (state[0], ordinals) if len(lead) == keyed else worker_state
                 elif keyed:
                     state = worker_state
-                yield from map(
+                failures = map(
                     Failure,
                     times,
                     jails,
@@ -395,11 +542,29 @@ def _scan_parallel(
                     map(add, numbers, repeat(lines)),
                     keys,
                 )
+                if tags:
+                    yield from _paired(failures, dict(tags), attempts.follows_tag)
+                else:
+                    yield from failures
                 lines += newlines
             child.close()
     finally:
         for child in children:
             child.close()
+
+
+def _paired(
+    failures: Iterable[Failure],
+    tags: dict[int, str],
+    follows: Callable[[str, IPAddress, int], bool],
+) -> Iterator[Failure]:
+    """``failures`` without the tagged SSH lines that continue an attempt
+    already counted, paired in file order (as the serial scan does)."""
+    for i, failure in enumerate(failures):
+        tag = tags.get(i)
+        if tag is not None and follows(tag, failure.host, int(failure.time.timestamp())):
+            continue
+        yield failure
 
 
 def scan_files(
@@ -409,10 +574,13 @@ def scan_files(
     kind: str | None = None,
     tz: tzinfo | None = None,
     workers: int | None = None,
+    stats: ScanStats | None = None,
 ) -> Iterator[Failure]:
     """Failures in each of ``paths`` in turn (see :func:`scan_file`)."""
     for path in paths:
-        yield from scan_file(path, kind=kind, reference=reference, tz=tz, workers=workers)
+        yield from scan_file(
+            path, kind=kind, reference=reference, tz=tz, workers=workers, stats=stats
+        )
 
 
 def failure_json(failure: Failure) -> dict[str, str | int]:
