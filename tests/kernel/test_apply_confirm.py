@@ -19,6 +19,7 @@ from pbxfw.compiler import BanElement, compile_ruleset
 from pbxfw.errors import KernelError
 from pbxfw.kernel import (
     NftBackend,
+    PendingChange,
     apply_with_confirm,
     confirm,
     last_rollback,
@@ -26,7 +27,7 @@ from pbxfw.kernel import (
     rollback,
     shift_expiry,
 )
-from pbxfw.kernel.confirm import namespace_dir
+from pbxfw.kernel.confirm import expire, namespace_dir, supersede
 from pbxfw.kernel.nft import without_flow_tag
 
 from .configs import lab_config
@@ -244,6 +245,57 @@ def test_refused_change_under_confirm_changes_nothing(env: Env) -> None:
         apply_with_confirm(env.backend, NEW.replace("tcp . 22 :", "tcp . 70000 :"), 60, env.state)
     assert pending(env.state, env.ns) is None
     assert env.lab.nft(env.ns, "-s", "list", "ruleset") == before
+
+
+def _kill_watchdog(change: PendingChange) -> None:
+    """The watchdog is gone (killed, or the host rebooted): nothing restores by itself."""
+    assert change.watchdog_pid is not None
+    os.kill(change.watchdog_pid, signal.SIGKILL)
+    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+
+
+@pytest.mark.kernel
+def test_a_late_confirm_keeps_nothing(env: Env) -> None:
+    env.backend.apply(OLD)
+    before = env.table()
+    change = apply_with_confirm(env.backend, NEW, 1.0, env.state)
+    _kill_watchdog(change)
+    time.sleep(max(0.0, change.deadline - time.time()) + 0.3)
+    assert env.table() == env.compiled(NEW)  # expired, nobody noticed yet
+    assert confirm(env.state, env.ns) is None
+    assert env.table() == before
+    record = last_rollback(env.state, env.ns)
+    assert record is not None and record["token"] == change.token
+    assert "too late" in str(record["reason"])
+
+
+@pytest.mark.kernel
+def test_expire_rolls_back_only_an_expired_change_and_once(env: Env) -> None:
+    env.backend.apply(OLD)
+    before = env.table()
+    change = apply_with_confirm(env.backend, NEW, 1.0, env.state)
+    _kill_watchdog(change)
+    assert expire(env.state, env.ns) is None  # the window is still open
+    assert env.table() == env.compiled(NEW)
+    time.sleep(max(0.0, change.deadline - time.time()) + 0.3)
+    assert expire(env.state, env.ns) == change
+    assert env.table() == before and pending(env.state, env.ns) is None
+    assert expire(env.state, env.ns) is None
+    record = last_rollback(env.state, env.ns)
+    assert record is not None and record["token"] == change.token
+
+
+@pytest.mark.kernel
+def test_an_apply_without_window_supersedes_the_pending_change(env: Env) -> None:
+    env.backend.apply(OLD)
+    change = apply_with_confirm(env.backend, NEW, 1.0, env.state)
+    env.backend.apply(NEWER)
+    assert supersede(env.state, env.ns) == change
+    assert pending(env.state, env.ns) is None
+    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+    time.sleep(max(0.0, change.deadline - time.time()) + 0.3)
+    assert env.table() == env.compiled(NEWER)  # no old snapshot came back over it
+    assert last_rollback(env.state, env.ns) is None
 
 
 def test_shift_expiry_shortens_remaining_lifetimes() -> None:

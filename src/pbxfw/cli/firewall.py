@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Annotated
 
 import typer
@@ -82,12 +83,23 @@ def rollback(
     netns: NetnsOption = None, db: DbOption = None, state_dir: StateDirOption = None
 ) -> None:
     """Undo the pending change now; the stored configuration returns to the last confirmed."""
-    rejected = firewall_service(db, state_dir).rollback(netns)
+    fw = firewall_service(db, state_dir)
+    rejected = fw.rollback(netns)
     out = console()
     if rejected is None:
         out.print("nothing was waiting for confirmation", markup=False)
-        return
-    out.print("rolled back to the last confirmed configuration", markup=False)
+        # The watchdog may have rolled back (and carried it into storage)
+        # already: say so, and where the rejected configuration is.
+        last = fw.last_rollback(netns)
+        if last is None or last.config is None:
+            return
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last.time))
+        out.print(
+            f"the last unconfirmed change was rolled back at {when}: {last.reason}", markup=False
+        )
+        rejected = last.config
+    else:
+        out.print("rolled back to the last confirmed configuration", markup=False)
     out.print(
         f"the rejected configuration is kept in {rejected}; to try it again: "
         f"pbxfw import {rejected} && pbxfw apply --confirm 60",

@@ -23,6 +23,14 @@ rollback or a newer apply can never be undone by a stale watchdog. Applying
 again while a change is pending keeps the *first* snapshot: a rollback always
 returns to the last confirmed table.
 
+A change is *expired* once its deadline has passed (or, after a reboot, its
+wall-clock deadline has passed and its watchdog is gone). Whoever notices an
+expired change first rolls it back — the watchdog at the deadline, or any
+later ``expire`` / ``confirm`` (a confirm that comes too late does not keep
+the change) — always under the lock, so it happens once. After restoring, the
+watchdog runs the ``after_rollback`` command it was given (pbxfw uses it to
+carry the rollback into the stored configuration at once).
+
 Ban elements in the snapshot keep their remaining lifetime: nft prints
 ``expires`` for each and the restore shortens it by the time elapsed since the
 snapshot. Bans added to the new table during the window are not carried over;
@@ -40,8 +48,9 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,12 +61,16 @@ __all__ = [
     "PendingChange",
     "apply_with_confirm",
     "confirm",
+    "expire",
+    "expired",
     "last_rollback",
+    "locked",
     "namespace_dir",
     "pending",
     "restore_pending",
     "rollback",
     "shift_expiry",
+    "supersede",
 ]
 
 _PENDING = "pending.json"
@@ -103,15 +116,56 @@ def namespace_dir(state_dir: str | os.PathLike[str], netns: str | None) -> Path:
     return Path(state_dir) / ("host" if netns is None else f"netns-{netns}")
 
 
+#: The folders whose lock this thread holds, with the nesting depth.
+_held = threading.local()
+
+
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path, *, wait: bool = True) -> Iterator[bool]:
+    """flock(2) on ``folder/lock``; re-entrant within one thread. Yields
+    whether the lock is held (always True unless ``wait`` is False).
+
+    Re-entrant so that a use case can hold the lock around a whole
+    read-decide-apply sequence that calls ``apply_with_confirm`` or
+    ``confirm`` (which lock too). Other threads and processes wait.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    key = os.path.realpath(folder)
+    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
+    if depth.get(key):
+        depth[key] += 1
         try:
-            yield
+            yield True
         finally:
+            depth[key] -= 1
+        return
+    with open(folder / "lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        depth[key] = 1
+        try:
+            yield True
+        finally:
+            depth[key] = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _holding_another(folder: Path) -> bool:
+    """This thread holds the lock of a folder other than ``folder``."""
+    depth: dict[str, int] = _held.__dict__.get("depth", {})
+    key = os.path.realpath(folder)
+    return any(n for k, n in depth.items() if k != key)
+
+
+@contextlib.contextmanager
+def locked(state_dir: str | os.PathLike[str], netns: str | None = None) -> Iterator[None]:
+    """Hold ``netns``'s confirmation lock: no watchdog, confirm, rollback or
+    apply of that namespace acts meanwhile (re-entrant within one thread)."""
+    with _locked(namespace_dir(state_dir, netns)):
+        yield
 
 
 def _write(path: Path, text: str) -> None:
@@ -173,6 +227,17 @@ def _watchdog_alive(pid: int | None, token: str) -> bool:
     return token.encode() in cmdline and b"pbxfw.kernel.watchdog" in cmdline
 
 
+def expired(change: PendingChange) -> bool:
+    """The confirmation window of ``change`` has run out.
+
+    The monotonic deadline decides; after a reboot (monotonic time starts
+    again, the watchdog is gone) the wall-clock deadline does.
+    """
+    if change.remaining() <= 0:
+        return True
+    return time.time() >= change.deadline and not _watchdog_alive(change.watchdog_pid, change.token)
+
+
 def _stop_watchdog(change: PendingChange) -> None:
     if _watchdog_alive(change.watchdog_pid, change.token):
         assert change.watchdog_pid is not None
@@ -180,30 +245,37 @@ def _stop_watchdog(change: PendingChange) -> None:
             os.kill(change.watchdog_pid, signal.SIGTERM)
 
 
-def _spawn_watchdog(folder: Path, token: str) -> int:
+def _spawn_watchdog(
+    folder: Path,
+    token: str,
+    after_rollback: Sequence[str] = (),
+    hook_env: Mapping[str, str] | None = None,
+) -> int:
     """Start ``python -m pbxfw.kernel.watchdog`` fully detached; its pid.
 
     The watchdog forks once more and reports the grandchild's pid, so it is
     re-parented to init: neither a zombie of a long-running applier nor
-    killed with the applier's session or process group.
+    killed with the applier's session or process group. ``after_rollback``
+    (an argv) is run by the watchdog after it restored the snapshot, with
+    ``hook_env`` added to its environment (the environment, not the command
+    line, so that nothing secret shows in ``ps``).
     """
+    # Absolute: the watchdog runs in "/".
+    argv = [sys.executable, "-m", "pbxfw.kernel.watchdog", "--state", os.path.abspath(folder)]
+    argv += ["--token", token]
+    if after_rollback:
+        argv += ["--after-rollback", json.dumps(list(after_rollback))]
+    env = {**os.environ, **hook_env} if hook_env else None
     with open(folder / _LOG, "a") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pbxfw.kernel.watchdog",
-                "--state",
-                str(folder),
-                "--token",
-                token,
-            ],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,
             start_new_session=True,
             close_fds=True,
             cwd="/",
+            env=env,
         )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -251,8 +323,10 @@ def restore_pending(folder: Path, change: PendingChange, reason: str) -> None:
     snapshot_path = folder / _SNAPSHOT
     if change.had_table and snapshot_path.exists():
         text = snapshot_path.read_text()
+        # Negative after a reboot (monotonic time starts again): no shift then.
+        elapsed = max(0.0, time.monotonic() - change.snapshot_monotonic)
         try:
-            backend.apply(shift_expiry(text, time.monotonic() - change.snapshot_monotonic))
+            backend.apply(shift_expiry(text, elapsed))
         except KernelError:
             backend.apply(_EXPIRES.sub("", text))
     else:
@@ -276,6 +350,9 @@ def apply_with_confirm(
     new_text: str,
     seconds: float,
     state_dir: str | os.PathLike[str],
+    *,
+    after_rollback: Sequence[str] = (),
+    hook_env: Mapping[str, str] | None = None,
 ) -> PendingChange:
     """Apply ``new_text``; restore the previous table unless confirmed in ``seconds``.
 
@@ -284,6 +361,8 @@ def apply_with_confirm(
     any point leaves either nothing changed or a watchdog that will restore.
     If the kernel refuses ``new_text`` (KernelError, re-raised) nothing
     changes: a change already pending stays pending with its own deadline.
+    ``after_rollback`` / ``hook_env``: what the watchdog runs after it
+    restored the snapshot (see ``_spawn_watchdog``).
     """
     if seconds <= 0:
         raise ValueError("the confirmation window must be positive")
@@ -315,8 +394,19 @@ def apply_with_confirm(
             had_table=had_table,
         )
         _write_pending(folder, change)
-        pid = _spawn_watchdog(folder, change.token)
-        change = PendingChange(**{**asdict(change), "watchdog_pid": pid})
+        pid = _spawn_watchdog(folder, change.token, after_rollback, hook_env)
+        # The window starts when the rules change, not before the watchdog's
+        # start-up (a second or more on a busy host would eat a short window).
+        now, mono = time.time(), time.monotonic()
+        change = PendingChange(
+            **{
+                **asdict(change),
+                "watchdog_pid": pid,
+                "created": now,
+                "deadline": now + seconds,
+                "deadline_monotonic": mono + seconds,
+            }
+        )
         _write_pending(folder, change)
         try:
             backend.apply(new_text)
@@ -325,7 +415,7 @@ def apply_with_confirm(
             if previous is not None:
                 revived = PendingChange(**{**asdict(previous), "watchdog_pid": None})
                 _write_pending(folder, revived)
-                pid = _spawn_watchdog(folder, previous.token)
+                pid = _spawn_watchdog(folder, previous.token, after_rollback, hook_env)
                 _write_pending(folder, PendingChange(**{**asdict(previous), "watchdog_pid": pid}))
             else:
                 (folder / _PENDING).unlink(missing_ok=True)
@@ -337,11 +427,20 @@ def apply_with_confirm(
 
 def confirm(state_dir: str | os.PathLike[str], netns: str | None = None) -> PendingChange | None:
     """Keep the pending change; stop its watchdog. None when nothing is pending
-    (never applied with a window, already confirmed, or already rolled back)."""
+    (never applied with a window, already confirmed, or already rolled back).
+
+    A confirm that comes after the deadline does not keep the change: if the
+    watchdog has not restored the snapshot yet, this does it (and returns
+    None), so "confirmed in time" means before the deadline, whoever wins.
+    """
     folder = namespace_dir(state_dir, netns)
     with _locked(folder):
         change = _read_pending(folder)
         if change is None:
+            return None
+        if expired(change):
+            restore_pending(folder, change, "confirmed too late: the window had run out")
+            _stop_watchdog(change)
             return None
         (folder / _PENDING).unlink(missing_ok=True)
         (folder / _SNAPSHOT).unlink(missing_ok=True)
@@ -362,5 +461,47 @@ def rollback(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pen
         if change is None:
             return None
         restore_pending(folder, change, "rolled back on request")
+        _stop_watchdog(change)
+        return change
+
+
+def expire(state_dir: str | os.PathLike[str], netns: str | None = None) -> PendingChange | None:
+    """Roll back the pending change if its window has run out; the change or None.
+
+    For whoever notices first (the agent, a command) when the watchdog is
+    late or gone (killed, or the host rebooted). Under the lock, so a change
+    is restored once. Raises KernelError if the snapshot cannot be loaded
+    (the change then stays pending). A caller that holds another
+    namespace's lock does not wait for this one (two such callers would
+    wait for each other): if it is busy, its holder is acting on it.
+    """
+    folder = namespace_dir(state_dir, netns)
+    if not (folder / _PENDING).exists():
+        return None  # the common case, and no folder is created for it
+    with _locked(folder, wait=not _holding_another(folder)) as held:
+        if not held:
+            return None
+        change = _read_pending(folder)
+        if change is None or not expired(change):
+            return None
+        restore_pending(folder, change, f"not confirmed within {change.seconds:g} s")
+        _stop_watchdog(change)
+        return change
+
+
+def supersede(state_dir: str | os.PathLike[str], netns: str | None = None) -> PendingChange | None:
+    """Forget the pending change without restoring it: an apply without a
+    window has just replaced the table, and no watchdog may bring the old
+    snapshot back over it. The change forgotten, or None."""
+    folder = namespace_dir(state_dir, netns)
+    if not (folder / _PENDING).exists():
+        return None
+    with _locked(folder):
+        change = _read_pending(folder)
+        if change is None:
+            return None
+        (folder / _PENDING).unlink(missing_ok=True)
+        (folder / _SNAPSHOT).unlink(missing_ok=True)
+        (folder / _CANDIDATE).unlink(missing_ok=True)
         _stop_watchdog(change)
         return change

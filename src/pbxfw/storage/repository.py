@@ -387,6 +387,27 @@ class Repository:
             settings=self.settings(),
         )
 
+    # -- meta: pending changes (issue 13, rollback carried exactly once) ------
+    def meta_items(self, prefix: str) -> dict[str, str]:
+        """Every meta key starting with ``prefix`` and its value."""
+        rows = self.session.execute(
+            select(MetaRow.key, MetaRow.value).where(
+                MetaRow.key.startswith(prefix, autoescape=True)
+            )
+        )
+        return {key: value for key, value in rows}
+
+    def take_meta(self, key: str, value: str) -> bool:
+        """Delete ``key`` if it still holds ``value``; True when this call did.
+
+        One conditional DELETE: of several transactions taking the same
+        value, exactly one gets True, on every database.
+        """
+        result = self.session.execute(
+            delete(MetaRow).where(MetaRow.key == key, MetaRow.value == value)
+        )
+        return int(getattr(result, "rowcount", 0) or 0) == 1
+
 
 def cast_table(table: Any) -> Table:
     """``Model.__table__`` typed as the Table it is (mypy sees a FromClause)."""

@@ -9,7 +9,8 @@ also bumps the configuration revision; on any error nothing is stored.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -105,6 +106,22 @@ class ConfigService:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    @contextmanager
+    def _edit(self) -> Iterator[Repository]:
+        """The write unit of work of an edit, made on top of what the kernel holds.
+
+        A change the kernel rolled back (or whose confirmation window ran
+        out) is carried into storage first, so the edit lands on the last
+        confirmed configuration and is what the next apply loads
+        (pbxfw.usecases.firewall, docs/decisions.md "Apply and rollback").
+        """
+        from pbxfw.usecases.firewall import carry_rollbacks, settle_rollbacks
+
+        settle_rollbacks(self.store)
+        with self.store.write() as repo:
+            carry_rollbacks(repo)  # one that happened a moment ago
+            yield repo
+
     # -- init -------------------------------------------------------------
     def init(self, ssh_client: str | None = None) -> InitReport:
         """Ensure the revision counter and the permanent networks; trust the installer.
@@ -115,7 +132,7 @@ class ConfigService:
         Idempotent: a second run changes nothing.
         """
         report = InitReport()
-        with self.store.write() as repo:
+        with self._edit() as repo:
             if repo.get_meta("revision") is None:
                 repo.set_meta("revision", "0")
             changed = False
@@ -214,7 +231,7 @@ class ConfigService:
             description = validate_description(change.description)
         except ValidationError as exc:
             errors += exc.errors
-        with self.store.write() as repo:
+        with self._edit() as repo:
             config = stored_configuration(repo)
             keys = config.service_keys()
             services: dict[str, Verdict] = {}
@@ -245,7 +262,7 @@ class ConfigService:
         """Change the named fields of a network; the rest stay as they are."""
         notes: list[str] = []
         errors: list[FieldError] = []
-        with self.store.write() as repo:
+        with self._edit() as repo:
             config = stored_configuration(repo)
             keys = config.service_keys()
             current = normalised(repo.network(ref), keys)
@@ -309,7 +326,7 @@ class ConfigService:
         return updated, notes
 
     def remove_network(self, ref: str | int) -> Network:
-        with self.store.write() as repo:
+        with self._edit() as repo:
             network = repo.network(ref)
             if network.permanent:
                 raise PermanentError(
@@ -325,7 +342,7 @@ class ConfigService:
     def add_service(self, key: str, label: str, tcp: str = "", udp: str = "") -> CustomService:
         """Add a custom service; every network blocks it until allowed."""
         service = CustomService.create(key, label, tcp, udp)
-        with self.store.write() as repo:
+        with self._edit() as repo:
             taken = label_clash(service, repo.custom_services())
             if taken is not None:
                 raise ConflictError(taken)
@@ -336,7 +353,7 @@ class ConfigService:
     def remove_service(self, key: str) -> None:
         if key in BUILTIN_KEYS:
             raise ValidationError(FieldError("key", f"{key!r} is built-in and cannot be removed"))
-        with self.store.write() as repo:
+        with self._edit() as repo:
             if key not in {s.key for s in repo.custom_services()}:
                 raise NotFoundError(f"no custom service {key!r}; see `pbxfw service list`")
             repo.remove_custom_service(key)
@@ -353,7 +370,7 @@ class ConfigService:
         ``strict`` (REST, JSON): each value must have its JSON type; otherwise
         text is parsed too (CLI, web forms). See ``Settings.updated``.
         """
-        with self.store.write() as repo:
+        with self._edit() as repo:
             current = repo.settings()
             updated = current.updated(changes, strict=strict)
             new = updated.model_dump()
@@ -379,7 +396,7 @@ class ConfigService:
         Errors name the place, e.g. ``networks[3].subnet``.
         """
         parsed = parse_document(document)
-        with self.store.write() as repo:
+        with self._edit() as repo:
             replace_configuration(repo, parsed)
             return stored_configuration(repo)
 
@@ -757,7 +774,7 @@ def discover_asterisk(
     from pbxfw.asterisk.discover import discover
 
     found = discover(Path(config_dir), Path(sshd_config) if sshd_config else None)
-    with svc.store.write() as repo:
+    with svc._edit() as repo:
         current = repo.settings()
         changes = found.changes(current)
         lines = found.describe_changes(current)
