@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from pbxfw.domain.sources import SourceStatus
 from pbxfw.storage.repository import Store
+from pbxfw.storage.source_status import save_source_statuses
 from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
 from pbxfw.web.app import create_app
@@ -566,7 +568,43 @@ def test_ips_status(client: TestClient, auth: dict[str, str], store: Store) -> N
         "enabled": True,
         "active_bans": 1,
         "jails": {"asterisk": {"lines": 10, "failures": 3, "bans": 1, "whitelisted": 0}},
+        "sources": [],
     }
+
+
+def test_ips_status_names_a_failing_source(
+    client: TestClient, auth: dict[str, str], store: Store
+) -> None:
+    """What the agent recorded in source_status (issue 13 item 5) is served as is."""
+    with store.write() as repo:
+        save_source_statuses(
+            repo,
+            [
+                SourceStatus("/var/log/asterisk/messages", "asterisk", "", 100.0, 0, 100.0),
+                SourceStatus("/tmp/folder", "ssh", "is a folder, not a file", 200.0, 3, 207.0),
+            ],
+        )
+    sources = client.get(f"{API}/ips/status", headers=auth).json()["sources"]
+    assert sources == [
+        {
+            "source": "/tmp/folder",
+            "jail": "ssh",
+            "ok": False,
+            "error": "is a folder, not a file",
+            "since": 200.0,
+            "failures": 3,
+            "updated_at": 207.0,
+        },
+        {
+            "source": "/var/log/asterisk/messages",
+            "jail": "asterisk",
+            "ok": True,
+            "error": "",
+            "since": 100.0,
+            "failures": 0,
+            "updated_at": 100.0,
+        },
+    ]
 
 
 # -- found by the OpenAPI fuzz test ---------------------------------------------------

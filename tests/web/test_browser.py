@@ -438,3 +438,42 @@ def test_the_page_fits_a_phone(browser: Browser, site: Site) -> None:
         expect(row.get_by_role("link", name="Edit Office VPN")).to_be_visible()
     finally:
         context.close()
+
+
+def test_a_failing_log_source_is_announced_on_the_ips_page(browser: Browser, site: Site) -> None:
+    """Issue 13 item 5: the agent's record of a failing source is on the page,
+    as an alert and in the Sources table, and a long path fits a phone."""
+    from pbxfw.domain.sources import SourceStatus
+    from pbxfw.storage.source_status import save_source_statuses
+
+    folder = "/var/log/a-rather-long-folder-name-that-someone-typed-instead-of-a-file/ssh"
+    with site.store.write() as repo:
+        save_source_statuses(
+            repo,
+            [
+                SourceStatus("/var/log/asterisk/messages", "asterisk", "", 1.0, 0, 1.0),
+                SourceStatus(
+                    folder, "ssh", "is a folder, not a file (setting log_ssh)", 2.0, 4, 9.0
+                ),
+            ],
+        )
+    context = browser.new_context(
+        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
+    )
+    context.set_default_timeout(5000)
+    page = context.new_page()
+    try:
+        log_in(page)
+        page.goto("/ips")
+        alert = page.locator("#sources-failing")
+        expect(alert).to_have_attribute("role", "alert")
+        expect(alert).to_contain_text(f"{folder} (ssh): is a folder, not a file")
+        row = page.get_by_role("row").filter(has_text=folder)
+        expect(row).to_contain_text("failing")
+        expect(
+            page.get_by_role("row").filter(has_text="/var/log/asterisk/messages")
+        ).to_contain_text("reading")
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], width
+    finally:
+        context.close()

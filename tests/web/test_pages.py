@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pbxfw.domain.sources import SourceStatus
 from pbxfw.storage.repository import Store
+from pbxfw.storage.source_status import save_source_statuses
 from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
 from pbxfw.web.app import create_app
@@ -319,3 +321,25 @@ def test_settings_forms_show_errors_by_field(client: TestClient, store: Store) -
         "/services/custom", data={"csrf_token": token, "key": "Bad Key", "tcp": "80"}
     )
     assert answer.status_code == 422 and 'id="custom_key-error"' in answer.text
+
+
+def test_the_ips_page_names_a_failing_source_and_why(client: TestClient, store: Store) -> None:
+    """Issue 13 item 5: what the agent recorded in source_status is on the page,
+    with a banner when a source fails; values are escaped like any other."""
+    log_in(client)
+    assert "Nothing recorded yet" in client.get("/ips").text
+    with store.write() as repo:
+        save_source_statuses(
+            repo,
+            [
+                SourceStatus("/var/log/asterisk/messages", "asterisk", "", 100.0, 0, 100.0),
+                SourceStatus("/tmp/<b>x", "ssh", "is a folder, not a file", 200.0, 3, 207.0),
+            ],
+        )
+    page = client.get("/ips").text
+    assert 'id="sources-failing"' in page and "cannot read or run 1 of its sources" in page
+    assert "<code>/tmp/&lt;b&gt;x</code> (ssh): is a folder, not a file" in page
+    assert "/var/log/asterisk/messages" in page and ">reading<" in page and ">failing<" in page
+    with store.write() as repo:
+        save_source_statuses(repo, [SourceStatus("/tmp/<b>x", "ssh", "", 300.0, 0, 300.0)])
+    assert 'id="sources-failing"' not in client.get("/ips").text

@@ -14,12 +14,19 @@ One loop, one thread:
   then stores the ban;
 - **Asterisk**: rewrites the PJSIP include when the local networks change.
 
+Each of these parts, and each log file, runs on its own (agent.health): an
+exception in one is logged once, recorded in ``source_status`` for ``pbxfw
+ips status`` and the web page, and retried with backoff, while the others
+go on; nothing but a signal ends the loop (docs/security.md, "The agent
+keeps running").
+
 Everything it needs comes through the constructor (store, backend, clock),
 so tests drive ``tick()`` directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -29,9 +36,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.tail import Chunk, Inotify, Tailer
 from pbxfw.bulk import gc_paused
 from pbxfw.compiler import BanElement, compile_ruleset
@@ -114,8 +123,38 @@ def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple
     return unique
 
 
+@dataclass
+class _Source:
+    """One log file the agent follows, with its own tailer and recogniser.
+
+    Each source has its own ``Tailer`` so that a path that cannot be read
+    (a folder, a NUL byte, no permission) fails alone: the others are read
+    as usual, and this one is tried again with backoff (see agent.health).
+    """
+
+    path: str
+    kind: str
+    jail: str
+    #: the settings key that names the file (None: an option or extra source)
+    setting: str | None
+    #: where a restarted agent resumes (inode, offset), from the database
+    resume: tuple[int, int] | None = None
+    tailer: Tailer | None = None
+    recogniser: Recogniser | None = None
+
+    @property
+    def hint(self) -> str:
+        return f"setting {self.setting}" if self.setting else ""
+
+
 class Agent:
-    """The daemon's state and its loop."""
+    """The daemon's state and its loop.
+
+    Every part of a tick runs through ``self.health`` (agent.health): an
+    exception in one log source, one ban, one apply is logged once, shown in
+    ``pbxfw ips status``, and retried with backoff, while the other parts
+    keep running. Nothing but a signal ends the loop.
+    """
 
     def __init__(
         self,
@@ -124,6 +163,7 @@ class Agent:
         *,
         backend: NftBackend | DryRunBackend | None = None,
         clock: Callable[[], float] = time.time,
+        backoff: Backoff | None = None,
     ) -> None:
         self.store = store
         self.options = options
@@ -135,25 +175,37 @@ class Agent:
             backend=lambda _ns: self.backend,  # type: ignore[arg-type,return-value]
             clock=clock,
         )
+        self.health = Health(clock, backoff)
         self.stop_event = threading.Event()
-        self._applied_revision: int | str | None = "never"
+        #: the applied configuration the agent follows, and its revision
+        self._config: Configuration | None = None
+        self._loaded_revision: int | None = None
+        #: the kernel must get the whole table (config and bans) again
+        self._stale = True
+        self._pjsip_pending = False
+        self._discover_pending = False
+        self._applied_revision: int | None = None
         self._structure: str | None = None
         self._chains: str | None = None
         self._last_full_check = 0.0
-        self._pending_reload = False
         self._bans_revision = -1
+        #: a ban-set update failed: compare with the stored bans at the next tick
+        self._bans_dirty = False
         # (subnet as text, jail) → expiry of what the kernel holds. Text, not
         # the network: an IPv4Network's hash is recomputed on every lookup.
         self._kernel_bans: dict[tuple[str, str], float] = {}
-        self._config: Configuration | None = None
+        #: bans made here and not yet stored (the store failed): kept, retried,
+        #: and counted as active, so no ban-set sync removes them meanwhile
+        self._unsaved: list[Ban] = []
+        #: path → (inode, offset) read but not yet stored
+        self._offsets: dict[str, tuple[int, int]] = {}
         self._whitelist: Whitelist | None = None
         self._stored_revision: int | None = None
         self._own: list[IPAddress] = []
         self._own_checked = 0.0
-        self._tailer: Tailer | None = None
         self._inotify: Inotify | None = None
-        self._recognisers: dict[str, Recogniser] = {}
-        self._sources: list[tuple[str, str]] = []
+        self._sources: dict[str, _Source] = {}
+        self._source_list: list[tuple[str, str]] | None = None
         self._detector: Detector | None = None
         self._detector_key: tuple[Any, ...] | None = None
         self._counters: dict[str, dict[str, int]] = {}
@@ -169,62 +221,105 @@ class Agent:
         self.start()
         try:
             while not self.stop_event.is_set():
-                assert self._inotify is not None
-                self._inotify.wait(self.options.revision_interval)
+                self._wait()
                 self.tick()
         finally:
-            self.flush()
+            self.health.run("agent:counters", self.flush, force=True)
+            self.health.persist(self.store)
+            for source in self._sources.values():
+                _close(source.tailer)
             if self._inotify is not None:
                 self._inotify.close()
             log.info("agent stopped")
 
+    def _wait(self) -> None:
+        """Sleep until a watched folder changes or ``revision_interval`` passes."""
+        interval = self.options.revision_interval
+        if self._inotify is not None:
+            try:
+                self._inotify.wait(interval)
+                return
+            except Exception as exc:
+                self.health.failed("agent:inotify", exc)
+                broken, self._inotify = self._inotify, None  # made again when due
+                with contextlib.suppress(Exception):
+                    broken.close()
+        self.stop_event.wait(interval)
+
     def start(self) -> None:
         """What happens once: discover the PBX's ports, restore the kernel state."""
         if self.options.discover_asterisk:
-            self._discover()
-        self._own = host_addresses(self.options.netns)
-        self._own_checked = self.clock()
+            self._discover_pending = not self.health.run("agent:discover", self._discover)
+        self.health.run("agent:host", self._refresh_own)
         self.tick(force_rules=True)
 
     def tick(self, force_rules: bool = False) -> None:
-        """One round: rules, bans, logs, counters. Errors are logged, never fatal."""
+        """One round: rules, bans, logs, counters. Never raises: each part's
+        failure is recorded in ``self.health`` and retried with backoff."""
         now = self.clock()
-        steps: list[Callable[[], None]] = [
-            lambda: self._rules(force_rules),
-            self._bans,
-            self._logs,
-        ]
-        for step in steps:
-            try:
-                step()
-            except PbxfwError as exc:
-                log.error("%s", exc)
+        run = self.health.run
+        run("agent:config", lambda: self._load(force_rules))
+        run("agent:rules", self._enforce)
+        if self._pjsip_pending:
+            run("agent:pjsip", self._pjsip)
+        if self._discover_pending:
+            self._discover_pending = not run("agent:discover", self._discover)
+        if self._config is not None:
+            config = self._config
+            run("agent:ips", lambda: self._setup_ips(config))
+        run("agent:ban-sets", self._bans)
+        run("agent:logs", self._logs)
         if now - self._last_flush >= 1.0:
-            self.flush()
+            run("agent:counters", self.flush)
         if now - self._own_checked >= 30:
-            self._own = host_addresses(self.options.netns)
-            self._own_checked = now
-            self._refresh_whitelist()
-        stored = self.firewall.stored_revision()
-        if stored != self._stored_revision:
-            self._stored_revision = stored
+            run("agent:host", self._refresh_own)
+        run("agent:whitelist", self._follow_stored_revision)
+        self.health.persist(self.store)
+
+    def _refresh_own(self) -> None:
+        """This host's addresses (never banned), checked every 30 s."""
+        self._own = host_addresses(self.options.netns)
+        self._own_checked = self.clock()
+        if self._config is not None:
             self._refresh_whitelist()
 
+    def _follow_stored_revision(self) -> None:
+        stored = self.firewall.stored_revision()
+        if stored != self._stored_revision:
+            self._refresh_whitelist()
+            self._stored_revision = stored
+
     # -- rules --------------------------------------------------------------------
-    def _rules(self, force: bool) -> None:
+    def _load(self, force: bool) -> None:
+        """Read the applied configuration when it changed (or ``force``)."""
         self.firewall.reconcile(self.options.netns)
         # The revision is one small query; the applied configuration itself
         # (10,000 networks: a large document) is parsed only when it changed.
-        changed = force or self.firewall.applied_revision() != self._applied_revision
-        if not changed and self._table_altered():
+        if (
+            not force
+            and self._config is not None
+            and self.firewall.applied_revision() == self._loaded_revision
+        ):
+            return
+        revision, config = self.firewall.applied_configuration()
+        self._config, self._loaded_revision = config, revision
+        self._stale = True
+        self._pjsip_pending = True
+
+    def _enforce(self) -> None:
+        """Load the whole table when it is due or was altered by someone else."""
+        if self._config is None:
+            return
+        if not self._stale and self._table_altered():
             log.warning("table inet pbxfw is missing or was altered; applying it again")
-            changed = True
-        if changed:
-            revision, config = self.firewall.applied_configuration()
-            self._apply(config, revision)
-            self._config = config
-            self._setup_ips(config)
-            self._write_pjsip(config)
+            self._stale = True
+        if self._stale:
+            self._apply(self._config, self._loaded_revision)
+
+    def _pjsip(self) -> None:
+        if self._config is not None:
+            self._write_pjsip(self._config)
+        self._pjsip_pending = False
 
     def _table_altered(self) -> bool:
         """Is the table missing or changed by someone else?
@@ -252,20 +347,29 @@ class Agent:
     def _apply(
         self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
     ) -> None:
+        """Load the whole table: ``config`` and the active bans, in one transaction.
+
+        Until it succeeds the agent stays ``_stale`` and tries again (with
+        backoff); the kernel meanwhile keeps the table it has, bans included.
+        """
+        self._stale = True
         with self.store.read() as repo:
             if bans is None:
-                bans = repo.bans(now=self.clock())
+                bans = self._with_unsaved(repo.bans(now=self.clock()))
             bans_revision = int(repo.get_meta("bans_revision") or "0")
         bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
         self.backend.apply(text)
+        self._kernel_bans = {(_key(e.subnet), e.jail): self._expiry(e) for e in elements}
+        self._applied_revision = revision
+        self._bans_revision = bans_revision
+        self._bans_dirty = False
+        self._stale = False
+        self.health.succeeded("agent:new-bans")  # the whole table holds every ban
         self._structure = self.backend.structure()
         self._chains = self.backend.chains()
         self._last_full_check = self.clock()
-        self._applied_revision = revision
-        self._kernel_bans = {(_key(e.subnet), e.jail): self._expiry(e) for e in elements}
-        self._bans_revision = bans_revision
         self._last_table_check = self.clock()
         log.info(
             "applied configuration revision %s%s: %d networks, %d bans",
@@ -274,6 +378,17 @@ class Agent:
             len(config.networks),
             len(elements),
         )
+
+    def _with_unsaved(self, stored: list[Ban]) -> list[Ban]:
+        """``stored`` and the bans made here that the store has not taken yet."""
+        if not self._unsaved:
+            return stored
+        now = self.clock()
+        keys = {(_key(b.subnet), b.jail) for b in stored}
+        extra = [
+            b for b in self._unsaved if b.expires_at > now and (_key(b.subnet), b.jail) not in keys
+        ]
+        return stored + extra if extra else stored
 
     def _refresh_whitelist(self) -> Whitelist:
         """The applied configuration's whitelist widened by the stored one's:
@@ -298,17 +413,21 @@ class Agent:
         with self.store.write() as repo:
             repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
             bump_bans_revision(repo)
+        self._unsaved = [b for b in self._unsaved if b not in lifted]
         for ban in lifted:
             log.warning(
                 "lifted the ban of %s: %s", ban.address_text(), whitelist.reason(ban.subnet)
             )
         return [b for b in bans if b not in lifted]
 
-    def _guard_elements(self, subnets: Iterable[IPNetwork]) -> list[BanElement]:
-        """Guard elements for ``subnets``: each lasts as long as its longest ban."""
+    def _guard_elements(
+        self, subnets: Iterable[IPNetwork], known: dict[tuple[str, str], float] | None = None
+    ) -> list[BanElement]:
+        """Guard elements for ``subnets``: each lasts as long as its longest
+        ban in ``known`` (default: what the kernel holds)."""
         now = self.clock()
         longest: dict[str, float] = {}
-        for (subnet, _jail), expires in self._kernel_bans.items():
+        for (subnet, _jail), expires in (self._kernel_bans if known is None else known).items():
             if expires > longest.get(subnet, 0.0):
                 longest[subnet] = expires
         unique = {_key(s): s for s in subnets}
@@ -325,17 +444,25 @@ class Agent:
     def _bans(self) -> None:
         with self.store.read() as repo:
             revision = int(repo.get_meta("bans_revision") or "0")
-            if revision == self._bans_revision:
+            if revision == self._bans_revision and not self._bans_dirty:
                 return
-            bans = repo.bans(now=self.clock())
+            bans = self._with_unsaved(repo.bans(now=self.clock()))
         with gc_paused():  # 100,000 bans: hundreds of thousands of kernel elements
             self._sync_bans(bans)
         self._bans_revision = revision
+        self._bans_dirty = False
+        # New bans the kernel refused earlier are in it now.
+        self.health.succeeded("agent:new-bans")
 
     def _sync_bans(self, bans: list[Ban]) -> None:
         """Make the kernel's ban sets hold ``bans``: one transaction for the
         removals, one for the new bans (plain adds: 100,000 imported
-        addresses are one netlink batch), one for the renewed ones."""
+        addresses are one netlink batch), one for the renewed ones.
+
+        What the agent believes the kernel holds (``_kernel_bans``) changes
+        only after each transaction succeeded, so an attempt that fails half
+        way is completed by the next one, not forgotten.
+        """
         now = self.clock()
         desired = {(_key(b.subnet), b.jail): b for b in bans if b.expires_at > now}
         known = self._kernel_bans
@@ -346,6 +473,7 @@ class Agent:
         guarded_before = {subnet for subnet, _ in known}
         renewed = [b for k, b in fresh if k in known]
         new: list[BanElement] = []
+        new_keys: list[tuple[str, str]] = []
         # The guard of a subnet no jail banned before: its longest new ban
         # (the same element: guard sets ignore the jail).
         first_guard: dict[str, BanElement] = {}
@@ -355,6 +483,7 @@ class Agent:
             left = b.remaining(now)
             element = BanElement(b.subnet, key[1], left)
             new.append(element)
+            new_keys.append(key)
             text = key[0]
             if text not in guarded_before:
                 seen = first_guard.get(text)
@@ -362,15 +491,18 @@ class Agent:
                     first_guard[text] = element
         regard = [b.subnet for (text, _j), b in fresh if text in guarded_before]
         gone_subnets = {s: ipaddress.ip_network(s) for s, _ in gone}
-        for key in gone:
-            known.pop(key, None)
-            if self._detector is not None:
+        if self._detector is not None:
+            for key in gone:
                 self._detector.forget(gone_subnets[key[0]].network_address, key[1])
+        # What the kernel will hold once every transaction below succeeded.
+        projected = dict(known)
+        for key in gone:
+            projected.pop(key, None)
         for key, ban in fresh:
-            known[key] = ban.expires_at
+            projected[key] = ban.expires_at
         try:
             if gone:
-                guarded = {subnet for subnet, _ in known}
+                guarded = {subnet for subnet, _ in projected}
                 self.backend.remove_bans(
                     [BanElement(gone_subnets[s], j) for s, j in gone],
                     unguard=[
@@ -379,24 +511,33 @@ class Agent:
                         if s not in guarded
                     ],
                 )
+                for key in gone:
+                    known.pop(key, None)
                 # Subnets still banned by another jail keep their guard.
                 kept = [net for s, net in gone_subnets.items() if s in guarded]
                 if kept:
-                    self.backend.add_bans([], guard=self._guard_elements(kept))
+                    self.backend.add_bans([], guard=self._guard_elements(kept, projected))
             if new:
                 # Usually each new ban is its subnet's first: the guard then
                 # holds the same elements (guard=None: planned once).
                 guard = None if len(first_guard) == len(new) else list(first_guard.values())
                 self.backend.add_bans(new, guard=guard, refresh=False)
+                for key in new_keys:
+                    known[key] = projected[key]
             if renewed or regard:
                 self.backend.add_bans(
-                    ban_elements(renewed, now), guard=self._guard_elements(regard)
+                    ban_elements(renewed, now), guard=self._guard_elements(regard, projected)
                 )
+                for key, _ban in fresh:
+                    known[key] = projected[key]
         except KernelError as exc:
             # A subnet inside a broader banned one is refused element by
             # element; the whole table, with its sets folded, never is.
             log.warning("ban sets: %s; loading the whole table instead", exc)
-            revision, config = self.firewall.applied_configuration()
+            if self._config is not None:
+                config, revision = self._config, self._loaded_revision
+            else:
+                revision, config = self.firewall.applied_configuration()
             self._apply(config, revision, bans)
             return
         log.info("ban sets: %d added, %d renewed, %d removed", len(new), len(renewed), len(gone))
@@ -412,72 +553,137 @@ class Agent:
 
     # -- intrusion prevention --------------------------------------------------------
     def _setup_ips(self, config: Configuration) -> None:
+        """Follow the configured log files (each on its own) and size the detector.
+
+        Cheap when nothing changed, so it runs every tick: a failed setup is
+        simply tried again.
+        """
         sources = log_sources(config, self.options.web_log) + self.options.extra_sources
-        if sources != self._sources:
+        if sources != self._source_list:
             with self.store.read() as repo:
                 offsets = repo.log_offsets()
-            self._tailer = Tailer.create(sources, offsets)
-            if self._inotify is not None:
-                self._inotify.close()
-            self._inotify = Inotify([*self._tailer.folders(), *self._database_folder()])
-            self._recognisers = {
-                path: Recogniser(kind, file=path, reference=datetime.now(UTC))
-                for path, kind in sources
-            }
-            self._sources = sources
-            log.info("following %d log files: %s", len(sources), ", ".join(p for p, _ in sources))
+            names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
+            following: dict[str, _Source] = {}
+            for path, kind in sources:
+                old = self._sources.get(path)
+                if old is not None and old.kind == kind:
+                    following[path] = old
+                    continue
+                jail = KIND_JAIL.get(kind, kind)
+                following[path] = _Source(path, kind, jail, names.get(path), offsets.get(path))
+            for path, gone in self._sources.items():
+                if following.get(path) is not gone:
+                    _close(gone.tailer)
+            self._sources = following
+            self._source_list = sources
+            self.health.track((s.path, s.jail) for s in following.values())
+            for source in following.values():
+                if source.tailer is None:
+                    self._run_source(source, partial(self._open, source))
+            self._watch()
+            log.info(
+                "following %d log files: %s",
+                len(sources),
+                ", ".join(p if p.isprintable() else repr(p) for p, _ in sources),
+            )
+        elif self._inotify is None and self.health.due("agent:inotify"):
+            self._watch()
         s = config.settings
         key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
         if key != self._detector_key:
-            self._detector = Detector(DetectorParams.from_settings(s), self._whitelisted)
-            self._detector_key = key
+            detector = Detector(DetectorParams.from_settings(s), self._whitelisted)
             with self.store.read() as repo:
                 for ban in repo.bans(now=self.clock()):
                     if ban.jail in ("recidive", "manual"):
                         continue
-                    self._detector.remember_offence(
+                    detector.remember_offence(
                         ban.subnet.network_address,
                         ban.jail,
                         datetime.fromtimestamp(ban.created_at, UTC),
                         until=datetime.fromtimestamp(ban.expires_at, UTC),
                     )
+            self._detector, self._detector_key = detector, key
+
+    def _watch(self) -> None:
+        """(Re)create the inotify watch on the folders of every source."""
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
+        folders = {os.path.dirname(os.path.abspath(p)) for p in self._sources}
+        folders.update(self._database_folder())
+
+        def create() -> None:
+            self._inotify = Inotify(sorted(folders))
+
+        self.health.run("agent:inotify", create, force=True)
+
+    def _open(self, source: _Source) -> None:
+        resume = {source.path: source.resume} if source.resume is not None else {}
+        source.tailer = Tailer.create([(source.path, source.kind)], resume)
+        source.recogniser = Recogniser(source.kind, file=source.path, reference=datetime.now(UTC))
+
+    def _run_source(self, source: _Source, action: Callable[[], object]) -> bool:
+        return self.health.run(source.path, action, jail=source.jail, hint=source.hint)
 
     def _whitelisted(self, address: IPAddress) -> bool:
         return self._whitelist is not None and self._whitelist.covers(address)
 
     def _logs(self) -> None:
-        if self._tailer is None or self._detector is None or self._config is None:
+        """Read every source that is due; ban; store the bans and the offsets."""
+        if self._detector is None or self._config is None:
             return
         if self._inotify is not None:
-            self._inotify.rewatch()
-        chunks = self._tailer.poll()
-        if not chunks:
-            return
-        now = self.clock()
-        horizon = now - self._config.settings.ips_findtime
+            self.health.run("agent:inotify", self._inotify.rewatch)
+        horizon = self.clock() - self._config.settings.ips_findtime
         decisions: list[BanDecision] = []
-        for chunk in chunks:
-            decisions += self._recognise(chunk, horizon)
+        for source in list(self._sources.values()):
+            self._run_source(source, partial(self._read, source, horizon, decisions))
         if decisions and self._config.settings.ips_enabled:
             self._ban(decisions)
-        with self.store.write() as repo:
-            for chunk in chunks:
-                repo.save_log_offset(chunk.path, chunk.inode, chunk.offset, now)
+        if self._unsaved:
+            self.health.run("agent:ban-store", self._save_bans)
+        else:
+            self.health.succeeded("agent:ban-store")  # nothing left to store
+        # Offsets move past lines only once their bans are stored: a restart
+        # reads the lines again and bans again rather than forgetting a ban.
+        if self._offsets and not self._unsaved:
+            self.health.run("agent:offsets", self._save_offsets)
 
-    def _recognise(self, chunk: Chunk, horizon: float) -> list[BanDecision]:
-        assert self._detector is not None
-        recogniser = self._recognisers[chunk.path]
+    def _read(self, source: _Source, horizon: float, decisions: list[BanDecision]) -> None:
+        """New lines of one source → ``decisions`` (appended as they come, so
+        what was decided before a failure is kept)."""
+        if source.tailer is None or source.recogniser is None:
+            self._open(source)
+        assert source.tailer is not None
+        for chunk in source.tailer.poll():
+            # Read is read: a chunk the recogniser fails on is not read again.
+            self._offsets[chunk.path] = (chunk.inode, chunk.offset)
+            self._recognise(source, chunk, horizon, decisions)
+
+    def _save_offsets(self) -> None:
+        now = self.clock()
+        pending = dict(self._offsets)
+        with self.store.write() as repo:
+            for path, (inode, offset) in pending.items():
+                repo.save_log_offset(path, inode, offset, now)
+        for path, value in pending.items():
+            if self._offsets.get(path) == value:
+                del self._offsets[path]
+
+    def _recognise(
+        self, source: _Source, chunk: Chunk, horizon: float, decisions: list[BanDecision]
+    ) -> None:
+        assert self._detector is not None and source.recogniser is not None
+        recogniser = source.recogniser
         recogniser.reference = datetime.now(UTC)
         # Lines are counted under the jail that reads the file (AMI failures
         # come from the same Asterisk files and are counted as lines there).
         counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
         counters["lines"] += chunk.text.count("\n")
-        decisions: list[BanDecision] = []
         for failure in recogniser.scan_text(chunk.text, chunk.first_line):
             if failure.time.timestamp() < horizon:
                 continue  # backlog older than the detection window
             decisions += self._feed(failure)
-        return decisions
 
     def _feed(self, failure: Failure) -> list[BanDecision]:
         assert self._detector is not None
@@ -489,6 +695,11 @@ class Agent:
         return self._detector.feed(failure)
 
     def _ban(self, decisions: list[BanDecision]) -> None:
+        """Ban in the kernel at once, then store the bans; each step on its own.
+
+        A failed kernel update is completed by the next ban-set sync; a
+        failed store keeps the bans in ``_unsaved`` (retried with backoff).
+        """
         now = self.clock()
         bans = []
         for d in decisions:
@@ -507,26 +718,34 @@ class Agent:
                     offence=d.offence,
                 )
             )
+        self._unsaved.extend(bans)
         # Kernel first: the drop is what matters; the record follows.
+        projected = dict(self._kernel_bans)
         for ban in bans:
-            self._kernel_bans[(_key(ban.subnet), ban.jail)] = ban.expires_at
-        try:
-            self.backend.add_bans(
-                ban_elements(bans, now), guard=self._guard_elements(b.subnet for b in bans)
-            )
-        except KernelError as exc:
-            log.warning("ban sets: %s; loading the whole table instead", exc)
-            self._pending_reload = True
-        with self.store.write() as repo:
+            projected[(_key(ban.subnet), ban.jail)] = ban.expires_at
+        reload = False
+
+        def add() -> None:
+            nonlocal reload
+            try:
+                self.backend.add_bans(
+                    ban_elements(bans, now),
+                    guard=self._guard_elements((b.subnet for b in bans), projected),
+                )
+            except KernelError as exc:
+                log.warning("ban sets: %s; loading the whole table instead", exc)
+                reload = True
+                return
             for ban in bans:
-                repo.save_ban(ban)
-                repo.add_ips_counters(ban.jail, bans=1)
-            bump_bans_revision(repo)
-            self._bans_revision = int(repo.get_meta("bans_revision") or "0")
-        if self._pending_reload:
-            self._pending_reload = False
-            revision, config = self.firewall.applied_configuration()
-            self._apply(config, revision)
+                key = (_key(ban.subnet), ban.jail)
+                self._kernel_bans[key] = projected[key]
+
+        if not self.health.run("agent:new-bans", add, force=True) or reload:
+            self._bans_dirty = True  # the next sync adds what the kernel lacks
+        self.health.run("agent:ban-store", self._save_bans, force=True)
+        if reload:
+            self._stale = True
+            self.health.run("agent:rules", self._enforce, force=True)
         for ban in bans:
             log.warning(
                 "banned %s (jail %s, %d s): %s",
@@ -535,6 +754,21 @@ class Agent:
                 ban.remaining(now),
                 ban.reason,
             )
+
+    def _save_bans(self) -> None:
+        """Store the bans made here (one transaction), with their counters."""
+        now = self.clock()
+        pending = [b for b in self._unsaved if b.expires_at > now]
+        if pending:
+            with self.store.write() as repo:
+                for ban in pending:
+                    repo.save_ban(ban)
+                    repo.add_ips_counters(ban.jail, bans=1)
+                bump_bans_revision(repo)
+                revision = int(repo.get_meta("bans_revision") or "0")
+            self._bans_revision = revision
+        done = set(map(id, pending))
+        self._unsaved = [b for b in self._unsaved if id(b) not in done and b.expires_at > now]
 
     def _counter(self, jail: str) -> dict[str, int]:
         return self._counters.setdefault(jail, {"lines": 0, "failures": 0, "whitelisted": 0})
@@ -558,15 +792,11 @@ class Agent:
         folder = svc.settings().asterisk_config_dir
         if not folder or not Path(folder).is_dir():
             return
-        try:
-            report = discover_asterisk(
-                svc,
-                folder,
-                "/etc/ssh/sshd_config" if os.path.exists("/etc/ssh/sshd_config") else None,
-            )
-        except PbxfwError as exc:
-            log.error("asterisk discover: %s", exc)
-            return
+        report = discover_asterisk(
+            svc,
+            folder,
+            "/etc/ssh/sshd_config" if os.path.exists("/etc/ssh/sshd_config") else None,
+        )
         for line in report.lines:
             log.info("asterisk discover: %s", line)
 
@@ -592,3 +822,12 @@ class Agent:
                     log.info("%s", reload_pjsip())
         except (PbxfwError, OSError, ValueError) as exc:
             log.error("PJSIP include: %s", exc)
+
+
+def _close(tailer: Tailer | None) -> None:
+    """Release the descriptors a tailer holds (never raises: the loop goes on)."""
+    if tailer is not None:
+        try:
+            tailer.close()
+        except OSError as exc:
+            log.debug("closing the tailer of %s: %s", [f.path for f in tailer.files], exc)

@@ -255,12 +255,23 @@ def _long_lines_note(count: int) -> str:
 
 @ips_app.command("status")
 def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
-    """Counters per jail: lines read, failures, bans, whitelisted skips."""
-    with config_service(db).store.read() as repo:
+    """Counters per jail (lines read, failures, bans, whitelisted skips) and the
+    health of every log source the agent follows: which one fails, why, since when."""
+    from pbxfw.usecases.source_status import source_statuses
+
+    store = config_service(db).store
+    with store.read() as repo:
         counters = repo.ips_counters()
         active = len(repo.bans(now=time.time()))
+    sources = source_statuses(store)
     if json_:
-        print_json({"jails": counters, "active_bans": active})
+        print_json(
+            {
+                "jails": counters,
+                "active_bans": active,
+                "sources": [s.as_json() for s in sources],
+            }
+        )
         return
     from rich.table import Table
 
@@ -269,4 +280,35 @@ def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
         table.add_column(column)
     for jail, c in sorted(counters.items()):
         table.add_row(jail, *(str(c[k]) for k in ("lines", "failures", "bans", "whitelisted")))
-    console().print(table)
+    out = console()
+    out.print(table)
+    if not sources:
+        out.print("no source status yet: the agent (pbxfw agent) records it", markup=False)
+        return
+    failing = [s for s in sources if not s.ok]
+    title = (
+        f"{len(failing)} of {len(sources)} sources failing" if failing else "sources: all healthy"
+    )
+    health = Table(title=title, title_justify="left")
+    for column in ("source", "jail", "state", "since", "attempts", "error"):
+        # Fold, never cut: the path and the reason are what the reader needs.
+        health.add_column(column, overflow="fold")
+    for s in sources:
+        health.add_row(
+            s.source if s.source.isprintable() else repr(s.source),
+            s.jail or "-",
+            "ok" if s.ok else "FAILING",
+            _when(s.since),
+            str(s.failures) if s.failures else "",
+            s.error,
+        )
+    out.print(health)
+    for s in failing:
+        # One unbroken line each, whatever the terminal's width (for grep).
+        name = s.source if s.source.isprintable() else repr(s.source)
+        jail = f" (jail {s.jail})" if s.jail else ""
+        out.print(
+            f"failing since {_when(s.since)}: {name}{jail}: {s.error}",
+            markup=False,
+            soft_wrap=True,
+        )

@@ -28,6 +28,7 @@ from pbxfw.domain.services import Service
 from pbxfw.domain.settings import IPS_PRESETS, Settings
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.config import NetworkChange
+from pbxfw.usecases.source_status import source_statuses
 from pbxfw.web.deps import (
     SESSION_COOKIE,
     AdminSession,
@@ -787,6 +788,7 @@ def _ips_page(
     shown |= dict(values or {})
     with context.store.read() as repo:
         counters = repo.ips_counters()
+    sources = source_statuses(context.store)
     return render(
         request,
         "ips.html",
@@ -801,6 +803,8 @@ def _ips_page(
             "enabled": settings.ips_enabled if enabled is None else enabled,
             "errors": errors or {},
             "counters": counters,
+            "sources": sources,
+            "failing": [src for src in sources if not src.ok],
             "web_log": str(context.web_log),
         },
         session=session,

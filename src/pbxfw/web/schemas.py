@@ -39,6 +39,7 @@ __all__ = [
     "PortRangePublic",
     "ServicePublic",
     "SettingsPatch",
+    "SourceStatusPublic",
     "Token",
 ]
 
@@ -200,10 +201,26 @@ class ApplyStatus(BaseModel):
     deadline: float | None = None
 
 
+class SourceStatusPublic(BaseModel):
+    """The health of one log source the agent follows, or of one part of its
+    loop (``agent:…``) while that part fails; times are epoch seconds."""
+
+    source: str
+    jail: str
+    ok: bool
+    error: str = Field(description="why it fails; empty when healthy")
+    since: float = Field(description="when the current state (failing or healthy) began")
+    failures: int = Field(description="failed attempts in the current episode")
+    updated_at: float
+
+
 class IpsStatus(BaseModel):
     enabled: bool
     active_bans: int
     jails: dict[str, dict[str, int]]
+    sources: list[SourceStatusPublic] = Field(
+        default_factory=list, description="what the agent last recorded of each source"
+    )
 
 
 class Token(BaseModel):
