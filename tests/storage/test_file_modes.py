@@ -18,6 +18,7 @@ from pbxfw.cli.web import secret_key
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService, NetworkChange
+from tests.helpers import Cli
 
 
 def mode(path: Path) -> int:
@@ -32,13 +33,13 @@ def open_umask() -> Iterator[None]:
     os.umask(old)
 
 
-def test_init_creates_the_database_0600_and_the_state_folder_0700(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_creates_the_database_0600_and_the_state_folder_0700(cli: Cli, db_path: Path) -> None:
     assert cli("init").exit_code == 0
     assert mode(db_path) == 0o600
     assert mode(db_path.parent / "state") == 0o700
 
 
-def test_the_wal_and_shm_files_are_0600(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_wal_and_shm_files_are_0600(cli: Cli, db_path: Path) -> None:
     assert cli("init").exit_code == 0
     store = Store.open(database_url(str(db_path)))
     try:
@@ -53,7 +54,7 @@ def test_the_wal_and_shm_files_are_0600(cli, db_path: Path) -> None:  # type: ig
     assert mode(db_path) == 0o600
 
 
-def test_a_database_readable_by_others_is_tightened_when_opened(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_database_readable_by_others_is_tightened_when_opened(cli: Cli, db_path: Path) -> None:
     assert cli("init").exit_code == 0
     wal = db_path.with_name(db_path.name + "-wal")
     wal.touch()
@@ -64,7 +65,7 @@ def test_a_database_readable_by_others_is_tightened_when_opened(cli, db_path: Pa
     assert mode(wal) == 0o600
 
 
-def test_an_owner_only_mode_is_kept(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_owner_only_mode_is_kept(cli: Cli, db_path: Path) -> None:
     assert cli("init").exit_code == 0
     os.chmod(db_path, 0o400)  # read-only for its owner: no bit is added
     try:
@@ -74,7 +75,7 @@ def test_an_owner_only_mode_is_kept(cli, db_path: Path) -> None:  # type: ignore
         os.chmod(db_path, 0o600)
 
 
-def test_the_state_folder_is_tightened_when_used(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_the_state_folder_is_tightened_when_used(cli: Cli, db_path: Path) -> None:
     assert cli("init").exit_code == 0
     state = db_path.parent / "state"
     os.chmod(state, 0o755)
@@ -83,8 +84,8 @@ def test_the_state_folder_is_tightened_when_used(cli, db_path: Path) -> None:  #
 
 
 def test_a_state_folder_given_by_option_is_created_0700_and_holds_the_key_0600(
-    cli, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, tmp_path: Path
+) -> None:
     assert cli("init").exit_code == 0
     state = tmp_path / "elsewhere" / "state"
     assert cli("confirm", "--state-dir", str(state)).exit_code == 0
