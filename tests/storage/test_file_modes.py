@@ -8,6 +8,7 @@ leave them readable by everyone.
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,9 +61,20 @@ def test_a_database_readable_by_others_is_tightened_when_opened(cli: Cli, db_pat
     wal.touch()
     os.chmod(db_path, 0o644)
     os.chmod(wal, 0o666)
-    assert cli("network", "list").exit_code == 0
-    assert mode(db_path) == 0o600
-    assert mode(wal) == 0o600
+    # The command closes its store when it ends, and SQLite deletes the WAL
+    # file with the last connection: this one keeps it there to be looked at.
+    # It also writes a frame (the same user_version), since SQLite itself
+    # gives an empty WAL file the database file's mode when opening it.
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        (version,) = holder.execute("PRAGMA user_version").fetchone()
+        holder.execute(f"PRAGMA user_version = {int(version)}")
+        assert wal.stat().st_size > 0
+        assert cli("network", "list").exit_code == 0
+        assert mode(db_path) == 0o600
+        assert mode(wal) == 0o600
+    finally:
+        holder.close()
 
 
 def test_an_owner_only_mode_is_kept(cli: Cli, db_path: Path) -> None:

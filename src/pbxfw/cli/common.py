@@ -15,6 +15,7 @@ __all__ = [
     "JsonOption",
     "NetnsOption",
     "StateDirOption",
+    "close_stores",
     "config_service",
     "console",
     "dumps",
@@ -72,26 +73,50 @@ def _default_state_dir(db_url: str) -> str:
     return "/var/lib/pbxfw/state"
 
 
-def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
-    """A FirewallService on the database and state folder the options name."""
-    from pbxfw.storage.db import database_url
+#: The stores the running command opened; closed by ``close_stores``.
+_open_stores: list[Any] = []
+
+
+def _open_store(url: str, *, create: bool = False) -> Any:
+    """The store at ``url``, closed by ``close_stores`` when the command ends."""
     from pbxfw.storage.repository import Store
+
+    store = Store.open(url, create=create)
+    _open_stores.append(store)
+    return store
+
+
+def close_stores() -> None:
+    """Close every store the running command opened.
+
+    The root command group calls it when a command ends, also when it fails,
+    so no engine or SQLite connection outlives the command (tests and
+    ``CliRunner`` run many commands in one process).
+    """
+    while _open_stores:
+        _open_stores.pop().close()
+
+
+def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
+    """A FirewallService on the database and state folder the options name
+    (its store is closed when the command ends)."""
+    from pbxfw.storage.db import database_url
     from pbxfw.usecases.firewall import FirewallService
 
     url = database_url(db)
-    return FirewallService(Store.open(url), state_dir_for(url, state_dir))
+    return FirewallService(_open_store(url), state_dir_for(url, state_dir))
 
 
 def config_service(db: str | None, *, create: bool = False) -> Any:
-    """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the default."""
+    """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the
+    default (its store is closed when the command ends)."""
     import os
 
     from pbxfw.storage.db import database_url
-    from pbxfw.storage.repository import Store
     from pbxfw.usecases import ConfigService
 
     url = database_url(db)
-    service = ConfigService(Store.open(url, create=create))
+    service = ConfigService(_open_store(url, create=create))
     if create:
         # `init` makes the state folder too, private from the start.
         state_dir_for(url, os.environ.get("PBXFW_STATE_DIR"))

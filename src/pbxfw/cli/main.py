@@ -17,20 +17,31 @@ import typer
 from typer.core import TyperGroup
 
 from pbxfw.cli import asterisk, firewall, ips, networks, services, settings, users, web
-from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
+from pbxfw.cli.common import (
+    DbOption,
+    JsonOption,
+    close_stores,
+    config_service,
+    console,
+    fail,
+    print_json,
+)
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = ["app", "main"]
 
 
 class _Group(TyperGroup):
-    """Turns pbxfw's errors into a message on stderr and an exit code."""
+    """Turns pbxfw's errors into a message on stderr and an exit code, and
+    closes the stores the command opened."""
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except PbxfwError as error:
             raise typer.Exit(fail(error)) from None
+        finally:
+            close_stores()
 
 
 app = typer.Typer(
