@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pbxfw.errors import PbxfwError, ValidationError
+
+if TYPE_CHECKING:
+    # Imported inside the factories at run time: a command pays only for
+    # what it uses (start-up time of `pbxfw ips scan`).
+    from rich.console import Console
+
+    from pbxfw.storage.repository import Store
+    from pbxfw.usecases import ConfigService
+    from pbxfw.usecases.firewall import FirewallService
 
 __all__ = [
     "DbOption",
@@ -74,10 +83,10 @@ def _default_state_dir(db_url: str) -> str:
 
 
 #: The stores the running command opened; closed by ``close_stores``.
-_open_stores: list[Any] = []
+_open_stores: list[Store] = []
 
 
-def _open_store(url: str, *, create: bool = False) -> Any:
+def _open_store(url: str, *, create: bool = False) -> Store:
     """The store at ``url``, closed by ``close_stores`` when the command ends."""
     from pbxfw.storage.repository import Store
 
@@ -97,7 +106,7 @@ def close_stores() -> None:
         _open_stores.pop().close()
 
 
-def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
+def firewall_service(db: str | None, state_dir: str | None = None) -> FirewallService:
     """A FirewallService on the database and state folder the options name
     (its store is closed when the command ends)."""
     from pbxfw.storage.db import database_url
@@ -107,7 +116,7 @@ def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
     return FirewallService(_open_store(url), state_dir_for(url, state_dir))
 
 
-def config_service(db: str | None, *, create: bool = False) -> Any:
+def config_service(db: str | None, *, create: bool = False) -> ConfigService:
     """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the
     default (its store is closed when the command ends)."""
     import os
@@ -167,7 +176,8 @@ def print_json(value: Any) -> None:
     sys.stdout.write(dumps(value) + "\n")
 
 
-def console(stderr: bool = False) -> Any:
+def console(stderr: bool = False) -> Console:
+    """A Rich console on stdout (or stderr), not cut to 80 columns when piped."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
