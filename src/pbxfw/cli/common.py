@@ -1,4 +1,9 @@
-"""What every command shares: ``--db``, ``--json``, opening the services, output."""
+"""What every command shares: ``--db``, ``--json``, opening the services, output.
+
+The database a command uses is, first to last: its own ``--db``, the global
+``pbxfw --db URL COMMAND``, the environment variable ``PBXFW_DB``, and
+``var/pbxfw.db`` (:func:`db_url_for`).
+"""
 
 from __future__ import annotations
 
@@ -27,20 +32,24 @@ __all__ = [
     "close_stores",
     "config_service",
     "console",
+    "db_url_for",
     "dumps",
     "fail",
     "firewall_service",
     "print_json",
     "split_keys",
     "state_dir_for",
+    "use_global_db",
 ]
 
+# No envvar here: PBXFW_DB is read last, by db_url_for, so that the global
+# `pbxfw --db` wins over it (a command-level envvar would win over the global).
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        envvar="PBXFW_DB",
-        help="SQLite file path or SQLAlchemy URL (default var/pbxfw.db).",
+        help="SQLite file path or SQLAlchemy URL; wins over `pbxfw --db` and env PBXFW_DB "
+        "(default var/pbxfw.db).",
         show_default=False,
     ),
 ]
@@ -58,6 +67,24 @@ StateDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+#: The global ``pbxfw --db`` of the running command (None: not given).
+_global_db: str | None = None
+
+
+def use_global_db(db: str | None) -> None:
+    """Record the global ``pbxfw --db`` (the root command sets it for every command)."""
+    global _global_db
+    _global_db = db
+
+
+def db_url_for(db: str | None) -> str:
+    """The SQLAlchemy URL a command uses: its own ``--db`` (``db``), else the
+    global ``pbxfw --db``, else ``PBXFW_DB``, else ``var/pbxfw.db``."""
+    from pbxfw.storage.db import database_url
+
+    return database_url(db or _global_db)
 
 
 def state_dir_for(db_url: str, state_dir: str | None) -> str:
@@ -109,10 +136,9 @@ def close_stores() -> None:
 def firewall_service(db: str | None, state_dir: str | None = None) -> FirewallService:
     """A FirewallService on the database and state folder the options name
     (its store is closed when the command ends)."""
-    from pbxfw.storage.db import database_url
     from pbxfw.usecases.firewall import FirewallService
 
-    url = database_url(db)
+    url = db_url_for(db)
     return FirewallService(_open_store(url), state_dir_for(url, state_dir))
 
 
@@ -121,10 +147,9 @@ def config_service(db: str | None, *, create: bool = False) -> ConfigService:
     default (its store is closed when the command ends)."""
     import os
 
-    from pbxfw.storage.db import database_url
     from pbxfw.usecases import ConfigService
 
-    url = database_url(db)
+    url = db_url_for(db)
     service = ConfigService(_open_store(url, create=create))
     if create:
         # `init` makes the state folder too, private from the start.
