@@ -348,15 +348,14 @@ def validate_network(
     """
     errors: list[FieldError] = []
     new = current is None
-    given = fields.keys()
 
     name = subnet = description = None
     notes: list[str] = []
-    if new or "name" in given:
+    if new or "name" in fields:
         text = _text(fields, "name", errors)
         if text is not None:
             name = _checked(errors, validate_name, text)
-    if new or "subnet" in given:
+    if new or "subnet" in fields:
         text = _text(fields, "subnet", errors)
         if text is not None:
             parsed = _checked(errors, parse_subnet_with_note, text)
@@ -371,13 +370,13 @@ def validate_network(
                             f"{current.subnet} (add another network instead)",
                         )
                     )
-    if new or "description" in given:
+    if new or "description" in fields:
         text = _text(fields, "description", errors)
         if text is not None:
             description = _checked(errors, validate_description, text)
     flags: dict[str, bool] = {}
     for flag in ("local", "never_block"):
-        if flag in given:
+        if flag in fields:
             value = fields[flag]
             if isinstance(value, bool):
                 flags[flag] = value
