@@ -639,11 +639,11 @@ class Agent:
             )
         self._unsaved.extend(bans)
         # Kernel first: the drop is what matters; the record follows.
-        changes = self._ban_sets.add_new(bans, now)
         reload = False
 
         def add() -> None:
             nonlocal reload
+            changes = self._ban_sets.add_new(bans, now)
             try:
                 commit_changes(self.backend, changes)
             except KernelError as exc:
