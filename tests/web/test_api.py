@@ -607,6 +607,26 @@ def test_ips_status_names_a_failing_source(
     ]
 
 
+def test_ips_status_is_one_answer_for_the_cli_and_the_api(
+    client: TestClient, auth: dict[str, str], store: Store, cli: Any
+) -> None:
+    """``pbxfw ips status --json`` and ``GET /api/v1/ips/status`` read one use case:
+    the same fields, the same values, for the same database (issue 14)."""
+    with store.write() as repo:
+        repo.add_ips_counters("ssh", lines=7, failures=2, whitelisted=1)
+        save_source_statuses(
+            repo, [SourceStatus("/tmp/folder", "ssh", "is a folder, not a file", 200.0, 3, 207.0)]
+        )
+    BanService(store).add("203.0.113.9")
+    ConfigService(store).update_settings({"ips_enabled": False})
+    rest = client.get(f"{API}/ips/status", headers=auth).json()
+    result = cli("ips", "status", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == rest
+    assert rest["enabled"] is False and rest["active_bans"] == 1
+    assert rest["jails"]["ssh"]["whitelisted"] == 1 and rest["sources"][0]["failures"] == 3
+
+
 # -- found by the OpenAPI fuzz test ---------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from pbxfw.domain.services import Service
 from pbxfw.domain.settings import IPS_PRESETS, Settings
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.config import NetworkChange
-from pbxfw.usecases.source_status import source_statuses
+from pbxfw.usecases.ips_status import ips_status
 from pbxfw.web.deps import (
     SESSION_COOKIE,
     AdminSession,
@@ -786,9 +786,7 @@ def _ips_page(
     for key in ("ips_findtime", "ips_bantime", "ips_bantime_max"):
         shown[key] = _duration_text(getattr(settings, key))
     shown |= dict(values or {})
-    with context.store.read() as repo:
-        counters = repo.ips_counters()
-    sources = source_statuses(context.store)
+    ips = ips_status(context.store, context.clock)
     return render(
         request,
         "ips.html",
@@ -802,9 +800,9 @@ def _ips_page(
             "preset": preset or _current_preset(settings),
             "enabled": settings.ips_enabled if enabled is None else enabled,
             "errors": errors or {},
-            "counters": counters,
-            "sources": sources,
-            "failing": [src for src in sources if not src.ok],
+            "counters": ips.jails,
+            "sources": ips.sources,
+            "failing": ips.failing,
             "web_log": str(context.web_log),
         },
         session=session,
