@@ -131,6 +131,26 @@ def bans_rm(address: Annotated[str, typer.Argument()], db: DbOption = None) -> N
     console().print(f"unbanned {removed[0].address_text()} ({len(removed)} ban(s))", markup=False)
 
 
+@bans_app.command("trust")
+def bans_trust(
+    address: Annotated[str, typer.Argument(help="An address or CIDR.")],
+    json_: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Never block an address and lift its bans: marks the network with exactly that
+    subnet never-block, or adds one (its services keep their verdicts)."""
+    report = config_service(db).trust(address)
+    if json_:
+        print_json(report.as_json())
+        return
+    how = "added" if report.created else "marked"
+    console().print(
+        f"{report.network.subnet} is never blocked ({how} network {report.network.name!r}); "
+        f"{len(report.lifted)} ban(s) lifted; `pbxfw apply` puts it in the firewall",
+        markup=False,
+    )
+
+
 @bans_app.command("import")
 def bans_import(
     file: Annotated[Path, typer.Argument(help="One address or CIDR a line; # comments.")],

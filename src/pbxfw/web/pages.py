@@ -728,21 +728,8 @@ def never_block(
 ) -> Response:
     """Lift the ban and add the address as a never-block network (or mark its network)."""
     subnet = _text(form, "subnet")
-    existing = next((n for n in context.config.networks() if str(n.subnet) == subnet), None)
     try:
-        if existing is not None:
-            assert existing.id is not None
-            network, _ = context.config.update_network(existing.id, NetworkChange(never_block=True))
-        else:
-            address = subnet.split("/")[0]
-            network, _ = context.config.add_network(
-                NetworkChange(
-                    name=f"Never block {address}"[:64],
-                    subnet=subnet,
-                    never_block=True,
-                    description="added from the banned addresses page",
-                )
-            )
+        network = context.config.trust(subnet).network
     except PbxfwError as exc:
         return redirect(request, "/bans", str(exc), "error")
     return redirect(
