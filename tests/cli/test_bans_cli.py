@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pbxfw.domain.addresses import parse_subnet
+from pbxfw.domain.bans import Ban
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
 from pbxfw.usecases import ConfigService, NetworkChange
@@ -245,3 +246,20 @@ def test_bans_trust_refuses_a_bad_address_and_stores_nothing(  # type: ignore[no
     assert result.exit_code == 2
     assert "address" in result.stderr
     assert dump_database(db_path) == before
+
+
+def test_recorded_bans_are_stored_counted_and_bump_the_revision(svc: ConfigService) -> None:
+    """``BanService.record``: the agent's way to store the bans its detector decided."""
+    bans = BanService(svc.store, clock=lambda: 1_000.0)
+    before = bans.revision()
+    decided = [
+        Ban(parse_subnet("198.51.100.7"), "ssh", frozenset({"ssh"}), "r", 1_000.0, 2_000.0),
+        Ban(parse_subnet("198.51.100.8"), "ssh", frozenset({"ssh"}), "r", 1_000.0, 2_000.0),
+    ]
+    assert bans.record(decided) == before + 1 == bans.revision()
+    assert [b.address_text() for b in bans.active()] == ["198.51.100.7", "198.51.100.8"]
+    with svc.store.read() as repo:
+        assert repo.ips_counters()["ssh"]["bans"] == 2
+    bans.lift(bans.active()[:1])
+    assert [b.address_text() for b in bans.active()] == ["198.51.100.8"]
+    assert bans.revision() == before + 2

@@ -27,7 +27,6 @@ so tests drive ``tick()`` directly.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -56,7 +55,7 @@ from pbxfw.kernel import Backend, BanSets, NftBackend, commit_changes
 from pbxfw.kernel.bansets import subnet_key
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.bans import bump_bans_revision
+from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import stored_configuration
 from pbxfw.usecases.firewall import FirewallService, ban_elements
 
@@ -167,6 +166,9 @@ class Agent:
             store, options.state_dir, backend=lambda _ns: self.backend, clock=clock
         )
         self.health = Health(clock, backoff)
+        #: the use case that stores the bans decided here (own addresses:
+        #: those the agent keeps, never read by the calls it makes)
+        self.bans = BanService(store, clock=clock, own_addresses=lambda: self._own)
         self.stop_event = threading.Event()
         #: the applied configuration the agent follows, and its revision
         self._config: Configuration | None = None
@@ -402,9 +404,7 @@ class Agent:
         lifted = [b for b in bans if whitelist.reason(b.subnet)]
         if not lifted:
             return bans
-        with self.store.write() as repo:
-            repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
-            bump_bans_revision(repo)
+        self.bans.lift(lifted)
         self._unsaved = [b for b in self._unsaved if b not in lifted]
         for ban in lifted:
             log.warning(
@@ -539,7 +539,11 @@ class Agent:
     def _open(self, source: _Source) -> None:
         resume = {source.path: source.resume} if source.resume is not None else {}
         source.tailer = Tailer.create([(source.path, source.kind)], resume)
-        source.recogniser = Recogniser(source.kind, file=source.path, reference=datetime.now(UTC))
+        source.recogniser = Recogniser(source.kind, file=source.path, reference=self._now())
+
+    def _now(self) -> datetime:
+        """The injected clock as a date: the reference year of syslog timestamps."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def _run_source(self, source: _Source, action: Callable[[], object]) -> bool:
         return self.health.run(source.path, action, jail=source.jail, hint=source.hint)
@@ -594,7 +598,7 @@ class Agent:
     ) -> None:
         assert self._detector is not None and source.recogniser is not None
         recogniser = source.recogniser
-        recogniser.reference = datetime.now(UTC)
+        recogniser.reference = self._now()
         # Lines are counted under the jail that reads the file (AMI failures
         # come from the same Asterisk files and are counted as lines there).
         counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
@@ -620,23 +624,7 @@ class Agent:
         failed store keeps the bans in ``_unsaved`` (retried with backoff).
         """
         now = self.clock()
-        bans = []
-        for d in decisions:
-            subnet = ipaddress.ip_network(d.host)
-            bans.append(
-                Ban(
-                    subnet=subnet,
-                    jail=d.jail,
-                    scope=d.scope,
-                    reason=d.reason,
-                    created_at=now,
-                    expires_at=now + d.seconds,
-                    first_failure=d.first_failure.timestamp(),
-                    last_failure=d.time.timestamp(),
-                    failures=d.failures,
-                    offence=d.offence,
-                )
-            )
+        bans = [Ban.from_decision(d, now) for d in decisions]
         self._unsaved.extend(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False
@@ -672,13 +660,7 @@ class Agent:
         now = self.clock()
         pending = [b for b in self._unsaved if b.expires_at > now]
         if pending:
-            with self.store.write() as repo:
-                for ban in pending:
-                    repo.save_ban(ban)
-                    repo.add_ips_counters(ban.jail, bans=1)
-                bump_bans_revision(repo)
-                revision = int(repo.get_meta("bans_revision") or "0")
-            self._bans_revision = revision
+            self._bans_revision = self.bans.record(pending)
         done = set(map(id, pending))
         self._unsaved = [b for b in self._unsaved if id(b) not in done and b.expires_at > now]
 
