@@ -82,6 +82,16 @@ class BanService:
         with self.store.read() as repo:
             return int(repo.get_meta("bans_revision") or "0")
 
+    def changed_since(self, revision: int | None) -> tuple[int, list[Ban] | None]:
+        """The ban revision and, read in the same transaction, the active bans;
+        ``None`` instead of the bans when the revision is still ``revision``
+        (the agent's tick: 100,000 bans are read only when they changed)."""
+        with self.store.read() as repo:
+            current = int(repo.get_meta("bans_revision") or "0")
+            if current == revision:
+                return current, None
+            return current, repo.bans(now=self.clock())
+
     def add(
         self,
         address: str,
