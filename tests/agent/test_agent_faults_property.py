@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 import pbxfw.agent.daemon as daemon
 import pbxfw.asterisk.pjsip as pjsip
 import pbxfw.usecases.config as config_usecases
-from pbxfw.agent import health as health_module
+import pbxfw.usecases.source_status as source_status_usecases
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.tail import Inotify, Tailer
 from pbxfw.compiler import BanElement
@@ -193,9 +193,9 @@ def faulty_adapters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         Repository, "add_ips_counters", _faulty("counters", Repository.add_ips_counters)
     )
     monkeypatch.setattr(
-        health_module,
+        source_status_usecases,
         "save_source_statuses",
-        _faulty("status", health_module.save_source_statuses),
+        _faulty("status", source_status_usecases.save_source_statuses),
     )
     monkeypatch.setattr(Inotify, "rewatch", _faulty("inotify", Inotify.rewatch))
     monkeypatch.setattr(

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pbxfw.agent import health as health_module
+import pbxfw.usecases.source_status as source_status_usecases
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.tail import Inotify, Tailer
@@ -167,9 +167,9 @@ def test_status_rows_are_written_only_on_change(
     setup(svc, tmp_path)
     (tmp_path / "auth.log").mkdir()
     writes: list[int] = []
-    real = health_module.save_source_statuses
+    real = source_status_usecases.save_source_statuses
     monkeypatch.setattr(
-        health_module,
+        source_status_usecases,
         "save_source_statuses",
         lambda repo, rows: (writes.append(len(list(rows))), real(repo, []))[1],
     )

@@ -27,7 +27,6 @@ so tests drive ``tick()`` directly.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
@@ -56,9 +55,10 @@ from pbxfw.kernel import Backend, BanSets, NftBackend, commit_changes
 from pbxfw.kernel.bansets import subnet_key
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.bans import bump_bans_revision
-from pbxfw.usecases.config import stored_configuration
+from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.firewall import FirewallService, ban_elements
+from pbxfw.usecases.ips_state import add_ips_counters, log_offsets, save_log_offsets
 
 __all__ = [
     "FULL_CHECK_SECONDS",
@@ -167,6 +167,10 @@ class Agent:
             store, options.state_dir, backend=lambda _ns: self.backend, clock=clock
         )
         self.health = Health(clock, backoff)
+        #: the use case that stores the bans decided here (own addresses:
+        #: those the agent keeps, never read by the calls it makes)
+        self.bans = BanService(store, clock=clock, own_addresses=lambda: self._own)
+        self.configs = ConfigService(store)
         self.stop_event = threading.Event()
         #: the applied configuration the agent follows, and its revision
         self._config: Configuration | None = None
@@ -343,10 +347,12 @@ class Agent:
         backoff); the kernel meanwhile keeps the table it has, bans included.
         """
         self._stale = True
-        with self.store.read() as repo:
-            if bans is None:
-                bans = self._with_unsaved(repo.bans(now=self.clock()))
-            bans_revision = int(repo.get_meta("bans_revision") or "0")
+        if bans is None:
+            bans_revision, stored = self.bans.changed_since(None)
+            assert stored is not None  # revision None: always read
+            bans = self._with_unsaved(stored)
+        else:
+            bans_revision = self.bans.revision()
         bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
@@ -386,9 +392,7 @@ class Agent:
         """The applied configuration's whitelist widened by the stored one's:
         marking a network never-block protects it at once, before any apply
         (the bans inside it are lifted in storage at the same moment)."""
-        with self.store.read() as repo:
-            stored = stored_configuration(repo)
-        whitelist = Whitelist(stored, self._own)
+        whitelist = Whitelist(self.configs.configuration(), self._own)
         if self._config is not None:
             whitelist = whitelist.including(Whitelist(self._config))
         self._whitelist = whitelist
@@ -402,9 +406,7 @@ class Agent:
         lifted = [b for b in bans if whitelist.reason(b.subnet)]
         if not lifted:
             return bans
-        with self.store.write() as repo:
-            repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
-            bump_bans_revision(repo)
+        self.bans.lift(lifted)
         self._unsaved = [b for b in self._unsaved if b not in lifted]
         for ban in lifted:
             log.warning(
@@ -414,11 +416,12 @@ class Agent:
 
     # -- bans ---------------------------------------------------------------------
     def _bans(self) -> None:
-        with self.store.read() as repo:
-            revision = int(repo.get_meta("bans_revision") or "0")
-            if revision == self._bans_revision and not self._bans_dirty:
-                return
-            bans = self._with_unsaved(repo.bans(now=self.clock()))
+        revision, stored = self.bans.changed_since(
+            None if self._bans_dirty else self._bans_revision
+        )
+        if stored is None:
+            return
+        bans = self._with_unsaved(stored)
         with gc_paused():  # 100,000 bans: hundreds of thousands of kernel elements
             self._sync_bans(bans)
         self._bans_revision = revision
@@ -479,8 +482,7 @@ class Agent:
         """
         sources = log_sources(config, self.options.web_log) + self.options.extra_sources
         if sources != self._source_list:
-            with self.store.read() as repo:
-                offsets = repo.log_offsets()
+            offsets = log_offsets(self.store)
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
             following: dict[str, _Source] = {}
             for path, kind in sources:
@@ -511,16 +513,15 @@ class Agent:
         key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
         if key != self._detector_key:
             detector = Detector(DetectorParams.from_settings(s), self._whitelisted)
-            with self.store.read() as repo:
-                for ban in repo.bans(now=self.clock()):
-                    if ban.jail in ("recidive", "manual"):
-                        continue
-                    detector.remember_offence(
-                        ban.subnet.network_address,
-                        ban.jail,
-                        datetime.fromtimestamp(ban.created_at, UTC),
-                        until=datetime.fromtimestamp(ban.expires_at, UTC),
-                    )
+            for ban in self.bans.active():
+                if ban.jail in ("recidive", "manual"):
+                    continue
+                detector.remember_offence(
+                    ban.subnet.network_address,
+                    ban.jail,
+                    datetime.fromtimestamp(ban.created_at, UTC),
+                    until=datetime.fromtimestamp(ban.expires_at, UTC),
+                )
             self._detector, self._detector_key = detector, key
 
     def _watch(self) -> None:
@@ -539,7 +540,11 @@ class Agent:
     def _open(self, source: _Source) -> None:
         resume = {source.path: source.resume} if source.resume is not None else {}
         source.tailer = Tailer.create([(source.path, source.kind)], resume)
-        source.recogniser = Recogniser(source.kind, file=source.path, reference=datetime.now(UTC))
+        source.recogniser = Recogniser(source.kind, file=source.path, reference=self._now())
+
+    def _now(self) -> datetime:
+        """The injected clock as a date: the reference year of syslog timestamps."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def _run_source(self, source: _Source, action: Callable[[], object]) -> bool:
         return self.health.run(source.path, action, jail=source.jail, hint=source.hint)
@@ -582,9 +587,7 @@ class Agent:
     def _save_offsets(self) -> None:
         now = self.clock()
         pending = dict(self._offsets)
-        with self.store.write() as repo:
-            for path, (inode, offset) in pending.items():
-                repo.save_log_offset(path, inode, offset, now)
+        save_log_offsets(self.store, pending, now)
         for path, value in pending.items():
             if self._offsets.get(path) == value:
                 del self._offsets[path]
@@ -594,7 +597,7 @@ class Agent:
     ) -> None:
         assert self._detector is not None and source.recogniser is not None
         recogniser = source.recogniser
-        recogniser.reference = datetime.now(UTC)
+        recogniser.reference = self._now()
         # Lines are counted under the jail that reads the file (AMI failures
         # come from the same Asterisk files and are counted as lines there).
         counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
@@ -620,23 +623,7 @@ class Agent:
         failed store keeps the bans in ``_unsaved`` (retried with backoff).
         """
         now = self.clock()
-        bans = []
-        for d in decisions:
-            subnet = ipaddress.ip_network(d.host)
-            bans.append(
-                Ban(
-                    subnet=subnet,
-                    jail=d.jail,
-                    scope=d.scope,
-                    reason=d.reason,
-                    created_at=now,
-                    expires_at=now + d.seconds,
-                    first_failure=d.first_failure.timestamp(),
-                    last_failure=d.time.timestamp(),
-                    failures=d.failures,
-                    offence=d.offence,
-                )
-            )
+        bans = [Ban.from_decision(d, now) for d in decisions]
         self._unsaved.extend(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False
@@ -672,13 +659,7 @@ class Agent:
         now = self.clock()
         pending = [b for b in self._unsaved if b.expires_at > now]
         if pending:
-            with self.store.write() as repo:
-                for ban in pending:
-                    repo.save_ban(ban)
-                    repo.add_ips_counters(ban.jail, bans=1)
-                bump_bans_revision(repo)
-                revision = int(repo.get_meta("bans_revision") or "0")
-            self._bans_revision = revision
+            self._bans_revision = self.bans.record(pending)
         done = set(map(id, pending))
         self._unsaved = [b for b in self._unsaved if id(b) not in done and b.expires_at > now]
 
@@ -691,9 +672,7 @@ class Agent:
         pending = {j: c for j, c in self._counters.items() if any(c.values())}
         if not pending:
             return
-        with self.store.write() as repo:
-            for jail, counts in pending.items():
-                repo.add_ips_counters(jail, **counts)
+        add_ips_counters(self.store, pending)
         self._counters = {}
 
     # -- Asterisk -------------------------------------------------------------------

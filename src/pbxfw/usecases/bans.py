@@ -82,6 +82,16 @@ class BanService:
         with self.store.read() as repo:
             return int(repo.get_meta("bans_revision") or "0")
 
+    def changed_since(self, revision: int | None) -> tuple[int, list[Ban] | None]:
+        """The ban revision and, read in the same transaction, the active bans;
+        ``None`` instead of the bans when the revision is still ``revision``
+        (the agent's tick: 100,000 bans are read only when they changed)."""
+        with self.store.read() as repo:
+            current = int(repo.get_meta("bans_revision") or "0")
+            if current == revision:
+                return current, None
+            return current, repo.bans(now=self.clock())
+
     def add(
         self,
         address: str,
@@ -164,6 +174,26 @@ class BanService:
             report.added = len(banned)
             bump_bans_revision(repo)
         return report
+
+    def record(self, bans: Sequence[Ban]) -> int:
+        """Store bans already decided (by the agent's detector), in one
+        transaction, each counted under its jail's ``bans`` counter; returns
+        the new ban revision (bumped once). No whitelist check here: the
+        caller decided on the current whitelist; its next read of the
+        whitelist lifts what a newer one covers."""
+        with self.store.write() as repo:
+            for ban in bans:
+                repo.save_ban(ban)
+                repo.add_ips_counters(ban.jail, bans=1)
+            bump_bans_revision(repo)
+            return int(repo.get_meta("bans_revision") or "0")
+
+    def lift(self, bans: Sequence[Ban]) -> None:
+        """Remove these stored bans (by id; the agent lifts the bans a whitelist
+        it computed covers), bumping the ban revision once."""
+        with self.store.write() as repo:
+            repo.remove_ban_ids([b.id for b in bans if b.id is not None])
+            bump_bans_revision(repo)
 
     def lift_whitelisted(self) -> list[Ban]:
         """Remove stored bans that the whitelist now covers (a network became never-block)."""

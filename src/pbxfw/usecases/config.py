@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbxfw.domain.addresses import parse_address
+from pbxfw.domain.addresses import IPNetwork, parse_address, parse_subnet
+from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import ActiveBan, Decision, check
 from pbxfw.domain.networks import (
@@ -53,11 +54,46 @@ __all__ = [
     "DiscoveryReport",
     "InitReport",
     "NetworkChange",
+    "TrustReport",
     "discover_asterisk",
     "label_clash",
     "normalised",
     "stored_configuration",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class TrustReport:
+    """What :meth:`ConfigService.trust` did: the never-block network, whether it
+    was added (else an existing one was marked or already was), the bans lifted."""
+
+    network: Network
+    created: bool
+    lifted: list[Ban] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "network": network_json(self.network),
+            "created": self.created,
+            "lifted": [b.address_text() for b in self.lifted],
+        }
+
+
+def trusted_network(
+    config: Configuration,
+    subnet: IPNetwork,
+    name: str,
+    description: str,
+    allow: Sequence[str] = (),
+) -> Network:
+    """A new never-block network for ``subnet``: its services keep the verdicts
+    its addresses had (the most specific network containing it), plus ``allow``.
+    A name already taken gets the subnet appended."""
+    services = inherited_services(subnet, config.networks, config.service_keys())
+    services.update({key: Verdict.ALLOW for key in allow})
+    if name_clash(name[:64], config.networks) is not None:
+        name = f"{name} ({subnet})"
+    return Network(name[:64], subnet, services, never_block=True, description=description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +191,7 @@ class ConfigService:
                 trusted = self._trusted_installer(repo, ssh_client)
                 if trusted is not None:
                     report.trusted = repo.add_network(trusted)
+                    lift_whitelisted(repo)  # as `bans trust` does: the installer is never banned
                     changed = True
             report.revision = repo.bump_revision() if changed else repo.revision()
         return report
@@ -168,16 +205,60 @@ class ConfigService:
         config = stored_configuration(repo)
         if any(n.subnet == subnet for n in config.networks):
             return None
-        services = inherited_services(subnet, config.networks, config.service_keys())
-        services.update(ssh=Verdict.ALLOW, web=Verdict.ALLOW)
-        name = f"Installer {address}"[:64]
-        return Network(
-            name,
+        return trusted_network(
+            config,
             subnet,
-            services,
-            never_block=True,
-            description="added by `pbxfw init` from SSH_CLIENT so the installer keeps access",
+            f"Installer {address}",
+            "added by `pbxfw init` from SSH_CLIENT so the installer keeps access",
+            allow=("ssh", "web"),
         )
+
+    # -- never block an address ------------------------------------------------
+    def trust(self, address: str) -> TrustReport:
+        """Never block ``address`` (an address or CIDR) and lift its bans, in one transaction.
+
+        The network with exactly that subnet is marked never-block; when there
+        is none, a never-block network "Never block ADDRESS" is added whose
+        services keep the verdicts the address had (like `network add`).
+        Every stored ban the never-block networks now cover is lifted. The
+        same unit of work serves `pbxfw bans trust`, `POST /api/v1/bans/trust`
+        and the banned addresses page; `pbxfw init` builds its installer
+        network with :func:`trusted_network` too. Raises ValidationError
+        naming ``address`` (nothing stored) for a malformed address or for
+        the whole address space.
+        """
+        subnet = parse_subnet(address, "address")
+        if subnet.prefixlen == 0:
+            raise ValidationError(
+                FieldError(
+                    "address",
+                    f"{subnet} is every address: never blocking it would switch the intrusion "
+                    "prevention off (set ips_enabled to false for that)",
+                )
+            )
+        with self._edit() as repo:
+            config = stored_configuration(repo)
+            existing = next((n for n in config.networks if n.subnet == subnet), None)
+            created = existing is None
+            if existing is None:
+                host = subnet.prefixlen == subnet.max_prefixlen
+                network = repo.add_network(
+                    trusted_network(
+                        config,
+                        subnet,
+                        f"Never block {subnet.network_address if host else subnet}",
+                        "added by `pbxfw bans trust` (or the banned addresses page)",
+                    )
+                )
+                repo.bump_revision()
+            elif not existing.never_block:
+                network = existing.with_changes(never_block=True)
+                repo.update_network(network)
+                repo.bump_revision()
+            else:
+                network = existing
+            lifted = lift_whitelisted(repo)
+        return TrustReport(network, created, lifted)
 
     # -- reads --------------------------------------------------------------
     def configuration(self) -> Configuration:
