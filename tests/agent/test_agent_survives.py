@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from pbxfw.agent import health as health_module
+import pbxfw.usecases.source_status as source_status_usecases
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.tail import Inotify, Tailer
@@ -175,7 +175,7 @@ def test_status_rows_are_written_only_on_change(
         writes.append(len(list(rows)))
         save_source_statuses(repo, [])
 
-    monkeypatch.setattr(health_module, "save_source_statuses", count_writes)
+    monkeypatch.setattr(source_status_usecases, "save_source_statuses", count_writes)
     backend, clock = DryRunBackend(), Clock()
     a = make_agent(svc, tmp_path, backend, clock)
     writes.clear()

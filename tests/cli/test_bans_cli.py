@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pbxfw.domain.addresses import parse_subnet
+from pbxfw.domain.bans import Ban
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
 from pbxfw.usecases import ConfigService, NetworkChange
@@ -199,3 +200,66 @@ def test_import_lines_is_the_per_line_definition(
     assert [str(b.subnet) for b in stored] == banned
     until = 1000.0 + svc.settings().ips_bantime
     assert all((b.jail, b.reason, b.expires_at) == ("manual", "imported", until) for b in stored)
+
+
+def test_bans_trust_adds_a_never_block_network_and_lifts_the_ban(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    cli("bans", "add", "198.51.100.9")
+    cli("bans", "add", "198.51.100.10")
+    result = cli("bans", "trust", "198.51.100.9", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["created"] is True and report["lifted"] == ["198.51.100.9"]
+    assert report["network"]["subnet"] == "198.51.100.9/32"
+    assert report["network"]["never_block"] is True
+    shown = json.loads(cli("network", "show", report["network"]["name"], "--json").stdout)
+    assert {k: shown[k] for k in report["network"]} == report["network"]
+    addresses = [b["address"] for b in json.loads(cli("bans", "list", "--json").stdout)]
+    assert addresses == ["198.51.100.10"]
+    # Now refused as a ban, and trusting again changes nothing.
+    assert cli("bans", "add", "198.51.100.9").exit_code == 2
+    again = json.loads(cli("bans", "trust", "198.51.100.9", "--json").stdout)
+    assert again["created"] is False and again["lifted"] == []
+    assert again["network"] == report["network"]
+
+
+def test_bans_trust_marks_the_network_with_that_subnet(cli) -> None:  # type: ignore[no-untyped-def]
+    cli("init")
+    cli("network", "add", "Branch", "172.16.0.0/12", "--allow", "sip")
+    cli("bans", "add", "172.16.5.5")
+    result = cli("bans", "trust", "172.16.0.0/12")
+    assert result.exit_code == 0, result.stderr
+    assert "Branch" in result.stdout and "1 ban(s) lifted" in result.stdout
+    branch = json.loads(cli("network", "show", "Branch", "--json").stdout)
+    assert branch["never_block"] is True and branch["services"]["sip"] == "allow"
+    assert json.loads(cli("bans", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("address", ["nonsense", "10.0.0.300", "0.0.0.0/0", "::/0", ""])
+def test_bans_trust_refuses_a_bad_address_and_stores_nothing(  # type: ignore[no-untyped-def]
+    cli, db_path: Path, address: str
+) -> None:
+    cli("init")
+    cli("bans", "add", "198.51.100.9")
+    before = dump_database(db_path)
+    result = cli("bans", "trust", address)
+    assert result.exit_code == 2
+    assert "address" in result.stderr
+    assert dump_database(db_path) == before
+
+
+def test_recorded_bans_are_stored_counted_and_bump_the_revision(svc: ConfigService) -> None:
+    """``BanService.record``: the agent's way to store the bans its detector decided."""
+    bans = BanService(svc.store, clock=lambda: 1_000.0)
+    before = bans.revision()
+    decided = [
+        Ban(parse_subnet("198.51.100.7"), "ssh", frozenset({"ssh"}), "r", 1_000.0, 2_000.0),
+        Ban(parse_subnet("198.51.100.8"), "ssh", frozenset({"ssh"}), "r", 1_000.0, 2_000.0),
+    ]
+    assert bans.record(decided) == before + 1 == bans.revision()
+    assert [b.address_text() for b in bans.active()] == ["198.51.100.7", "198.51.100.8"]
+    with svc.store.read() as repo:
+        assert repo.ips_counters()["ssh"]["bans"] == 2
+    bans.lift(bans.active()[:1])
+    assert [b.address_text() for b in bans.active()] == ["198.51.100.8"]
+    assert bans.revision() == before + 2

@@ -449,6 +449,50 @@ def test_bans_are_listed_added_and_removed(client: TestClient, auth: dict[str, s
     assert client.delete(f"{API}/bans/2001:db8::5", headers=auth).status_code == 404
 
 
+def test_trust_never_blocks_an_address_and_lifts_its_bans(
+    client: TestClient, auth: dict[str, str], store: Store
+) -> None:
+    BanService(store).add("203.0.113.9")
+    answer = client.post(f"{API}/bans/trust", headers=auth, json={"address": "203.0.113.9"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["created"] is True and body["lifted"] == ["203.0.113.9"]
+    assert body["network"]["subnet"] == "203.0.113.9/32" and body["network"]["never_block"]
+    assert client.get(f"{API}/bans", headers=auth).json() == []
+    network = client.get(f"{API}/networks/{body['network']['id']}", headers=auth).json()
+    assert network == body["network"]
+    refused = client.post(f"{API}/bans", headers=auth, json={"address": "203.0.113.9"})
+    assert refused.status_code == 422 and "never-block" in refused.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"address": "nonsense"},
+        {"address": "0.0.0.0/0"},
+        {"address": 42},
+        {},
+        {"address": "203.0.113.9", "never_block": True},
+    ],
+)
+def test_trust_refuses_a_bad_body_and_stores_nothing(
+    client: TestClient, auth: dict[str, str], store: Store, body: dict[str, Any]
+) -> None:
+    BanService(store).add("203.0.113.9")
+    networks = client.get(f"{API}/networks", headers=auth).json()
+    answer = client.post(f"{API}/bans/trust", headers=auth, json=body)
+    assert answer.status_code == 422
+    field = "never_block" if "never_block" in body else "address"
+    assert locs(answer) == [["body", field]]
+    assert client.get(f"{API}/networks", headers=auth).json() == networks
+    assert [b["address"] for b in client.get(f"{API}/bans", headers=auth).json()] == ["203.0.113.9"]
+
+
+def test_trust_needs_a_token(client: TestClient) -> None:
+    answer = client.post(f"{API}/bans/trust", json={"address": "203.0.113.9"})
+    assert answer.status_code == 401
+
+
 def test_a_never_block_address_cannot_be_banned(client: TestClient, auth: dict[str, str]) -> None:
     client.post(
         f"{API}/networks",
@@ -605,6 +649,26 @@ def test_ips_status_names_a_failing_source(
             "updated_at": 100.0,
         },
     ]
+
+
+def test_ips_status_is_one_answer_for_the_cli_and_the_api(
+    client: TestClient, auth: dict[str, str], store: Store, cli: Any
+) -> None:
+    """``pbxfw ips status --json`` and ``GET /api/v1/ips/status`` read one use case:
+    the same fields, the same values, for the same database (issue 14)."""
+    with store.write() as repo:
+        repo.add_ips_counters("ssh", lines=7, failures=2, whitelisted=1)
+        save_source_statuses(
+            repo, [SourceStatus("/tmp/folder", "ssh", "is a folder, not a file", 200.0, 3, 207.0)]
+        )
+    BanService(store).add("203.0.113.9")
+    ConfigService(store).update_settings({"ips_enabled": False})
+    rest = client.get(f"{API}/ips/status", headers=auth).json()
+    result = cli("ips", "status", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == rest
+    assert rest["enabled"] is False and rest["active_bans"] == 1
+    assert rest["jails"]["ssh"]["whitelisted"] == 1 and rest["sources"][0]["failures"] == 3
 
 
 # -- found by the OpenAPI fuzz test ---------------------------------------------------

@@ -259,6 +259,18 @@ def test_never_block_marks_an_existing_network(client: TestClient, store: Store)
     assert BanService(store).active() == []
 
 
+def test_never_block_adds_a_network_for_an_address_outside_any(
+    client: TestClient, store: Store
+) -> None:
+    """The page's button calls the use case of `pbxfw bans trust` (issue 14)."""
+    BanService(store).add("198.51.100.9", jail="asterisk")
+    token = log_in(client)
+    client.post("/bans/never-block", data={"csrf_token": token, "subnet": "198.51.100.9/32"})
+    network = ConfigService(store).network("Never block 198.51.100.9")
+    assert network.never_block and str(network.subnet) == "198.51.100.9/32"
+    assert BanService(store).active() == []
+
+
 def test_ban_from_the_page_and_refusal_named(client: TestClient, store: Store) -> None:
     token = log_in(client)
     answer = client.post("/bans/add", data={"csrf_token": token, "address": "not an address"})

@@ -27,13 +27,12 @@ so tests drive ``tick()`` directly.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -43,8 +42,8 @@ from typing import Any
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.tail import Chunk, Inotify, Tailer
 from pbxfw.bulk import gc_paused
-from pbxfw.compiler import BanElement, compile_ruleset
-from pbxfw.domain.addresses import IPAddress, IPNetwork, address_text
+from pbxfw.compiler import compile_ruleset
+from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.whitelist import Whitelist
@@ -52,13 +51,14 @@ from pbxfw.errors import KernelError, PbxfwError
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.recognisers import Recogniser
-from pbxfw.kernel import NftBackend
-from pbxfw.kernel.dryrun import DryRunBackend
+from pbxfw.kernel import Backend, BanSets, NftBackend, commit_changes
+from pbxfw.kernel.bansets import subnet_key
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.bans import bump_bans_revision
-from pbxfw.usecases.config import stored_configuration
+from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.firewall import FirewallService, ban_elements
+from pbxfw.usecases.ips_state import add_ips_counters, log_offsets, save_log_offsets
 
 __all__ = [
     "FULL_CHECK_SECONDS",
@@ -101,12 +101,6 @@ class AgentOptions:
     table_interval: float = 1.0
     discover_asterisk: bool = True
     extra_sources: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _key(subnet: IPNetwork) -> str:
-    """``subnet`` as text, the agent's key for it (``address_text``: twice as
-    fast as ``str()``, which 100,000 imported bans make visible)."""
-    return f"{address_text(int(subnet.network_address), subnet.version)}/{subnet.prefixlen}"
 
 
 def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple[str, str]]:
@@ -161,21 +155,22 @@ class Agent:
         store: Store,
         options: AgentOptions,
         *,
-        backend: NftBackend | DryRunBackend | None = None,
+        backend: Backend | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
     ) -> None:
         self.store = store
         self.options = options
         self.clock = clock
-        self.backend = backend or NftBackend(options.netns)
+        self.backend: Backend = backend or NftBackend(options.netns)
         self.firewall = FirewallService(
-            store,
-            options.state_dir,
-            backend=lambda _ns: self.backend,  # type: ignore[arg-type,return-value]
-            clock=clock,
+            store, options.state_dir, backend=lambda _ns: self.backend, clock=clock
         )
         self.health = Health(clock, backoff)
+        #: the use case that stores the bans decided here (own addresses:
+        #: those the agent keeps, never read by the calls it makes)
+        self.bans = BanService(store, clock=clock, own_addresses=lambda: self._own)
+        self.configs = ConfigService(store)
         self.stop_event = threading.Event()
         #: the applied configuration the agent follows, and its revision
         self._config: Configuration | None = None
@@ -191,9 +186,8 @@ class Agent:
         self._bans_revision = -1
         #: a ban-set update failed: compare with the stored bans at the next tick
         self._bans_dirty = False
-        # (subnet as text, jail) → expiry of what the kernel holds. Text, not
-        # the network: an IPv4Network's hash is recomputed on every lookup.
-        self._kernel_bans: dict[tuple[str, str], float] = {}
+        #: what the kernel's ban sets hold, and the changes that move them
+        self._ban_sets = BanSets()
         #: bans made here and not yet stored (the store failed): kept, retried,
         #: and counted as active, so no ban-set sync removes them meanwhile
         self._unsaved: list[Ban] = []
@@ -337,7 +331,7 @@ class Agent:
         if self.backend.chains() != self._chains:
             return True
         full_every = (
-            self.options.table_interval if len(self._kernel_bans) < 5000 else FULL_CHECK_SECONDS
+            self.options.table_interval if len(self._ban_sets) < 5000 else FULL_CHECK_SECONDS
         )
         if now - self._last_full_check < full_every:
             return False
@@ -353,15 +347,17 @@ class Agent:
         backoff); the kernel meanwhile keeps the table it has, bans included.
         """
         self._stale = True
-        with self.store.read() as repo:
-            if bans is None:
-                bans = self._with_unsaved(repo.bans(now=self.clock()))
-            bans_revision = int(repo.get_meta("bans_revision") or "0")
+        if bans is None:
+            bans_revision, stored = self.bans.changed_since(None)
+            assert stored is not None  # revision None: always read
+            bans = self._with_unsaved(stored)
+        else:
+            bans_revision = self.bans.revision()
         bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
         self.backend.apply(text)
-        self._kernel_bans = {(_key(e.subnet), e.jail): self._expiry(e) for e in elements}
+        self._ban_sets.loaded(elements, self.clock())
         self._applied_revision = revision
         self._bans_revision = bans_revision
         self._bans_dirty = False
@@ -384,9 +380,11 @@ class Agent:
         if not self._unsaved:
             return stored
         now = self.clock()
-        keys = {(_key(b.subnet), b.jail) for b in stored}
+        keys = {(subnet_key(b.subnet), b.jail) for b in stored}
         extra = [
-            b for b in self._unsaved if b.expires_at > now and (_key(b.subnet), b.jail) not in keys
+            b
+            for b in self._unsaved
+            if b.expires_at > now and (subnet_key(b.subnet), b.jail) not in keys
         ]
         return stored + extra if extra else stored
 
@@ -394,9 +392,7 @@ class Agent:
         """The applied configuration's whitelist widened by the stored one's:
         marking a network never-block protects it at once, before any apply
         (the bans inside it are lifted in storage at the same moment)."""
-        with self.store.read() as repo:
-            stored = stored_configuration(repo)
-        whitelist = Whitelist(stored, self._own)
+        whitelist = Whitelist(self.configs.configuration(), self._own)
         if self._config is not None:
             whitelist = whitelist.including(Whitelist(self._config))
         self._whitelist = whitelist
@@ -410,9 +406,7 @@ class Agent:
         lifted = [b for b in bans if whitelist.reason(b.subnet)]
         if not lifted:
             return bans
-        with self.store.write() as repo:
-            repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
-            bump_bans_revision(repo)
+        self.bans.lift(lifted)
         self._unsaved = [b for b in self._unsaved if b not in lifted]
         for ban in lifted:
             log.warning(
@@ -420,33 +414,14 @@ class Agent:
             )
         return [b for b in bans if b not in lifted]
 
-    def _guard_elements(
-        self, subnets: Iterable[IPNetwork], known: dict[tuple[str, str], float] | None = None
-    ) -> list[BanElement]:
-        """Guard elements for ``subnets``: each lasts as long as its longest
-        ban in ``known`` (default: what the kernel holds)."""
-        now = self.clock()
-        longest: dict[str, float] = {}
-        for (subnet, _jail), expires in (self._kernel_bans if known is None else known).items():
-            if expires > longest.get(subnet, 0.0):
-                longest[subnet] = expires
-        unique = {_key(s): s for s in subnets}
-        return [
-            BanElement(s, "manual", max(1, int(longest[text] - now + 0.999)))
-            for text, s in unique.items()
-            if text in longest
-        ]
-
-    def _expiry(self, element: BanElement) -> float:
-        return self.clock() + (element.expires_in_seconds or 0)
-
     # -- bans ---------------------------------------------------------------------
     def _bans(self) -> None:
-        with self.store.read() as repo:
-            revision = int(repo.get_meta("bans_revision") or "0")
-            if revision == self._bans_revision and not self._bans_dirty:
-                return
-            bans = self._with_unsaved(repo.bans(now=self.clock()))
+        revision, stored = self.bans.changed_since(
+            None if self._bans_dirty else self._bans_revision
+        )
+        if stored is None:
+            return
+        bans = self._with_unsaved(stored)
         with gc_paused():  # 100,000 bans: hundreds of thousands of kernel elements
             self._sync_bans(bans)
         self._bans_revision = revision
@@ -455,81 +430,22 @@ class Agent:
         self.health.succeeded("agent:new-bans")
 
     def _sync_bans(self, bans: list[Ban]) -> None:
-        """Make the kernel's ban sets hold ``bans``: one transaction for the
-        removals, one for the new bans (plain adds: 100,000 imported
-        addresses are one netlink batch), one for the renewed ones.
+        """Make the kernel's ban sets hold ``bans``: the changes ``BanSets``
+        computes, committed as one transaction (plain adds for the new bans:
+        100,000 imported addresses are one netlink batch).
 
-        What the agent believes the kernel holds (``_kernel_bans``) changes
-        only after each transaction succeeded, so an attempt that fails half
-        way is completed by the next one, not forgotten.
+        What the agent believes the kernel holds changes only after the
+        commit succeeded, so an attempt that fails is made again in full by
+        the next one, not forgotten.
         """
-        now = self.clock()
-        desired = {(_key(b.subnet), b.jail): b for b in bans if b.expires_at > now}
-        known = self._kernel_bans
-        gone = [k for k in known if k not in desired]
-        fresh = [(k, b) for k, b in desired.items() if abs(known.get(k, -1) - b.expires_at) > 1]
-        if not gone and not fresh:
+        changes = self._ban_sets.sync(bans, self.clock())
+        if not changes:
             return
-        guarded_before = {subnet for subnet, _ in known}
-        renewed = [b for k, b in fresh if k in known]
-        new: list[BanElement] = []
-        new_keys: list[tuple[str, str]] = []
-        # The guard of a subnet no jail banned before: its longest new ban
-        # (the same element: guard sets ignore the jail).
-        first_guard: dict[str, BanElement] = {}
-        for key, b in fresh:
-            if key in known:
-                continue
-            left = b.remaining(now)
-            element = BanElement(b.subnet, key[1], left)
-            new.append(element)
-            new_keys.append(key)
-            text = key[0]
-            if text not in guarded_before:
-                seen = first_guard.get(text)
-                if seen is None or left > (seen.expires_in_seconds or 0):
-                    first_guard[text] = element
-        regard = [b.subnet for (text, _j), b in fresh if text in guarded_before]
-        gone_subnets = {s: ipaddress.ip_network(s) for s, _ in gone}
         if self._detector is not None:
-            for key in gone:
-                self._detector.forget(gone_subnets[key[0]].network_address, key[1])
-        # What the kernel will hold once every transaction below succeeded.
-        projected = dict(known)
-        for key in gone:
-            projected.pop(key, None)
-        for key, ban in fresh:
-            projected[key] = ban.expires_at
+            for subnet, jail in changes.removed:
+                self._detector.forget(subnet.network_address, jail)
         try:
-            if gone:
-                guarded = {subnet for subnet, _ in projected}
-                self.backend.remove_bans(
-                    [BanElement(gone_subnets[s], j) for s, j in gone],
-                    unguard=[
-                        BanElement(net, "manual")
-                        for s, net in gone_subnets.items()
-                        if s not in guarded
-                    ],
-                )
-                for key in gone:
-                    known.pop(key, None)
-                # Subnets still banned by another jail keep their guard.
-                kept = [net for s, net in gone_subnets.items() if s in guarded]
-                if kept:
-                    self.backend.add_bans([], guard=self._guard_elements(kept, projected))
-            if new:
-                # Usually each new ban is its subnet's first: the guard then
-                # holds the same elements (guard=None: planned once).
-                guard = None if len(first_guard) == len(new) else list(first_guard.values())
-                self.backend.add_bans(new, guard=guard, refresh=False)
-                for key in new_keys:
-                    known[key] = projected[key]
-            if renewed or regard:
-                self.backend.add_bans(
-                    ban_elements(renewed, now), guard=self._guard_elements(regard, projected)
-                )
-                for key, _ban in fresh:
-                    known[key] = projected[key]
+            commit_changes(self.backend, changes)
         except KernelError as exc:
             # A subnet inside a broader banned one is refused element by
             # element; the whole table, with its sets folded, never is.
@@ -540,7 +456,13 @@ class Agent:
                 revision, config = self.firewall.applied_configuration()
             self._apply(config, revision, bans)
             return
-        log.info("ban sets: %d added, %d renewed, %d removed", len(new), len(renewed), len(gone))
+        self._ban_sets.landed(changes)
+        log.info(
+            "ban sets: %d added, %d renewed, %d removed",
+            changes.added,
+            changes.renewed,
+            len(changes.removed),
+        )
 
     def _database_folder(self) -> list[str]:
         """The SQLite file's folder: a write there (``bans import``, ``bans
@@ -560,8 +482,7 @@ class Agent:
         """
         sources = log_sources(config, self.options.web_log) + self.options.extra_sources
         if sources != self._source_list:
-            with self.store.read() as repo:
-                offsets = repo.log_offsets()
+            offsets = log_offsets(self.store)
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
             following: dict[str, _Source] = {}
             for path, kind in sources:
@@ -592,16 +513,15 @@ class Agent:
         key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
         if key != self._detector_key:
             detector = Detector(DetectorParams.from_settings(s), self._whitelisted)
-            with self.store.read() as repo:
-                for ban in repo.bans(now=self.clock()):
-                    if ban.jail in ("recidive", "manual"):
-                        continue
-                    detector.remember_offence(
-                        ban.subnet.network_address,
-                        ban.jail,
-                        datetime.fromtimestamp(ban.created_at, UTC),
-                        until=datetime.fromtimestamp(ban.expires_at, UTC),
-                    )
+            for ban in self.bans.active():
+                if ban.jail in ("recidive", "manual"):
+                    continue
+                detector.remember_offence(
+                    ban.subnet.network_address,
+                    ban.jail,
+                    datetime.fromtimestamp(ban.created_at, UTC),
+                    until=datetime.fromtimestamp(ban.expires_at, UTC),
+                )
             self._detector, self._detector_key = detector, key
 
     def _watch(self) -> None:
@@ -620,7 +540,11 @@ class Agent:
     def _open(self, source: _Source) -> None:
         resume = {source.path: source.resume} if source.resume is not None else {}
         source.tailer = Tailer.create([(source.path, source.kind)], resume)
-        source.recogniser = Recogniser(source.kind, file=source.path, reference=datetime.now(UTC))
+        source.recogniser = Recogniser(source.kind, file=source.path, reference=self._now())
+
+    def _now(self) -> datetime:
+        """The injected clock as a date: the reference year of syslog timestamps."""
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def _run_source(self, source: _Source, action: Callable[[], object]) -> bool:
         return self.health.run(source.path, action, jail=source.jail, hint=source.hint)
@@ -663,9 +587,7 @@ class Agent:
     def _save_offsets(self) -> None:
         now = self.clock()
         pending = dict(self._offsets)
-        with self.store.write() as repo:
-            for path, (inode, offset) in pending.items():
-                repo.save_log_offset(path, inode, offset, now)
+        save_log_offsets(self.store, pending, now)
         for path, value in pending.items():
             if self._offsets.get(path) == value:
                 del self._offsets[path]
@@ -675,7 +597,7 @@ class Agent:
     ) -> None:
         assert self._detector is not None and source.recogniser is not None
         recogniser = source.recogniser
-        recogniser.reference = datetime.now(UTC)
+        recogniser.reference = self._now()
         # Lines are counted under the jail that reads the file (AMI failures
         # come from the same Asterisk files and are counted as lines there).
         counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
@@ -701,44 +623,21 @@ class Agent:
         failed store keeps the bans in ``_unsaved`` (retried with backoff).
         """
         now = self.clock()
-        bans = []
-        for d in decisions:
-            subnet = ipaddress.ip_network(d.host)
-            bans.append(
-                Ban(
-                    subnet=subnet,
-                    jail=d.jail,
-                    scope=d.scope,
-                    reason=d.reason,
-                    created_at=now,
-                    expires_at=now + d.seconds,
-                    first_failure=d.first_failure.timestamp(),
-                    last_failure=d.time.timestamp(),
-                    failures=d.failures,
-                    offence=d.offence,
-                )
-            )
+        bans = [Ban.from_decision(d, now) for d in decisions]
         self._unsaved.extend(bans)
         # Kernel first: the drop is what matters; the record follows.
-        projected = dict(self._kernel_bans)
-        for ban in bans:
-            projected[(_key(ban.subnet), ban.jail)] = ban.expires_at
         reload = False
 
         def add() -> None:
             nonlocal reload
+            changes = self._ban_sets.add_new(bans, now)
             try:
-                self.backend.add_bans(
-                    ban_elements(bans, now),
-                    guard=self._guard_elements((b.subnet for b in bans), projected),
-                )
+                commit_changes(self.backend, changes)
             except KernelError as exc:
                 log.warning("ban sets: %s; loading the whole table instead", exc)
                 reload = True
                 return
-            for ban in bans:
-                key = (_key(ban.subnet), ban.jail)
-                self._kernel_bans[key] = projected[key]
+            self._ban_sets.landed(changes)
 
         if not self.health.run("agent:new-bans", add, force=True) or reload:
             self._bans_dirty = True  # the next sync adds what the kernel lacks
@@ -760,13 +659,7 @@ class Agent:
         now = self.clock()
         pending = [b for b in self._unsaved if b.expires_at > now]
         if pending:
-            with self.store.write() as repo:
-                for ban in pending:
-                    repo.save_ban(ban)
-                    repo.add_ips_counters(ban.jail, bans=1)
-                bump_bans_revision(repo)
-                revision = int(repo.get_meta("bans_revision") or "0")
-            self._bans_revision = revision
+            self._bans_revision = self.bans.record(pending)
         done = set(map(id, pending))
         self._unsaved = [b for b in self._unsaved if id(b) not in done and b.expires_at > now]
 
@@ -779,9 +672,7 @@ class Agent:
         pending = {j: c for j, c in self._counters.items() if any(c.values())}
         if not pending:
             return
-        with self.store.write() as repo:
-            for jail, counts in pending.items():
-                repo.add_ips_counters(jail, **counts)
+        add_ips_counters(self.store, pending)
         self._counters = {}
 
     # -- Asterisk -------------------------------------------------------------------

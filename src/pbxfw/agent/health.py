@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pbxfw.domain.sources import AGENT_PART_PREFIX, SourceStatus
 from pbxfw.errors import PbxfwError
 from pbxfw.storage.repository import Store
-from pbxfw.storage.source_status import forget_source_statuses, save_source_statuses
+from pbxfw.usecases.source_status import record_source_statuses
 
 __all__ = ["PART_LABELS", "Backoff", "Health", "describe"]
 
@@ -234,14 +234,13 @@ class Health:
             return
         dirty, reset = dict(self._dirty), self._reset
         try:
-            with store.write() as repo:
-                if reset:
-                    forget_source_statuses(repo)
-                    changed = [p.status() for p in self._parts.values() if p.tracked or p.error]
-                else:
-                    forget_source_statuses(repo, [s for s, v in dirty.items() if v is None])
-                    changed = [v for v in dirty.values() if v is not None]
-                save_source_statuses(repo, changed)
+            if reset:
+                changed = [p.status() for p in self._parts.values() if p.tracked or p.error]
+                record_source_statuses(store, changed, forget_all=True)
+            else:
+                gone = [s for s, v in dirty.items() if v is None]
+                changed = [v for v in dirty.values() if v is not None]
+                record_source_statuses(store, changed, forget=gone)
         except Exception as exc:
             self._status_failed(exc, now)
             return

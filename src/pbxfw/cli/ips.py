@@ -131,6 +131,26 @@ def bans_rm(address: Annotated[str, typer.Argument()], db: DbOption = None) -> N
     console().print(f"unbanned {removed[0].address_text()} ({len(removed)} ban(s))", markup=False)
 
 
+@bans_app.command("trust")
+def bans_trust(
+    address: Annotated[str, typer.Argument(help="An address or CIDR.")],
+    json_: JsonOption = False,
+    db: DbOption = None,
+) -> None:
+    """Never block an address and lift its bans: marks the network with exactly that
+    subnet never-block, or adds one (its services keep their verdicts)."""
+    report = config_service(db).trust(address)
+    if json_:
+        print_json(report.as_json())
+        return
+    how = "added" if report.created else "marked"
+    console().print(
+        f"{report.network.subnet} is never blocked ({how} network {report.network.name!r}); "
+        f"{len(report.lifted)} ban(s) lifted; `pbxfw apply` puts it in the firewall",
+        markup=False,
+    )
+
+
 @bans_app.command("import")
 def bans_import(
     file: Annotated[Path, typer.Argument(help="One address or CIDR a line; # comments.")],
@@ -257,22 +277,14 @@ def _long_lines_note(count: int) -> str:
 def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
     """Counters per jail (lines read, failures, bans, whitelisted skips) and the
     health of every log source the agent follows: which one fails, why, since when."""
-    from pbxfw.usecases.source_status import source_statuses
+    from pbxfw.usecases.ips_status import ips_status as read_ips_status
 
-    store = config_service(db).store
-    with store.read() as repo:
-        counters = repo.ips_counters()
-        active = len(repo.bans(now=time.time()))
-    sources = source_statuses(store)
+    status = read_ips_status(config_service(db).store)
     if json_:
-        print_json(
-            {
-                "jails": counters,
-                "active_bans": active,
-                "sources": [s.as_json() for s in sources],
-            }
-        )
+        # The same answer as GET /api/v1/ips/status.
+        print_json(status.as_json())
         return
+    active, counters, sources = status.active_bans, status.jails, status.sources
     from rich.table import Table
 
     table = Table(title=f"{active} active bans", title_justify="left")
@@ -285,7 +297,7 @@ def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
     if not sources:
         out.print("no source status yet: the agent (pbxfw agent) records it", markup=False)
         return
-    failing = [s for s in sources if not s.ok]
+    failing = status.failing
     title = (
         f"{len(failing)} of {len(sources)} sources failing" if failing else "sources: all healthy"
     )

@@ -7,15 +7,43 @@ of services a ban covers, the *jail* is the scenario that made it.
 
 from __future__ import annotations
 
+import ipaddress
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
-from pbxfw.domain.addresses import IPNetwork
+from pbxfw.domain.addresses import IPAddress, IPNetwork
 from pbxfw.domain.decision import ALL_SERVICES, ActiveBan
 from pbxfw.domain.settings import MAX_BAN_SECONDS
 
-__all__ = ["Ban", "bounded_expiries", "scope_from_text", "scope_text"]
+__all__ = ["Ban", "Decided", "bounded_expiries", "scope_from_text", "scope_text"]
+
+
+class Decided(Protocol):
+    """What :meth:`Ban.from_decision` reads of a ban decision (the detector's
+    ``pbxfw.ips.events.BanDecision``; a protocol so the domain imports nothing
+    from the intrusion prevention)."""
+
+    @property
+    def host(self) -> IPAddress: ...
+    @property
+    def jail(self) -> str: ...
+    @property
+    def scope(self) -> frozenset[str]: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def seconds(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def first_failure(self) -> datetime: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def offence(self) -> int: ...
 
 
 def bounded_expiries(created: Sequence[float], expires: Sequence[float]) -> Sequence[float]:
@@ -54,6 +82,24 @@ class Ban:
     failures: int = 0
     offence: int = 1
     id: int | None = None
+
+    @classmethod
+    def from_decision(cls, decision: Decided, now: float) -> Ban:
+        """The ban the detector decided, made at ``now`` (epoch seconds): it
+        lasts ``decision.seconds`` from ``now``, and keeps the times of the
+        first and last failures, their count and the offence number."""
+        return cls(
+            subnet=ipaddress.ip_network(decision.host),
+            jail=decision.jail,
+            scope=decision.scope,
+            reason=decision.reason,
+            created_at=now,
+            expires_at=now + decision.seconds,
+            first_failure=decision.first_failure.timestamp(),
+            last_failure=decision.time.timestamp(),
+            failures=decision.failures,
+            offence=decision.offence,
+        )
 
     def remaining(self, now: float) -> int:
         """Whole seconds left (0 when expired, at most MAX_BAN_SECONDS); the

@@ -28,7 +28,7 @@ from pbxfw.domain.services import Service
 from pbxfw.domain.settings import IPS_PRESETS, Settings
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.config import NetworkChange
-from pbxfw.usecases.source_status import source_statuses
+from pbxfw.usecases.ips_status import ips_status
 from pbxfw.web.deps import (
     SESSION_COOKIE,
     AdminSession,
@@ -728,21 +728,8 @@ def never_block(
 ) -> Response:
     """Lift the ban and add the address as a never-block network (or mark its network)."""
     subnet = _text(form, "subnet")
-    existing = next((n for n in context.config.networks() if str(n.subnet) == subnet), None)
     try:
-        if existing is not None:
-            assert existing.id is not None
-            network, _ = context.config.update_network(existing.id, NetworkChange(never_block=True))
-        else:
-            address = subnet.split("/")[0]
-            network, _ = context.config.add_network(
-                NetworkChange(
-                    name=f"Never block {address}"[:64],
-                    subnet=subnet,
-                    never_block=True,
-                    description="added from the banned addresses page",
-                )
-            )
+        network = context.config.trust(subnet).network
     except PbxfwError as exc:
         return redirect(request, "/bans", str(exc), "error")
     return redirect(
@@ -786,9 +773,7 @@ def _ips_page(
     for key in ("ips_findtime", "ips_bantime", "ips_bantime_max"):
         shown[key] = _duration_text(getattr(settings, key))
     shown |= dict(values or {})
-    with context.store.read() as repo:
-        counters = repo.ips_counters()
-    sources = source_statuses(context.store)
+    ips = ips_status(context.store, context.clock)
     return render(
         request,
         "ips.html",
@@ -802,9 +787,9 @@ def _ips_page(
             "preset": preset or _current_preset(settings),
             "enabled": settings.ips_enabled if enabled is None else enabled,
             "errors": errors or {},
-            "counters": counters,
-            "sources": sources,
-            "failing": [src for src in sources if not src.ok],
+            "counters": ips.jails,
+            "sources": ips.sources,
+            "failing": ips.failing,
             "web_log": str(context.web_log),
         },
         session=session,

@@ -185,6 +185,18 @@ class BanImportResult(BaseModel):
     skipped: list[str]
 
 
+class BanTrust(_Input):
+    """Never block an address: ``POST /api/v1/bans/trust``."""
+
+    address: str = Field(examples=["203.0.113.7", "198.51.100.0/24"])
+
+
+class TrustResult(BaseModel):
+    network: NetworkPublic = Field(description="the never-block network (added or marked)")
+    created: bool = Field(description="true when the network was added")
+    lifted: list[str] = Field(description="the bans lifted (addresses or CIDRs)")
+
+
 class ApplyRequest(_Input):
     confirm_seconds: int | None = Field(
         default=None,

@@ -1,11 +1,18 @@
-"""``/api/v1/bans``: list, ban, unban, import a blocklist."""
+"""``/api/v1/bans``: list, ban, unban, import a blocklist, never block an address."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from pbxfw.web.deps import BansDep, ContextDep
-from pbxfw.web.schemas import BanCreate, BanImport, BanImportResult, BanPublic
+from pbxfw.web.deps import BansDep, ConfigDep, ContextDep
+from pbxfw.web.schemas import (
+    BanCreate,
+    BanImport,
+    BanImportResult,
+    BanPublic,
+    BanTrust,
+    TrustResult,
+)
 
 __all__ = ["router"]
 
@@ -34,6 +41,12 @@ def import_bans(body: BanImport, bans: BansDep) -> BanImportResult:
     return BanImportResult(added=report.added, skipped=report.skipped)
 
 
+def trust(body: BanTrust, config: ConfigDep) -> dict[str, object]:
+    """Never block an address or CIDR and lift its bans, in one transaction: the
+    network with exactly that subnet is marked never-block, else one is added."""
+    return config.trust(body.address).as_json()
+
+
 def router() -> APIRouter:
     r = APIRouter(prefix="/bans", tags=["bans"])
     r.add_api_route("", list_bans, methods=["GET"], response_model=list[BanPublic])
@@ -45,6 +58,7 @@ def router() -> APIRouter:
         status_code=status.HTTP_201_CREATED,
     )
     r.add_api_route("/import", import_bans, methods=["POST"], response_model=BanImportResult)
+    r.add_api_route("/trust", trust, methods=["POST"], response_model=TrustResult)
     # ``:path`` because a decoded CIDR contains a slash.
     r.add_api_route(
         "/{address:path}",

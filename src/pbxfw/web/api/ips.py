@@ -5,25 +5,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pbxfw.usecases.source_status import source_statuses
-from pbxfw.web.deps import BansDep, ConfigDep, ContextDep
-from pbxfw.web.schemas import IpsStatus, SourceStatusPublic
+from pbxfw.usecases.ips_status import ips_status as read_ips_status
+from pbxfw.web.deps import ContextDep
+from pbxfw.web.schemas import IpsStatus
 
 __all__ = ["router"]
 
 
-def ips_status(context: ContextDep, config: ConfigDep, bans: BansDep) -> IpsStatus:
+def ips_status(context: ContextDep) -> IpsStatus:
     """Per jail: lines read, failures recognised, bans made, whitelisted hits;
-    per log source: healthy or failing, why, since when (as the agent recorded it)."""
-    # The agent writes the counters; there is no use case around this read yet.
-    with context.store.read() as repo:
-        counters = repo.ips_counters()
-    return IpsStatus(
-        enabled=config.settings().ips_enabled,
-        active_bans=len(bans.active()),
-        jails=counters,
-        sources=[SourceStatusPublic(**s.as_json()) for s in source_statuses(context.store)],
-    )
+    per log source: healthy or failing, why, since when (as the agent recorded it).
+    The same answer as ``pbxfw ips status --json``."""
+    return IpsStatus.model_validate(read_ips_status(context.store, context.clock).as_json())
 
 
 def router() -> APIRouter:

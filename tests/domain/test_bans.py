@@ -1,0 +1,39 @@
+"""``Ban.from_decision``: the detector's decision as a stored ban (issue 14)."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+
+from pbxfw.domain.bans import Ban
+from pbxfw.ips.events import BanDecision
+
+
+def test_a_ban_from_a_decision_lasts_its_seconds_from_now() -> None:
+    first = datetime(2026, 12, 4, 10, 0, 0, tzinfo=UTC)
+    last = datetime(2026, 12, 4, 10, 5, 0, tzinfo=UTC)
+    decision = BanDecision(
+        host=ipaddress.ip_address("2001:db8::7"),
+        jail="asterisk",
+        scope=frozenset({"sip", "iax"}),
+        time=last,
+        seconds=600,
+        failures=5,
+        first_failure=first,
+        reason="5 failed registrations",
+        offence=2,
+    )
+    ban = Ban.from_decision(decision, now=1_000.5)
+    assert ban == Ban(
+        subnet=ipaddress.ip_network("2001:db8::7/128"),
+        jail="asterisk",
+        scope=frozenset({"sip", "iax"}),
+        reason="5 failed registrations",
+        created_at=1_000.5,
+        expires_at=1_600.5,
+        first_failure=first.timestamp(),
+        last_failure=last.timestamp(),
+        failures=5,
+        offence=2,
+    )
+    assert ban.address_text() == "2001:db8::7" and ban.remaining(1_000.5) == 600
