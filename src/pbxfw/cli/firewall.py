@@ -48,10 +48,8 @@ def apply(
     state_dir: StateDirOption = None,
 ) -> None:
     """Apply the stored configuration as one nftables transaction (table inet pbxfw)."""
-    from pbxfw.usecases.firewall import AdminAccess
-
     fw = firewall_service(db, state_dir)
-    admin = AdminAccess.from_ssh_client(os.environ.get("SSH_CLIENT"), fw.applied_configuration()[1])
+    admin = fw.admin_access(os.environ.get("SSH_CLIENT"))
     result = fw.apply(netns, confirm_seconds=confirm_seconds, admin=admin, force=force)
     where = f" in network namespace {netns}" if netns else ""
     if json_:

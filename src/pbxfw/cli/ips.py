@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -169,7 +169,7 @@ def ips_scan(
     and sshd's line of one SSH attempt give one). Lines longer than 64 KiB
     are skipped and counted as bad lines on stderr.
     """
-    from pbxfw.ips.scan import ScanStats, failure_json, scan_files
+    from pbxfw.ips.scan import ScanStats, scan_files
 
     for path in files:
         _check_log_file(path)
@@ -178,10 +178,9 @@ def ips_scan(
     stats = ScanStats()
     failures = _readable(scan_files([str(p) for p in files], stats=stats))
     if json_:
-        for failure in failures:
-            write(json.dumps(failure_json(failure), ensure_ascii=False) + "\n")
+        _write_json_lines(failures, write)
         if stats.long_lines:
-            console(stderr=True).print(_long_lines_note(stats.long_lines), markup=False)
+            _note(_long_lines_note(stats.long_lines))
         return
     # A big log has ~100,000 failures: the text of each address is made once
     # per address object (the recognisers share one per attacker; keyed by
@@ -209,7 +208,55 @@ def ips_scan(
     summary = f"{count} failures"
     if stats.long_lines:
         summary += "; " + _long_lines_note(stats.long_lines)
-    console(stderr=True).print(summary, markup=False)
+    _note(summary)
+
+
+def _note(text: str) -> None:
+    """One plain line on stderr (what Rich prints for it; Rich is not imported for it)."""
+    sys.stderr.write(text + "\n")
+
+
+def _write_json_lines(failures: Iterable[Failure], write: Callable[[str], object]) -> None:
+    """Write ``json.dumps(failure_json(f), ensure_ascii=False)`` and a newline for
+    each failure, byte for byte (tested), several times faster.
+
+    A big log has ~100,000 failures but few distinct files, jails, events
+    and attackers: the JSON text of each is made once (the address's per
+    address object, keyed by id() while the entry keeps the object alive),
+    the time is ISO 8601 text that JSON never escapes, and lines are
+    written in batches.
+    """
+    quoted: dict[str, str] = {}
+    hosts: dict[int, tuple[object, str]] = {}
+    batch: list[str] = []
+
+    def quote(text: str) -> str:
+        if len(quoted) > 65536:
+            quoted.clear()
+        value = quoted[text] = json.dumps(text, ensure_ascii=False)
+        return value
+
+    try:
+        for failure in failures:
+            host = failure.host
+            text = hosts.get(id(host))
+            if text is None or text[0] is not host:
+                if len(hosts) > 65536:
+                    hosts.clear()
+                text = hosts[id(host)] = (host, json.dumps(str(host), ensure_ascii=False))
+            batch.append(
+                f'{{"file": {quoted.get(failure.file) or quote(failure.file)}, '
+                f'"line": {failure.line}, '
+                f'"time": "{failure.time.astimezone(UTC).isoformat()}", '
+                f'"jail": {quoted.get(failure.jail) or quote(failure.jail)}, '
+                f'"host": {text[1]}, '
+                f'"event": {quoted.get(failure.event) or quote(failure.event)}}}\n'
+            )
+            if len(batch) == 4096:
+                write("".join(batch))
+                batch.clear()
+    finally:
+        write("".join(batch))
 
 
 def _check_log_file(path: Path) -> None:

@@ -49,9 +49,18 @@ __all__ = ["Repository", "Store"]
 _VERDICTS = {v.value: v for v in Verdict}
 
 
-def _network_from_row(row: Any) -> Network:
-    """A domain Network from an ORM row or a Core row (same attribute names)."""
-    services = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
+def _network_from_row(row: Any, known: dict[str, dict[str, Verdict]] | None = None) -> Network:
+    """A domain Network from an ORM row or a Core row (same attribute names).
+
+    ``known``: the verdicts already decoded from each services text (10,000
+    networks share a few hundred texts); each network gets its own copy.
+    """
+    cached = None if known is None else known.get(row.services)
+    if cached is None:
+        cached = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
+        if known is not None:
+            known[row.services] = cached
+    services = dict(cached)
     return Network(
         name=row.name,
         subnet=ipaddress.ip_network(row.subnet),
@@ -111,7 +120,8 @@ class Repository:
     def networks(self) -> list[Network]:
         # Core rows, not ORM objects: listing 10,000 networks must stay fast.
         rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id))
-        return [_network_from_row(r) for r in rows]
+        known: dict[str, dict[str, Verdict]] = {}
+        return [_network_from_row(r, known) for r in rows]
 
     def network(self, ref: str | int) -> Network:
         """A network by id or by name (an all-digit name is tried as a name too).
