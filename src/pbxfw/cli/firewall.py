@@ -16,6 +16,7 @@ from pbxfw.cli.common import (
     console,
     firewall_service,
     print_json,
+    say,
 )
 
 __all__ = ["register"]
@@ -55,14 +56,12 @@ def apply(
     if json_:
         print_json({"revision": result.revision, "netns": netns, "pending": result.pending})
         return
-    out = console()
-    out.print(f"applied configuration revision {result.revision}{where}", markup=False)
+    say(f"applied configuration revision {result.revision}{where}")
     if result.pending:
         ns = f" --netns {netns}" if netns else ""
-        out.print(
+        say(
             f"keep it with `pbxfw confirm{ns}` within {confirm_seconds:g} s; "
-            "otherwise the previous rules come back by themselves",
-            markup=False,
+            "otherwise the previous rules come back by themselves"
         )
 
 

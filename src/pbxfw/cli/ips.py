@@ -20,6 +20,7 @@ from pbxfw.cli.common import (
     config_service,
     console,
     print_json,
+    say,
     state_dir_for,
 )
 from pbxfw.errors import FieldError, ValidationError
@@ -180,7 +181,7 @@ def ips_scan(
     if json_:
         _write_json_lines(failures, write)
         if stats.long_lines:
-            _note(_long_lines_note(stats.long_lines))
+            say(_long_lines_note(stats.long_lines), stderr=True)
         return
     # A big log has ~100,000 failures: the text of each address is made once
     # per address object (the recognisers share one per attacker; keyed by
@@ -208,12 +209,7 @@ def ips_scan(
     summary = f"{count} failures"
     if stats.long_lines:
         summary += "; " + _long_lines_note(stats.long_lines)
-    _note(summary)
-
-
-def _note(text: str) -> None:
-    """One plain line on stderr (what Rich prints for it; Rich is not imported for it)."""
-    sys.stderr.write(text + "\n")
+    say(summary, stderr=True)
 
 
 def _write_json_lines(failures: Iterable[Failure], write: Callable[[str], object]) -> None:
