@@ -73,8 +73,9 @@ ADAPTERS = (
     "counters",
     "status",  # the write of source_status itself
     "kernel:apply",  # a whole-table load
-    "kernel:add_bans",  # a ban-set update
-    "kernel:remove_bans",  # an unban
+    "kernel:add",  # a ban-set update (buffered)
+    "kernel:delete",  # an unban (buffered)
+    "kernel:commit",  # the buffered changes sent to the kernel
     "kernel:chains",  # the check that the table is intact
     "kernel:structure",
     "pjsip",  # the PJSIP include writer
@@ -113,23 +114,28 @@ class FaultyKernel(DryRunBackend):
         self.bans = dict(self.compiled)
         FAULTS.check("kernel:apply", after=True)
 
-    def add_bans(
+    def add(
         self,
         bans: Sequence[BanElement],
         guard: Sequence[BanElement] | None = None,
         *,
         refresh: bool = True,
     ) -> None:
-        FAULTS.check("kernel:add_bans")
-        super().add_bans(bans, guard, refresh=refresh)
-        FAULTS.check("kernel:add_bans", after=True)
+        FAULTS.check("kernel:add")
+        super().add(bans, guard, refresh=refresh)
+        FAULTS.check("kernel:add", after=True)
 
-    def remove_bans(
+    def delete(
         self, bans: Sequence[BanElement], unguard: Sequence[BanElement] | None = None
     ) -> None:
-        FAULTS.check("kernel:remove_bans")
-        super().remove_bans(bans, unguard)
-        FAULTS.check("kernel:remove_bans", after=True)
+        FAULTS.check("kernel:delete")
+        super().delete(bans, unguard)
+        FAULTS.check("kernel:delete", after=True)
+
+    def commit(self) -> None:
+        FAULTS.check("kernel:commit")
+        super().commit()
+        FAULTS.check("kernel:commit", after=True)
 
     def chains(self) -> str | None:
         FAULTS.check("kernel:chains")
@@ -279,7 +285,7 @@ ticks = st.builds(
 )
 @example(  # the kernel took a ban but said it failed; then the sets are compared again
     schedule=[
-        Tick({"kernel:add_bans": (OSError, True)}, ["198.51.100.2"] * 3, 0.2, False),
+        Tick({"kernel:commit": (OSError, True)}, ["198.51.100.2"] * 3, 0.2, False),
         Tick({"save_ban": (RuntimeError, True)}, [], 0.2, False),
         Tick({}, ["198.51.100.3"] * 3, 0.2, True),
     ]

@@ -125,7 +125,7 @@ def _import(cli, tmp_path: Path, document: object):  # type: ignore[no-untyped-d
     [
         (
             [{"name": "a", "subnet": "10.0.0.0/8"}, {"name": "A ", "subnet": "10.1.0.0/16"}],
-            "networks[1].name: 'A' is also the name of networks[0] ('a'; names are compared",
+            "networks[1].name: a network named 'a' exists already (names are compared",
         ),
         (
             # The permanent networks are not in the document, so they stay with their names.

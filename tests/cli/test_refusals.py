@@ -116,7 +116,7 @@ def test_import_with_one_bad_network_changes_nothing(
         ),
         (
             '{"networks": [{"name": "a", "subnet": "10.0.0.0/8"}, {"name": "a", "subnet": "10.1.0.0/16"}]}',
-            "networks[1].name: 'a' is also the name of networks[0]",
+            "networks[1].name: a network named 'a' exists already",
         ),
         ('{"settings": {"sip_port": 0}}', "settings.sip_port"),
     ],

@@ -129,27 +129,35 @@ def test_ssh_attempts_pair_across_the_ranges_of_a_parallel_scan(tmp_path: Path) 
 # -- the real command ---------------------------------------------------------------------
 
 
+# Linux keeps a process's peak RSS across exec, and subprocess starts the
+# child from this (large, late in a suite) pytest process: measured directly,
+# the command's peak would include pytest's. A small interpreter forks the
+# command and reports its child's peak instead, which starts from its own few
+# MiB.
+_PEAK_OF_CHILD = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execv(sys.argv[2], sys.argv[2:])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "with open(sys.argv[1], 'w') as f: f.write(str(usage.ru_maxrss))\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def run_pbxfw(*args: str, tmp_path: Path) -> tuple[int, str, str, float, int]:
     """Run the real ``pbxfw`` command: exit code, stdout, stderr, seconds, peak RSS (KiB)."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    out, err, peak = tmp_path / "stdout", tmp_path / "stderr", tmp_path / "peak"
     start = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
-        process = subprocess.Popen([PBXFW, *args], stdout=stdout, stderr=stderr)
-        try:
-            _, status, usage = os.wait4(process.pid, 0)
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-        process.returncode = os.waitstatus_to_exitcode(status)
+        code = subprocess.run(
+            [sys.executable, "-S", "-c", _PEAK_OF_CHILD, str(peak), PBXFW, *args],
+            stdout=stdout,
+            stderr=stderr,
+            timeout=120,
+        ).returncode
     seconds = time.monotonic() - start
-    return (
-        process.returncode,
-        out.read_text(),
-        err.read_text(),
-        seconds,
-        usage.ru_maxrss,
-    )
+    return code, out.read_text(), err.read_text(), seconds, int(peak.read_text())
 
 
 def test_a_sparse_gigabyte_is_scanned_in_seconds_with_bounded_memory(tmp_path: Path) -> None:

@@ -138,18 +138,23 @@ def test_refused_ruleset_leaves_the_running_one_byte_for_byte(env: Env) -> None:
 def test_bans_are_added_refreshed_and_removed(env: Env) -> None:
     env.backend.apply(OLD)
     ban = BanElement(ipaddress.ip_network("203.0.113.0/24"), "ssh", 100)
-    env.backend.add_bans([ban])
-    env.backend.add_bans([BanElement(ban.subnet, "ssh", 5000)])  # refresh, no error
+    env.backend.add([ban])
+    env.backend.commit()
+    env.backend.add([BanElement(ban.subnet, "ssh", 5000)])  # refresh, no error
+    env.backend.commit()
     listed = env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", "ban_ssh_net_v4")
     assert "203.0.113.0/24 timeout 1h23m20s" in listed
     host = BanElement(ipaddress.ip_network("203.0.113.7/32"), "ssh", 100)
-    env.backend.add_bans([host], refresh=False)  # known absent: one plain add
-    env.backend.add_bans([BanElement(host.subnet, "ssh", 5000)])
+    env.backend.add([host], refresh=False)  # known absent: one plain add
+    env.backend.commit()
+    env.backend.add([BanElement(host.subnet, "ssh", 5000)])
+    env.backend.commit()
     assert "203.0.113.7 timeout 1h23m20s" in env.lab.nft(
         env.ns, "list", "set", "inet", "pbxfw", "ban_ssh_v4"
     )
     for _ in range(2):  # absent the second time: fine
-        env.backend.remove_bans([ban, host])
+        env.backend.delete([ban, host])
+        env.backend.commit()
     for name in ("ban_ssh_v4", "ban_ssh_net_v4", "banned_v4", "banned_net_v4"):
         assert "203.0.113" not in env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", name)
 

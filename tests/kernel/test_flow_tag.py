@@ -62,9 +62,12 @@ def _backend() -> NftBackend:
 
 def test_a_ban_uses_the_tag_readied_after_the_last_change(kernel: Kernel) -> None:
     backend = _backend()
-    backend.add_bans([BAN])  # nothing readied yet: the walk comes first
-    backend.add_bans([BAN])
-    backend.add_bans([BAN])
+    backend.add([BAN])  # nothing readied yet: the walk comes first
+    backend.commit()
+    backend.add([BAN])
+    backend.commit()
+    backend.add([BAN])
+    backend.commit()
     assert kernel.calls == [
         "forget 0x20000",
         "send 0x20000",
@@ -78,14 +81,17 @@ def test_a_ban_uses_the_tag_readied_after_the_last_change(kernel: Kernel) -> Non
 
 def test_a_readied_tag_is_dropped_when_someone_changed_the_ruleset(kernel: Kernel) -> None:
     backend = _backend()
-    backend.add_bans([BAN])
+    backend.add([BAN])
+    backend.commit()
     kernel.generation += 1  # another load: it may have put 0x30000 in use
     kernel.calls.clear()
-    backend.add_bans([BAN])
+    backend.add([BAN])
+    backend.commit()
     assert kernel.calls == ["forget 0x40000", "send 0x40000", "forget 0x20000"]
 
 
 def test_removing_a_ban_keeps_the_tag(kernel: Kernel) -> None:
     backend = _backend()
-    backend.remove_bans([BAN])
+    backend.delete([BAN])
+    backend.commit()
     assert kernel.calls == ["send, same tag"]

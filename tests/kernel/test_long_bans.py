@@ -63,7 +63,8 @@ def test_the_longest_bans_are_added_one_by_one(ns: tuple[Lab, str]) -> None:
     lab, name = ns
     backend = NftBackend(name)
     backend.apply(compile_ruleset(lab_config()))
-    backend.add_bans(elements("asterisk", {**LIFETIMES, "198.51.100.0/24": 10**30}))
+    backend.add(elements("asterisk", {**LIFETIMES, "198.51.100.0/24": 10**30}))
+    backend.commit()
     listed = lab.nft(name, "list", "set", "inet", "pbxfw", "ban_asterisk_v4")
     assert days(listed, "192.0.2.3") == 3650 and days(listed, "192.0.2.1") == 3650
     subnets = lab.nft(name, "list", "set", "inet", "pbxfw", "ban_asterisk_net_v4")

@@ -64,10 +64,12 @@ def test_many_elements_are_split_into_messages_of_one_transaction(ns: tuple[Lab,
     lab, name = ns
     hosts = [ipaddress.IPv4Network((0x0A000000 + i, 32)) for i in range(5000)]
     backend = NftBackend(name)
-    backend.add_bans([BanElement(h, "manual", 600) for h in hosts], refresh=False)
+    backend.add([BanElement(h, "manual", 600) for h in hosts], refresh=False)
+    backend.commit()
     assert _listed(lab, name, "ban_manual_v4").count("timeout 10m") == 5000
     assert _listed(lab, name, "banned_v4").count("timeout 10m") == 5000
-    backend.remove_bans([BanElement(h, "manual") for h in hosts])
+    backend.delete([BanElement(h, "manual") for h in hosts])
+    backend.commit()
     assert "10.0." not in _listed(lab, name, "ban_manual_v4")
     assert "10.0." not in _listed(lab, name, "banned_v4")
 

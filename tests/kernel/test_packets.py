@@ -161,9 +161,11 @@ def test_ban_stops_a_running_udp_flow_but_not_never_block(topo: Topology) -> Non
         BanElement(ipaddress.ip_network("198.51.100.192/28"), "ssh", 60),
         BanElement(ipaddress.ip_network("10.77.1.0/24"), "manual", 60),  # never-block
     ]
-    topo.backend.add_bans(bans)
+    topo.backend.add(bans)
+    topo.backend.commit()
     assert state() == {attacker: "timeout", ssh: "timeout", office: "open"}
-    topo.backend.remove_bans(bans)
+    topo.backend.delete(bans)
+    topo.backend.commit()
     assert set(state().values()) == {"open"}
 
 
@@ -214,6 +216,12 @@ def test_a_running_one_way_flow_is_decided_again_when_the_policy_changes(
     assert after - cut <= 2, counts  # nothing more once the new policy is in
 
 
+def _ban(backend: NftBackend, ban: BanElement) -> None:
+    """One ban, buffered and committed: one kernel transaction."""
+    backend.add([ban])
+    backend.commit()
+
+
 def _flood_counts(
     topo: Topology, source: str, steps: list[Callable[[], None]], pps: int = 200
 ) -> list[int]:
@@ -249,13 +257,13 @@ def test_a_ban_cuts_a_cached_one_way_flow_at_once(topo: Topology) -> None:
         BanElement(ipaddress.ip_network("198.51.100.0/27"), "manual", 60),
     ):
         topo.backend.apply(compile_ruleset(lab_config()))
-        counts = _flood_counts(topo, source, [lambda ban=ban: topo.backend.add_bans([ban])])
+        counts = _flood_counts(topo, source, [lambda ban=ban: _ban(topo.backend, ban)])
         assert counts[0] >= 150, counts  # allowed and cached before the ban
         assert counts[-1] - counts[1] <= 2, (ban, counts)  # cut until the flood ends
     # A ban of another address leaves the flow alone (it is decided again once).
     topo.backend.apply(compile_ruleset(lab_config()))
     ban = BanElement(ipaddress.ip_network(f"{other}/32"), "asterisk", 60)
-    counts = _flood_counts(topo, source, [lambda: topo.backend.add_bans([ban])])
+    counts = _flood_counts(topo, source, [lambda: _ban(topo.backend, ban)])
     assert counts[2] - counts[1] >= 0.8 * 200 * 0.2, counts
 
 
@@ -274,8 +282,8 @@ def test_a_tag_used_again_finds_no_flow_that_carried_it(topo: Topology) -> None:
         topo,
         source,
         [
-            lambda: backend.add_bans([ban]),  # tag B: cut
-            lambda: backend.add_bans([other]),  # tag A again
+            lambda: _ban(backend, ban),  # tag B: cut
+            lambda: _ban(backend, other),  # tag A again
         ],
     )
     assert counts[0] >= 150, counts

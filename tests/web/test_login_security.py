@@ -217,6 +217,25 @@ def test_cli_user_logout_ends_a_live_session_and_a_live_token(
         assert c.get(f"{API}/networks", headers=bearer(c)).status_code == 200
 
 
+def test_a_new_password_ends_the_sessions_and_tokens_of_the_old_one(
+    store: Store, web_log: Path, cli: Any
+) -> None:
+    # Whoever knew the old password is out as soon as it is replaced.
+    new_password = "another-long-password"
+    with TestClient(create_app(store, secret_key=SECRET, web_log=web_log), client=CLIENT) as c:
+        headers = bearer(c)
+        log_in(c)
+        result = cli("user", "add", ADMIN, "--password-stdin", input=new_password + "\n")
+        assert result.exit_code == 0, result.stderr
+        assert c.get(f"{API}/networks", headers=headers).status_code == 401
+        assert c.get("/firewall", follow_redirects=False).status_code == 303
+        assert token(c).status_code == 401  # the old password
+        fresh = token(c, password=new_password)
+        assert fresh.status_code == 200
+        headers = {"Authorization": f"Bearer {fresh.json()['access_token']}"}
+        assert c.get(f"{API}/networks", headers=headers).status_code == 200
+
+
 def test_cli_user_logout_of_an_unknown_user_says_so(store: Store, cli: Any) -> None:
     result = cli("user", "logout", "nobody")
     assert result.exit_code == 3

@@ -33,7 +33,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -43,8 +43,8 @@ from typing import Any
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.tail import Chunk, Inotify, Tailer
 from pbxfw.bulk import gc_paused
-from pbxfw.compiler import BanElement, compile_ruleset
-from pbxfw.domain.addresses import IPAddress, IPNetwork, address_text
+from pbxfw.compiler import compile_ruleset
+from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.whitelist import Whitelist
@@ -52,8 +52,8 @@ from pbxfw.errors import KernelError, PbxfwError
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.recognisers import Recogniser
-from pbxfw.kernel import NftBackend
-from pbxfw.kernel.dryrun import DryRunBackend
+from pbxfw.kernel import Backend, BanSets, NftBackend, commit_changes
+from pbxfw.kernel.bansets import subnet_key
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import bump_bans_revision
@@ -101,12 +101,6 @@ class AgentOptions:
     table_interval: float = 1.0
     discover_asterisk: bool = True
     extra_sources: list[tuple[str, str]] = field(default_factory=list)
-
-
-def _key(subnet: IPNetwork) -> str:
-    """``subnet`` as text, the agent's key for it (``address_text``: twice as
-    fast as ``str()``, which 100,000 imported bans make visible)."""
-    return f"{address_text(int(subnet.network_address), subnet.version)}/{subnet.prefixlen}"
 
 
 def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple[str, str]]:
@@ -161,19 +155,16 @@ class Agent:
         store: Store,
         options: AgentOptions,
         *,
-        backend: NftBackend | DryRunBackend | None = None,
+        backend: Backend | None = None,
         clock: Callable[[], float] = time.time,
         backoff: Backoff | None = None,
     ) -> None:
         self.store = store
         self.options = options
         self.clock = clock
-        self.backend = backend or NftBackend(options.netns)
+        self.backend: Backend = backend or NftBackend(options.netns)
         self.firewall = FirewallService(
-            store,
-            options.state_dir,
-            backend=lambda _ns: self.backend,  # type: ignore[arg-type,return-value]
-            clock=clock,
+            store, options.state_dir, backend=lambda _ns: self.backend, clock=clock
         )
         self.health = Health(clock, backoff)
         self.stop_event = threading.Event()
@@ -191,9 +182,8 @@ class Agent:
         self._bans_revision = -1
         #: a ban-set update failed: compare with the stored bans at the next tick
         self._bans_dirty = False
-        # (subnet as text, jail) → expiry of what the kernel holds. Text, not
-        # the network: an IPv4Network's hash is recomputed on every lookup.
-        self._kernel_bans: dict[tuple[str, str], float] = {}
+        #: what the kernel's ban sets hold, and the changes that move them
+        self._ban_sets = BanSets()
         #: bans made here and not yet stored (the store failed): kept, retried,
         #: and counted as active, so no ban-set sync removes them meanwhile
         self._unsaved: list[Ban] = []
@@ -337,7 +327,7 @@ class Agent:
         if self.backend.chains() != self._chains:
             return True
         full_every = (
-            self.options.table_interval if len(self._kernel_bans) < 5000 else FULL_CHECK_SECONDS
+            self.options.table_interval if len(self._ban_sets) < 5000 else FULL_CHECK_SECONDS
         )
         if now - self._last_full_check < full_every:
             return False
@@ -361,7 +351,7 @@ class Agent:
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
         self.backend.apply(text)
-        self._kernel_bans = {(_key(e.subnet), e.jail): self._expiry(e) for e in elements}
+        self._ban_sets.loaded(elements, self.clock())
         self._applied_revision = revision
         self._bans_revision = bans_revision
         self._bans_dirty = False
@@ -384,9 +374,11 @@ class Agent:
         if not self._unsaved:
             return stored
         now = self.clock()
-        keys = {(_key(b.subnet), b.jail) for b in stored}
+        keys = {(subnet_key(b.subnet), b.jail) for b in stored}
         extra = [
-            b for b in self._unsaved if b.expires_at > now and (_key(b.subnet), b.jail) not in keys
+            b
+            for b in self._unsaved
+            if b.expires_at > now and (subnet_key(b.subnet), b.jail) not in keys
         ]
         return stored + extra if extra else stored
 
@@ -420,26 +412,6 @@ class Agent:
             )
         return [b for b in bans if b not in lifted]
 
-    def _guard_elements(
-        self, subnets: Iterable[IPNetwork], known: dict[tuple[str, str], float] | None = None
-    ) -> list[BanElement]:
-        """Guard elements for ``subnets``: each lasts as long as its longest
-        ban in ``known`` (default: what the kernel holds)."""
-        now = self.clock()
-        longest: dict[str, float] = {}
-        for (subnet, _jail), expires in (self._kernel_bans if known is None else known).items():
-            if expires > longest.get(subnet, 0.0):
-                longest[subnet] = expires
-        unique = {_key(s): s for s in subnets}
-        return [
-            BanElement(s, "manual", max(1, int(longest[text] - now + 0.999)))
-            for text, s in unique.items()
-            if text in longest
-        ]
-
-    def _expiry(self, element: BanElement) -> float:
-        return self.clock() + (element.expires_in_seconds or 0)
-
     # -- bans ---------------------------------------------------------------------
     def _bans(self) -> None:
         with self.store.read() as repo:
@@ -455,81 +427,22 @@ class Agent:
         self.health.succeeded("agent:new-bans")
 
     def _sync_bans(self, bans: list[Ban]) -> None:
-        """Make the kernel's ban sets hold ``bans``: one transaction for the
-        removals, one for the new bans (plain adds: 100,000 imported
-        addresses are one netlink batch), one for the renewed ones.
+        """Make the kernel's ban sets hold ``bans``: the changes ``BanSets``
+        computes, committed as one transaction (plain adds for the new bans:
+        100,000 imported addresses are one netlink batch).
 
-        What the agent believes the kernel holds (``_kernel_bans``) changes
-        only after each transaction succeeded, so an attempt that fails half
-        way is completed by the next one, not forgotten.
+        What the agent believes the kernel holds changes only after the
+        commit succeeded, so an attempt that fails is made again in full by
+        the next one, not forgotten.
         """
-        now = self.clock()
-        desired = {(_key(b.subnet), b.jail): b for b in bans if b.expires_at > now}
-        known = self._kernel_bans
-        gone = [k for k in known if k not in desired]
-        fresh = [(k, b) for k, b in desired.items() if abs(known.get(k, -1) - b.expires_at) > 1]
-        if not gone and not fresh:
+        changes = self._ban_sets.sync(bans, self.clock())
+        if not changes:
             return
-        guarded_before = {subnet for subnet, _ in known}
-        renewed = [b for k, b in fresh if k in known]
-        new: list[BanElement] = []
-        new_keys: list[tuple[str, str]] = []
-        # The guard of a subnet no jail banned before: its longest new ban
-        # (the same element: guard sets ignore the jail).
-        first_guard: dict[str, BanElement] = {}
-        for key, b in fresh:
-            if key in known:
-                continue
-            left = b.remaining(now)
-            element = BanElement(b.subnet, key[1], left)
-            new.append(element)
-            new_keys.append(key)
-            text = key[0]
-            if text not in guarded_before:
-                seen = first_guard.get(text)
-                if seen is None or left > (seen.expires_in_seconds or 0):
-                    first_guard[text] = element
-        regard = [b.subnet for (text, _j), b in fresh if text in guarded_before]
-        gone_subnets = {s: ipaddress.ip_network(s) for s, _ in gone}
         if self._detector is not None:
-            for key in gone:
-                self._detector.forget(gone_subnets[key[0]].network_address, key[1])
-        # What the kernel will hold once every transaction below succeeded.
-        projected = dict(known)
-        for key in gone:
-            projected.pop(key, None)
-        for key, ban in fresh:
-            projected[key] = ban.expires_at
+            for subnet, jail in changes.removed:
+                self._detector.forget(subnet.network_address, jail)
         try:
-            if gone:
-                guarded = {subnet for subnet, _ in projected}
-                self.backend.remove_bans(
-                    [BanElement(gone_subnets[s], j) for s, j in gone],
-                    unguard=[
-                        BanElement(net, "manual")
-                        for s, net in gone_subnets.items()
-                        if s not in guarded
-                    ],
-                )
-                for key in gone:
-                    known.pop(key, None)
-                # Subnets still banned by another jail keep their guard.
-                kept = [net for s, net in gone_subnets.items() if s in guarded]
-                if kept:
-                    self.backend.add_bans([], guard=self._guard_elements(kept, projected))
-            if new:
-                # Usually each new ban is its subnet's first: the guard then
-                # holds the same elements (guard=None: planned once).
-                guard = None if len(first_guard) == len(new) else list(first_guard.values())
-                self.backend.add_bans(new, guard=guard, refresh=False)
-                for key in new_keys:
-                    known[key] = projected[key]
-            if renewed or regard:
-                self.backend.add_bans(
-                    ban_elements(renewed, now), guard=self._guard_elements(regard, projected)
-                )
-                for key, _ban in fresh:
-                    known[key] = projected[key]
+            commit_changes(self.backend, changes)
         except KernelError as exc:
             # A subnet inside a broader banned one is refused element by
             # element; the whole table, with its sets folded, never is.
@@ -540,7 +453,13 @@ class Agent:
                 revision, config = self.firewall.applied_configuration()
             self._apply(config, revision, bans)
             return
-        log.info("ban sets: %d added, %d renewed, %d removed", len(new), len(renewed), len(gone))
+        self._ban_sets.landed(changes)
+        log.info(
+            "ban sets: %d added, %d renewed, %d removed",
+            changes.added,
+            changes.renewed,
+            len(changes.removed),
+        )
 
     def _database_folder(self) -> list[str]:
         """The SQLite file's folder: a write there (``bans import``, ``bans
@@ -720,25 +639,18 @@ class Agent:
             )
         self._unsaved.extend(bans)
         # Kernel first: the drop is what matters; the record follows.
-        projected = dict(self._kernel_bans)
-        for ban in bans:
-            projected[(_key(ban.subnet), ban.jail)] = ban.expires_at
         reload = False
 
         def add() -> None:
             nonlocal reload
+            changes = self._ban_sets.add_new(bans, now)
             try:
-                self.backend.add_bans(
-                    ban_elements(bans, now),
-                    guard=self._guard_elements((b.subnet for b in bans), projected),
-                )
+                commit_changes(self.backend, changes)
             except KernelError as exc:
                 log.warning("ban sets: %s; loading the whole table instead", exc)
                 reload = True
                 return
-            for ban in bans:
-                key = (_key(ban.subnet), ban.jail)
-                self._kernel_bans[key] = projected[key]
+            self._ban_sets.landed(changes)
 
         if not self.health.run("agent:new-bans", add, force=True) or reload:
             self._bans_dirty = True  # the next sync adds what the kernel lacks

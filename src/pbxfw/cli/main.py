@@ -128,7 +128,10 @@ def import_(
                 "file", f"{file} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             )
         ) from None
-    config = config_service(db).import_document(document)
+    config, notes = config_service(db).import_document(document)
+    err = console(stderr=True)
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
     console().print(
         f"imported {len(config.networks)} networks, {len(config.custom_services)} custom services",
         markup=False,

@@ -48,10 +48,10 @@ from typing import Literal, NamedTuple
 from pbxfw.domain.addresses import IPNetwork, address_text
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import ALL_SERVICES, PolicyIndex
+from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.domain.networks import Verdict
 from pbxfw.domain.services import Service
 from pbxfw.domain.settings import MAX_BAN_SECONDS
-from pbxfw.ips.events import JAIL_SCOPES
 
 __all__ = [
     "CHAIN_PRIORITY",

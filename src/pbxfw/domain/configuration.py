@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from pbxfw.domain.networks import Network
+from pbxfw.domain.networks import Network, normalised
 from pbxfw.domain.services import BUILTIN_KEYS, CustomService, Service, catalogue
 from pbxfw.domain.settings import Settings
 
@@ -24,6 +24,16 @@ class Configuration:
 
     def service_keys(self) -> tuple[str, ...]:
         return BUILTIN_KEYS + tuple(sorted(c.key for c in self.custom_services))
+
+    def normalised(self) -> Configuration:
+        """This configuration with exactly one verdict per catalogue key in every network.
+
+        What the use cases read (a stored network may lack a verdict for a
+        service added after it, or hold one for a service since removed); a
+        missing verdict is block.
+        """
+        keys = self.service_keys()
+        return replace(self, networks=tuple(normalised(n, keys) for n in self.networks))
 
     def has_service(self, key: str) -> bool:
         """Cheap membership test (``check`` runs it on every call)."""

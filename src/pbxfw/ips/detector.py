@@ -60,7 +60,8 @@ from itertools import islice
 from typing import TYPE_CHECKING, TypedDict
 
 from pbxfw.domain.addresses import IPAddress
-from pbxfw.ips.events import JAIL_SCOPES, BanDecision, Failure
+from pbxfw.domain.jails import DERIVED_JAILS, JAIL_SCOPES, RECIDIVE_JAIL
+from pbxfw.ips.events import BanDecision, Failure
 
 if TYPE_CHECKING:
     from pbxfw.domain.settings import Settings
@@ -80,8 +81,6 @@ __all__ = [
     "never_banned",
 ]
 
-#: The recidive jail's name (its scope is ``JAIL_SCOPES["recidive"]``: ``*``).
-RECIDIVE_JAIL = "recidive"
 #: Bans (in any jails) that make a recidivist ...
 RECIDIVE_MAXRETRY = 5
 #: ... when they fall within this many seconds (a day) ...
@@ -95,10 +94,6 @@ DEFAULT_MAX_TRACKED = 1_000_000
 #: Default cap on ban records (a banned host has one per jail plus one for
 #: recidive); with DEFAULT_MAX_TRACKED it keeps the whole state under 200 MB.
 DEFAULT_MAX_OFFENDERS = 300_000
-
-#: Jails that are not fed failures: recidive is derived from bans, manual from
-#: the administrator.
-_DERIVED_JAILS = frozenset({RECIDIVE_JAIL, "manual"})
 
 # A state key packs the host and the jail in one int, which is far smaller
 # than a tuple of objects: address bits, then one bit for IPv6 (so ::a.b.c.d
@@ -319,7 +314,7 @@ class Detector:
             self._jail_names.append(name)
         self._recidive_index = self._jail_index[RECIDIVE_JAIL]
         self._feed_index = {
-            name: j for name, j in self._jail_index.items() if name not in _DERIVED_JAILS
+            name: j for name, j in self._jail_index.items() if name not in DERIVED_JAILS
         }
         self._counters: list[list[int]] = [[0] * 5 for _ in self._jail_names]
         self._jail_clock: list[int] = [_NEVER] * len(self._jail_names)

@@ -12,17 +12,10 @@ from datetime import datetime
 
 from pbxfw.domain.addresses import IPAddress
 
-__all__ = ["JAIL_SCOPES", "BanDecision", "Failure"]
+# Re-exported for code written before the jails moved to the domain.
+from pbxfw.domain.jails import JAIL_SCOPES
 
-#: Which services a ban from each jail covers (DESIGN §4). ``*`` = every port.
-JAIL_SCOPES: dict[str, frozenset[str]] = {
-    "asterisk": frozenset({"sip", "iax", "ajam"}),
-    "ami": frozenset({"ami", "ajam"}),
-    "ssh": frozenset({"ssh"}),
-    "web": frozenset({"web"}),
-    "recidive": frozenset({"*"}),
-    "manual": frozenset({"*"}),
-}
+__all__ = ["JAIL_SCOPES", "BanDecision", "Failure"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pbxfw.errors import KernelError
+from pbxfw.kernel.backend import Backend
 from pbxfw.kernel.nft import NftBackend
 
 __all__ = [
@@ -65,8 +66,10 @@ __all__ = [
     "expired",
     "last_rollback",
     "locked",
+    "locked_folder",
     "namespace_dir",
     "pending",
+    "read_pending",
     "restore_pending",
     "rollback",
     "shift_expiry",
@@ -121,9 +124,11 @@ _held = threading.local()
 
 
 @contextlib.contextmanager
-def _locked(folder: Path, *, wait: bool = True) -> Iterator[bool]:
-    """flock(2) on ``folder/lock``; re-entrant within one thread. Yields
-    whether the lock is held (always True unless ``wait`` is False).
+def locked_folder(folder: Path, *, wait: bool = True) -> Iterator[bool]:
+    """flock(2) on ``folder/lock`` (a ``namespace_dir``); re-entrant within
+    one thread. Yields whether the lock is held (always True unless ``wait``
+    is False). ``locked`` is the same, by state folder and namespace; the
+    watchdog, which is given the namespace's folder, uses this one.
 
     Re-entrant so that a use case can hold the lock around a whole
     read-decide-apply sequence that calls ``apply_with_confirm`` or
@@ -164,7 +169,7 @@ def _holding_another(folder: Path) -> bool:
 def locked(state_dir: str | os.PathLike[str], netns: str | None = None) -> Iterator[None]:
     """Hold ``netns``'s confirmation lock: no watchdog, confirm, rollback or
     apply of that namespace acts meanwhile (re-entrant within one thread)."""
-    with _locked(namespace_dir(state_dir, netns)):
+    with locked_folder(namespace_dir(state_dir, netns)):
         yield
 
 
@@ -178,7 +183,10 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _read_pending(folder: Path) -> PendingChange | None:
+def read_pending(folder: Path) -> PendingChange | None:
+    """The pending change recorded in ``folder`` (a ``namespace_dir``), or
+    None: nothing pending, or a file that cannot be read or parsed (a torn
+    or foreign file is treated as no change, never as an error)."""
     try:
         data = json.loads((folder / _PENDING).read_text())
     except FileNotFoundError:
@@ -197,7 +205,7 @@ def _write_pending(folder: Path, change: PendingChange) -> None:
 
 def pending(state_dir: str | os.PathLike[str], netns: str | None = None) -> PendingChange | None:
     """The change waiting for confirmation in ``netns``, or None."""
-    return _read_pending(namespace_dir(state_dir, netns))
+    return read_pending(namespace_dir(state_dir, netns))
 
 
 def last_rollback(
@@ -346,7 +354,7 @@ def restore_pending(folder: Path, change: PendingChange, reason: str) -> None:
 
 
 def apply_with_confirm(
-    backend: NftBackend,
+    backend: Backend,
     new_text: str,
     seconds: float,
     state_dir: str | os.PathLike[str],
@@ -368,8 +376,8 @@ def apply_with_confirm(
         raise ValueError("the confirmation window must be positive")
     backend.check(new_text)
     folder = namespace_dir(state_dir, backend.netns)
-    with _locked(folder):
-        previous = _read_pending(folder)
+    with locked_folder(folder):
+        previous = read_pending(folder)
         if previous is not None:
             _stop_watchdog(previous)
             had_table, snap_time = previous.had_table, previous.snapshot_monotonic
@@ -434,8 +442,8 @@ def confirm(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pend
     None), so "confirmed in time" means before the deadline, whoever wins.
     """
     folder = namespace_dir(state_dir, netns)
-    with _locked(folder):
-        change = _read_pending(folder)
+    with locked_folder(folder):
+        change = read_pending(folder)
         if change is None:
             return None
         if expired(change):
@@ -456,8 +464,8 @@ def rollback(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pen
     stays pending and its watchdog keeps trying at the deadline.
     """
     folder = namespace_dir(state_dir, netns)
-    with _locked(folder):
-        change = _read_pending(folder)
+    with locked_folder(folder):
+        change = read_pending(folder)
         if change is None:
             return None
         restore_pending(folder, change, "rolled back on request")
@@ -478,10 +486,10 @@ def expire(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pendi
     folder = namespace_dir(state_dir, netns)
     if not (folder / _PENDING).exists():
         return None  # the common case, and no folder is created for it
-    with _locked(folder, wait=not _holding_another(folder)) as held:
+    with locked_folder(folder, wait=not _holding_another(folder)) as held:
         if not held:
             return None
-        change = _read_pending(folder)
+        change = read_pending(folder)
         if change is None or not expired(change):
             return None
         restore_pending(folder, change, f"not confirmed within {change.seconds:g} s")
@@ -496,8 +504,8 @@ def supersede(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pe
     folder = namespace_dir(state_dir, netns)
     if not (folder / _PENDING).exists():
         return None
-    with _locked(folder):
-        change = _read_pending(folder)
+    with locked_folder(folder):
+        change = read_pending(folder)
         if change is None:
             return None
         (folder / _PENDING).unlink(missing_ok=True)

@@ -1,7 +1,8 @@
-"""The nftables backend: load, read and remove the one table pbxfw owns.
+"""The nftables backend (``pbxfw.kernel.Backend``): load, read and remove the
+one table pbxfw owns, and commit buffered ban-set changes to it.
 
 The flow tag (docs/nftables.md, "flow cache") is the kernel side's: every
-load and every batch of new bans puts a fresh tag in the two rules that hold
+load and every commit that adds bans puts a fresh tag in the two rules that hold
 it, after deleting the conntrack entries that carry that tag, so a flow the
 cache accepts was decided under the running policy and the running bans.
 
@@ -21,8 +22,10 @@ import logging
 import re
 import secrets
 import subprocess
+import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from dataclasses import replace
+from typing import Literal, TypeAlias
 
 from pbxfw.compiler.nft import (
     FLOW_CACHE_COMMENT,
@@ -38,6 +41,7 @@ from pbxfw.compiler.nft import (
     set_commands,
 )
 from pbxfw.errors import KernelError
+from pbxfw.kernel.backend import BackendMetrics
 from pbxfw.kernel.netlink import (
     ElementOp,
     FlowTagRules,
@@ -65,6 +69,8 @@ _TAG_RULES = {
     for comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT)
 }
 _TAG_NUMBER = re.compile(r"0x[0-9a-f]{8}")
+#: One buffered change: its planned sets, add or delete, refresh.
+_Stage: TypeAlias = tuple[list[SetElements], Literal["add", "delete"], bool]
 
 
 def without_flow_tag(text: str) -> str:
@@ -81,12 +87,15 @@ def random_flow_tag() -> int:
 
 
 class NftBackend:
-    """nftables in one network namespace (``None``: the current one).
+    """nftables in one network namespace (``None``: the current one): the
+    real ``pbxfw.kernel.Backend``.
 
     Methods raise KernelError carrying nft's message and the payload sent.
+    Ban-set changes are buffered by ``add`` / ``delete`` and sent by
+    ``commit``.
     """
 
-    __slots__ = ("_ready", "flow_tags", "netns", "nft")
+    __slots__ = ("_metrics", "_ready", "_staged", "flow_tags", "netns", "nft")
 
     def __init__(
         self,
@@ -103,6 +112,8 @@ class NftBackend:
         # The next flow tag, its conntrack entries already deleted, and the
         # ruleset generation after that: valid while the generation holds.
         self._ready: tuple[int, int] | None = None
+        self._staged: list[_Stage] = []
+        self._metrics = BackendMetrics()
 
     def __repr__(self) -> str:
         return f"NftBackend(netns={self.netns!r})"
@@ -186,6 +197,7 @@ class NftBackend:
                 lambda m: m.group(1) + flow_mark_rule(tag), payload
             )
         self._load(payload)
+        self._metrics = replace(self._metrics, loads=self._metrics.loads + 1)
         if tag is not None:
             self._prepare(tag)
         log.info(
@@ -251,57 +263,88 @@ class NftBackend:
         """Remove ``table inet pbxfw`` if present (no filtering by pbxfw after)."""
         self._load(_REPLACE_PREFIX)
 
-    # -- bans, incrementally -----------------------------------------------
-    def add_bans(
+    # -- ban-set changes: buffered, then one commit ----------------------------
+    def add(
         self,
         bans: Sequence[BanElement],
         guard: Sequence[BanElement] | None = None,
         *,
         refresh: bool = True,
     ) -> None:
-        """Put ``guard`` (default: ``bans``) in the guard sets and add (or,
-        with ``refresh``, renew the timeout of) ``bans`` in their jails'
+        """Buffer: put ``guard`` (default: ``bans``) in the guard sets and add
+        (or, with ``refresh``, renew the timeout of) ``bans`` in their jails'
         sets. ``refresh=False`` is for elements the caller knows are absent
-        (one step instead of three). Addresses go in one netlink transaction
-        (guard and jails together: the drop starts when both have landed),
-        subnets in one nft transaction. Raises KernelError if refused (a
-        subnet inside a broader banned subnet: reload the table)."""
+        (one step instead of three). Planned here, sent by ``commit``."""
         plans = plan_elements(bans)
         if guard is None:
             plans = as_guard_plans(plans) + plans
         else:
             plans = plan_elements(guard, guard=True) + plans
-        self._send(plans, "add", refresh)
+        self._staged.append((plans, "add", refresh))
 
-    def remove_bans(
+    def delete(
         self, bans: Sequence[BanElement], unguard: Sequence[BanElement] | None = None
     ) -> None:
-        """Remove ``bans`` (absent ones are fine) and ``unguard`` (default:
-        ``bans``) from the guard sets."""
+        """Buffer: remove ``bans`` (absent ones are fine) and ``unguard``
+        (default: ``bans``) from the guard sets."""
         plans = plan_elements(bans, action="delete") + plan_elements(
             bans if unguard is None else unguard, guard=True, action="delete"
         )
-        self._send(plans, "delete", True)
+        self._staged.append((plans, "delete", True))
 
-    def _send(
-        self, plans: list[SetElements], action: Literal["add", "delete"], refresh: bool
-    ) -> None:
-        hosts = [p for p in plans if p.spans and p.hosts]
-        text = [p for p in plans if p.spans and not p.hosts]
+    def discard(self) -> None:
+        """Forget what is buffered."""
+        self._staged = []
+
+    def commit(self) -> None:
+        """Send what ``add`` and ``delete`` buffered, in their order: the
+        addresses in one netlink transaction (guard and jails together: a
+        drop starts when both have landed), the subnets in one nft
+        transaction. The buffer is empty afterwards, whatever happens.
+        Raises KernelError if refused (a subnet inside a broader banned
+        subnet: reload the table)."""
+        staged, self._staged = self._staged, []
+        if not staged:
+            return
+        added = sum(len(p.spans) for plans, a, _ in staged if a == "add" for p in plans)
+        deleted = sum(len(p.spans) for plans, a, _ in staged if a == "delete" for p in plans)
+        started = time.perf_counter()
+        m = self._metrics
+        try:
+            self._send(staged)
+        except BaseException:
+            self._metrics = replace(m, failed_commits=m.failed_commits + 1)
+            raise
+        self._metrics = replace(
+            m,
+            commits=m.commits + 1,
+            elements_added=m.elements_added + added,
+            elements_deleted=m.elements_deleted + deleted,
+            last_commit_seconds=time.perf_counter() - started,
+        )
+
+    def metrics(self) -> BackendMetrics:
+        """Counters of what this backend has sent (no kernel read)."""
+        return self._metrics
+
+    def _send(self, staged: list[_Stage]) -> None:
+        hosts = [(p, a, r) for plans, a, r in staged for p in plans if p.spans and p.hosts]
+        text = [(p, a, r) for plans, a, r in staged for p in plans if p.spans and not p.hosts]
         # New bans must cut the flows the cache would accept: a fresh tag,
         # in the same transaction as the address elements when there are any.
-        retag = action == "add" and bool(hosts or text)
+        retag = any(a == "add" for _, a, _ in hosts + text)
         tagged: tuple[FlowTagRules, int] | None = None
         if hosts:
             try:
                 tagged = self._next_tag() if retag else None
-                send_element_batch(_element_ops(hosts, action, refresh), self.netns, retag=tagged)
+                ops = [op for p, a, r in hosts for op in _element_ops([p], a, r)]
+                send_element_batch(ops, self.netns, retag=tagged)
                 retag = False
             except OSError as exc:  # netlink unusable here: nft does the same
                 log.warning("netlink for ban elements: %s; using nft", exc)
                 tagged = None
                 text = hosts + text
-        payload = "".join(line + "\n" for p in text for line in set_commands(p, action, refresh))
+        payload = "".join(line + "\n" for p, a, r in text for line in set_commands(p, a, r))
         if payload:
             self._load(payload)
         if retag:  # subnets only (or no netlink for the addresses): a second step

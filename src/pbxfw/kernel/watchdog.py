@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pbxfw.errors import PbxfwError
-from pbxfw.kernel.confirm import _locked, _read_pending, restore_pending
+from pbxfw.kernel.confirm import locked_folder, read_pending, restore_pending
 
 __all__ = ["main", "watch"]
 
@@ -49,7 +49,7 @@ def watch(folder: Path, token: str, after_rollback: Sequence[str] = ()) -> int:
     """
     failures = 0
     while True:
-        change = _read_pending(folder)
+        change = read_pending(folder)
         if change is None or change.token != token:
             log.info("change %s is no longer pending; nothing to do", token[:8])
             return 0
@@ -57,8 +57,8 @@ def watch(folder: Path, token: str, after_rollback: Sequence[str] = ()) -> int:
         if remaining > 0:
             time.sleep(min(remaining, POLL_SECONDS))
             continue
-        with _locked(folder):
-            change = _read_pending(folder)
+        with locked_folder(folder):
+            change = read_pending(folder)
             if change is None or change.token != token:
                 return 0
             if change.deadline_monotonic > time.monotonic():

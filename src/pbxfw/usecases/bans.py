@@ -17,15 +17,13 @@ from itertools import compress
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
+from pbxfw.domain.jails import JAIL_SCOPES, MANUAL_JAIL, validate_jail
 from pbxfw.domain.settings import check_ban_seconds
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
-from pbxfw.ips.events import JAIL_SCOPES
 from pbxfw.storage.repository import Repository, Store
 
 __all__ = ["BanImportReport", "BanService"]
-
-MANUAL_JAIL = "manual"
 
 
 @dataclass(slots=True)
@@ -36,10 +34,10 @@ class BanImportReport:
 
 def _check_jail_and_length(jail: str, seconds: int | None) -> None:
     errors = []
-    if jail not in JAIL_SCOPES:
-        errors.append(
-            FieldError("jail", f"unknown jail {jail!r}; use one of {', '.join(JAIL_SCOPES)}")
-        )
+    try:
+        validate_jail(jail)
+    except ValidationError as exc:
+        errors += exc.errors
     if seconds is not None:
         try:
             check_ban_seconds(seconds, "seconds")
@@ -96,7 +94,7 @@ class BanService:
         _check_jail_and_length(jail, seconds)
         now = self.clock()
         with self.store.write() as repo:
-            config = repo.configuration()
+            config = repo.configuration().normalised()
             why = Whitelist(config, self.own_addresses()).reason(subnet)
             if why:
                 raise ValidationError(FieldError("address", f"{subnet} is never banned: {why}"))
@@ -139,7 +137,7 @@ class BanService:
         now = self.clock()
         own = list(self.own_addresses())
         with self.store.write() as repo:
-            config = repo.configuration()
+            config = repo.configuration().normalised()
             length = seconds if seconds is not None else config.settings.ips_bantime
             index = Whitelist(config, own).index()
             reasons = index.ipv4_host_reasons(hosts)
@@ -210,7 +208,7 @@ def _parse_ban_lines(lines: Iterable[str]) -> tuple[list[str], list[int], dict[i
 
 def lift_whitelisted(repo: Repository, own: Sequence[IPAddress] = ()) -> list[Ban]:
     """Inside a write unit of work: drop the bans the whitelist covers."""
-    whitelist = Whitelist(repo.configuration(), own).index()
+    whitelist = Whitelist(repo.configuration().normalised(), own).index()
     lifted = [b for b in repo.bans() if whitelist.reason(b.subnet)]
     if lifted:
         repo.remove_ban_ids([b.id for b in lifted if b.id is not None])

@@ -14,20 +14,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from pbxfw.domain.addresses import IPNetwork, parse_address, parse_subnet_with_note
+from pbxfw.domain.addresses import parse_address
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import ActiveBan, Decision, check
 from pbxfw.domain.networks import (
     Network,
+    NetworkIndex,
     Verdict,
     clash_error,
     inherited_services,
     name_clash,
     name_key,
+    normalised,
     permanent_networks,
     resolve_services,
-    validate_description,
-    validate_name,
+    validate_network,
 )
 from pbxfw.domain.services import (
     BUILTIN_KEYS,
@@ -72,6 +73,24 @@ class NetworkChange:
     never_block: bool | None = None
     description: str | None = None
 
+    def fields(self) -> dict[str, object]:
+        """The fields given, for :func:`~pbxfw.domain.networks.validate_network`.
+
+        None means "not given": a change leaves the field as it is; a new
+        network gets no name or subnet (refused) and no flags (false).
+        """
+        values: dict[str, object] = {
+            "name": self.name,
+            "subnet": self.subnet,
+            "allow": list(self.allow),
+            "block": list(self.block),
+            "services": None if self.services is None else dict(self.services),
+            "local": self.local,
+            "never_block": self.never_block,
+            "description": self.description,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
 
 @dataclass(slots=True)
 class InitReport:
@@ -80,24 +99,9 @@ class InitReport:
     revision: int = 0
 
 
-def normalised(network: Network, keys: Iterable[str]) -> Network:
-    """``network`` with exactly one verdict per catalogue key (missing: block)."""
-    keys = tuple(keys)
-    if tuple(network.services) == keys:
-        return network
-    services = network.services
-    return network.with_changes(services={k: services.get(k, Verdict.BLOCK) for k in keys})
-
-
 def stored_configuration(repo: Repository) -> Configuration:
-    """Inside a unit of work: the stored configuration, every network normalised."""
-    config = repo.configuration()
-    keys = config.service_keys()
-    return Configuration(
-        networks=tuple(normalised(n, keys) for n in config.networks),
-        custom_services=config.custom_services,
-        settings=config.settings,
-    )
+    """Inside a unit of work: the stored configuration, normalised (the only way to read it)."""
+    return repo.configuration().normalised()
 
 
 class ConfigService:
@@ -213,44 +217,12 @@ class ConfigService:
         """Add a network; services not named keep the verdict their addresses had.
 
         Returns the stored network and notes (e.g. host bits zeroed).
+        Validation is :func:`~pbxfw.domain.networks.validate_network`'s.
         """
-        errors: list[FieldError] = []
-        notes: list[str] = []
-        name = subnet = None
-        try:
-            name = validate_name(change.name or "")
-        except ValidationError as exc:
-            errors += exc.errors
-        try:
-            subnet, note = parse_subnet_with_note(change.subnet or "")
-            if note:
-                notes.append(note)
-        except ValidationError as exc:
-            errors += exc.errors
-        try:
-            description = validate_description(change.description)
-        except ValidationError as exc:
-            errors += exc.errors
         with self._edit() as repo:
             config = stored_configuration(repo)
-            keys = config.service_keys()
-            services: dict[str, Verdict] = {}
-            try:
-                base = (
-                    inherited_services(subnet, config.networks, keys) if subnet is not None else {}
-                )
-                services = resolve_services(base, change.allow, change.block, keys, change.services)
-            except ValidationError as exc:
-                errors += exc.errors
-            _refuse(errors, _conflicts(name, subnet, config.networks))
-            assert name is not None and subnet is not None  # else an error was raised
-            network = Network(
-                name,
-                subnet,
-                services,
-                local=bool(change.local),
-                never_block=bool(change.never_block),
-                description=description,
+            network, notes = validate_network(
+                change.fields(), NetworkIndex(config.networks), config.service_keys()
             )
             stored = repo.add_network(network)
             repo.bump_revision()
@@ -260,62 +232,12 @@ class ConfigService:
 
     def update_network(self, ref: str | int, change: NetworkChange) -> tuple[Network, list[str]]:
         """Change the named fields of a network; the rest stay as they are."""
-        notes: list[str] = []
-        errors: list[FieldError] = []
         with self._edit() as repo:
             config = stored_configuration(repo)
             keys = config.service_keys()
             current = normalised(repo.network(ref), keys)
-            updated = current
-            if change.name is not None:
-                try:
-                    updated = updated.with_changes(name=validate_name(change.name))
-                except ValidationError as exc:
-                    errors += exc.errors
-            if change.subnet is not None:
-                try:
-                    subnet, note = parse_subnet_with_note(change.subnet)
-                    if note:
-                        notes.append(note)
-                    if current.permanent and subnet != current.subnet:
-                        errors.append(
-                            FieldError(
-                                "subnet",
-                                f"{current.name!r} is permanent; its subnet stays "
-                                f"{current.subnet} (add another network instead)",
-                            )
-                        )
-                    updated = updated.with_changes(subnet=subnet)
-                except ValidationError as exc:
-                    errors += exc.errors
-            if change.description is not None:
-                try:
-                    updated = updated.with_changes(
-                        description=validate_description(change.description)
-                    )
-                except ValidationError as exc:
-                    errors += exc.errors
-            try:
-                services = resolve_services(
-                    updated.services, change.allow, change.block, keys, change.services
-                )
-                updated = updated.with_changes(services=services)
-            except ValidationError as exc:
-                errors += exc.errors
-            if change.local is not None:
-                updated = updated.with_changes(local=change.local)
-            if change.never_block is not None:
-                updated = updated.with_changes(never_block=change.never_block)
-            # Only a new name or subnet is checked: a database made before names
-            # were compared this way keeps its look-alike names editable.
-            _refuse(
-                errors,
-                _conflicts(
-                    updated.name if updated.name != current.name else None,
-                    updated.subnet if updated.subnet != current.subnet else None,
-                    config.networks,
-                    current.id,
-                ),
+            updated, notes = validate_network(
+                change.fields(), NetworkIndex(config.networks), keys, current=current
             )
             if updated != current:
                 repo.update_network(updated)
@@ -388,46 +310,18 @@ class ConfigService:
         """The whole configuration (DESIGN §5); the same configuration, the same document."""
         return document_of(self.configuration())
 
-    def import_document(self, document: object) -> Configuration:
+    def import_document(self, document: object) -> tuple[Configuration, list[str]]:
         """Replace the configuration with ``document``'s, all or nothing.
 
         The permanent networks remain; the document's networks with their
         subnets (``0.0.0.0/0``, ``::/0``) change their name, services, flags.
-        Errors name the place, e.g. ``networks[3].subnet``.
+        Errors and notes name the place, e.g. ``networks[3].subnet``; each
+        network is checked as ``network add`` checks it.
         """
         parsed = parse_document(document)
         with self._edit() as repo:
             replace_configuration(repo, parsed)
-            return stored_configuration(repo)
-
-
-def _conflicts(
-    name: str | None,
-    subnet: IPNetwork | None,
-    networks: Iterable[Network],
-    own_id: int | None = None,
-) -> list[FieldError]:
-    """``name`` or ``subnet`` already another network's (names as :func:`name_clash` says)."""
-    networks = list(networks)
-    conflicts: list[FieldError] = []
-    if name is not None and (other := name_clash(name, networks, own_id)) is not None:
-        conflicts.append(clash_error(name, other))
-    if subnet is not None:
-        for other in networks:
-            if other.subnet == subnet and (own_id is None or other.id != own_id):
-                conflicts.append(
-                    FieldError(
-                        "subnet", f"{subnet} is already the subnet of network {other.name!r}"
-                    )
-                )
-                break
-    return conflicts
-
-
-def _refuse(errors: list[FieldError], conflicts: list[FieldError]) -> None:
-    """Raise for ``errors`` (422) and ``conflicts`` together; conflicts alone are a 409."""
-    if errors or conflicts:
-        raise (ValidationError if errors else ConflictError)(errors + conflicts)
+            return stored_configuration(repo), parsed.notes
 
 
 def label_clash(
@@ -534,6 +428,8 @@ class ParsedDocument:
     custom_services: list[CustomService]
     settings: Settings
     settings_values: dict[str, Any]
+    #: What was made canonical, by place (e.g. host bits zeroed).
+    notes: list[str] = field(default_factory=list)
 
 
 _NETWORK_FIELDS = {"id", "name", "subnet", "services", "local", "never_block", "description"}
@@ -605,20 +501,26 @@ def parse_document(document: object, *, stored: bool = False) -> ParsedDocument:
             errors += exc.prefixed("settings").errors
 
     keys = [s.key for s in Configuration((), tuple(custom), settings).services()]
-    networks = _parse_networks(document.get("networks", []), keys, errors)
+    notes: list[str] = []
+    networks = _parse_networks(document.get("networks", []), keys, errors, notes)
     if errors:
         raise ValidationError(errors)
-    return ParsedDocument(networks, custom, settings, settings_values)
+    return ParsedDocument(networks, custom, settings, settings_values, notes)
 
 
-def _parse_networks(raw: object, keys: list[str], errors: list[FieldError]) -> list[Network]:
+def _parse_networks(
+    raw: object, keys: list[str], errors: list[FieldError], notes: list[str]
+) -> list[Network]:
+    """The document's networks, each checked by ``validate_network`` in order.
+
+    A network may not repeat the name, subnet or id of one before it in the
+    document; errors and notes carry the place (``networks[3].subnet``).
+    """
     if not isinstance(raw, list):
         errors.append(FieldError("networks", "must be a list of networks"))
         return []
-    partial: list[tuple[int, dict[str, Any], IPNetwork, str]] = []
-    names: dict[str, int] = {}
-    subnets: dict[str, int] = {}
-    ids: dict[int, int] = {}
+    valid: list[tuple[int, Network, Mapping[str, object]]] = []
+    seen = NetworkIndex()
     for i, item in enumerate(raw):
         where = f"networks[{i}]"
         if not isinstance(item, dict):
@@ -626,130 +528,33 @@ def _parse_networks(raw: object, keys: list[str], errors: list[FieldError]) -> l
             continue
         for extra in sorted(set(item) - _NETWORK_FIELDS):
             errors.append(FieldError(f"{where}.{extra}", "unknown field"))
-        before = len(errors)
-        name = ""
+        fields = {k: v for k, v in item.items() if k in _NETWORK_FIELDS}
         try:
-            name = validate_name(_text(item.get("name"), f"{where}.name", errors), f"{where}.name")
+            # Verdicts are inherited below, once every network is known.
+            network, found = validate_network(fields, seen, keys, base={})
         except ValidationError as exc:
-            errors += exc.errors
-        subnet: IPNetwork | None = None
-        try:
-            subnet = parse_subnet_with_note(
-                _text(item.get("subnet"), f"{where}.subnet", errors), f"{where}.subnet"
-            )[0]
-        except ValidationError as exc:
-            errors += exc.errors
-        try:
-            validate_description(
-                _text(item.get("description") or "", f"{where}.description", errors),
-                f"{where}.description",
-            )
-        except ValidationError as exc:
-            errors += exc.errors
-        for flag in ("local", "never_block"):
-            if not isinstance(item.get(flag, False), bool):
-                errors.append(FieldError(f"{where}.{flag}", "must be true or false"))
-        services = item.get("services", {})
-        if not isinstance(services, dict):
-            errors.append(
-                FieldError(f"{where}.services", "must be an object of service: allow|block")
-            )
-        else:
-            try:
-                resolve_services({}, (), (), keys, services)
-            except ValidationError as exc:
-                errors += exc.prefixed(where).errors
-        net_id = item.get("id")
-        if net_id is not None and (
-            not isinstance(net_id, int) or isinstance(net_id, bool) or net_id < 1
-        ):
-            errors.append(FieldError(f"{where}.id", "must be a positive whole number or omitted"))
-        if name:
-            key = name_key(name)
-            if key in names:
-                first = names[key]
-                errors.append(
-                    FieldError(
-                        f"{where}.name",
-                        f"{name!r} is also the name of networks[{first}]"
-                        + _spelling_note(name, raw[first].get("name")),
-                    )
-                )
-            names.setdefault(key, i)
-        if subnet is not None:
-            if str(subnet) in subnets:
-                errors.append(
-                    FieldError(
-                        f"{where}.subnet",
-                        f"{subnet} is also the subnet of networks[{subnets[str(subnet)]}]",
-                    )
-                )
-            subnets.setdefault(str(subnet), i)
-        if isinstance(net_id, int) and not isinstance(net_id, bool):
-            if net_id in ids:
-                errors.append(
-                    FieldError(f"{where}.id", f"{net_id} is also the id of networks[{ids[net_id]}]")
-                )
-            ids.setdefault(net_id, i)
-        if len(errors) == before and subnet is not None:
-            partial.append((i, item, subnet, name))
+            errors += exc.prefixed(where).errors
+            continue
+        seen.add(network)
+        notes += [f"{where}: {note}" for note in found]
+        valid.append((i, network, fields))
     if errors:
         return []
     # Services a network does not name take the verdict of the most specific
     # network of the document containing it, as `network add` does; broader
     # networks resolve first so that their children can inherit from them.
-    resolved: dict[tuple[int, int, int], dict[str, Verdict]] = {}
-    permanent_defaults = {str(n.subnet): n for n in permanent_networks(keys)}
+    resolved = NetworkIndex()
+    permanent_defaults = {n.subnet: n.services for n in permanent_networks(keys)}
     networks: dict[int, Network] = {}
-    for i, item, subnet, name in sorted(partial, key=lambda t: t[2].prefixlen):
-        given = item.get("services", {})
-        base = _parent_services(subnet, resolved, permanent_defaults)
-        services = {k: Verdict(given.get(k, base.get(k, Verdict.BLOCK))) for k in keys}
-        resolved[_subnet_key(subnet)] = services
-        networks[i] = Network(
-            name,
-            subnet,
-            services,
-            local=bool(item.get("local", False)),
-            never_block=bool(item.get("never_block", False)),
-            description=item.get("description") or "",
-            id=item.get("id"),
-        )
+    for i, network, item_fields in sorted(valid, key=lambda t: t[1].subnet.prefixlen):
+        parent = resolved.parent(network.subnet)
+        base = parent.services if parent else permanent_defaults.get(network.subnet, {})
+        given = item_fields.get("services")
+        explicit = given if isinstance(given, dict) else None
+        network = network.with_changes(services=resolve_services(base, (), (), keys, explicit))
+        resolved.add(network)
+        networks[i] = network
     return [networks[i] for i in sorted(networks)]
-
-
-def _spelling_note(name: str, other: object) -> str:
-    if isinstance(other, str) and other.strip() != name:
-        return f" ({other.strip()!r}; names are compared without regard to case and space)"
-    return ""
-
-
-def _subnet_key(subnet: IPNetwork) -> tuple[int, int, int]:
-    return (subnet.version, int(subnet.network_address), subnet.prefixlen)
-
-
-def _parent_services(
-    subnet: IPNetwork,
-    resolved: Mapping[tuple[int, int, int], Mapping[str, Verdict]],
-    permanent_defaults: Mapping[str, Network],
-) -> Mapping[str, Verdict]:
-    """The verdicts of the closest resolved supernet (≤ 128 dict look-ups)."""
-    for prefix in range(subnet.prefixlen - 1, -1, -1):
-        parent = resolved.get(_subnet_key(subnet.supernet(new_prefix=prefix)))
-        if parent is not None:
-            return parent
-    if str(subnet) in permanent_defaults:
-        return permanent_defaults[str(subnet)].services
-    return {}
-
-
-def _text(value: object, field: str, errors: list[FieldError]) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        errors.append(FieldError(field, "must be text"))
-        return ""
-    return value
 
 
 # -- Asterisk integration ----------------------------------------------------------------

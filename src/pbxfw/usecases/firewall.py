@@ -53,7 +53,7 @@ from pbxfw.errors import (
     StorageError,
     ValidationError,
 )
-from pbxfw.kernel import NftBackend
+from pbxfw.kernel import Backend, NftBackend
 from pbxfw.kernel.confirm import (
     apply_with_confirm,
     expire,
@@ -156,7 +156,7 @@ class FirewallService:
         store: Store,
         state_dir: str | os.PathLike[str],
         *,
-        backend: Callable[[str | None], NftBackend] = NftBackend,
+        backend: Callable[[str | None], Backend] = NftBackend,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store

@@ -38,7 +38,11 @@ class UserService:
         self._dummy = self._hasher.hash(_DUMMY_PASSWORD)
 
     def set_password(self, name: str, password: str) -> bool:
-        """Create ``name`` or replace its password; True when the user is new."""
+        """Create ``name`` or replace its password; True when the user is new.
+
+        A new password ends every session and API token the user had (as
+        ``logout_everywhere``): whoever knew the old one is out.
+        """
         errors = []
         try:
             validate_name(name, "name")
@@ -49,8 +53,12 @@ class UserService:
         if errors:
             raise ValidationError(errors)
         digest = self._hasher.hash(password)
+        now = self.clock()
         with self.store.write() as repo:
-            return repo.set_user(name, digest, self.clock())
+            created = repo.set_user(name, digest, now)
+            if not created:
+                AuthRepository(repo.session).set_sessions_valid_after(name, now)
+            return created
 
     def verify(self, name: str, password: str) -> bool:
         """True when ``password`` is ``name``'s; constant-ish time for unknown names."""
