@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pbxfw.errors import ValidationError
 from tests.kernel.lab import Lab, require_kernel
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
@@ -115,3 +116,35 @@ def test_describe_changes_names_what_apply_changes() -> None:
     assert describe_changes(None, after) == [
         "Nothing was applied yet: the whole configuration will be loaded."
     ]
+
+
+def test_admin_access_reads_the_applied_services_only(svc, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``apply`` names the administrator's service from the applied configuration,
+    without reading its networks: the same answer as the whole configuration
+    gives, before the first apply and after it; nothing read without SSH_CLIENT."""
+    from pbxfw.usecases.config import document_of, stored_configuration
+    from pbxfw.usecases.firewall import AdminAccess, FirewallService
+
+    fw = FirewallService(svc.store, tmp_path / "state")
+    values = [None, "", " ", "192.0.2.5", "192.0.2.5 40000 22", "192.0.2.5 40000 2222", "x y z"]
+
+    def same_as_whole() -> None:
+        config = fw.applied_configuration()[1]
+        for value in values:
+            assert fw.admin_access(value) == AdminAccess.from_ssh_client(value, config), value
+
+    svc.add_service("admin", "Admin console", tcp="2222")
+    same_as_whole()
+    assert fw.admin_access("192.0.2.5 40000 2222") == AdminAccess("192.0.2.5", "admin")
+    with svc.store.write() as repo:
+        document = json.dumps(document_of(stored_configuration(repo)), sort_keys=True)
+        repo.set_meta("applied_document", document)
+        repo.set_meta("applied_revision", str(repo.revision()))
+    svc.remove_service("admin")  # stored, not applied: the kernel still serves it
+    same_as_whole()
+    assert fw.admin_access("192.0.2.5 40000 2222") == AdminAccess("192.0.2.5", "admin")
+    with svc.store.write() as repo:
+        repo.set_meta("applied_document", "not json")
+    assert fw.admin_access(None) is None
+    with pytest.raises(ValidationError, match="applied configuration is unreadable"):
+        fw.admin_access("192.0.2.5 40000 22")

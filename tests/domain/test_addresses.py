@@ -12,6 +12,7 @@ from pbxfw.domain.addresses import (
     fast_ipv4_host,
     ipv4_host_network,
     ipv4_host_value,
+    ipv4_network,
     networks_from_text,
     parse_address,
     parse_subnet,
@@ -86,6 +87,50 @@ def test_ipv4_host_network_is_what_the_constructor_builds(value: int) -> None:
     assert list(made) == list(built) and made.supernet() == built.supernet()
     assert made.overlaps(built) and made.subnet_of(built)
     assert made.compare_networks(built) == 0
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32))
+def test_ipv4_network_is_what_the_constructor_builds(value: int, prefix: int) -> None:
+    value &= (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF  # host bits zeroed
+    made, built = ipv4_network(value, prefix), ipaddress.IPv4Network((value, prefix))
+    assert made is not None and type(made) is type(built)
+    assert vars(made).keys() == vars(built).keys()  # the attributes __init__ sets
+    assert made == built and hash(made) == hash(built) and str(made) == str(built)
+    assert made.network_address == built.network_address and made.netmask == built.netmask
+    assert made.prefixlen == prefix and made.broadcast_address == built.broadcast_address
+    assert made.hostmask == built.hostmask and made.num_addresses == built.num_addresses
+    assert made.is_private == built.is_private and made.is_global == built.is_global
+    if prefix >= 24:
+        assert list(made.hosts()) == list(built.hosts()) and list(made) == list(built)
+    assert prefix == 0 or made.supernet() == built.supernet()
+    assert made.overlaps(built) and made.subnet_of(built) and made.compare_networks(built) == 0
+    assert networks_from_text([str(built)]) == [built]
+    if prefix < 32:  # a host bit set, or out of range: the constructor's way
+        assert ipv4_network(value | 1, prefix) is None
+    assert ipv4_network(value, 33) is None and ipv4_network(1 << 32, prefix) is None
+
+
+def _network_text(value_prefix: tuple[int, int]) -> str:
+    value, prefix = value_prefix
+    version = ipaddress.IPv4Network if value < 2**32 and prefix <= 32 else ipaddress.IPv6Network
+    return str(version(value_prefix, strict=False))
+
+
+@given(
+    st.text(alphabet="0123456789./:abcdef x+-", max_size=24)
+    | st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)).map(_network_text)
+    | st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 128)).map(_network_text)
+)
+def test_networks_from_text_is_ip_network(text: str) -> None:
+    try:
+        expected = ipaddress.ip_network(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            networks_from_text([text])
+        return
+    (made,) = networks_from_text([text])
+    assert made == expected and str(made) == str(expected) and type(made) is type(expected)
+    assert vars(made).keys() == vars(expected).keys()
 
 
 @given(st.text(alphabet="0123456789./ x", max_size=20) | st.ip_addresses(v=4).map(str))

@@ -16,6 +16,7 @@ from pbxfw.cli.common import (
     console,
     firewall_service,
     print_json,
+    say,
 )
 
 __all__ = ["register"]
@@ -48,23 +49,19 @@ def apply(
     state_dir: StateDirOption = None,
 ) -> None:
     """Apply the stored configuration as one nftables transaction (table inet pbxfw)."""
-    from pbxfw.usecases.firewall import AdminAccess
-
     fw = firewall_service(db, state_dir)
-    admin = AdminAccess.from_ssh_client(os.environ.get("SSH_CLIENT"), fw.applied_configuration()[1])
+    admin = fw.admin_access(os.environ.get("SSH_CLIENT"))
     result = fw.apply(netns, confirm_seconds=confirm_seconds, admin=admin, force=force)
     where = f" in network namespace {netns}" if netns else ""
     if json_:
         print_json({"revision": result.revision, "netns": netns, "pending": result.pending})
         return
-    out = console()
-    out.print(f"applied configuration revision {result.revision}{where}", markup=False)
+    say(f"applied configuration revision {result.revision}{where}")
     if result.pending:
         ns = f" --netns {netns}" if netns else ""
-        out.print(
+        say(
             f"keep it with `pbxfw confirm{ns}` within {confirm_seconds:g} s; "
-            "otherwise the previous rules come back by themselves",
-            markup=False,
+            "otherwise the previous rules come back by themselves"
         )
 
 

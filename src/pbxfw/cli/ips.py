@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -21,6 +21,7 @@ from pbxfw.cli.common import (
     console,
     db_url_for,
     print_json,
+    say,
     state_dir_for,
 )
 from pbxfw.errors import FieldError, ValidationError
@@ -189,7 +190,7 @@ def ips_scan(
     and sshd's line of one SSH attempt give one). Lines longer than 64 KiB
     are skipped and counted as bad lines on stderr.
     """
-    from pbxfw.ips.scan import ScanStats, failure_json, scan_files
+    from pbxfw.ips.scan import ScanStats, scan_files
 
     for path in files:
         _check_log_file(path)
@@ -198,10 +199,9 @@ def ips_scan(
     stats = ScanStats()
     failures = _readable(scan_files([str(p) for p in files], stats=stats))
     if json_:
-        for failure in failures:
-            write(json.dumps(failure_json(failure), ensure_ascii=False) + "\n")
+        _write_json_lines(failures, write)
         if stats.long_lines:
-            console(stderr=True).print(_long_lines_note(stats.long_lines), markup=False)
+            say(_long_lines_note(stats.long_lines), stderr=True)
         return
     # A big log has ~100,000 failures: the text of each address is made once
     # per address object (the recognisers share one per attacker; keyed by
@@ -229,7 +229,58 @@ def ips_scan(
     summary = f"{count} failures"
     if stats.long_lines:
         summary += "; " + _long_lines_note(stats.long_lines)
-    console(stderr=True).print(summary, markup=False)
+    say(summary, stderr=True)
+
+
+def _write_json_lines(failures: Iterable[Failure], write: Callable[[str], object]) -> None:
+    """Write ``json.dumps(failure_json(f), ensure_ascii=False)`` and a newline for
+    each failure, byte for byte (tested), several times faster.
+
+    A big log has ~100,000 failures but few distinct files, jails, events,
+    attackers and seconds: the JSON text of each is made once (an address's
+    and a time's per object, keyed by id() while the entry keeps the object
+    alive; a time is ISO 8601 text, which JSON never escapes), and lines are
+    written in batches.
+    """
+    quoted: dict[str, str] = {}
+    hosts: dict[int, tuple[object, str]] = {}
+    times: dict[int, tuple[object, str]] = {}
+    batch: list[str] = []
+
+    def quote(text: str) -> str:
+        if len(quoted) > 65536:
+            quoted.clear()
+        value = quoted[text] = json.dumps(text, ensure_ascii=False)
+        return value
+
+    try:
+        for failure in failures:
+            host = failure.host
+            text = hosts.get(id(host))
+            if text is None or text[0] is not host:
+                if len(hosts) > 65536:
+                    hosts.clear()
+                text = hosts[id(host)] = (host, json.dumps(str(host), ensure_ascii=False))
+            # The recognisers share one datetime per second of the log, too.
+            when = failure.time
+            stamp = times.get(id(when))
+            if stamp is None or stamp[0] is not when:
+                if len(times) > 65536:
+                    times.clear()
+                stamp = times[id(when)] = (when, when.astimezone(UTC).isoformat())
+            batch.append(
+                f'{{"file": {quoted.get(failure.file) or quote(failure.file)}, '
+                f'"line": {failure.line}, '
+                f'"time": "{stamp[1]}", '
+                f'"jail": {quoted.get(failure.jail) or quote(failure.jail)}, '
+                f'"host": {text[1]}, '
+                f'"event": {quoted.get(failure.event) or quote(failure.event)}}}\n'
+            )
+            if len(batch) == 4096:
+                write("".join(batch))
+                batch.clear()
+    finally:
+        write("".join(batch))
 
 
 def _check_log_file(path: Path) -> None:

@@ -191,10 +191,13 @@ def allow_intervals(index: PolicyIndex, service: str, version: int) -> list[tupl
     Read from ``PolicyIndex.segments`` — the same flattening ``check`` uses —
     so the kernel and ``pbxfw check`` cannot disagree. Merged and sorted.
     """
+    allow = Verdict.ALLOW
     return merge_intervals(
         (s.first, s.last)
         for s in index.segments(version)
-        if s.network.verdict(service) is Verdict.ALLOW
+        # Network.verdict without the call (16 services × 10,000 networks
+        # per compile); a missing verdict is block, and a Verdict is a str.
+        if s.network.services.get(service) == allow
     )
 
 

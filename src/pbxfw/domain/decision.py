@@ -85,8 +85,14 @@ def _flatten(networks: Sequence[Network], bits: int) -> list[Segment]:
     CIDR blocks are either nested or disjoint, so one sweep with a stack of
     open blocks (sorted by start, broader first) resolves the nesting.
     """
+    # The last address by arithmetic: ``broadcast_address`` builds an
+    # address object per network (10,000 of them for one compile).
     spans = sorted(
-        ((int(n.subnet.network_address), int(n.subnet.broadcast_address), n) for n in networks),
+        (
+            (first, first + (1 << (bits - n.subnet.prefixlen)) - 1, n)
+            for n in networks
+            for first in (int(n.subnet.network_address),)
+        ),
         key=lambda t: (t[0], -t[1]),
     )
     segments: list[Segment] = []

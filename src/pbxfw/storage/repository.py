@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pbxfw.bulk import gc_paused
-from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
+from pbxfw.domain.addresses import IPNetwork, fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.networks import Network, Verdict, network_id
@@ -49,12 +49,26 @@ __all__ = ["Repository", "Store"]
 _VERDICTS = {v.value: v for v in Verdict}
 
 
-def _network_from_row(row: Any) -> Network:
-    """A domain Network from an ORM row or a Core row (same attribute names)."""
-    services = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
+def _network_from_row(
+    row: Any,
+    known: dict[str, dict[str, Verdict]] | None = None,
+    subnet: IPNetwork | None = None,
+) -> Network:
+    """A domain Network from an ORM row or a Core row (same attribute names).
+
+    ``known``: the verdicts already decoded from each services text (10,000
+    networks share a few hundred texts); each network gets its own copy.
+    ``subnet``: ``row.subnet`` already parsed.
+    """
+    cached = None if known is None else known.get(row.services)
+    if cached is None:
+        cached = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
+        if known is not None:
+            known[row.services] = cached
+    services = dict(cached)
     return Network(
         name=row.name,
-        subnet=ipaddress.ip_network(row.subnet),
+        subnet=ipaddress.ip_network(row.subnet) if subnet is None else subnet,
         services=services,
         local=row.local,
         never_block=row.never_block,
@@ -110,8 +124,10 @@ class Repository:
     # -- networks -------------------------------------------------------
     def networks(self) -> list[Network]:
         # Core rows, not ORM objects: listing 10,000 networks must stay fast.
-        rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id))
-        return [_network_from_row(r) for r in rows]
+        rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id)).all()
+        known: dict[str, dict[str, Verdict]] = {}
+        subnets = networks_from_text([r.subnet for r in rows])
+        return [_network_from_row(r, known, s) for r, s in zip(rows, subnets, strict=True)]
 
     def network(self, ref: str | int) -> Network:
         """A network by id or by name (an all-digit name is tried as a name too).
