@@ -1,0 +1,85 @@
+"""The banned addresses page: ban, unban, never block."""
+
+from __future__ import annotations
+
+from fastapi import Request, status
+from fastapi.responses import HTMLResponse, Response
+
+from pbxfw.errors import PbxfwError, ValidationError
+from pbxfw.web.deps import (
+    AdminSession,
+    ContextDep,
+    WebContext,
+)
+from pbxfw.web.pages.common import (
+    CsrfForm,
+    _errors,
+    _text,
+    redirect,
+    render,
+)
+from pbxfw.web.security import Session
+
+# -- banned addresses ----------------------------------------------------------------
+
+
+def bans_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+    return _bans_page(request, context, session)
+
+
+def _bans_page(
+    request: Request,
+    context: WebContext,
+    session: Session,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> HTMLResponse:
+    return render(
+        request,
+        "bans.html",
+        {"bans": context.bans.active(), "errors": errors or {}, "values": values or {}},
+        session=session,
+        status_code=422 if errors else status.HTTP_200_OK,
+    )
+
+
+def add_ban(
+    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+) -> Response:
+    address, reason = _text(form, "address").strip(), _text(form, "reason").strip()
+    try:
+        ban = context.bans.add(address, reason=reason or "banned from the web page")
+    except ValidationError as exc:
+        return _bans_page(
+            request, context, session, _errors(exc), {"address": address, "reason": reason}
+        )
+    return redirect(
+        request,
+        "/bans",
+        f"{ban.address_text()} banned for {ban.remaining(context.clock()) // 60} min.",
+    )
+
+
+def unban(request: Request, context: ContextDep, session: AdminSession, form: CsrfForm) -> Response:
+    address = _text(form, "address")
+    try:
+        context.bans.remove(address)
+    except PbxfwError as exc:
+        return redirect(request, "/bans", str(exc), "error")
+    return redirect(request, "/bans", f"{address} unbanned.")
+
+
+def never_block(
+    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+) -> Response:
+    """Lift the ban and add the address as a never-block network (or mark its network)."""
+    subnet = _text(form, "subnet")
+    try:
+        network = context.config.trust(subnet).network
+    except PbxfwError as exc:
+        return redirect(request, "/bans", str(exc), "error")
+    return redirect(
+        request,
+        "/bans",
+        f"{subnet} is now never blocked (network “{network.name}”); its bans are lifted.",
+    )
