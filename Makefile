@@ -28,6 +28,7 @@ test: setup lint
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
 ## bench: the benchmarks of docs/benchmarks.md

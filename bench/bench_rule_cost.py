@@ -115,7 +115,8 @@ def main() -> None:
             tx = lab.spawn(cli, [sys.executable, "-c", *argv])
             out, _ = tx.communicate(timeout=seconds + 20)
             got, _ = rx.communicate(timeout=10)
-            return int(got.strip()) / json.loads(out)["seconds"]
+            sent_seconds = float(json.loads(out)["seconds"])
+            return int(got.strip()) / sent_seconds
 
         for name in tables:  # warm-up
             measure(name, 0.2)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from pbxfw.cli import app
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
+from tests.helpers import Cli, CliResult
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _skipped: list[str] = []
@@ -57,15 +57,8 @@ def svc(db_path: Path) -> Iterator[ConfigService]:
     service.store.close()
 
 
-@dataclass
-class CliResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
-def cli(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+def cli(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     """Run ``pbxfw ARGS`` in-process against ``db_path``: ``cli("network", "list")``."""
     monkeypatch.setenv("PBXFW_DB", str(db_path))
     monkeypatch.delenv("SSH_CLIENT", raising=False)

@@ -3,7 +3,24 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+__all__ = ["Cli", "CliResult", "dump_database"]
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Cli(Protocol):
+    """The ``cli`` fixture: run ``pbxfw ARGS`` in-process, ``cli("network", "list")``."""
+
+    def __call__(self, *args: str, input: str | None = None) -> CliResult: ...
 
 
 def dump_database(path: Path) -> str:

@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 
 import pbxfw.agent.daemon as daemon
 import pbxfw.asterisk.pjsip as pjsip
+import pbxfw.compiler as compiler
 import pbxfw.usecases.config as config_usecases
 import pbxfw.usecases.source_status as source_status_usecases
 from pbxfw.agent.daemon import Agent, AgentOptions
@@ -43,6 +44,7 @@ from pbxfw.ips.recognisers import Recogniser
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Repository, Store
+from pbxfw.storage.source_status import save_source_statuses
 from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.firewall import FirewallService
@@ -175,7 +177,7 @@ def faulty_adapters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                 FAULTS.check("recognise", after=True)  # half way through a chunk
             yield found
 
-    real_compile = daemon.compile_ruleset
+    real_compile = compiler.compile_ruleset
 
     def compile_ruleset(config: Any, elements: list[BanElement]) -> str:
         assert FAULTS.kernel is not None
@@ -195,7 +197,7 @@ def faulty_adapters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(
         source_status_usecases,
         "save_source_statuses",
-        _faulty("status", source_status_usecases.save_source_statuses),
+        _faulty("status", save_source_statuses),
     )
     monkeypatch.setattr(Inotify, "rewatch", _faulty("inotify", Inotify.rewatch))
     monkeypatch.setattr(

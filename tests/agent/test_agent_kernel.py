@@ -46,22 +46,23 @@ class Env:
         )
 
     def agent(self) -> subprocess.Popen[str]:
-        log = open(self.tmp / "agent.log", "a")  # noqa: SIM115 - closed with the process
-        return subprocess.Popen(
-            [
-                PBXFW,
-                "agent",
-                "--netns",
-                self.pbx,
-                "--db",
-                str(self.db),
-                "--state-dir",
-                str(self.tmp / "state"),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        # The child holds its own copy of the descriptor: ours is closed at once.
+        with open(self.tmp / "agent.log", "a") as log:
+            return subprocess.Popen(
+                [
+                    PBXFW,
+                    "agent",
+                    "--netns",
+                    self.pbx,
+                    "--db",
+                    str(self.db),
+                    "--state-dir",
+                    str(self.tmp / "state"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
 
     def banned(self) -> str:
         return self.lab.nft(self.pbx, "list", "set", "inet", "pbxfw", "ban_asterisk_v4")

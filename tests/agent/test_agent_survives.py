@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.tail import Inotify, Tailer
 from pbxfw.domain.sources import SourceStatus
 from pbxfw.kernel.dryrun import DryRunBackend
+from pbxfw.storage.repository import Repository
+from pbxfw.storage.source_status import save_source_statuses
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.firewall import FirewallService
 from pbxfw.usecases.source_status import source_statuses
@@ -167,12 +170,12 @@ def test_status_rows_are_written_only_on_change(
     setup(svc, tmp_path)
     (tmp_path / "auth.log").mkdir()
     writes: list[int] = []
-    real = source_status_usecases.save_source_statuses
-    monkeypatch.setattr(
-        source_status_usecases,
-        "save_source_statuses",
-        lambda repo, rows: (writes.append(len(list(rows))), real(repo, []))[1],
-    )
+
+    def count_writes(repo: Repository, rows: Iterable[SourceStatus]) -> None:
+        writes.append(len(list(rows)))
+        save_source_statuses(repo, [])
+
+    monkeypatch.setattr(source_status_usecases, "save_source_statuses", count_writes)
     backend, clock = DryRunBackend(), Clock()
     a = make_agent(svc, tmp_path, backend, clock)
     writes.clear()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.helpers import dump_database
+from tests.helpers import Cli, dump_database
 
 FIXTURES = Path(__file__).parent.parent / "asterisk" / "fixtures"
 
 
-def test_discover_sets_the_ports_and_they_reach_the_catalogue(cli) -> None:  # type: ignore[no-untyped-def]
+def test_discover_sets_the_ports_and_they_reach_the_catalogue(cli: Cli) -> None:
     cli("init")
     result = cli(
         "asterisk", "discover", "--config-dir", str(FIXTURES / "acceptance"), "--sshd-config", ""
@@ -48,7 +48,9 @@ def test_discover_sets_the_ports_and_they_reach_the_catalogue(cli) -> None:  # t
     assert "no change" in again.stdout
 
 
-def test_discover_of_a_missing_folder_changes_nothing(cli, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_discover_of_a_missing_folder_changes_nothing(
+    cli: Cli, db_path: Path, tmp_path: Path
+) -> None:
     cli("init")
     before = dump_database(db_path)
     result = cli("asterisk", "discover", "--config-dir", str(tmp_path / "nowhere"))
@@ -57,7 +59,7 @@ def test_discover_of_a_missing_folder_changes_nothing(cli, db_path: Path, tmp_pa
     assert dump_database(db_path) == before
 
 
-def test_pjsip_lists_loopback_and_local_networks_only(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_pjsip_lists_loopback_and_local_networks_only(cli: Cli, tmp_path: Path) -> None:
     cli("init")
     cli("network", "add", "Office", "192.168.10.0/24", "--local")
     cli("network", "add", "VPN v6", "fd00:1::/64", "--local")

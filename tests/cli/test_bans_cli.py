@@ -16,12 +16,12 @@ from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
 from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
-from tests.helpers import dump_database
+from tests.helpers import Cli, dump_database
 
 FIXTURES = Path(__file__).parent.parent / "ips" / "fixtures"
 
 
-def test_bans_add_list_rm_and_check(cli) -> None:  # type: ignore[no-untyped-def]
+def test_bans_add_list_rm_and_check(cli: Cli) -> None:
     cli("init")
     result = cli("bans", "add", "198.51.100.7", "--jail", "asterisk", "--seconds", "600")
     assert result.exit_code == 0, result.stderr
@@ -38,7 +38,7 @@ def test_bans_add_list_rm_and_check(cli) -> None:  # type: ignore[no-untyped-def
     assert cli("bans", "rm", "198.51.100.7").exit_code == 3
 
 
-def test_whitelisted_addresses_are_never_banned(cli, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_whitelisted_addresses_are_never_banned(cli: Cli, db_path: Path, tmp_path: Path) -> None:
     cli("init")
     cli("network", "add", "Office", "10.1.0.0/16", "--never-block")
     cli("settings", "set", "ips_whitelist=192.0.2.0/28")
@@ -61,7 +61,7 @@ def test_whitelisted_addresses_are_never_banned(cli, db_path: Path, tmp_path: Pa
     assert addresses == ["198.51.100.1", "203.0.113.0/24"]
 
 
-def test_bans_import_with_a_bad_line_bans_nothing(cli, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bans_import_with_a_bad_line_bans_nothing(cli: Cli, db_path: Path, tmp_path: Path) -> None:
     cli("init")
     before = dump_database(db_path)
     blocklist = tmp_path / "blocklist.txt"
@@ -71,7 +71,7 @@ def test_bans_import_with_a_bad_line_bans_nothing(cli, db_path: Path, tmp_path: 
     assert dump_database(db_path) == before
 
 
-def test_marking_never_block_lifts_bans_inside(cli) -> None:  # type: ignore[no-untyped-def]
+def test_marking_never_block_lifts_bans_inside(cli: Cli) -> None:
     cli("init")
     cli("network", "add", "Branch", "172.16.0.0/12")
     cli("bans", "add", "172.16.5.5")
@@ -81,7 +81,7 @@ def test_marking_never_block_lifts_bans_inside(cli) -> None:  # type: ignore[no-
     assert addresses == ["198.51.100.9"]
 
 
-def test_ips_scan_json_lines(cli) -> None:  # type: ignore[no-untyped-def]
+def test_ips_scan_json_lines(cli: Cli) -> None:
     result = cli("ips", "scan", str(FIXTURES / "asterisk_messages.log"), "--json")
     assert result.exit_code == 0
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -90,8 +90,8 @@ def test_ips_scan_json_lines(cli) -> None:  # type: ignore[no-untyped-def]
     assert cli("ips", "scan", "/nonexistent.log").exit_code == 2
 
 
-def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(  # type: ignore[no-untyped-def]
-    cli, tmp_path: Path
+def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
+    cli: Cli, tmp_path: Path
 ) -> None:
     """The CLI's fast JSON writer prints exactly ``json.dumps(failure_json(f))``:
     every fixture log (each kind), a file name JSON must escape, a failure
@@ -123,7 +123,7 @@ def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(  # type: ign
     )
 
 
-def test_this_hosts_own_address_is_never_banned(svc) -> None:  # type: ignore[no-untyped-def]
+def test_this_hosts_own_address_is_never_banned(svc: ConfigService) -> None:
     import ipaddress
 
     import pytest

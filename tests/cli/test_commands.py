@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import dump_database
+from tests.helpers import Cli, dump_database
 
 NASTY_NAMES = [
     "Quote \"double\" and 'single'",
@@ -20,7 +20,7 @@ NASTY_NAMES = [
 ]
 
 
-def test_init_is_idempotent_and_creates_permanent_networks(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_is_idempotent_and_creates_permanent_networks(cli: Cli, db_path: Path) -> None:
     assert cli("init").exit_code == 0
     first = dump_database(db_path)
     assert cli("init").exit_code == 0
@@ -37,7 +37,7 @@ def test_init_is_idempotent_and_creates_permanent_networks(cli, db_path: Path) -
     assert settings["firewall_enabled"] is False
 
 
-def test_init_trusts_the_ssh_client(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_init_trusts_the_ssh_client(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SSH_CLIENT", "2001:db8::42 51000 22")
     result = cli("init")
     assert result.exit_code == 0 and "trusted your address" in result.stdout
@@ -50,7 +50,7 @@ def test_init_trusts_the_ssh_client(cli, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 @pytest.mark.parametrize("name", NASTY_NAMES)
-def test_names_are_kept_exactly(cli, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_names_are_kept_exactly(cli: Cli, name: str) -> None:
     cli("init")
     assert cli("network", "add", name, "10.20.0.0/16").exit_code == 0
     shown = json.loads(cli("network", "show", name, "--json").stdout)
@@ -60,7 +60,7 @@ def test_names_are_kept_exactly(cli, name: str) -> None:  # type: ignore[no-unty
     assert exported["networks"][-1]["name"] == name
 
 
-def test_unnamed_services_keep_their_verdict(cli) -> None:  # type: ignore[no-untyped-def]
+def test_unnamed_services_keep_their_verdict(cli: Cli) -> None:
     cli("init")
     cli("network", "add", "Office", "10.0.0.0/8", "--allow", "ssh,web", "--block", "sip")
     cli("network", "add", "Lab", "10.1.0.0/16", "--block", "web")
@@ -79,7 +79,7 @@ def test_unnamed_services_keep_their_verdict(cli) -> None:  # type: ignore[no-un
     }
 
 
-def test_set_changes_only_what_is_named(cli) -> None:  # type: ignore[no-untyped-def]
+def test_set_changes_only_what_is_named(cli: Cli) -> None:
     cli("init")
     cli("network", "add", "Office", "10.0.0.0/8", "--allow", "ssh", "--local")
     result = cli(
@@ -93,7 +93,7 @@ def test_set_changes_only_what_is_named(cli) -> None:  # type: ignore[no-untyped
     assert cli("network", "show", "HQ").exit_code == 3
 
 
-def test_custom_services_behave_like_builtin(cli) -> None:  # type: ignore[no-untyped-def]
+def test_custom_services_behave_like_builtin(cli: Cli) -> None:
     cli("init")
     assert (
         cli(
@@ -129,7 +129,7 @@ def test_custom_services_behave_like_builtin(cli) -> None:  # type: ignore[no-un
     )
 
 
-def test_ports_follow_settings(cli) -> None:  # type: ignore[no-untyped-def]
+def test_ports_follow_settings(cli: Cli) -> None:
     cli("init")
     cli("settings", "set", "sip_port=5070", "rtp_port_from=12000", "rtp_port_to=12999")
     sip = json.loads(cli("service", "list", "--json").stdout)[0]
@@ -137,7 +137,7 @@ def test_ports_follow_settings(cli) -> None:  # type: ignore[no-untyped-def]
     assert {"protocol": "udp", "from": 12000, "to": 12999} in sip["ports"]
 
 
-def test_export_import_round_trip_is_deterministic(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_export_import_round_trip_is_deterministic(cli: Cli, tmp_path: Path) -> None:
     cli("init")
     cli(
         "network", "add", "Office", "10.0.0.0/8", "--allow", "ssh", "--local", "--description", "HQ"
@@ -156,7 +156,7 @@ def test_export_import_round_trip_is_deterministic(cli, tmp_path: Path) -> None:
     assert document["services"] == [{"key": "prov", "label": "prov", "tcp": "", "udp": "69"}]
 
 
-def test_import_replaces_but_keeps_permanent_networks(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_replaces_but_keeps_permanent_networks(cli: Cli, tmp_path: Path) -> None:
     cli("init")
     cli("network", "add", "Old", "10.0.0.0/8")
     document = {

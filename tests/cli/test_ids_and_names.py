@@ -19,11 +19,11 @@ from pbxfw.domain.networks import Network
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
-from tests.helpers import dump_database
+from tests.helpers import Cli, CliResult, dump_database
 
 
 @pytest.fixture
-def populated(cli, db_path: Path):  # type: ignore[no-untyped-def]
+def populated(cli: Cli, db_path: Path) -> Cli:
     assert cli("init").exit_code == 0
     assert cli("network", "add", "Office", "192.168.1.0/24", "--allow", "ssh").exit_code == 0
     return cli
@@ -42,8 +42,8 @@ COMMANDS = [
 @pytest.mark.parametrize("ref", NOT_IDS)
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_a_reference_that_cannot_be_an_id_is_not_found(
-    populated, db_path: Path, command: list[str], ref: str
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, command: list[str], ref: str
+) -> None:
     before = dump_database(db_path)
     # `--` so that "-1" is the reference, not an option.
     result = populated(*command[:2], *command[2:], "--", ref)
@@ -53,7 +53,7 @@ def test_a_reference_that_cannot_be_an_id_is_not_found(
     assert dump_database(db_path) == before
 
 
-def test_an_all_digit_name_beyond_the_ids_is_found_by_name(populated) -> None:  # type: ignore[no-untyped-def]
+def test_an_all_digit_name_beyond_the_ids_is_found_by_name(populated: Cli) -> None:
     assert populated("network", "add", NOT_IDS[0], "10.9.0.0/16").exit_code == 0
     shown = populated("network", "show", "--json", NOT_IDS[0])
     assert shown.exit_code == 0 and json.loads(shown.stdout)["name"] == NOT_IDS[0]
@@ -77,8 +77,8 @@ CLASHES = [
 
 @pytest.mark.parametrize(("args", "message"), CLASHES, ids=[" ".join(a) for a, _ in CLASHES])
 def test_a_name_in_another_spelling_is_refused(
-    populated, db_path: Path, args: list[str], message: str
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, args: list[str], message: str
+) -> None:
     before = dump_database(db_path)
     result = populated(*args)
     assert result.exit_code == 2, result.stderr
@@ -87,7 +87,7 @@ def test_a_name_in_another_spelling_is_refused(
     assert dump_database(db_path) == before
 
 
-def test_the_clash_message_says_names_are_compared_without_case(populated) -> None:  # type: ignore[no-untyped-def]
+def test_the_clash_message_says_names_are_compared_without_case(populated: Cli) -> None:
     result = populated("network", "add", "office", "10.1.0.0/16")
     assert result.stderr.strip() == (
         "error: name: a network named 'Office' exists already "
@@ -95,14 +95,14 @@ def test_the_clash_message_says_names_are_compared_without_case(populated) -> No
     )
 
 
-def test_surrounding_space_is_dropped_and_case_of_its_own_name_may_change(populated) -> None:  # type: ignore[no-untyped-def]
+def test_surrounding_space_is_dropped_and_case_of_its_own_name_may_change(populated: Cli) -> None:
     assert populated("network", "add", "  Branch  ", "10.2.0.0/16").exit_code == 0
     assert json.loads(populated("network", "show", "--json", "Branch").stdout)["name"] == "Branch"
     assert populated("network", "set", "Office", "--name", "OFFICE").exit_code == 0
     assert populated("network", "show", "OFFICE").exit_code == 0
 
 
-def test_names_stored_before_the_rule_stay_editable(populated, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_names_stored_before_the_rule_stay_editable(populated: Cli, db_path: Path) -> None:
     # A database from an earlier version may hold two spellings of one name.
     store = Store.open(database_url(str(db_path)))
     with store.write() as repo:
@@ -114,7 +114,7 @@ def test_names_stored_before_the_rule_stay_editable(populated, db_path: Path) ->
     assert result.exit_code == 2 and "a network named 'Office' exists" in result.stderr
 
 
-def _import(cli, tmp_path: Path, document: object):  # type: ignore[no-untyped-def]
+def _import(cli: Cli, tmp_path: Path, document: object) -> CliResult:
     path = tmp_path / "doc.json"
     path.write_text(json.dumps(document))
     return cli("import", str(path))
@@ -141,8 +141,8 @@ def _import(cli, tmp_path: Path, document: object):  # type: ignore[no-untyped-d
     ],
 )
 def test_import_refuses_names_in_another_spelling(
-    populated, db_path: Path, tmp_path: Path, networks: list[dict[str, object]], message: str
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, tmp_path: Path, networks: list[dict[str, object]], message: str
+) -> None:
     before = dump_database(db_path)
     result = _import(populated, tmp_path, {"networks": networks})
     assert result.exit_code == 2, result.stderr
@@ -151,8 +151,8 @@ def test_import_refuses_names_in_another_spelling(
 
 
 def test_import_refuses_custom_service_labels_in_another_spelling(
-    populated, db_path: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, tmp_path: Path
+) -> None:
     before = dump_database(db_path)
     services = [
         {"key": "prov", "label": "Provisioning", "tcp": "1"},
@@ -168,13 +168,15 @@ def test_import_refuses_custom_service_labels_in_another_spelling(
     assert dump_database(db_path) == before
 
 
-def test_an_export_imports_again_unchanged(populated, db_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_export_imports_again_unchanged(populated: Cli, db_path: Path, tmp_path: Path) -> None:
     document = json.loads(populated("export").stdout)
     assert _import(populated, tmp_path, document).exit_code == 0
     assert json.loads(populated("export").stdout) == document
 
 
-def test_a_stripped_name_is_what_import_stores(populated, tmp_path: Path, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_stripped_name_is_what_import_stores(
+    populated: Cli, tmp_path: Path, db_path: Path
+) -> None:
     result = _import(populated, tmp_path, {"networks": [{"name": " Lab ", "subnet": "10.0.0.0/8"}]})
     assert result.exit_code == 0, result.stderr
     svc = ConfigService(Store.open(database_url(str(db_path))))
@@ -197,8 +199,8 @@ NUMBERS = [
 
 @pytest.mark.parametrize(("args", "message"), NUMBERS, ids=[a[-1][:20] for a, _ in NUMBERS])
 def test_digits_that_are_not_ascii_or_too_many_are_refused(
-    populated, db_path: Path, args: list[str], message: str
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, args: list[str], message: str
+) -> None:
     before = dump_database(db_path)
     result = populated(*args)
     assert result.exit_code == 2, result.stderr

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import dump_database
+from tests.helpers import Cli, dump_database
 
 
 @pytest.fixture
-def populated(cli, db_path: Path):  # type: ignore[no-untyped-def]
+def populated(cli: Cli, db_path: Path) -> Cli:
     assert cli("init").exit_code == 0
     assert cli("network", "add", "Office", "192.168.1.0/24", "--allow", "ssh").exit_code == 0
     assert cli("network", "add", "VPN", "2001:db8::/32", "--local").exit_code == 0
@@ -69,8 +70,8 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("args", "message"), REFUSALS, ids=[" ".join(a)[:60] for a, _ in REFUSALS])
 def test_refused_and_nothing_stored(
-    populated, db_path: Path, args: list[str], message: str
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, args: list[str], message: str
+) -> None:
     before = dump_database(db_path)
     result = populated(*args)
     assert result.exit_code != 0
@@ -79,15 +80,16 @@ def test_refused_and_nothing_stored(
     assert dump_database(db_path) == before
 
 
-def _document(cli) -> dict:  # type: ignore[no-untyped-def]
+def _document(cli: Cli) -> dict[str, Any]:
     result = cli("export", "--json")
     assert result.exit_code == 0
-    return json.loads(result.stdout)
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
 
 
 def test_import_with_one_bad_network_changes_nothing(
-    populated, db_path: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    populated: Cli, db_path: Path, tmp_path: Path
+) -> None:
     document = _document(populated)
     document["networks"] += [
         {"name": "good one", "subnet": "172.16.0.0/12", "services": {"sip": "allow"}},
@@ -121,7 +123,9 @@ def test_import_with_one_bad_network_changes_nothing(
         ('{"settings": {"sip_port": 0}}', "settings.sip_port"),
     ],
 )
-def test_import_refusals(populated, db_path: Path, tmp_path: Path, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_import_refusals(
+    populated: Cli, db_path: Path, tmp_path: Path, text: str, message: str
+) -> None:
     path = tmp_path / "doc.json"
     path.write_text(text)
     before = dump_database(db_path)
@@ -131,7 +135,7 @@ def test_import_refusals(populated, db_path: Path, tmp_path: Path, text: str, me
     assert dump_database(db_path) == before
 
 
-def test_missing_database_is_a_clear_error(cli, db_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_database_is_a_clear_error(cli: Cli, db_path: Path) -> None:
     result = cli("network", "list")
     assert result.exit_code == 4
     assert "run `pbxfw init` first" in result.stderr

@@ -18,10 +18,14 @@ from pbxfw.errors import ValidationError
 ON = Settings(firewall_enabled=True)
 
 
-def net(name: str, subnet: str, allow: str = "", **flags: bool) -> Network:
+def net(
+    name: str, subnet: str, allow: str = "", *, local: bool = False, never_block: bool = False
+) -> Network:
     allowed = set(allow.split(",")) - {""}
     services = {k: Verdict.ALLOW if k in allowed else Verdict.BLOCK for k in BUILTIN_KEYS}
-    return Network(name, ipaddress.ip_network(subnet), services, **flags)
+    return Network(
+        name, ipaddress.ip_network(subnet), services, local=local, never_block=never_block
+    )
 
 
 def config(*networks: Network, settings: Settings = ON) -> Configuration:

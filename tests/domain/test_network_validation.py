@@ -131,7 +131,7 @@ def api(
     store = Store.open(database_url(str(db_path)), create=True)
     try:
         ConfigService(store).init()
-        ConfigService(store).add_network(NetworkChange(**OFFICE))
+        ConfigService(store).add_network(NetworkChange(OFFICE["name"], OFFICE["subnet"]))
         UserService(store).set_password(ADMIN, PASSWORD)
         app = create_app(
             store, applier=FakeApplier(), secret_key=b"k" * 32, web_log=tmp_path / "web.log"
@@ -258,10 +258,10 @@ def test_conflicts_alone_are_a_conflict_and_come_with_other_errors_otherwise() -
         validate_network({"name": "office", "subnet": "10.1.0.0/16", "id": 1}, index, KEYS)
     assert [e.field for e in caught.value.errors] == ["name", "subnet", "id"]
     assert "1 is already the id of network 'Office'" in str(caught.value)
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ValidationError) as refused:
         validate_network({"name": "office", "subnet": "10.1.0.0/16", "local": 1}, index, KEYS)
-    assert type(caught.value) is ValidationError
-    assert [e.field for e in caught.value.errors] == ["local", "name", "subnet"]
+    assert type(refused.value) is ValidationError
+    assert [e.field for e in refused.value.errors] == ["local", "name", "subnet"]
 
 
 def test_a_change_replaces_only_the_fields_given_and_checks_only_what_changed() -> None:

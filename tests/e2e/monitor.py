@@ -203,6 +203,8 @@ class BanMonitor:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=3)
         self._thread.join(timeout=3)
+        if self.proc.stdout is not None:  # the pipe the reader thread drained
+            self.proc.stdout.close()
 
     def first_added(self, address: str, after: float = 0.0) -> float | None:
         """When ``address`` first entered a ban set (at or after ``after``)."""

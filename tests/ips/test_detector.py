@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -48,7 +49,7 @@ def fail(at: float, host: IPAddress = ATTACKER, jail: str = "asterisk", key: str
     )
 
 
-def feed_all(det: Detector, times: list[float], **kw: object) -> list[BanDecision]:
+def feed_all(det: Detector, times: Sequence[float], **kw: object) -> list[BanDecision]:
     out: list[BanDecision] = []
     for at in times:
         out += det.feed(fail(at, **kw))  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -213,6 +214,7 @@ def test_closing_the_scan_early_reaps_the_workers(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(scan._Worker, "close", record)
     found = scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=3)
+    assert isinstance(found, Generator)
     next(found)
     found.close()
     assert len(pids) == 2

@@ -190,18 +190,19 @@ def test_rollback_survives_sigkill_of_the_applier(env: Env, tmp_path: Path) -> N
         "print('applied', flush=True)\n"
         "time.sleep(60)\n"
     )
-    applier = subprocess.Popen(
+    # The with block closes the pipe and reaps the process, also on failure.
+    with subprocess.Popen(
         [sys.executable, "-c", script, env.ns, str(tmp_path / "new.nft"), str(env.state)],
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert applier.stdout is not None and applier.stdout.readline().strip() == "applied"
-        os.kill(applier.pid, signal.SIGKILL)
-        applier.wait(timeout=5)
-    finally:
-        if applier.poll() is None:
-            applier.kill()
+    ) as applier:
+        try:
+            assert applier.stdout is not None and applier.stdout.readline().strip() == "applied"
+            os.kill(applier.pid, signal.SIGKILL)
+            applier.wait(timeout=5)
+        finally:
+            if applier.poll() is None:
+                applier.kill()
     assert env.table() == env.compiled(NEW)
     assert _wait(lambda: pending(env.state, env.ns) is None, 8)
     assert env.table() == before

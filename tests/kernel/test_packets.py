@@ -10,6 +10,7 @@ inside a broad block, in both families).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import itertools
 import json
@@ -257,7 +258,7 @@ def test_a_ban_cuts_a_cached_one_way_flow_at_once(topo: Topology) -> None:
         BanElement(ipaddress.ip_network("198.51.100.0/27"), "manual", 60),
     ):
         topo.backend.apply(compile_ruleset(lab_config()))
-        counts = _flood_counts(topo, source, [lambda ban=ban: _ban(topo.backend, ban)])
+        counts = _flood_counts(topo, source, [functools.partial(_ban, topo.backend, ban)])
         assert counts[0] >= 150, counts  # allowed and cached before the ban
         assert counts[-1] - counts[1] <= 2, (ban, counts)  # cut until the flood ends
     # A ban of another address leaves the flow alone (it is decided again once).

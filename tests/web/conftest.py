@@ -13,7 +13,9 @@ from fastapi import FastAPI
 with warnings.catch_warnings():
     # Starlette 1.x asks for the httpx2 package; httpx works and is what we have.
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+    # Re-exported (the "as" form): the web tests import it from here, so the
+    # warning above is silenced in one place.
+    from fastapi.testclient import TestClient as TestClient
 
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store

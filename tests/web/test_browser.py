@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import uvicorn
@@ -30,6 +31,9 @@ from pbxfw.usecases.bans import BanService
 from pbxfw.web.app import create_app
 from tests.web.conftest import ADMIN, PASSWORD
 from tests.web.fakes import FakeApplier
+
+if TYPE_CHECKING:  # Playwright is imported below, where its absence is handled
+    from playwright.sync_api import ViewportSize
 
 pytestmark = pytest.mark.browser
 
@@ -47,8 +51,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 375, "height": 812}
+DESKTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 try:

@@ -201,6 +201,7 @@ def test_a_permanent_network_is_not_deleted_by_a_forged_post(
 def test_editing_a_permanent_network_keeps_its_subnet(client: TestClient, store: Store) -> None:
     token = log_in(client)
     internet = ConfigService(store).network("Internet")
+    assert internet.id is not None
     form = client.get(f"/networks/{internet.id}/edit").text
     assert "readonly" in form and "A permanent network keeps its subnet" in form
     answer = client.post(

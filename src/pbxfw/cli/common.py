@@ -1,22 +1,38 @@
-"""What every command shares: ``--db``, ``--json``, opening the services, output."""
+"""What every command shares: ``--db``, ``--json``, opening the services, output.
+
+The database a command uses is, first to last: its own ``--db``, the global
+``pbxfw --db URL COMMAND``, the environment variable ``PBXFW_DB``, and
+``var/pbxfw.db`` (:func:`db_url_for`).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pbxfw.errors import PbxfwError, ValidationError
+
+if TYPE_CHECKING:
+    # Imported inside the factories at run time: a command pays only for
+    # what it uses (start-up time of `pbxfw ips scan`).
+    from rich.console import Console
+
+    from pbxfw.storage.repository import Store
+    from pbxfw.usecases import ConfigService
+    from pbxfw.usecases.firewall import FirewallService
 
 __all__ = [
     "DbOption",
     "JsonOption",
     "NetnsOption",
     "StateDirOption",
+    "close_stores",
     "config_service",
     "console",
+    "db_url_for",
     "dumps",
     "fail",
     "firewall_service",
@@ -24,14 +40,17 @@ __all__ = [
     "say",
     "split_keys",
     "state_dir_for",
+    "use_global_db",
 ]
 
+# No envvar here: PBXFW_DB is read last, by db_url_for, so that the global
+# `pbxfw --db` wins over it (a command-level envvar would win over the global).
 DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        envvar="PBXFW_DB",
-        help="SQLite file path or SQLAlchemy URL (default var/pbxfw.db).",
+        help="SQLite file path or SQLAlchemy URL; wins over `pbxfw --db` and env PBXFW_DB "
+        "(default var/pbxfw.db).",
         show_default=False,
     ),
 ]
@@ -49,6 +68,24 @@ StateDirOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+#: The global ``pbxfw --db`` of the running command (None: not given).
+_global_db: str | None = None
+
+
+def use_global_db(db: str | None) -> None:
+    """Record the global ``pbxfw --db`` (the root command sets it for every command)."""
+    global _global_db
+    _global_db = db
+
+
+def db_url_for(db: str | None) -> str:
+    """The SQLAlchemy URL a command uses: its own ``--db`` (``db``), else the
+    global ``pbxfw --db``, else ``PBXFW_DB``, else ``var/pbxfw.db``."""
+    from pbxfw.storage.db import database_url
+
+    return database_url(db or _global_db)
 
 
 def state_dir_for(db_url: str, state_dir: str | None) -> str:
@@ -73,26 +110,48 @@ def _default_state_dir(db_url: str) -> str:
     return "/var/lib/pbxfw/state"
 
 
-def firewall_service(db: str | None, state_dir: str | None = None) -> Any:
-    """A FirewallService on the database and state folder the options name."""
-    from pbxfw.storage.db import database_url
+#: The stores the running command opened; closed by ``close_stores``.
+_open_stores: list[Store] = []
+
+
+def _open_store(url: str, *, create: bool = False) -> Store:
+    """The store at ``url``, closed by ``close_stores`` when the command ends."""
     from pbxfw.storage.repository import Store
+
+    store = Store.open(url, create=create)
+    _open_stores.append(store)
+    return store
+
+
+def close_stores() -> None:
+    """Close every store the running command opened.
+
+    The root command group calls it when a command ends, also when it fails,
+    so no engine or SQLite connection outlives the command (tests and
+    ``CliRunner`` run many commands in one process).
+    """
+    while _open_stores:
+        _open_stores.pop().close()
+
+
+def firewall_service(db: str | None, state_dir: str | None = None) -> FirewallService:
+    """A FirewallService on the database and state folder the options name
+    (its store is closed when the command ends)."""
     from pbxfw.usecases.firewall import FirewallService
 
-    url = database_url(db)
-    return FirewallService(Store.open(url), state_dir_for(url, state_dir))
+    url = db_url_for(db)
+    return FirewallService(_open_store(url), state_dir_for(url, state_dir))
 
 
-def config_service(db: str | None, *, create: bool = False) -> Any:
-    """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the default."""
+def config_service(db: str | None, *, create: bool = False) -> ConfigService:
+    """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the
+    default (its store is closed when the command ends)."""
     import os
 
-    from pbxfw.storage.db import database_url
-    from pbxfw.storage.repository import Store
     from pbxfw.usecases import ConfigService
 
-    url = database_url(db)
-    service = ConfigService(Store.open(url, create=create))
+    url = db_url_for(db)
+    service = ConfigService(_open_store(url, create=create))
     if create:
         # `init` makes the state folder too, private from the start.
         state_dir_for(url, os.environ.get("PBXFW_STATE_DIR"))
@@ -143,7 +202,8 @@ def print_json(value: Any) -> None:
     sys.stdout.write(dumps(value) + "\n")
 
 
-def console(stderr: bool = False) -> Any:
+def console(stderr: bool = False) -> Console:
+    """A Rich console on stdout (or stderr), not cut to 80 columns when piped."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout

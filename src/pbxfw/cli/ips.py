@@ -19,6 +19,7 @@ from pbxfw.cli.common import (
     StateDirOption,
     config_service,
     console,
+    db_url_for,
     print_json,
     say,
     state_dir_for,
@@ -61,13 +62,12 @@ def agent(
     import logging
 
     from pbxfw.agent.daemon import Agent, AgentOptions
-    from pbxfw.storage.db import database_url
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    url = database_url(db)
+    url = db_url_for(db)
     svc = config_service(db)
     folder = state_dir_for(url, state_dir)
     options = AgentOptions(

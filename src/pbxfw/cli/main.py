@@ -2,7 +2,9 @@
 
 Errors from pbxfw's exception tree are printed on stderr (one line per
 field) and turned into a non-zero exit code; nothing else is caught, so a
-bug still shows its traceback.
+bug still shows its traceback. ``pbxfw --db URL COMMAND`` names the database
+for any command (a command's own ``--db`` wins); ``pbxfw --version`` prints
+the installed version.
 """
 
 from __future__ import annotations
@@ -17,20 +19,33 @@ import typer
 from typer.core import TyperGroup
 
 from pbxfw.cli import asterisk, firewall, ips, networks, services, settings, users, web
-from pbxfw.cli.common import DbOption, JsonOption, config_service, console, fail, print_json
+from pbxfw.cli.common import (
+    DbOption,
+    JsonOption,
+    close_stores,
+    config_service,
+    console,
+    fail,
+    print_json,
+    use_global_db,
+)
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = ["app", "main"]
 
 
 class _Group(TyperGroup):
-    """Turns pbxfw's errors into a message on stderr and an exit code."""
+    """Turns pbxfw's errors into a message on stderr and an exit code, and
+    closes the stores the command opened (and forgets its global ``--db``)."""
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except PbxfwError as error:
             raise typer.Exit(fail(error)) from None
+        finally:
+            close_stores()
+            use_global_db(None)
 
 
 app = typer.Typer(
@@ -49,6 +64,44 @@ app.add_typer(users.app, name="user")
 firewall.register(app)
 ips.register(app)
 web.register(app)
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pbxfw")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pbxfw {_installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="SQLite file path or SQLAlchemy URL for any command (before the command); "
+            "a command's own --db wins, and this wins over env PBXFW_DB.",
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    # Set on every run, so an in-process caller (tests) never sees the
+    # previous command's value.
+    use_global_db(db)
 
 
 @app.command()

@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from pbxfw.cli.common import DbOption, NetnsOption, StateDirOption, config_service, state_dir_for
+from pbxfw.cli.common import (
+    DbOption,
+    NetnsOption,
+    StateDirOption,
+    config_service,
+    db_url_for,
+    state_dir_for,
+)
 
 __all__ = ["register", "secret_key"]
 
@@ -54,11 +61,10 @@ def serve(
     state_dir: StateDirOption = None,
 ) -> None:
     """The web admin page and the REST API (/api/v1, OpenAPI at /api/v1/openapi.json)."""
-    from pbxfw.storage.db import database_url
     from pbxfw.usecases.firewall import FirewallApplier, FirewallService
     from pbxfw.web import serve as run
 
-    url = database_url(db)
+    url = db_url_for(db)
     store = config_service(db).store
     folder = state_dir_for(url, state_dir)
     applier = FirewallApplier(FirewallService(store, folder), netns)
