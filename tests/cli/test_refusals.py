@@ -140,3 +140,20 @@ def test_missing_database_is_a_clear_error(cli: Cli, db_path: Path) -> None:
     assert result.exit_code == 4
     assert "run `pbxfw init` first" in result.stderr
     assert not db_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("nope://", "--db: cannot use 'nope://'"),
+        ("mysql://admin:s3cret@db/pbx", "--db: cannot use 'mysql://admin:***@db/pbx'"),
+        ("postgresql://admin:s3cret@db:port/pbx", "--db: 'postgresql://admin:***@db:port/pbx'"),
+    ],
+)
+def test_a_database_url_pbxfw_cannot_use_is_a_clear_error(cli: Cli, url: str, message: str) -> None:
+    # An unknown dialect, a driver that is not installed, a port that is not
+    # a number: exit 4 with the URL (password hidden), never a traceback.
+    result = cli("network", "list", "--db", url)
+    assert result.exit_code == 4
+    assert message in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from pbxfw.errors import StorageError
 
@@ -53,9 +54,11 @@ def database_url(value: str | None = None) -> str:
     value = value or os.environ.get("PBXFW_DB") or DEFAULT_DB
     if "://" in value:
         try:
-            make_url(value)
-        except ArgumentError as exc:
-            raise StorageError(f"--db: {value!r} is not a database URL: {exc}") from None
+            make_url(value).port  # noqa: B018 — the port is parsed only when read
+        except (ArgumentError, ValueError) as exc:
+            # The value may hold a password: never echo it.
+            shown = re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", value)
+            raise StorageError(f"--db: {shown!r} is not a database URL: {exc}") from None
         return value
     return f"sqlite:///{Path(value).expanduser().absolute()}"
 
@@ -64,7 +67,15 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, immediate writes."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        try:
+            return create_engine(url, pool_pre_ping=True)
+        except (NoSuchModuleError, ImportError, ArgumentError, ValueError) as exc:
+            # An unknown dialect or a driver that is not installed: say so,
+            # not a traceback (exit 4 like any other unreachable database).
+            raise StorageError(
+                f"--db: cannot use {parsed.render_as_string(hide_password=True)!r}: {exc}; "
+                "give a SQLite file path or a SQLAlchemy URL whose driver is installed"
+            ) from None
     path = parsed.database
     if path and path != ":memory:":
         folder = Path(path).parent
