@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Cli", "CliResult", "dump_database"]
+__all__ = ["Cli", "CliResult", "dump_database", "wait_for"]
 
 
 @dataclass
@@ -30,3 +32,13 @@ def dump_database(path: Path) -> str:
         return "\n".join(connection.iterdump())
     finally:
         connection.close()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``condition`` every 0.1 s for at most ``seconds``; its last answer."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,21 +27,13 @@ from pbxfw.kernel.nft import without_flow_tag
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.firewall import FirewallService
+from tests.helpers import wait_for
 from tests.kernel.lab import Lab, Probe, require_kernel
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 PBX, OFFICE = "10.77.5.1", "10.77.5.10"
 SSH = Probe("tcp", OFFICE, PBX, 22)
 pytestmark = pytest.mark.kernel
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @dataclass

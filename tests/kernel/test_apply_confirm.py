@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from pbxfw.kernel import (
 )
 from pbxfw.kernel.confirm import expire, namespace_dir, supersede
 from pbxfw.kernel.nft import without_flow_tag
+from tests.helpers import wait_for
 
 from .configs import lab_config
 from .lab import Lab, require_kernel
@@ -81,15 +82,6 @@ def env(tmp_path: Path) -> Iterator[Env]:
             if change is not None and change.watchdog_pid:
                 os.kill(change.watchdog_pid, signal.SIGKILL)
         lab.close()
-
-
-def _wait(condition: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def _alive(pid: int | None) -> bool:
@@ -166,7 +158,7 @@ def test_unconfirmed_change_rolls_back_by_itself(env: Env) -> None:
     change = apply_with_confirm(env.backend, NEW, 1.5, env.state)
     assert env.table() == env.compiled(NEW)
     assert pending(env.state, env.ns) == change and _alive(change.watchdog_pid)
-    assert _wait(lambda: pending(env.state, env.ns) is None, 8)
+    assert wait_for(lambda: pending(env.state, env.ns) is None, 8)
     assert env.table() == before
     record = last_rollback(env.state, env.ns)
     assert record is not None and record["token"] == change.token
@@ -174,7 +166,7 @@ def test_unconfirmed_change_rolls_back_by_itself(env: Env) -> None:
     # The ban kept its remaining lifetime rather than starting over.
     listed = env.lab.nft(env.ns, "list", "set", "inet", "pbxfw", "ban_asterisk_v4")
     assert "192.0.2.9 timeout 10m expires 9m5" in listed
-    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(change.watchdog_pid), 3)
 
 
 @pytest.mark.kernel
@@ -204,7 +196,7 @@ def test_rollback_survives_sigkill_of_the_applier(env: Env, tmp_path: Path) -> N
             if applier.poll() is None:
                 applier.kill()
     assert env.table() == env.compiled(NEW)
-    assert _wait(lambda: pending(env.state, env.ns) is None, 8)
+    assert wait_for(lambda: pending(env.state, env.ns) is None, 8)
     assert env.table() == before
 
 
@@ -214,7 +206,7 @@ def test_confirmed_change_stays(env: Env) -> None:
     change = apply_with_confirm(env.backend, NEW, 1.0, env.state)
     assert confirm(env.state, env.ns) == change
     assert confirm(env.state, env.ns) is None
-    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(change.watchdog_pid), 3)
     time.sleep(max(0.0, change.deadline - time.time()) + 0.3)
     assert env.table() == env.compiled(NEW)
     assert last_rollback(env.state, env.ns) is None
@@ -227,11 +219,11 @@ def test_rollback_at_once_and_reapply_keeps_the_first_snapshot(env: Env) -> None
     first = apply_with_confirm(env.backend, NEW, 60, env.state)
     second = apply_with_confirm(env.backend, NEWER, 60, env.state)
     assert env.table() == env.compiled(NEWER)
-    assert _wait(lambda: not _alive(first.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(first.watchdog_pid), 3)
     assert rollback(env.state, env.ns) == second
     assert env.table() == before
     assert rollback(env.state, env.ns) is None and confirm(env.state, env.ns) is None
-    assert _wait(lambda: not _alive(second.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(second.watchdog_pid), 3)
 
 
 @pytest.mark.kernel
@@ -240,7 +232,7 @@ def test_rollback_without_a_previous_table_removes_ours(env: Env) -> None:
     assert env.backend.list_table() is not None
     rollback(env.state, env.ns)
     assert env.backend.list_table() is None
-    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(change.watchdog_pid), 3)
 
 
 @pytest.mark.kernel
@@ -257,7 +249,7 @@ def _kill_watchdog(change: PendingChange) -> None:
     """The watchdog is gone (killed, or the host rebooted): nothing restores by itself."""
     assert change.watchdog_pid is not None
     os.kill(change.watchdog_pid, signal.SIGKILL)
-    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(change.watchdog_pid), 3)
 
 
 @pytest.mark.kernel
@@ -298,7 +290,7 @@ def test_an_apply_without_window_supersedes_the_pending_change(env: Env) -> None
     env.backend.apply(NEWER)
     assert supersede(env.state, env.ns) == change
     assert pending(env.state, env.ns) is None
-    assert _wait(lambda: not _alive(change.watchdog_pid), 3)
+    assert wait_for(lambda: not _alive(change.watchdog_pid), 3)
     time.sleep(max(0.0, change.deadline - time.time()) + 0.3)
     assert env.table() == env.compiled(NEWER)  # no old snapshot came back over it
     assert last_rollback(env.state, env.ns) is None

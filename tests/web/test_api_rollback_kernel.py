@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,7 @@ from pbxfw.kernel.nft import without_flow_tag
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.firewall import FirewallApplier, FirewallService
+from tests.helpers import wait_for
 from tests.kernel.lab import Lab, Probe, require_kernel
 from tests.web.conftest import CLIENT, TestClient
 
@@ -32,15 +33,6 @@ PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 PBX, OFFICE = "10.77.6.1", "10.77.6.10"
 SSH = Probe("tcp", OFFICE, PBX, 22)
 pytestmark = pytest.mark.kernel
-
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @pytest.fixture
