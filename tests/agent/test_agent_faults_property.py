@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import pbxfw.agent.daemon as daemon
+import pbxfw.agent.rules as rules
 import pbxfw.asterisk.pjsip as pjsip
 import pbxfw.compiler as compiler
 import pbxfw.usecases.config as config_usecases
@@ -211,7 +212,7 @@ def faulty_adapters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         _faulty("discover", None, result=SimpleNamespace(lines=[]), call_real=False),
     )
     monkeypatch.setattr(daemon, "host_addresses", _faulty("host", None, result=[], call_real=False))
-    monkeypatch.setattr(daemon, "compile_ruleset", compile_ruleset)
+    monkeypatch.setattr(rules, "compile_ruleset", compile_ruleset)
     yield
     FAULTS.active = {}
 

@@ -1,0 +1,360 @@
+"""The agent's intrusion prevention part: log sources, tailers, recognise, feed, ban.
+
+Follows the configured log files (inotify), recognises failures, feeds the
+detector and bans in the kernel at once (through agent.rules), then stores
+the ban. Each log file is a source of its own (agent.health): one that
+cannot be read fails alone and is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+from pbxfw.agent.health import Health
+from pbxfw.agent.rules import Rules
+from pbxfw.agent.tail import Chunk, Inotify, Tailer
+from pbxfw.domain.addresses import IPAddress
+from pbxfw.domain.bans import Ban
+from pbxfw.domain.configuration import Configuration
+from pbxfw.ips.detector import Detector, DetectorParams
+from pbxfw.ips.events import BanDecision, Failure
+from pbxfw.ips.recognisers import Recogniser
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.ips_state import add_ips_counters, log_offsets, save_log_offsets
+
+__all__ = ["KIND_JAIL", "LOG_SETTINGS", "Ips", "log_sources"]
+
+log = logging.getLogger("pbxfw.agent")
+
+#: settings key of a log path → recogniser kind
+LOG_SETTINGS = {
+    "log_asterisk_security": "asterisk_security",
+    "log_asterisk_messages": "asterisk_messages",
+    "log_ssh": "ssh",
+    "log_web": "web",
+}
+
+
+KIND_JAIL = {
+    "asterisk_security": "asterisk",
+    "asterisk_messages": "asterisk",
+    "ssh": "ssh",
+    "web": "web",
+}
+
+
+def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple[str, str]]:
+    """(path, kind) of every log the agent follows, from the settings."""
+    sources = [(getattr(config.settings, key), kind) for key, kind in LOG_SETTINGS.items()]
+    if web_log:
+        sources.append((web_log, "web"))
+    seen: set[str] = set()
+    unique = []
+    for path, kind in sources:
+        if path and path not in seen:
+            seen.add(path)
+            unique.append((path, kind))
+    return unique
+
+
+@dataclass
+class _Source:
+    """One log file the agent follows, with its own tailer and recogniser.
+
+    Each source has its own ``Tailer`` so that a path that cannot be read
+    (a folder, a NUL byte, no permission) fails alone: the others are read
+    as usual, and this one is tried again with backoff (see agent.health).
+    """
+
+    path: str
+    kind: str
+    jail: str
+    #: the settings key that names the file (None: an option or extra source)
+    setting: str | None
+    #: where a restarted agent resumes (inode, offset), from the database
+    resume: tuple[int, int] | None = None
+    tailer: Tailer | None = None
+    recogniser: Recogniser | None = None
+
+    @property
+    def hint(self) -> str:
+        return f"setting {self.setting}" if self.setting else ""
+
+
+class Ips:
+    """The log sources, the detector and the counters; bans through ``rules``."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: Rules,
+        health: Health,
+        *,
+        clock: Callable[[], float],
+        web_log: str | None,
+        extra_sources: list[tuple[str, str]],
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.health = health
+        self.clock = clock
+        self.web_log = web_log
+        self.extra_sources = extra_sources
+        #: the watch on the sources' folders (and the database's), None until made
+        self.inotify: Inotify | None = None
+        #: path → (inode, offset) read but not yet stored
+        self._offsets: dict[str, tuple[int, int]] = {}
+        self._sources: dict[str, _Source] = {}
+        self._source_list: list[tuple[str, str]] | None = None
+        self.detector: Detector | None = None
+        self._detector_key: tuple[Any, ...] | None = None
+        self._counters: dict[str, dict[str, int]] = {}
+        self.last_flush = 0.0
+
+    def close(self) -> None:
+        """Release every tailer and the inotify watch (never raises)."""
+        for source in self._sources.values():
+            _close(source.tailer)
+        if self.inotify is not None:
+            self.inotify.close()
+
+    def forget(self, host: IPAddress, jail: str) -> None:
+        """A ban was lifted: the detector forgets the host (``Rules.forget``)."""
+        if self.detector is not None:
+            self.detector.forget(host, jail)
+
+    # -- the sources --------------------------------------------------------------
+    def setup(self, config: Configuration) -> None:
+        """Follow the configured log files (each on its own) and size the detector.
+
+        Cheap when nothing changed, so it runs every tick: a failed setup is
+        simply tried again.
+        """
+        sources = log_sources(config, self.web_log) + self.extra_sources
+        if sources != self._source_list:
+            offsets = log_offsets(self.store)
+            names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
+            following: dict[str, _Source] = {}
+            for path, kind in sources:
+                old = self._sources.get(path)
+                if old is not None and old.kind == kind:
+                    following[path] = old
+                    continue
+                jail = KIND_JAIL.get(kind, kind)
+                following[path] = _Source(path, kind, jail, names.get(path), offsets.get(path))
+            for path, gone in self._sources.items():
+                if following.get(path) is not gone:
+                    _close(gone.tailer)
+            self._sources = following
+            self._source_list = sources
+            self.health.track((s.path, s.jail) for s in following.values())
+            for source in following.values():
+                if source.tailer is None:
+                    self._run_source(source, partial(self._open, source))
+            self._watch()
+            log.info(
+                "following %d log files: %s",
+                len(sources),
+                ", ".join(p if p.isprintable() else repr(p) for p, _ in sources),
+            )
+        elif self.inotify is None and self.health.due("agent:inotify"):
+            self._watch()
+        s = config.settings
+        key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
+        if key != self._detector_key:
+            detector = Detector(DetectorParams.from_settings(s), self.rules.whitelisted)
+            for ban in self.rules.bans.active():
+                if ban.jail in ("recidive", "manual"):
+                    continue
+                detector.remember_offence(
+                    ban.subnet.network_address,
+                    ban.jail,
+                    datetime.fromtimestamp(ban.created_at, UTC),
+                    until=datetime.fromtimestamp(ban.expires_at, UTC),
+                )
+            self.detector, self._detector_key = detector, key
+
+    def _database_folder(self) -> list[str]:
+        """The SQLite file's folder: a write there (``bans import``, ``bans
+        rm``, an apply) wakes the agent at once instead of at its next
+        ``revision_interval``. Nothing for a server database."""
+        url = self.store.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return []
+        return [os.path.dirname(os.path.abspath(url.database))]
+
+    def _watch(self) -> None:
+        """(Re)create the inotify watch on the folders of every source."""
+        if self.inotify is not None:
+            self.inotify.close()
+            self.inotify = None
+        folders = {os.path.dirname(os.path.abspath(p)) for p in self._sources}
+        folders.update(self._database_folder())
+
+        def create() -> None:
+            self.inotify = Inotify(sorted(folders))
+
+        self.health.run("agent:inotify", create, force=True)
+
+    def wait(self, interval: float) -> bool:
+        """Sleep until a watched folder changes or ``interval`` passes; False
+        when there is no watch to wait on (the caller sleeps instead)."""
+        if self.inotify is None:
+            return False
+        try:
+            self.inotify.wait(interval)
+            return True
+        except Exception as exc:
+            self.health.failed("agent:inotify", exc)
+            broken, self.inotify = self.inotify, None  # made again when due
+            with contextlib.suppress(Exception):
+                broken.close()
+            return False
+
+    def _open(self, source: _Source) -> None:
+        resume = {source.path: source.resume} if source.resume is not None else {}
+        source.tailer = Tailer.create([(source.path, source.kind)], resume)
+        source.recogniser = Recogniser(source.kind, file=source.path, reference=self._now())
+
+    def _now(self) -> datetime:
+        """The injected clock as a date: the reference year of syslog timestamps."""
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _run_source(self, source: _Source, action: Callable[[], object]) -> bool:
+        return self.health.run(source.path, action, jail=source.jail, hint=source.hint)
+
+    # -- lines → bans ---------------------------------------------------------------
+    def logs(self) -> None:
+        """Read every source that is due; ban; store the bans and the offsets."""
+        config = self.rules.config
+        if self.detector is None or config is None:
+            return
+        if self.inotify is not None:
+            self.health.run("agent:inotify", self.inotify.rewatch)
+        horizon = self.clock() - config.settings.ips_findtime
+        decisions: list[BanDecision] = []
+        for source in list(self._sources.values()):
+            self._run_source(source, partial(self._read, source, horizon, decisions))
+        if decisions and config.settings.ips_enabled:
+            self._ban(decisions)
+        if self.rules.unsaved:
+            self.health.run("agent:ban-store", self._save_bans)
+        else:
+            self.health.succeeded("agent:ban-store")  # nothing left to store
+        # Offsets move past lines only once their bans are stored: a restart
+        # reads the lines again and bans again rather than forgetting a ban.
+        if self._offsets and not self.rules.unsaved:
+            self.health.run("agent:offsets", self._save_offsets)
+
+    def _read(self, source: _Source, horizon: float, decisions: list[BanDecision]) -> None:
+        """New lines of one source → ``decisions`` (appended as they come, so
+        what was decided before a failure is kept)."""
+        if source.tailer is None or source.recogniser is None:
+            self._open(source)
+        assert source.tailer is not None
+        for chunk in source.tailer.poll():
+            # Read is read: a chunk the recogniser fails on is not read again.
+            self._offsets[chunk.path] = (chunk.inode, chunk.offset)
+            self._recognise(source, chunk, horizon, decisions)
+
+    def _save_offsets(self) -> None:
+        now = self.clock()
+        pending = dict(self._offsets)
+        save_log_offsets(self.store, pending, now)
+        for path, value in pending.items():
+            if self._offsets.get(path) == value:
+                del self._offsets[path]
+
+    def _recognise(
+        self, source: _Source, chunk: Chunk, horizon: float, decisions: list[BanDecision]
+    ) -> None:
+        assert self.detector is not None and source.recogniser is not None
+        recogniser = source.recogniser
+        recogniser.reference = self._now()
+        # Lines are counted under the jail that reads the file (AMI failures
+        # come from the same Asterisk files and are counted as lines there).
+        counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
+        counters["lines"] += chunk.text.count("\n")
+        for failure in recogniser.scan_text(chunk.text, chunk.first_line):
+            if failure.time.timestamp() < horizon:
+                continue  # backlog older than the detection window
+            decisions += self._feed(failure)
+
+    def _feed(self, failure: Failure) -> list[BanDecision]:
+        assert self.detector is not None
+        counters = self._counter(failure.jail)
+        if self.rules.whitelisted(failure.host):
+            counters["whitelisted"] += 1
+            return []
+        counters["failures"] += 1
+        return self.detector.feed(failure)
+
+    def _ban(self, decisions: list[BanDecision]) -> None:
+        """Ban in the kernel at once, then store the bans; each step on its own.
+
+        A failed kernel update is completed by the next ban-set sync; a
+        failed store keeps the bans in ``rules.unsaved`` (retried with backoff).
+        """
+        rules = self.rules
+        now = self.clock()
+        bans = [Ban.from_decision(d, now) for d in decisions]
+        rules.unsaved.extend(bans)
+        # Kernel first: the drop is what matters; the record follows.
+        reload = False
+
+        def add() -> None:
+            nonlocal reload
+            reload = not rules.add_new(bans, now)
+
+        if not self.health.run("agent:new-bans", add, force=True) or reload:
+            rules.bans_dirty = True  # the next sync adds what the kernel lacks
+        self.health.run("agent:ban-store", self._save_bans, force=True)
+        if reload:
+            rules.stale = True
+            self.health.run("agent:rules", rules.enforce, force=True)
+        for ban in bans:
+            log.warning(
+                "banned %s (jail %s, %d s): %s",
+                ban.address_text(),
+                ban.jail,
+                ban.remaining(now),
+                ban.reason,
+            )
+
+    def _save_bans(self) -> None:
+        """Store the bans made here (one transaction), with their counters."""
+        rules = self.rules
+        now = self.clock()
+        pending = [b for b in rules.unsaved if b.expires_at > now]
+        if pending:
+            rules.bans_revision = rules.bans.record(pending)
+        done = set(map(id, pending))
+        rules.unsaved = [b for b in rules.unsaved if id(b) not in done and b.expires_at > now]
+
+    def _counter(self, jail: str) -> dict[str, int]:
+        return self._counters.setdefault(jail, {"lines": 0, "failures": 0, "whitelisted": 0})
+
+    def flush(self) -> None:
+        """Store the counters gathered since the last flush."""
+        self.last_flush = self.clock()
+        pending = {j: c for j, c in self._counters.items() if any(c.values())}
+        if not pending:
+            return
+        add_ips_counters(self.store, pending)
+        self._counters = {}
+
+
+def _close(tailer: Tailer | None) -> None:
+    """Release the descriptors a tailer holds (never raises: the loop goes on)."""
+    if tailer is not None:
+        try:
+            tailer.close()
+        except OSError as exc:
+            log.debug("closing the tailer of %s: %s", [f.path for f in tailer.files], exc)

@@ -1,0 +1,299 @@
+"""The agent's rules part: the whole table, its tamper check, the ban sets.
+
+- applies the applied configuration (see usecases.firewall) at start, again
+  when its revision changes, and when the ``inet pbxfw`` table is missing or
+  was altered by someone else (``table_altered``); rolls the stored
+  configuration back after a confirmation window expired;
+- makes the kernel's ban sets equal to the stored active bans whenever
+  ``bans_revision`` changes (CLI, REST), each element with its remaining
+  timeout, so bans lapse in the kernel even while the agent is down;
+- keeps the whitelist (applied and stored configuration, this host's
+  addresses) the intrusion prevention part asks.
+
+``Agent`` (agent.daemon) runs each method through ``agent.health``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from pbxfw.agent.health import Health
+from pbxfw.bulk import gc_paused
+from pbxfw.compiler import compile_ruleset
+from pbxfw.domain.addresses import IPAddress
+from pbxfw.domain.bans import Ban
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.whitelist import Whitelist
+from pbxfw.errors import KernelError
+from pbxfw.kernel import Backend, BanSets, commit_changes
+from pbxfw.kernel.bansets import subnet_key
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.config import ConfigService
+from pbxfw.usecases.firewall import FirewallService, ban_elements
+
+__all__ = ["FULL_CHECK_SECONDS", "Rules"]
+
+#: Seconds between full comparisons of the table while the ban sets are large.
+FULL_CHECK_SECONDS = 30
+
+log = logging.getLogger("pbxfw.agent")
+
+
+def _forget_nothing(_host: IPAddress, _jail: str) -> None:
+    """The default of ``Rules.forget``: no detector to tell."""
+
+
+class Rules:
+    """The kernel table and ban sets the agent keeps equal to the stored state.
+
+    Holds what the other parts share: the applied configuration it follows
+    (``config``), what the kernel's ban sets hold (``ban_sets``) and the
+    bans made here but not yet stored (``unsaved``).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        health: Health,
+        bans: BanService,
+        *,
+        clock: Callable[[], float],
+        own: Callable[[], list[IPAddress]],
+        netns: str | None,
+        state_dir: str,
+        table_interval: float,
+    ) -> None:
+        self.backend = backend
+        self.health = health
+        self.bans = bans
+        self.clock = clock
+        self.netns = netns
+        self.table_interval = table_interval
+        self.firewall = FirewallService(
+            store, state_dir, backend=lambda _ns: self.backend, clock=clock
+        )
+        self.configs = ConfigService(store)
+        #: this host's addresses (never banned), kept by the agent
+        self._own = own
+        #: told of every ban the ban-set sync removes (the detector's memory)
+        self.forget: Callable[[IPAddress, str], None] = _forget_nothing
+        #: the applied configuration the agent follows, and its revision
+        self.config: Configuration | None = None
+        self.loaded_revision: int | None = None
+        #: the kernel must get the whole table (config and bans) again
+        self.stale = True
+        self.applied_revision: int | None = None
+        self._structure: str | None = None
+        self._chains: str | None = None
+        self.last_full_check = 0.0
+        self.last_table_check = 0.0
+        self.bans_revision = -1
+        #: a ban-set update failed: compare with the stored bans at the next tick
+        self.bans_dirty = False
+        #: what the kernel's ban sets hold, and the changes that move them
+        self.ban_sets = BanSets()
+        #: bans made here and not yet stored (the store failed): kept, retried,
+        #: and counted as active, so no ban-set sync removes them meanwhile
+        self.unsaved: list[Ban] = []
+        self.whitelist: Whitelist | None = None
+        self._stored_revision: int | None = None
+
+    # -- the table ------------------------------------------------------------------
+    def load(self, force: bool) -> bool:
+        """Read the applied configuration when it changed (or ``force``);
+        True when it was read (the PJSIP include is then due)."""
+        self.firewall.reconcile(self.netns)
+        # The revision is one small query; the applied configuration itself
+        # (10,000 networks: a large document) is parsed only when it changed.
+        if (
+            not force
+            and self.config is not None
+            and self.firewall.applied_revision() == self.loaded_revision
+        ):
+            return False
+        revision, config = self.firewall.applied_configuration()
+        self.config, self.loaded_revision = config, revision
+        self.stale = True
+        return True
+
+    def enforce(self) -> None:
+        """Load the whole table when it is due or was altered by someone else."""
+        if self.config is None:
+            return
+        if not self.stale and self.table_altered():
+            log.warning("table inet pbxfw is missing or was altered; applying it again")
+            self.stale = True
+        if self.stale:
+            self.apply(self.config, self.loaded_revision)
+
+    def table_altered(self) -> bool:
+        """Is the table missing or changed by someone else?
+
+        Every ``table_interval`` the cheap check (the table's chains, a few
+        milliseconds); the full comparison of rules and set declarations
+        reads every set element back from the kernel (0.4 s with 100,000
+        bans), so it runs every ``table_interval`` only while the sets are
+        small and every FULL_CHECK_SECONDS otherwise.
+        """
+        now = self.clock()
+        if now - self.last_table_check < self.table_interval:
+            return False
+        self.last_table_check = now
+        if self.backend.chains() != self._chains:
+            return True
+        full_every = self.table_interval if len(self.ban_sets) < 5000 else FULL_CHECK_SECONDS
+        if now - self.last_full_check < full_every:
+            return False
+        self.last_full_check = now
+        return self.backend.structure() != self._structure
+
+    def apply(
+        self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
+    ) -> None:
+        """Load the whole table: ``config`` and the active bans, in one transaction.
+
+        Until it succeeds the agent stays ``stale`` and tries again (with
+        backoff); the kernel meanwhile keeps the table it has, bans included.
+        """
+        self.stale = True
+        if bans is None:
+            bans_revision, stored = self.bans.changed_since(None)
+            assert stored is not None  # revision None: always read
+            bans = self.with_unsaved(stored)
+        else:
+            bans_revision = self.bans.revision()
+        bans = self._drop_whitelisted(config, bans)
+        elements = ban_elements(bans, self.clock())
+        text = compile_ruleset(config, elements)
+        self.backend.apply(text)
+        self.ban_sets.loaded(elements, self.clock())
+        self.applied_revision = revision
+        self.bans_revision = bans_revision
+        self.bans_dirty = False
+        self.stale = False
+        self.health.succeeded("agent:new-bans")  # the whole table holds every ban
+        self._structure = self.backend.structure()
+        self._chains = self.backend.chains()
+        self.last_full_check = self.clock()
+        self.last_table_check = self.clock()
+        log.info(
+            "applied configuration revision %s%s: %d networks, %d bans",
+            "(never applied: stored)" if revision is None else revision,
+            f" in netns {self.netns}" if self.netns else "",
+            len(config.networks),
+            len(elements),
+        )
+
+    def with_unsaved(self, stored: list[Ban]) -> list[Ban]:
+        """``stored`` and the bans made here that the store has not taken yet."""
+        if not self.unsaved:
+            return stored
+        now = self.clock()
+        keys = {(subnet_key(b.subnet), b.jail) for b in stored}
+        extra = [
+            b
+            for b in self.unsaved
+            if b.expires_at > now and (subnet_key(b.subnet), b.jail) not in keys
+        ]
+        return stored + extra if extra else stored
+
+    # -- the whitelist ----------------------------------------------------------------
+    def refresh_whitelist(self) -> Whitelist:
+        """The applied configuration's whitelist widened by the stored one's:
+        marking a network never-block protects it at once, before any apply
+        (the bans inside it are lifted in storage at the same moment)."""
+        whitelist = Whitelist(self.configs.configuration(), self._own())
+        if self.config is not None:
+            whitelist = whitelist.including(Whitelist(self.config))
+        self.whitelist = whitelist
+        return whitelist
+
+    def follow_stored_revision(self) -> None:
+        """Refresh the whitelist when the stored configuration changed."""
+        stored = self.firewall.stored_revision()
+        if stored != self._stored_revision:
+            self.refresh_whitelist()
+            self._stored_revision = stored
+
+    def whitelisted(self, address: IPAddress) -> bool:
+        return self.whitelist is not None and self.whitelist.covers(address)
+
+    def _drop_whitelisted(self, config: Configuration, bans: list[Ban]) -> list[Ban]:
+        """Bans being restored are checked against the whitelist too (this
+        host's addresses may have changed): those it covers are lifted."""
+        self.config = config
+        whitelist = self.refresh_whitelist()
+        lifted = [b for b in bans if whitelist.reason(b.subnet)]
+        if not lifted:
+            return bans
+        self.bans.lift(lifted)
+        self.unsaved = [b for b in self.unsaved if b not in lifted]
+        for ban in lifted:
+            log.warning(
+                "lifted the ban of %s: %s", ban.address_text(), whitelist.reason(ban.subnet)
+            )
+        return [b for b in bans if b not in lifted]
+
+    # -- the ban sets -----------------------------------------------------------------
+    def sync(self) -> None:
+        """Make the kernel's ban sets equal to the stored bans when they changed."""
+        revision, stored = self.bans.changed_since(None if self.bans_dirty else self.bans_revision)
+        if stored is None:
+            return
+        bans = self.with_unsaved(stored)
+        with gc_paused():  # 100,000 bans: hundreds of thousands of kernel elements
+            self._sync_bans(bans)
+        self.bans_revision = revision
+        self.bans_dirty = False
+        # New bans the kernel refused earlier are in it now.
+        self.health.succeeded("agent:new-bans")
+
+    def _sync_bans(self, bans: list[Ban]) -> None:
+        """Make the kernel's ban sets hold ``bans``: the changes ``BanSets``
+        computes, committed as one transaction (plain adds for the new bans:
+        100,000 imported addresses are one netlink batch).
+
+        What the agent believes the kernel holds changes only after the
+        commit succeeded, so an attempt that fails is made again in full by
+        the next one, not forgotten.
+        """
+        changes = self.ban_sets.sync(bans, self.clock())
+        if not changes:
+            return
+        for subnet, jail in changes.removed:
+            self.forget(subnet.network_address, jail)
+        try:
+            commit_changes(self.backend, changes)
+        except KernelError as exc:
+            # A subnet inside a broader banned one is refused element by
+            # element; the whole table, with its sets folded, never is.
+            log.warning("ban sets: %s; loading the whole table instead", exc)
+            if self.config is not None:
+                config, revision = self.config, self.loaded_revision
+            else:
+                revision, config = self.firewall.applied_configuration()
+            self.apply(config, revision, bans)
+            return
+        self.ban_sets.landed(changes)
+        log.info(
+            "ban sets: %d added, %d renewed, %d removed",
+            changes.added,
+            changes.renewed,
+            len(changes.removed),
+        )
+
+    def add_new(self, bans: list[Ban], now: float) -> bool:
+        """Put bans just decided into the kernel's sets at once; False when
+        the kernel refused them (a subnet inside a broader banned one): the
+        whole table must be loaded instead. Any other failure raises."""
+        changes = self.ban_sets.add_new(bans, now)
+        try:
+            commit_changes(self.backend, changes)
+        except KernelError as exc:
+            log.warning("ban sets: %s; loading the whole table instead", exc)
+            return False
+        self.ban_sets.landed(changes)
+        return True
