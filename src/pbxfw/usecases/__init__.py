@@ -1,6 +1,8 @@
 """The use cases, one module per noun; every adapter (CLI, REST, web, agent) calls these.
 
-- ``config``: networks, services, settings, check, export/import, Asterisk discovery
+- ``config``: ``ConfigService`` (networks, services, settings, check, export/import),
+  composed of ``networks``, ``services``, ``settings``, ``document`` over ``base``;
+  ``asterisk``: Asterisk discovery
 - ``users``: administrators of the web page and the REST API
 - ``bans``: the ban list (storage side; the agent keeps the kernel equal to it)
 """

@@ -1,0 +1,64 @@
+"""The base of :class:`~pbxfw.usecases.config.ConfigService`: the store, the
+write unit of work of an edit, and the reads every noun shares.
+
+Each method is one unit of work: it validates everything first, then writes in
+one transaction that also bumps the configuration revision; on any error
+nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.decision import ActiveBan, Decision, check
+from pbxfw.storage.repository import Repository, Store
+
+__all__ = ["ConfigBase", "stored_configuration"]
+
+
+def stored_configuration(repo: Repository) -> Configuration:
+    """Inside a unit of work: the stored configuration, normalised (the only way to read it)."""
+    return repo.configuration().normalised()
+
+
+class ConfigBase:
+    """One Store, the edit unit of work and the shared reads; the nouns build on it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @contextmanager
+    def _edit(self) -> Iterator[Repository]:
+        """The write unit of work of an edit, made on top of what the kernel holds.
+
+        A change the kernel rolled back (or whose confirmation window ran
+        out) is carried into storage first, so the edit lands on the last
+        confirmed configuration and is what the next apply loads
+        (pbxfw.usecases.firewall, docs/decisions.md "Apply and rollback").
+        """
+        from pbxfw.usecases.firewall import carry_rollbacks, settle_rollbacks
+
+        settle_rollbacks(self.store)
+        with self.store.write() as repo:
+            carry_rollbacks(repo)  # one that happened a moment ago
+            yield repo
+
+    # -- reads --------------------------------------------------------------
+    def configuration(self) -> Configuration:
+        with self.store.read() as repo:
+            return stored_configuration(repo)
+
+    def revision(self) -> int:
+        with self.store.read() as repo:
+            return repo.revision()
+
+    def unapplied(self) -> bool:
+        """True when the stored configuration changed since the last apply."""
+        with self.store.read() as repo:
+            applied = repo.get_meta("applied_revision")
+            return applied is None or int(applied) != repo.revision()
+
+    def check(self, address: str, service: str, bans: Iterable[ActiveBan] = ()) -> Decision:
+        return check(self.configuration(), address, service, bans=bans)
