@@ -23,8 +23,9 @@ def add(
     ] = False,
     db: DbOption = None,
 ) -> None:
-    """Add an administrator (or set a new password). Without --password-stdin a
-    password is generated and shown once."""
+    """Add an administrator, or set a new password (which ends that user's
+    sessions and tokens). Without --password-stdin a password is generated and
+    shown once."""
     from pbxfw.usecases.users import UserService
 
     if password_stdin:
