@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+
+from bench_web import free_port, wait_up
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 PASSWORD = "the right password"
@@ -50,22 +51,6 @@ store = Store.open(database_url(db))
 app = create_app(store, secret_key=b"b" * 32, web_log=Path(log), login_throttle=False)
 uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_up(url: str) -> None:
-    for _ in range(300):
-        try:
-            httpx.get(url, timeout=0.5)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def client(url: str, source: str) -> httpx.Client:
