@@ -18,10 +18,10 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _text,
-    _whole_number,
+    form_text,
     redirect,
     render,
+    whole_number,
 )
 from pbxfw.web.security import Session
 
@@ -67,9 +67,9 @@ def apply_now(
         return redirect(request, "/apply", "Applying is not available on this server.", "error")
     seconds = None
     if form.get("confirm") == "on":
-        text = _text(form, "confirm_seconds")
+        text = form_text(form, "confirm_seconds")
         # The same bounds as the API's ApplyRequest; anything else gets the default.
-        seconds = _whole_number(text, 5, 3600, 60)
+        seconds = whole_number(text, 5, 3600, 60)
     try:
         result = context.applier.apply(seconds, client_address(request))
     except PbxfwError as exc:

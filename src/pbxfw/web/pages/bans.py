@@ -13,8 +13,8 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _errors,
-    _text,
+    form_errors,
+    form_text,
     redirect,
     render,
 )
@@ -46,12 +46,12 @@ def _bans_page(
 def add_ban(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
-    address, reason = _text(form, "address").strip(), _text(form, "reason").strip()
+    address, reason = form_text(form, "address").strip(), form_text(form, "reason").strip()
     try:
         ban = context.bans.add(address, reason=reason or "banned from the web page")
     except ValidationError as exc:
         return _bans_page(
-            request, context, session, _errors(exc), {"address": address, "reason": reason}
+            request, context, session, form_errors(exc), {"address": address, "reason": reason}
         )
     return redirect(
         request,
@@ -61,7 +61,7 @@ def add_ban(
 
 
 def unban(request: Request, context: ContextDep, session: AdminSession, form: CsrfForm) -> Response:
-    address = _text(form, "address")
+    address = form_text(form, "address")
     try:
         context.bans.remove(address)
     except PbxfwError as exc:
@@ -73,7 +73,7 @@ def never_block(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
     """Lift the ban and add the address as a never-block network (or mark its network)."""
-    subnet = _text(form, "subnet")
+    subnet = form_text(form, "subnet")
     try:
         network = context.config.trust(subnet).network
     except PbxfwError as exc:

@@ -11,7 +11,7 @@ from pbxfw.web.deps import (
     ContextDep,
 )
 from pbxfw.web.pages.common import (
-    _errors,
+    form_errors,
     render,
 )
 
@@ -33,7 +33,7 @@ def check_page(
             active = [b.as_active() for b in context.bans.active()]
             decision = context.config.check(address, service, bans=active)
         except ValidationError as exc:
-            errors = _errors(exc)
+            errors = form_errors(exc)
     return render(
         request,
         "check.html",

@@ -122,7 +122,7 @@ def redirect(
     return response
 
 
-def _set_session(request: Request, response: Response, session: Session) -> None:
+def set_session_cookie(request: Request, response: Response, session: Session) -> None:
     context = _context(request)
     token = context.signer.sign(SESSION, session.payload(), context.session_ttl)
     response.set_cookie(
@@ -136,12 +136,12 @@ def _set_session(request: Request, response: Response, session: Session) -> None
     )
 
 
-def _text(form: FormData, key: str) -> str:
+def form_text(form: FormData, key: str) -> str:
     value = form.get(key)
     return value if isinstance(value, str) else ""
 
 
-def _errors(
+def form_errors(
     exc: ValidationError,
     fields: Mapping[str, str] | None = None,
     shown: frozenset[str] | None = None,
@@ -178,7 +178,7 @@ async def csrf_form(request: Request, session: OptionalSession) -> FormData:
 CsrfForm = Annotated[FormData, Depends(csrf_form)]
 
 
-def _columns(services: tuple[Service, ...]) -> list[dict[str, str]]:
+def table_columns(services: tuple[Service, ...]) -> list[dict[str, str]]:
     return [
         {
             "key": s.key,
@@ -190,7 +190,7 @@ def _columns(services: tuple[Service, ...]) -> list[dict[str, str]]:
     ]
 
 
-def _whole_number(text: str, low: int, high: int, default: int) -> int:
+def whole_number(text: str, low: int, high: int, default: int) -> int:
     """``text`` as a number from ``low`` to ``high`` written in ASCII digits, else ``default``.
 
     Not ``str.isdigit`` alone: ``"²"`` is a digit to it and not to ``int``, and

@@ -11,9 +11,9 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _columns,
     redirect,
     render,
+    table_columns,
 )
 
 # -- firewall: switches and the networks table -----------------------------------------
@@ -27,7 +27,7 @@ def firewall_page(request: Request, context: ContextDep, session: AdminSession) 
         {
             "settings": config.settings,
             "networks": config.networks,
-            "columns": _columns(config.services()),
+            "columns": table_columns(config.services()),
         },
         session=session,
     )

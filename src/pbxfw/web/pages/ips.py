@@ -18,8 +18,8 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _errors,
-    _text,
+    form_errors,
+    form_text,
     redirect,
     render,
 )
@@ -113,8 +113,8 @@ def ips_page(request: Request, context: ContextDep, session: AdminSession) -> Re
 def save_ips(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
-    preset = _text(form, "ips_preset") or "custom"
-    values = {k: _text(form, k) for k in (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *LOG_KEYS)}
+    preset = form_text(form, "ips_preset") or "custom"
+    values = {k: form_text(form, k) for k in (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *LOG_KEYS)}
     changes: dict[str, Any] = {k: v for k, v in values.items() if k not in IPS_VALUE_KEYS}
     changes["ips_enabled"] = form.get("ips_enabled") == "on"
     if preset == "custom":
@@ -133,6 +133,6 @@ def save_ips(
             values=values,
             preset=preset,
             enabled=changes["ips_enabled"],
-            errors=_errors(exc),
+            errors=form_errors(exc),
         )
     return redirect(request, "/ips", "Intrusion prevention settings saved.")

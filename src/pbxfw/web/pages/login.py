@@ -16,10 +16,10 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _set_session,
-    _text,
+    form_text,
     redirect,
     render,
+    set_session_cookie,
 )
 from pbxfw.web.security import Session
 
@@ -40,15 +40,15 @@ def login_page(request: Request, session: OptionalSession, next: str = "/firewal
     response = render(
         request, "login.html", {"next": _safe_next(next), "user": ""}, session=session
     )
-    _set_session(request, response, session)
+    set_session_cookie(request, response, session)
     return response
 
 
 async def login(
     request: Request, context: ContextDep, session: OptionalSession, form: CsrfForm
 ) -> Response:
-    user, password = _text(form, "username"), _text(form, "password")
-    target = _safe_next(_text(form, "next"))
+    user, password = form_text(form, "username"), form_text(form, "password")
+    target = _safe_next(form_text(form, "next"))
     # The throttle, argon2 and the web jail's log: the same path as the token route.
     outcome = await context.attempt_login(user, password, client_address(request) or "")
     if not outcome.ok:
@@ -72,7 +72,7 @@ async def login(
         return page
     # A new session id and CSRF token at login (no session fixation).
     response = redirect(request, target)
-    _set_session(request, response, Session.new(user))
+    set_session_cookie(request, response, Session.new(user))
     return response
 
 
@@ -89,7 +89,7 @@ def logout(
     with ``everywhere`` set, every session and API token of this user."""
     context.users.revoke(session.sid, session.expires)
     message = "You are logged out."
-    if _text(form, "everywhere"):
+    if form_text(form, "everywhere"):
         context.users.logout_everywhere(session.user)
         message = "You are logged out everywhere: every session and API token of yours has ended."
     response = redirect(request, "/login", message)

@@ -18,12 +18,12 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _columns,
-    _errors,
-    _text,
-    _whole_number,
+    form_errors,
+    form_text,
     redirect,
     render,
+    table_columns,
+    whole_number,
 )
 from pbxfw.web.security import Session
 
@@ -65,12 +65,12 @@ class NetworkForm:
 
     @classmethod
     def posted(cls, form: FormData, keys: tuple[str, ...]) -> NetworkForm:
-        prefix = _text(form, "prefix")
+        prefix = form_text(form, "prefix")
         return cls(
-            name=_text(form, "name"),
-            address=_text(form, "address").strip(),
-            prefix=_whole_number(prefix, 0, 128, 24),
-            description=_text(form, "description"),
+            name=form_text(form, "name"),
+            address=form_text(form, "address").strip(),
+            prefix=whole_number(prefix, 0, 128, 24),
+            description=form_text(form, "description"),
             services={k: form.get(f"service_{k}") == "allow" for k in keys},
             local=form.get("local") == "on",
             never_block=form.get("never_block") == "on",
@@ -80,7 +80,7 @@ class NetworkForm:
         """The CIDR the administrator meant: the address field may hold a whole CIDR."""
         if not self.address or "/" in self.address:
             return self.address
-        prefix = _text(form, "prefix")
+        prefix = form_text(form, "prefix")
         return f"{self.address}/{prefix}" if prefix else self.address
 
     def change(self, form: FormData, *, with_subnet: bool = True) -> NetworkChange:
@@ -116,7 +116,7 @@ def _network_form(
     return render(
         request,
         "network_form.html",
-        {"form": form, "columns": _columns(config.services())},
+        {"form": form, "columns": table_columns(config.services())},
         session=session,
         status_code=status_code,
     )
@@ -140,7 +140,7 @@ def create_network(
     try:
         network, notes = context.config.add_network(posted.change(form))
     except ValidationError as exc:
-        posted.errors = _errors(exc, _NETWORK_FIELDS, _NETWORK_INPUTS)
+        posted.errors = form_errors(exc, _NETWORK_FIELDS, _NETWORK_INPUTS)
         return _network_form(request, context, session, posted, status_code=422)
     message = " ".join([f"Network “{network.name}” ({network.subnet}) added.", *notes])
     return redirect(request, "/firewall", message)
@@ -170,7 +170,7 @@ def update_network(
             network_id, posted.change(form, with_subnet=not current.permanent)
         )
     except ValidationError as exc:
-        posted.errors = _errors(exc, _NETWORK_FIELDS, _NETWORK_INPUTS)
+        posted.errors = form_errors(exc, _NETWORK_FIELDS, _NETWORK_INPUTS)
         return _network_form(request, context, session, posted, status_code=422)
     message = " ".join([f"Network “{network.name}” ({network.subnet}) saved.", *notes])
     return redirect(request, "/firewall", message)

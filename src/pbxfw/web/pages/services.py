@@ -15,8 +15,8 @@ from pbxfw.web.deps import (
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
-    _errors,
-    _text,
+    form_errors,
+    form_text,
     redirect,
     render,
 )
@@ -87,24 +87,24 @@ def services_page(request: Request, context: ContextDep, session: AdminSession) 
 def save_ports(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
-    values = {k: _text(form, k).strip() for k in PORT_KEYS}
+    values = {k: form_text(form, k).strip() for k in PORT_KEYS}
     try:
         context.config.update_settings(values)
     except ValidationError as exc:
-        return _services_page(request, context, session, ports=values, errors=_errors(exc))
+        return _services_page(request, context, session, ports=values, errors=form_errors(exc))
     return redirect(request, "/services", "Ports saved; the rules follow them.")
 
 
 def add_custom_service(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
-    values = {k: _text(form, k).strip() for k in ("key", "label", "tcp", "udp")}
+    values = {k: form_text(form, k).strip() for k in ("key", "label", "tcp", "udp")}
     try:
         service = context.config.add_service(
             values["key"], values["label"], values["tcp"], values["udp"]
         )
     except ValidationError as exc:
-        errors = {f"custom_{k}": v for k, v in _errors(exc).items()}
+        errors = {f"custom_{k}": v for k, v in form_errors(exc).items()}
         return _services_page(request, context, session, custom=values, errors=errors)
     return redirect(
         request,
