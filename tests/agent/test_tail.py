@@ -353,6 +353,23 @@ def test_several_long_lines_in_one_read(tmp_path: Path) -> None:
     assert chunk.bad_lines == 3
 
 
+def read_until_after(log: Path, polls: int) -> tuple[Reader, int]:
+    """Tail ``log`` until the line "after" (at most ``polls`` polls); the reader
+    and the peak of memory traced meanwhile."""
+    tracemalloc.start()
+    try:
+        with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
+            reader = Reader(tailer)
+            for _ in range(polls):
+                reader.poll()
+                if "after" in reader.lines:
+                    break
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return reader, peak
+
+
 def test_a_1_gib_sparse_file_is_skipped_fast_in_bounded_memory(tmp_path: Path) -> None:
     """One 'line' of 1 GiB of NUL bytes (`truncate -s 1G`) costs one bad line,
     a few milliseconds and a few MiB, not GiBs and minutes."""
@@ -360,18 +377,8 @@ def test_a_1_gib_sparse_file_is_skipped_fast_in_bounded_memory(tmp_path: Path) -
     log.write_text("before\n")
     os.truncate(log, 1 << 30)
     append(log, "\nafter\n")
-    tracemalloc.start()
     started = time.monotonic()
-    try:
-        with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
-            reader = Reader(tailer)
-            for _ in range(5):
-                reader.poll()
-                if "after" in reader.lines:
-                    break
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    reader, peak = read_until_after(log, polls=5)
     assert reader.lines == ["before", "", "after"]
     assert reader.bad == 1
     assert time.monotonic() - started < 10
@@ -386,17 +393,7 @@ def test_a_long_line_of_real_data_is_skipped_in_bounded_memory(tmp_path: Path) -
         for _ in range(64):
             f.write(block)
         f.write(b"\nafter\n")
-    tracemalloc.start()
-    try:
-        with Tailer.create([(str(log), "asterisk_messages")]) as tailer:
-            reader = Reader(tailer)
-            for _ in range(20):  # 8 MiB per poll
-                reader.poll()
-                if "after" in reader.lines:
-                    break
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    reader, peak = read_until_after(log, polls=20)  # 8 MiB per poll
     assert reader.lines == ["before", "", "after"]
     assert peak < 4 * MAX_READ
 
