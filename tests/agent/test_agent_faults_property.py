@@ -372,7 +372,7 @@ def run_schedule(tmp: Path, schedule: list[Tick]) -> None:
             now[0] += 0.2
         assert agent.health.failing() == []
         assert [s for s in source_statuses(store) if not s.ok] == []
-        assert agent._unsaved == []
+        assert agent.rules.unsaved == []
         with store.read() as repo:
             stored = {(str(b.subnet), b.jail) for b in repo.bans(now=now[0])}
         assert set(kernel.bans) == stored
@@ -382,8 +382,8 @@ def run_schedule(tmp: Path, schedule: list[Tick]) -> None:
         FAULTS.active = {}
         logger.removeHandler(records)
         logger.setLevel(old_level)
-        if agent._inotify is not None:
-            agent._inotify.close()
+        if agent.ips.inotify is not None:
+            agent.ips.inotify.close()
         store.close()
 
 

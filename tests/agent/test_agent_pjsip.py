@@ -90,7 +90,7 @@ def test_the_writer_refuses_a_stale_setting_it_is_handed(
         asterisk_config_dir=str(folder), pjsip_include_path=str(victim)
     )
     with caplog.at_level(logging.ERROR):
-        agent._write_pjsip(Configuration(settings=stale))
+        agent.pjsip.write(Configuration(settings=stale))
     assert victim.read_text() == VICTIM
     assert "PJSIP include: refusing to write pjsip_include_path" in caplog.text
 

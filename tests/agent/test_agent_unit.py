@@ -95,7 +95,7 @@ def test_the_table_is_applied_again_when_it_disappears(svc: ConfigService, tmp_p
     a.tick()
     assert backend.calls.count("apply") == 1
     backend.table = None  # someone deleted it
-    a._last_table_check = 0
+    a.rules.last_table_check = 0
     a.tick()
     assert backend.calls.count("apply") == 2
 

@@ -37,10 +37,7 @@ from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
-from pbxfw.agent.tail import Inotify
 from pbxfw.domain.addresses import IPAddress
-from pbxfw.domain.bans import Ban
-from pbxfw.domain.configuration import Configuration
 from pbxfw.kernel import Backend, NftBackend
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
@@ -193,23 +190,3 @@ class Agent:
     def flush(self) -> None:
         """Store the IPS counters gathered since the last flush."""
         self.ips.flush()
-
-    # -- what tests look at (the parts hold it) -----------------------------------
-    @property
-    def _unsaved(self) -> list[Ban]:
-        return self.rules.unsaved
-
-    @property
-    def _inotify(self) -> Inotify | None:
-        return self.ips.inotify
-
-    @property
-    def _last_table_check(self) -> float:
-        return self.rules.last_table_check
-
-    @_last_table_check.setter
-    def _last_table_check(self, value: float) -> None:
-        self.rules.last_table_check = value
-
-    def _write_pjsip(self, config: Configuration) -> None:
-        self.pjsip.write(config)
