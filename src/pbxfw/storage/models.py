@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "BanRow",
     "Base",
     "CustomServiceRow",
+    "Int64",
     "IpsCounterRow",
     "LogOffsetRow",
     "LoginThrottleRow",
@@ -19,6 +20,14 @@ __all__ = [
     "SourceStatusRow",
     "UserRow",
 ]
+
+
+#: Every integer column: 64-bit on both engines. SQLite's INTEGER already is
+#: (and ``INTEGER PRIMARY KEY`` stays its rowid); PostgreSQL's INTEGER is
+#: 32-bit, too small for inode numbers, log offsets, counters and the ids an
+#: imported document may carry, so it is BIGINT there. New migrations use the
+#: same type (``sa.Integer().with_variant(sa.BigInteger(), "postgresql")``).
+Int64 = Integer().with_variant(BigInteger(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -32,7 +41,7 @@ class NetworkRow(Base):
         UniqueConstraint("subnet", name="uq_networks_subnet"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     #: canonical text, e.g. ``10.0.0.0/8`` or ``2001:db8::/32``
     subnet: Mapped[str] = mapped_column(String(64))
@@ -74,7 +83,7 @@ class MetaRow(Base):
 class UserRow(Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float)
@@ -97,7 +106,7 @@ class LoginThrottleRow(Base):
     __tablename__ = "login_throttle"
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Int64)
     first_failure: Mapped[float] = mapped_column(Float)
     last_failure: Mapped[float] = mapped_column(Float)
     locked_until: Mapped[float] = mapped_column(Float)
@@ -109,7 +118,7 @@ class BanRow(Base):
     __tablename__ = "bans"
     __table_args__ = (UniqueConstraint("subnet", "jail", name="uq_bans_subnet_jail"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
     subnet: Mapped[str] = mapped_column(String(64))
     jail: Mapped[str] = mapped_column(String(32))
     #: comma-separated service keys, or ``*`` for every port
@@ -117,8 +126,8 @@ class BanRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     first_failure: Mapped[float] = mapped_column(Float)
     last_failure: Mapped[float] = mapped_column(Float)
-    failures: Mapped[int] = mapped_column(Integer)
-    offence: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Int64)
+    offence: Mapped[int] = mapped_column(Int64)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
@@ -129,8 +138,8 @@ class LogOffsetRow(Base):
     __tablename__ = "log_offsets"
 
     path: Mapped[str] = mapped_column(Text, primary_key=True)
-    inode: Mapped[int] = mapped_column(Integer)
-    offset: Mapped[int] = mapped_column(Integer)
+    inode: Mapped[int] = mapped_column(Int64)
+    offset: Mapped[int] = mapped_column(Int64)
     updated_at: Mapped[float] = mapped_column(Float)
 
 
@@ -138,10 +147,10 @@ class IpsCounterRow(Base):
     __tablename__ = "ips_counters"
 
     jail: Mapped[str] = mapped_column(String(32), primary_key=True)
-    lines: Mapped[int] = mapped_column(Integer)
-    failures: Mapped[int] = mapped_column(Integer)
-    bans: Mapped[int] = mapped_column(Integer)
-    whitelisted: Mapped[int] = mapped_column(Integer)
+    lines: Mapped[int] = mapped_column(Int64)
+    failures: Mapped[int] = mapped_column(Int64)
+    bans: Mapped[int] = mapped_column(Int64)
+    whitelisted: Mapped[int] = mapped_column(Int64)
 
 
 class SourceStatusRow(Base):
@@ -153,5 +162,5 @@ class SourceStatusRow(Base):
     jail: Mapped[str] = mapped_column(String(32))
     error: Mapped[str] = mapped_column(Text)
     since: Mapped[float] = mapped_column(Float)
-    failures: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Int64)
     updated_at: Mapped[float] = mapped_column(Float)

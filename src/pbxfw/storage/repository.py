@@ -1,11 +1,12 @@
 """Maps rows to domain objects and back, inside one unit of work.
 
 ``Store`` owns the engine; ``Store.write()`` / ``Store.read()`` give a
-``Repository`` bound to one transaction. The Repository is assembled from
-one part per kind of row: networks and custom services (``networks.py``),
-bans (``bans.py``); the revision, meta values, settings, users, log offsets
-and counters are here. Writes begin IMMEDIATE (see db.py),
-so a read-modify-write inside ``write()`` never loses a concurrent update.
+``Repository`` bound to one transaction. A write unit of work holds the one
+writer's lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock;
+see db.py), so a read-modify-write inside ``write()`` never loses a
+concurrent update. The Repository is assembled from one part per kind of
+row: networks and custom services (``networks.py``), bans (``bans.py``);
+the revision, meta values, settings, users, log offsets and counters are here.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, Integer, Text, cast, delete, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import StorageError
 from pbxfw.storage.bans import BanRows
-from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate
+from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate, storage_error
 from pbxfw.storage.models import (
     IpsCounterRow,
     LogOffsetRow,
@@ -216,11 +217,10 @@ class Store:
         try:
             with factory() as session, session.begin():
                 yield Repository(session)
-        except OperationalError as exc:
-            message = str(exc.orig)
-            if "no such table" in message:
-                raise StorageError("the database is not initialised; run `pbxfw init`") from None
-            raise StorageError(f"database error: {message}") from None
+        except (OperationalError, ProgrammingError) as exc:
+            if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) != "42P01":
+                raise  # a mistake in pbxfw's SQL, not a state of the database
+            raise storage_error(exc) from None
 
     def close(self) -> None:
         self.engine.dispose()
