@@ -38,11 +38,14 @@ class Env:
     inet: str
     listener: Listener
     tmp: Path
-    db: Path
+    #: the database URL (SQLite file or PostgreSQL: tests/conftest.py)
+    db: str
 
     def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
+        # The state folder a SQLite database has beside it, for PostgreSQL too.
+        environ = {**os.environ, "PBXFW_STATE_DIR": str(self.tmp / "state")}
         return subprocess.run(
-            [PBXFW, *args, "--db", str(self.db)], capture_output=True, text=True, timeout=60
+            [PBXFW, *args, "--db", self.db], capture_output=True, text=True, timeout=60, env=environ
         )
 
     def agent(self) -> subprocess.Popen[str]:
@@ -55,7 +58,7 @@ class Env:
                     "--netns",
                     self.pbx,
                     "--db",
-                    str(self.db),
+                    self.db,
                     "--state-dir",
                     str(self.tmp / "state"),
                 ],
@@ -99,7 +102,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
     require_kernel()
     with Lab(f"ag{os.getpid() % 10000}") as lab:
         pbx = lab.namespace("pbx")
@@ -112,8 +115,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
             lab.addr(inet, "v-inet", f"{source}/32")
         lab.route(pbx, f"{ATTACKER}/32", "v-pbx")
         listener = lab.listen(pbx, tcp=[80], udp=[5060])
-        db = tmp_path / "pbxfw.db"
-        e = Env(lab, pbx, inet, listener, tmp_path, db)
+        e = Env(lab, pbx, inet, listener, tmp_path, db_url)
         for path in ("messages", "security_log"):
             (tmp_path / path).touch()
         assert e.pbxfw("init").returncode == 0
