@@ -57,12 +57,6 @@ ENGINES = ("sqlite", "postgresql")
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "sqlite_only: tests SQLite itself (files, pragmas); not run on PostgreSQL"
-    )
-
-
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "engine" not in metafunc.fixturenames:
         return
