@@ -66,9 +66,6 @@ _DRIVERLESS = ("postgresql://", "postgres://")
 def database_url(value: str | None = None) -> str:
     """A SQLAlchemy URL from ``--db`` (a file path or a URL), ``PBXFW_DB``, or the default."""
     value = value or os.environ.get("PBXFW_DB") or DEFAULT_DB
-    if value.startswith(_DRIVERLESS):
-        # SQLAlchemy's default driver for these is psycopg2; pbxfw ships psycopg 3.
-        value = "postgresql+psycopg://" + value.split("://", 1)[1]
     if "://" in value:
         try:
             make_url(value).port  # noqa: B018 — the port is parsed only when read
@@ -76,6 +73,9 @@ def database_url(value: str | None = None) -> str:
             # The value may hold a password: never echo it.
             shown = re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", value)
             raise StorageError(f"--db: {shown!r} is not a database URL: {exc}") from None
+        if value.startswith(_DRIVERLESS):
+            # SQLAlchemy's default driver for these is psycopg2; pbxfw ships psycopg 3.
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
     return f"sqlite:///{Path(value).expanduser().absolute()}"
 
