@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import text as sql_text
@@ -67,6 +68,21 @@ def test_text_with_nul_or_the_escape_round_trips(svc: ConfigService, reason: str
         save_source_statuses(repo, [status])  # replaced, found by its escaped key
     with svc.store.read() as repo:
         assert source_statuses(repo) == [status]
+
+
+def test_a_bulk_import_keeps_nul_and_replaces_the_same_subnet_and_jail(
+    svc: ConfigService,
+) -> None:
+    like = BanService(svc.store).add("192.0.2.9", reason="bulk\x00\x01")
+    subnets = [f"10.0.{i >> 8}.{i & 255}/32" for i in range(1000)]
+    with svc.store.write() as repo:
+        repo.save_bans_like(subnets, like)
+        repo.save_bans_like(subnets[:10], replace(like, offence=7))
+    with svc.store.read() as repo:
+        bans = {str(b.subnet): b for b in repo.bans()}
+    assert len(bans) == 1001
+    assert {b.reason for b in bans.values()} == {"bulk\x00\x01"}
+    assert [bans[s].offence for s in subnets[:11]] == [7] * 10 + [like.offence]
 
 
 def test_writers_take_turns(svc: ConfigService) -> None:
