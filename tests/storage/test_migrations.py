@@ -9,6 +9,9 @@ here, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +25,8 @@ from sqlalchemy import Engine, inspect
 from pbxfw.storage.db import _alembic_config, make_engine, migrate
 from pbxfw.storage.models import Base
 from tests.pgserver import PgServer
+
+PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 
 
 @pytest.fixture
@@ -76,3 +81,25 @@ def test_each_migration_in_order_up_down_and_up_to_the_models(empty_engine: Engi
     assert _current(empty_engine) == revisions[-1]
     assert _differences(empty_engine) == []
     migrate(empty_engine)  # idempotent
+
+
+def test_two_inits_at_once_on_an_empty_database(empty_engine: Engine) -> None:
+    """The real command twice at the same moment: both succeed, one schema,
+    one initialisation (the writers' lock orders the migrations too)."""
+    url = empty_engine.url.render_as_string(hide_password=False)
+    procs = [
+        subprocess.Popen(
+            [PBXFW, "init", "--db", url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert _differences(empty_engine) == []
+    listed = subprocess.run(
+        [PBXFW, "network", "list", "--json", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert [n["name"] for n in json.loads(listed.stdout)] == ["Internet", "Internet IPv6"]

@@ -232,9 +232,11 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     config = _alembic_config()
-    if engine.dialect.name == "postgresql":
-        # Under the write lock: two `pbxfw init` at once migrate one after the other.
-        engine = engine.execution_options(**{WRITE_OPTION: True})
+    # As a writer (SQLite: BEGIN IMMEDIATE; PostgreSQL: the writers' lock): two
+    # `pbxfw init` at once migrate one after the other. A plain BEGIN on
+    # SQLite made the second fail with "database is locked" when both tried
+    # to upgrade their read lock at once.
+    engine = engine.execution_options(**{WRITE_OPTION: True})
     with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
