@@ -147,7 +147,12 @@ def _postgresql_engine(url: str) -> Engine:
     def _on_begin(connection: Any) -> None:
         # The first statement of the transaction (psycopg begins implicitly).
         if connection.get_execution_options().get(WRITE_OPTION, False):
-            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            # A writer waits for the lock as long as SQLite's busy timeout,
+            # then fails (a stuck writer is an error, not a hang).
+            connection.exec_driver_sql(
+                f"SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}; "
+                f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+            )
         else:
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
