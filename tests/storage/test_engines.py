@@ -16,9 +16,11 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import text as sql_text
 
+import pbxfw.storage.db as storage_db
 from pbxfw.domain.networks import ID_MAX
 from pbxfw.domain.sources import SourceStatus
 from pbxfw.errors import NotFoundError, StorageError
+from pbxfw.storage.repository import Store
 from pbxfw.storage.source_status import save_source_statuses, source_statuses
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.bans import BanService
@@ -134,3 +136,21 @@ def test_a_database_without_its_tables_says_run_init(svc: ConfigService) -> None
         repo.session.execute(sql_text("DROP TABLE meta"))
     with pytest.raises(StorageError, match=r"not initialised; run `pbxfw init`"):
         svc.revision()
+
+
+def test_a_writer_waits_at_most_the_busy_timeout_then_fails(
+    svc: ConfigService, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer stuck behind another is an error after the busy timeout (30 s;
+    0.5 s here), on both engines: never a hang."""
+    monkeypatch.setattr(storage_db, "BUSY_TIMEOUT_MS", 500)
+    other = Store.open(db_url)
+    try:
+        with svc.store.write() as holder:
+            holder.bump_revision()
+            started = time.monotonic()
+            with pytest.raises(StorageError, match=r"database error: .*lock"), other.write() as w:
+                w.bump_revision()
+            assert 0.4 <= time.monotonic() - started < 10
+    finally:
+        other.close()
