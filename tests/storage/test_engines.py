@@ -87,6 +87,16 @@ def test_a_bulk_import_keeps_nul_and_replaces_the_same_subnet_and_jail(
     assert [bans[s].offence for s in subnets[:11]] == [7] * 10 + [like.offence]
 
 
+def test_meta_prefixes_count_case_and_take_no_wildcards(svc: ConfigService) -> None:
+    with svc.store.write() as repo:
+        for key in ("pending:ns1", "pending:", "PENDING:ns2", "pendingXns3", "pending_ns4"):
+            repo.set_meta(key, key)
+    with svc.store.read() as repo:
+        assert sorted(repo.meta_items("pending:")) == ["pending:", "pending:ns1"]
+        assert sorted(repo.meta_items("pending_")) == ["pending_ns4"]
+        assert repo.meta_items("%") == {}
+
+
 def test_writers_take_turns(svc: ConfigService) -> None:
     """A second writer waits for the first to end: its read-modify-write
     then sees the first one's write (no lost update)."""

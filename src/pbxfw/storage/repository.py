@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Text, cast, delete, select, update
+from sqlalchemy import Engine, Integer, Text, cast, delete, func, select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -158,10 +158,11 @@ class Repository(NetworkRows, BanRows):
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------
     def meta_items(self, prefix: str) -> dict[str, str]:
-        """Every meta key starting with ``prefix`` and its value."""
+        """Every meta key starting with ``prefix`` (case counts) and its value."""
+        # Not LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
         rows = self.session.execute(
             select(MetaRow.key, MetaRow.value).where(
-                MetaRow.key.startswith(prefix, autoescape=True)
+                func.substr(MetaRow.key, 1, len(prefix)) == prefix
             )
         )
         return {key: value for key, value in rows}
