@@ -19,7 +19,7 @@ from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import PolicyIndex
 from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.domain.networks import Verdict
-from pbxfw.domain.settings import MAX_BAN_SECONDS
+from pbxfw.domain.setting_rules import MAX_BAN_SECONDS
 
 __all__ = [
     "BanElement",
