@@ -37,7 +37,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pbxfw.asterisk.conf import AsteriskConfigError, Entry, Section, find_section, load_config
+from pbxfw.asterisk.conf import load_config
+from pbxfw.asterisk.conf_model import AsteriskConfigError, Entry, Section, find_section
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import ValidationError
 
