@@ -7,7 +7,8 @@ The parts, in the order a line meets them:
   triggers, pattern or parse function, event, jail). **A new message of a
   known program is one new row there** (and a fixture line).
 * :mod:`.stamps` (time stamps and the line prefixes that carry them),
-  :mod:`.addresses` (address fields) — used by every grammar.
+  :mod:`.addresses` (address fields), :mod:`.keys` (the dedup keys that
+  pair Asterisk's NOTICE and SECURITY lines) — used by the grammars.
 * :mod:`.recognisers` — :class:`~pbxfw.ips.recognisers.Recogniser`, the
   per-stream state and the dispatch to the grammar of a line's kind; it
   re-exports the public names of the parts.
@@ -40,7 +41,7 @@ listed in :mod:`.grammars`.
   (so a December line read in January lands in the previous year).
 * ``Failure.key`` pairs the NOTICE and the SECURITY line that Asterisk writes
   for one PJSIP/chan_sip/AMI failure so the detector counts it once; see
-  :func:`~pbxfw.ips.grammars.asterisk.failure_key` and docs/ips-formats.md.
+  :func:`~pbxfw.ips.keys.failure_key` and docs/ips-formats.md.
 * ``Failure.event`` is a fixed description chosen by the rule, never text
   copied from the line, so it is safe to show anywhere.
 * One SSH attempt gives one failure: the lines sshd and PAM write for it

@@ -30,9 +30,9 @@ from pbxfw.ips.grammars import (
     TRIGGERS,
     detect_kind,
 )
-from pbxfw.ips.grammars.asterisk import Ordinals, failure_key
 from pbxfw.ips.grammars.ssh import SSH_ATTEMPT_SECONDS, SSH_TAG, SshAttempts
 from pbxfw.ips.grammars.web import WEB_LOGIN_FAILURE_FORMAT, format_web_login_failure
+from pbxfw.ips.keys import Ordinals, failure_key
 from pbxfw.ips.scanner import MAX_LINE, decode_line, scan
 from pbxfw.ips.stamps import Stamps, infer_year
 
