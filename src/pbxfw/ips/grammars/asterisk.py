@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.addresses import Addresses
@@ -240,7 +240,8 @@ def _security(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
         return None
     # Asterisk writes two severities: "Informational" for normal signalling
     # and "Error" for every failed event (main/security_events.c).
-    if s.group("severity") != "Error":
+    _, severity, service = s.groups()
+    if severity != "Error":
         return None
     addr = _security_remote_address(body, s.end())
     if addr is None:
@@ -248,13 +249,12 @@ def _security(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     host = addresses.get(addr)
     if host is None:
         return None
-    service = s.group("service")
-    event = _SECURITY_EVENTS.get((rule.event, service))
-    if event is None:
+    what = _SECURITY_EVENTS.get((rule.event, service))
+    if what is None:
         if len(_SECURITY_EVENTS) > 256:
             _SECURITY_EVENTS.clear()
-        event = _SECURITY_EVENTS[rule.event, service] = rule.event.format(service=service)
-    return host, event, "ami" if service == "AMI" else rule.jail
+        what = _SECURITY_EVENTS[rule.event, service] = rule.event.format(service=service)
+    return host, what, "ami" if service == "AMI" else rule.jail
 
 
 def _security_rule(name: str) -> Rule:
@@ -359,6 +359,10 @@ for _rule in TABLE:
     for _module in _rule.modules:
         _BY_SOURCE[_rule.level, _module] = (*_BY_SOURCE.get((_rule.level, _module), ()), _rule)
 
+#: (level, source file as logged) -> its rules, or None (a cache of _BY_SOURCE).
+_BY_LOGGED: dict[tuple[str, str], tuple[Rule, ...] | None] = {}
+_MISSING: Any = object()
+
 #: The per-line triggers, from the table.
 TRIGGERS: tuple[str, ...] = tuple(dict.fromkeys(t for rule in TABLE for t in rule.triggers))
 
@@ -375,7 +379,14 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     if prefix is None:
         return None
     stamp, level, src, end = prefix
-    rules = _BY_SOURCE.get((level, src[src.rfind("/") + 1 :]))
+    logged = (level, src)
+    rules = _BY_LOGGED.get(logged, _MISSING)
+    if rules is _MISSING:
+        # The source file as logged ("res_pjsip/pjsip_distributor.c"): its
+        # rows once per name (few names: the cache is bounded anyway).
+        if len(_BY_LOGGED) > 1024:
+            _BY_LOGGED.clear()
+        rules = _BY_LOGGED[logged] = _BY_SOURCE.get((level, src[src.rfind("/") + 1 :]))
     if rules is None:
         return None
     body = line[end:].rstrip("\r\n")
