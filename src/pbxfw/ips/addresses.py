@@ -84,32 +84,21 @@ def _bare_address(text: str, port: bool | None) -> str | None:
     return text
 
 
-class Addresses:
-    """:func:`parse_remote_address` with the canonical text (for keys), cached per stream.
+class _Fields(dict[str, "tuple[IPAddress, str] | None"]):
+    """Address field text -> (address, canonical text) or None, for one port form;
+    a miss parses (``__missing__``), so a hit costs one C-level lookup."""
 
-    Two bounded caches: by field text (and port form), and by bare address.
-    Not thread-safe.
-    """
+    __slots__ = ("_hosts", "_port")
 
-    __slots__ = ("_fields", "_hosts")
+    def __init__(self, port: bool | None, hosts: dict[str, tuple[IPAddress, str] | None]) -> None:
+        super().__init__()
+        self._port = port
+        self._hosts = hosts
 
-    def __init__(self) -> None:
-        # field text (or (text, port) for port not None) -> address, canonical text
-        self._fields: dict[str | tuple[str, bool], tuple[IPAddress, str] | None] = {}
-        # bare address text -> address, canonical text
-        self._hosts: dict[str, tuple[IPAddress, str] | None] = {}
-
-    def get(self, text: str, port: bool | None = None) -> tuple[IPAddress, str] | None:
-        """The address of field ``text`` and its canonical text, or None (see ``port``
-        in :func:`parse_remote_address`)."""
-        cache = self._fields
-        key: str | tuple[str, bool] = text if port is None else (text, port)
-        found: tuple[IPAddress, str] | None = cache.get(key, _MISSING)
-        if found is not _MISSING:
-            return found
-        if len(cache) > 8192:
-            cache.clear()
-        bare = _bare_address(text, port)
+    def __missing__(self, text: str) -> tuple[IPAddress, str] | None:
+        if len(self) > 8192:
+            self.clear()
+        bare = _bare_address(text, self._port)
         found = None
         if bare is not None:
             hosts = self._hosts
@@ -125,5 +114,29 @@ class Addresses:
                 else:
                     found = (address, str(address))
                 hosts[bare] = found
-        cache[key] = found
+        self[text] = found
         return found
+
+
+class Addresses:
+    """:func:`parse_remote_address` with the canonical text (for keys), cached per stream.
+
+    ``addresses.port[form][text]`` is ``addresses.get(text, form)`` (one
+    dict lookup on a hit: the grammars' hot path). Two bounded caches: by
+    field text per port form, and by bare address. Not thread-safe.
+    """
+
+    __slots__ = ("port",)
+
+    def __init__(self) -> None:
+        # bare address text -> address, canonical text (shared by the forms)
+        hosts: dict[str, tuple[IPAddress, str] | None] = {}
+        #: port form (see parse_remote_address) -> field text -> address, canonical text.
+        self.port: dict[bool | None, _Fields] = {
+            form: _Fields(form, hosts) for form in (None, True, False)
+        }
+
+    def get(self, text: str, port: bool | None = None) -> tuple[IPAddress, str] | None:
+        """The address of field ``text`` and its canonical text, or None (see ``port``
+        in :func:`parse_remote_address`)."""
+        return self.port[port][text]

@@ -146,10 +146,9 @@ def scan(
     count = data.count
     lineno = first_line
     previous = 0
-    for start in sorted(ends):
+    for start, end in sorted(ends.items()):
         lineno += count(newline, previous, start)
         previous = start
-        end = ends[start]
         if end - start > MAX_LINE:
             continue  # no program we read writes such a line: not a failure
         raw = data[start:end]

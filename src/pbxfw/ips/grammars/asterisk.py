@@ -47,7 +47,7 @@ def _match(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     m = rule.pattern.match(body)
     if m is None:
         return None
-    host = addresses.get(m.group("addr"), rule.port)
+    host = addresses.port[rule.port][m.group("addr")]
     return None if host is None else (host, rule.event, rule.jail)
 
 
@@ -140,7 +140,7 @@ def _pjsip(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
         event = rule.event.format(
             method=named.group("method") if named is not None else "request", reason=reason
         )
-    host = addresses.get(addr)
+    host = addresses.port[None][addr]
     return None if host is None else (host, event, rule.jail)
 
 
@@ -215,23 +215,6 @@ _SECURITY_TAIL = re.compile(_SECURITY_PAIR.pattern[len(_SECURITY_PAIR_ONLY.patte
 _SECURITY_EVENTS: dict[tuple[str, str], str] = {}
 
 
-def _security_remote_address(body: str, head_end: int) -> str | None:
-    """The RemoteAddress value of a SecurityEvent body (see _SECURITY_PAIR).
-
-    The first candidate (the last LocalAddress field) is the real pair on
-    every line Asterisk writes.
-    """
-    pos = len(body)
-    while True:
-        pos = body.rfind('LocalAddress="', head_end, pos)
-        if pos < 0:
-            return None
-        if pos == head_end or body.startswith('",', pos - 2):
-            m = _SECURITY_PAIR_ONLY.match(body, pos)
-            if m is not None and _SECURITY_TAIL.match(body, m.end()) is not None:
-                return m.group("addr")
-
-
 def _security(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     """A failed SecurityEvent (``rule.start`` names it): ``rule.event`` with the
     Service filled in; the jail is "ami" for ``Service="AMI"``."""
@@ -243,10 +226,20 @@ def _security(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     _, severity, service = s.groups()
     if severity != "Error":
         return None
-    addr = _security_remote_address(body, s.end())
-    if addr is None:
-        return None
-    host = addresses.get(addr)
+    # The RemoteAddress of the last LocalAddress="..",RemoteAddress=".." pair
+    # followed by a well-formed tail (see _SECURITY_PAIR); the first candidate
+    # is the real pair on every line Asterisk writes.
+    head_end = s.end()
+    pos = len(body)
+    while True:
+        pos = body.rfind('LocalAddress="', head_end, pos)
+        if pos < 0:
+            return None
+        if pos == head_end or body.startswith('",', pos - 2):
+            m = _SECURITY_PAIR_ONLY.match(body, pos)
+            if m is not None and _SECURITY_TAIL.match(body, m.end()) is not None:
+                break
+    host = addresses.port[None][m.group("addr")]
     if host is None:
         return None
     what = _SECURITY_EVENTS.get((rule.event, service))
