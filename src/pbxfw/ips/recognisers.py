@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
-from functools import partial
 
 from pbxfw.ips.addresses import Addresses, parse_remote_address
 from pbxfw.ips.events import Failure
@@ -53,9 +52,6 @@ __all__ = [
     "recognise_text",
 ]
 
-#: A grammar bound to a recogniser: (line, line number) -> failure or None.
-Grammar = Callable[[str, int], Failure | None]
-
 
 class Recogniser:
     """Recognise failures in one log stream of one kind; keeps per-stream state.
@@ -72,7 +68,6 @@ class Recogniser:
     """
 
     __slots__ = (
-        "_grammars",
         "addresses",
         "file",
         "kind",
@@ -122,10 +117,6 @@ class Recogniser:
         #: The SSH attempts under way (None with ``pair_ssh`` False): a
         #: parallel scan pairs its workers' tagged lines with it, in file order.
         self.ssh_attempts: SshAttempts | None = SshAttempts() if pair_ssh else None
-        # Bound once: C-level partials, no Python frame of their own per line.
-        self._grammars: dict[str, Grammar] = {
-            name: partial(recognise, self) for name, recognise in RECOGNISE.items()
-        }
         #: Newlines seen by the last completed scan_text / scan_bytes.
         self.newlines = 0
 
@@ -133,11 +124,6 @@ class Recogniser:
         """(second, ordinals of its keyed failures): where the next chunk of a
         parallel scan picks up the dedup keys."""
         return self.ordinals.state()
-
-    def grammar(self, kind: str) -> Grammar:
-        """The grammar of ``kind`` bound to this recogniser (no trigger test, no
-        MAX_LINE test)."""
-        return self._grammars[kind]
 
     def recognise(self, line: str, lineno: int = 0) -> Failure | None:
         """The failure ``line`` records, or None. ``lineno`` goes into the Failure."""
@@ -155,7 +141,7 @@ class Recogniser:
         kind = self.kind if self.kind is not None else detect_kind(line)
         if kind is None:
             return None
-        return self._grammars[kind](line, lineno)
+        return RECOGNISE[kind](self, line, lineno)
 
     def lines(self, lines: Iterable[str], first_line: int = 1) -> Iterator[Failure]:
         """Recognise an iterable of lines numbered from ``first_line``."""

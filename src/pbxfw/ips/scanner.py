@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, AnyStr
 
 from pbxfw.ips.events import Failure
-from pbxfw.ips.grammars import ALL_SCAN_TRIGGERS, ALL_TRIGGERS, SCAN_TRIGGERS, TRIGGERS
+from pbxfw.ips.grammars import ALL_SCAN_TRIGGERS, ALL_TRIGGERS, RECOGNISE, SCAN_TRIGGERS, TRIGGERS
 
 if TYPE_CHECKING:
     from pbxfw.ips.recognisers import Recogniser
@@ -137,11 +137,13 @@ def scan(
     # for it), any other line through dispatch() with every trigger.
     fine: tuple[AnyStr, ...] = _FINE[kind][form]  # type: ignore[assignment]
     general = recogniser.dispatch
+    # A plain function called from here (not a partial or bound method): the
+    # call stays in the interpreter loop, measurably cheaper per hit line.
     if kind is None:
-        dispatch = recogniser.grammar("asterisk_messages")
+        recognise = RECOGNISE["asterisk_messages"]
         triggers: tuple[AnyStr, ...] = _FINE["asterisk_messages"][form]  # type: ignore[assignment]
     else:
-        dispatch = recogniser.grammar(kind)
+        recognise = RECOGNISE[kind]
         triggers = fine
     count = data.count
     lineno = first_line
@@ -162,7 +164,7 @@ def scan(
             continue
         for trigger in triggers:
             if trigger in raw:
-                failure = dispatch(decode(raw), lineno)
+                failure = recognise(recogniser, decode(raw), lineno)
                 if failure is not None:
                     yield failure
                 break

@@ -22,7 +22,14 @@ Adding a message of a known program is adding one row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pbxfw.ips.events import Failure
 from pbxfw.ips.grammars import asterisk, ssh, web
+
+if TYPE_CHECKING:
+    from pbxfw.ips.recognisers import Recogniser
 
 __all__ = [
     "ALL_SCAN_TRIGGERS",
@@ -37,8 +44,9 @@ __all__ = [
 #: The source kinds, in the order auto-detection tries them.
 KINDS: tuple[str, ...] = ("asterisk_security", "asterisk_messages", "ssh", "web")
 
-#: kind -> the grammar's recognise function.
-RECOGNISE = {
+#: kind -> the grammar's ``recognise(recogniser, line, lineno)`` (no trigger
+#: test, no MAX_LINE test: the callers make them).
+RECOGNISE: dict[str, Callable[[Recogniser, str, int], Failure | None]] = {
     "asterisk_security": asterisk.recognise,
     "asterisk_messages": asterisk.recognise,
     "ssh": ssh.recognise,
