@@ -41,6 +41,7 @@ PART_LABELS = {
     "agent:ban-sets": "updating the kernel's ban sets",
     "agent:new-bans": "banning in the kernel",
     "agent:ban-store": "storing new bans",
+    "agent:spool": "writing the local ban spool",
     "agent:offsets": "storing how far the logs were read",
     "agent:counters": "storing the IPS counters",
     "agent:ips": "setting up the log sources",
