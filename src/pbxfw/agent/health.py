@@ -6,7 +6,10 @@ any ``Exception``, and then:
 
 - logs the failure **once per episode** (at error level, when the part goes
   from healthy to failing) and once more when it recovers (at info level);
-  the attempts in between are logged at debug level only;
+  the attempts in between are logged at debug level only. An unreachable
+  database (``StorageError``) fails every part that reads or writes it: it
+  is logged at error level by the first part only, and its end by the last
+  part that recovers; the other parts log theirs at debug level;
 - retries the part with a growing delay: 1 s after the first failure, then
   2, 4, 8 … up to 60 s (``Backoff``); until then ``run`` skips the part;
 - records the state (error, since when, how many attempts) for other
@@ -26,7 +29,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pbxfw.domain.sources import AGENT_PART_PREFIX, SourceStatus
-from pbxfw.errors import PbxfwError
+from pbxfw.errors import PbxfwError, StorageError
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.source_status import record_source_statuses
 
@@ -93,6 +96,8 @@ class _Part:
     failures: int = 0
     next_try: float = 0.0
     updated_at: float = 0.0
+    #: failing because the database cannot be reached
+    storage: bool = False
 
     def status(self) -> SourceStatus:
         return SourceStatus(
@@ -180,8 +185,11 @@ class Health:
         part.failures += 1
         delay = self.backoff.delay(part.failures)
         part.next_try = now + delay
+        part.storage = isinstance(exc, StorageError)
         if starting:
-            log.error("%s: %s; retrying in %g s", self.label(part), error, delay)
+            # The database's outage is logged once, not once per part.
+            level = logging.DEBUG if part.storage and self._outage(part) else logging.ERROR
+            log.log(level, "%s: %s; retrying in %g s", self.label(part), error, delay)
             log.debug("%s failed", source, exc_info=exc)
         else:
             log.debug("%s: still failing (%d attempts): %s", source, part.failures, error)
@@ -195,7 +203,9 @@ class Health:
         if part is None or not part.error:
             return
         now = self.clock()
-        log.info(
+        level = logging.DEBUG if part.storage and self._outage(part) else logging.INFO
+        log.log(
+            level,
             "%s: recovered after %d failed attempts over %.0f s",
             self.label(part),
             part.failures,
@@ -207,6 +217,11 @@ class Health:
         else:
             del self._parts[source]
             self._dirty[source] = None
+
+    def _outage(self, besides: _Part) -> bool:
+        """Is a part other than ``besides`` failing for the database?"""
+        others = [*self._parts.values(), self._status]
+        return any(p.error and p.storage and p is not besides for p in others)
 
     # -- what others see --------------------------------------------------------------
     def failing(self) -> list[SourceStatus]:
@@ -250,14 +265,21 @@ class Health:
                 self._dirty.pop(source, None)
         self._reset = self._reset and not reset
         if self._status.error:
-            log.info("%s: recovered", PART_LABELS["agent:status"])
+            level = (
+                logging.DEBUG
+                if self._status.storage and self._outage(self._status)
+                else logging.INFO
+            )
+            log.log(level, "%s: recovered", PART_LABELS["agent:status"])
             self._status = _Part("agent:status", "", tracked=False, since=now)
 
     def _status_failed(self, exc: BaseException, now: float) -> None:
         part = self._status
         if not part.error:
             part.failures = 0
-            log.error("%s: %s; retrying", PART_LABELS["agent:status"], describe(exc))
+            part.storage = isinstance(exc, StorageError)
+            level = logging.DEBUG if part.storage and self._outage(part) else logging.ERROR
+            log.log(level, "%s: %s; retrying", PART_LABELS["agent:status"], describe(exc))
         part.failures += 1
         part.error = describe(exc)
         part.next_try = now + self.backoff.delay(part.failures)

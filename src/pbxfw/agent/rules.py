@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from ipaddress import ip_network
 
-from pbxfw.agent.health import Health
+from pbxfw.agent.health import Health, describe
 from pbxfw.bulk import gc_paused
 from pbxfw.compiler import compile_ruleset
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import KernelError
 from pbxfw.kernel import Backend, BanSets, commit_changes
@@ -157,22 +159,38 @@ class Rules:
 
         Until it succeeds the agent stays ``stale`` and tries again (with
         backoff); the kernel meanwhile keeps the table it has, bans included.
+        When the stored bans cannot be read (the database is unreachable)
+        the table is loaded with the bans the kernel held and the unsaved
+        ones, so a table deleted during an outage comes back with its bans;
+        the ban sets are compared with the store once it answers again.
         """
         self.stale = True
+        remembered = False
         if bans is None:
-            bans_revision, stored = self.bans.changed_since(None)
-            assert stored is not None  # revision None: always read
-            bans = self.with_unsaved(stored)
+            try:
+                bans_revision, stored = self.bans.changed_since(None)
+            except Exception as exc:
+                bans, bans_revision, remembered = self.remembered_bans(), self.bans_revision, True
+                log.warning(
+                    "cannot read the stored bans (%s); loading the table with the %d bans "
+                    "the kernel held and those not stored yet",
+                    describe(exc),
+                    len(bans),
+                )
+            else:
+                assert stored is not None  # revision None: always read
+                bans = self.with_unsaved(stored)
         else:
             bans_revision = self.bans.revision()
-        bans = self._drop_whitelisted(config, bans)
+        if not remembered:
+            bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
         self.backend.apply(text)
         self.ban_sets.loaded(elements, self.clock())
         self.applied_revision = revision
         self.bans_revision = bans_revision
-        self.bans_dirty = False
+        self.bans_dirty = remembered  # compare with the store when it answers
         self.stale = False
         self.health.succeeded("agent:new-bans")  # the whole table holds every ban
         self._structure = self.backend.structure()
@@ -186,6 +204,24 @@ class Rules:
             len(config.networks),
             len(elements),
         )
+
+    def remembered_bans(self) -> list[Ban]:
+        """The bans the kernel's sets hold (from memory) and the unsaved ones:
+        what a table loaded without the store must hold."""
+        now = self.clock()
+        held = [
+            Ban(
+                ip_network(subnet),
+                jail,
+                JAIL_SCOPES.get(jail, frozenset()),
+                "held in the kernel",
+                now,
+                expires,
+            )
+            for subnet, jail, expires in self.ban_sets.held()
+            if expires > now
+        ]
+        return self.with_unsaved(held)
 
     def with_unsaved(self, stored: list[Ban]) -> list[Ban]:
         """``stored`` and the bans made here that the store has not taken yet."""
