@@ -57,7 +57,7 @@ from typing import Any
 from pbxfw.domain.bans import Ban
 from pbxfw.errors import PbxfwError
 
-__all__ = ["MAX_SPOOL_BYTES", "SPOOL_NAME", "BanSpool", "SpoolFull", "Spooled"]
+__all__ = ["MAX_SPOOL_BYTES", "SPOOL_NAME", "BanSpool", "SpoolFull", "Spooled", "scan"]
 
 log = logging.getLogger("pbxfw.agent")
 
