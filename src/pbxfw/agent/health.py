@@ -33,9 +33,23 @@ from pbxfw.errors import PbxfwError, StorageError
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.source_status import record_source_statuses
 
-__all__ = ["PART_LABELS", "Backoff", "Health", "describe"]
+__all__ = [
+    "DATABASE_PROBE",
+    "DATABASE_PROBE_SECONDS",
+    "PART_LABELS",
+    "Backoff",
+    "Health",
+    "describe",
+]
 
 log = logging.getLogger("pbxfw.agent")
+
+#: The part whose attempts tell when an unreachable database answers again:
+#: it reads two small values every tick, and while it fails for the database
+#: it is retried at least every DATABASE_PROBE_SECONDS (not up to 60 s), so
+#: the spooled bans are written and the missed ones taken within seconds.
+DATABASE_PROBE = "agent:config"
+DATABASE_PROBE_SECONDS = 2.0
 
 #: The agent's own parts and how the log names them.
 PART_LABELS = {
@@ -184,8 +198,10 @@ class Health:
             part.failures = 0
         part.failures += 1
         delay = self.backoff.delay(part.failures)
-        part.next_try = now + delay
         part.storage = isinstance(exc, StorageError)
+        if part.storage and source == DATABASE_PROBE:
+            delay = min(delay, DATABASE_PROBE_SECONDS)
+        part.next_try = now + delay
         if starting:
             # The database's outage is logged once, not once per part.
             level = logging.DEBUG if part.storage and self._outage(part) else logging.ERROR
@@ -211,6 +227,12 @@ class Health:
             part.failures,
             now - part.since,
         )
+        if part.storage:
+            # The database answers again: every part waiting for it is due
+            # now, not at the end of its own backoff (up to 60 s).
+            for other in (*self._parts.values(), self._status):
+                if other.error and other.storage:
+                    other.next_try = min(other.next_try, now)
         if part.tracked:
             part.error, part.failures, part.since, part.updated_at = "", 0, now, now
             self._dirty[source] = part.status()

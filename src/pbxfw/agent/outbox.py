@@ -106,7 +106,13 @@ class Outbox:
             stored = self._already_stored(pending)
             pending = [b for b in pending if b not in stored]
         if pending:
-            rules.bans_revision = rules.bans.record(pending)
+            revision = rules.bans.record(pending)
+            # Only our own bump: the kernel's sets hold the stored bans and
+            # ours. Any other change meanwhile (bans made or lifted elsewhere
+            # during an outage) leaves the revision behind, so the next
+            # ban-set sync reads every stored ban.
+            if revision == rules.bans_revision + 1:
+                rules.bans_revision = revision
         done = set(pending) | stored
         rules.unsaved = [b for b in rules.unsaved if b not in done and b.expires_at > now]
         self._replayed.clear()
