@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
 
 from pbxfw.agent.daemon import Agent
 from pbxfw.agent.spool import SPOOL_NAME, BanSpool
+from pbxfw.domain.bans import Ban
 from pbxfw.errors import StorageError
 from pbxfw.kernel.dryrun import DryRunBackend
+from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Repository, Store
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.bans import BanService
@@ -25,6 +28,7 @@ from tests.agent.test_agent_unit import failure, setup
 
 ATTACKER = "198.51.100.7"
 OTHER = "203.0.113.9"
+NODE_B = "192.0.2.77"
 
 
 class Outage:
@@ -104,9 +108,19 @@ def test_bans_during_an_outage_are_enforced_at_once_and_stored_once_after_it(
     assert "delete_table" not in backend.calls
     assert backend.table is not None
 
+    # Another node bans an address meanwhile (its own connection works).
+    elsewhere = Store.open(database_url(str(tmp_path / "pbxfw.db")))
+    BanService(elsewhere, clock=clock).add(NODE_B, seconds=3600)
+    elsewhere.close()
+
     outage.down = False
-    ticks(agent, clock, 61)
-    assert stored(svc) == [(f"{ATTACKER}/32", "asterisk"), (f"{OTHER}/32", "asterisk")]
+    ticks(agent, clock, 3)  # the database is tried at least every 2 s
+    assert stored(svc) == [
+        (f"{NODE_B}/32", "manual"),
+        (f"{ATTACKER}/32", "asterisk"),
+        (f"{OTHER}/32", "asterisk"),
+    ]
+    assert (f"{NODE_B}/32", "manual") in backend.bans  # the ban it missed
     assert ban_counter(svc) == 2
     assert spooled(tmp_path) == []
     assert (tmp_path / "state" / "host" / SPOOL_NAME).stat().st_size == 0
@@ -228,3 +242,47 @@ def test_an_unreachable_store_never_drops_the_rules_or_the_bans(
     BanService(svc.store, clock=clock).add(OTHER, seconds=3600)  # missed meanwhile
     ticks(agent, clock, 61)
     assert (f"{OTHER}/32", "manual") in backend.bans
+
+
+def test_bans_made_elsewhere_during_the_outage_are_not_skipped_by_our_own_write(
+    svc: ConfigService, tmp_path: Path
+) -> None:
+    """Our write bumps the ban revision; when others bumped it meanwhile, the
+    next ban-set sync must still read every stored ban."""
+    setup(svc, tmp_path)
+    backend, clock = DryRunBackend(), Clock()
+    apply(svc, tmp_path, backend)
+    agent = make_agent(svc, tmp_path, backend, clock)
+    BanService(svc.store, clock=clock).add(NODE_B, seconds=3600)  # not synced yet
+    mine = Ban(
+        ip_network(f"{ATTACKER}/32"), "asterisk", frozenset({"sip"}), "x", clock(), clock() + 60
+    )
+    agent.rules.unsaved.append(mine)
+    agent.outbox.save()
+    agent.rules.sync()
+    assert (f"{NODE_B}/32", "manual") in backend.bans
+
+
+def test_a_spool_that_cannot_be_read_at_start_is_read_once_it_can(
+    svc: ConfigService, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup(svc, tmp_path)
+    backend, clock = DryRunBackend(), Clock()
+    apply(svc, tmp_path, backend)
+    path = tmp_path / "state" / "host" / SPOOL_NAME
+    spool = BanSpool(path)
+    mine = Ban(
+        ip_network(f"{ATTACKER}/32"), "asterisk", frozenset({"sip"}), "x", clock(), clock() + 600
+    )
+    spool.append([mine])
+    path.rename(path.with_name("aside"))
+    path.mkdir()  # a folder where the spool should be
+    agent = make_agent(svc, tmp_path, backend, clock)
+    assert len(agent_errors(caplog, "local ban spool")) == 1
+    ticks(agent, clock, 3)
+    assert stored(svc) == []
+    path.rmdir()
+    path.with_name("aside").rename(path)
+    ticks(agent, clock, 70)
+    assert stored(svc) == [(f"{ATTACKER}/32", "asterisk")]
+    assert spooled(tmp_path) == []

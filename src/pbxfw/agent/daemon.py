@@ -169,6 +169,8 @@ class Agent:
         now = self.clock()
         run = self.health.run
         rules, ips, pjsip = self.rules, self.ips, self.pjsip
+        if not self.outbox.restored:  # the spool could not be read at start
+            run("agent:spool", self.outbox.restore)
         run("agent:config", lambda: self._load(force_rules))
         run("agent:rules", rules.enforce)
         if pjsip.pending:

@@ -8,8 +8,9 @@ any ``Exception``, and then:
   from healthy to failing) and once more when it recovers (at info level);
   the attempts in between are logged at debug level only. An unreachable
   database (``StorageError``) fails every part that reads or writes it: it
-  is logged at error level by the first part only, and its end by the last
-  part that recovers; the other parts log theirs at debug level;
+  is logged at error level by the first part only, and its end (at info
+  level) by the first part that reaches it again; the other parts log
+  theirs at debug level;
 - retries the part with a growing delay: 1 s after the first failure, then
   2, 4, 8 … up to 60 s (``Backoff``); until then ``run`` skips the part;
 - records the state (error, since when, how many attempts) for other
@@ -131,6 +132,8 @@ class Health:
         #: the first write replaces whatever an earlier run of the agent left
         self._reset = True
         self._status = _Part("agent:status", "", tracked=False, since=0.0)
+        #: an unreachable database was logged and its end not yet
+        self._database_down = False
 
     # -- which sources exist ----------------------------------------------------------
     def track(self, sources: Iterable[tuple[str, str]]) -> None:
@@ -204,7 +207,7 @@ class Health:
         part.next_try = now + delay
         if starting:
             # The database's outage is logged once, not once per part.
-            level = logging.DEBUG if part.storage and self._outage(part) else logging.ERROR
+            level = self._outage_level(part, logging.ERROR)
             log.log(level, "%s: %s; retrying in %g s", self.label(part), error, delay)
             log.debug("%s failed", source, exc_info=exc)
         else:
@@ -219,7 +222,7 @@ class Health:
         if part is None or not part.error:
             return
         now = self.clock()
-        level = logging.DEBUG if part.storage and self._outage(part) else logging.INFO
+        level = self._recovery_level(part)
         log.log(
             level,
             "%s: recovered after %d failed attempts over %.0f s",
@@ -240,10 +243,25 @@ class Health:
             del self._parts[source]
             self._dirty[source] = None
 
-    def _outage(self, besides: _Part) -> bool:
-        """Is a part other than ``besides`` failing for the database?"""
-        others = [*self._parts.values(), self._status]
-        return any(p.error and p.storage and p is not besides for p in others)
+    def _outage_level(self, part: _Part, level: int) -> int:
+        """The level of a failure's first message: an unreachable database is
+        logged at ``level`` by the first part it fails, at debug by the others."""
+        if not part.storage:
+            return level
+        if self._database_down:
+            return logging.DEBUG
+        self._database_down = True
+        return level
+
+    def _recovery_level(self, part: _Part) -> int:
+        """The level of a recovery's message: the first part that reaches the
+        database again logs the end of the outage, the others at debug."""
+        if not part.storage:
+            return logging.INFO
+        if not self._database_down:
+            return logging.DEBUG
+        self._database_down = False
+        return logging.INFO
 
     # -- what others see --------------------------------------------------------------
     def failing(self) -> list[SourceStatus]:
@@ -287,11 +305,7 @@ class Health:
                 self._dirty.pop(source, None)
         self._reset = self._reset and not reset
         if self._status.error:
-            level = (
-                logging.DEBUG
-                if self._status.storage and self._outage(self._status)
-                else logging.INFO
-            )
+            level = self._recovery_level(self._status)
             log.log(level, "%s: recovered", PART_LABELS["agent:status"])
             self._status = _Part("agent:status", "", tracked=False, since=now)
 
@@ -300,7 +314,7 @@ class Health:
         if not part.error:
             part.failures = 0
             part.storage = isinstance(exc, StorageError)
-            level = logging.DEBUG if part.storage and self._outage(part) else logging.ERROR
+            level = self._outage_level(part, logging.ERROR)
             log.log(level, "%s: %s; retrying", PART_LABELS["agent:status"], describe(exc))
         part.failures += 1
         part.error = describe(exc)

@@ -53,6 +53,8 @@ class Outbox:
         self.spooled: dict[Ban, str] = {}
         #: replayed bans still to be compared with the stored ones
         self._replayed: set[Ban] = set()
+        #: the spool was read (``restore`` is retried until it is)
+        self.restored = False
 
     def restore(self) -> int:
         """Read the spool (once, at start): its live bans become unsaved
@@ -66,6 +68,7 @@ class Outbox:
             if record.ban not in known:
                 self.rules.unsaved.append(record.ban)
         self._replayed = {r.ban for r in live}
+        self.restored = True
         lapsed = [r.id for r in records if r.ban.expires_at <= now]
         if lapsed:
             self.spool.acknowledge(lapsed)
