@@ -317,7 +317,7 @@ class Ips:
         rules = self.rules
         now = self.clock()
         bans = [Ban.from_decision(d, now) for d in decisions]
-        rules.unsaved.extend(bans)
+        self.outbox.add(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False
 

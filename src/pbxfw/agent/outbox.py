@@ -55,6 +55,14 @@ class Outbox:
         self._replayed: set[Ban] = set()
         #: the spool was read (``restore`` is retried until it is)
         self.restored = False
+        #: bans added and not spooled yet (a failed append keeps them here)
+        self._to_spool: list[Ban] = []
+
+    def add(self, bans: list[Ban]) -> None:
+        """Bans just decided (and put into the kernel): unsaved until stored,
+        to be spooled by ``write_spool``."""
+        self.rules.unsaved.extend(bans)
+        self._to_spool.extend(bans)
 
     def restore(self) -> int:
         """Read the spool (once, at start): its live bans become unsaved
@@ -81,17 +89,18 @@ class Outbox:
         return len(live)
 
     @property
-    def unspooled(self) -> list[Ban]:
-        """Unsaved live bans that are not in the spool yet."""
-        now = self.clock()
-        return [b for b in self.rules.unsaved if b not in self.spooled and b.expires_at > now]
+    def unspooled(self) -> bool:
+        """Are there bans added and not spooled yet?"""
+        return bool(self._to_spool)
 
     def write_spool(self) -> None:
-        """Spool the unsaved bans that are not spooled yet (one synced write)."""
-        bans = self.unspooled
-        if bans:
-            for record in self.spool.append(bans):
-                self.spooled[record.ban] = record.id
+        """Spool the bans added since the last successful call (one synced
+        write); those that lapsed meanwhile are left out."""
+        now = self.clock()
+        bans = [b for b in self._to_spool if b.expires_at > now and b not in self.spooled]
+        for record in self.spool.append(bans):
+            self.spooled[record.ban] = record.id
+        self._to_spool = []
 
     @property
     def due(self) -> bool:
