@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pbxfw.agent.config_cache import CONFIG_CACHE_NAME
 from pbxfw.agent.daemon import Agent
 from pbxfw.agent.spool import SPOOL_NAME, BanSpool
 from pbxfw.domain.bans import Ban
@@ -21,7 +22,7 @@ from pbxfw.errors import StorageError
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Repository, Store
-from pbxfw.usecases import ConfigService
+from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
 from tests.agent.test_agent_survives import Clock, agent_errors, apply, make_agent
 from tests.agent.test_agent_unit import failure, setup
@@ -286,3 +287,90 @@ def test_a_spool_that_cannot_be_read_at_start_is_read_once_it_can(
     ticks(agent, clock, 70)
     assert stored(svc) == [(f"{ATTACKER}/32", "asterisk")]
     assert spooled(tmp_path) == []
+
+
+def test_an_agent_started_during_the_outage_follows_its_kept_configuration(
+    svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 and a restart while the database is down: the restarted agent
+    follows the configuration it kept, leaves the kernel's table as it is,
+    bans at once (never in a never-block network), and loads the stored
+    state when the database answers."""
+    messages = setup(svc, tmp_path)
+    svc.add_network(NetworkChange(name="Office", subnet="10.20.0.0/16", never_block=True))
+    backend, clock = DryRunBackend(), Clock()
+    BanService(svc.store, clock=clock).add(NODE_B, seconds=3600)
+    apply(svc, tmp_path, backend)
+    agent = make_agent(svc, tmp_path, backend, clock)
+    ticks(agent, clock, 1)
+    assert (tmp_path / "state" / "host" / CONFIG_CACHE_NAME).exists()
+    table = backend.table
+    assert table is not None and NODE_B in table
+    agent.ips.close()  # kill -9
+
+    outage = Outage(svc.store, monkeypatch)
+    outage.down = True
+    loads = backend.calls.count("apply")
+    agent = make_agent(svc, tmp_path, backend, clock)
+    ticks(agent, clock, 2)
+    assert agent.rules.from_cache
+    assert backend.table == table and backend.calls.count("apply") == loads  # kept as it is
+    with messages.open("a") as f:
+        f.write(failure("10.20.0.5") * 5 + failure(ATTACKER) * 3)
+    ticks(agent, clock, 1)
+    assert (f"{ATTACKER}/32", "asterisk") in backend.bans  # at once
+    assert ("10.20.0.5/32", "asterisk") not in backend.bans  # never-block, as kept
+    assert spooled(tmp_path) == [f"{ATTACKER}/32"]
+    ticks(agent, clock, 20)
+    assert backend.table == table and "delete_table" not in backend.calls
+
+    outage.down = False
+    ticks(agent, clock, 3)
+    assert not agent.rules.from_cache
+    assert backend.calls.count("apply") == loads + 1  # the stored state, whole
+    assert stored(svc) == [(f"{NODE_B}/32", "manual"), (f"{ATTACKER}/32", "asterisk")]
+    assert backend.table is not None and ATTACKER in backend.table and NODE_B in backend.table
+    assert spooled(tmp_path) == []
+
+
+def test_a_kept_configuration_that_cannot_be_read_is_no_configuration(
+    svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup(svc, tmp_path)
+    backend, clock = DryRunBackend(), Clock()
+    apply(svc, tmp_path, backend)
+    agent = make_agent(svc, tmp_path, backend, clock)
+    agent.ips.close()
+    cache = tmp_path / "state" / "host" / CONFIG_CACHE_NAME
+    cache.write_text(cache.read_text()[:100])  # torn
+    outage = Outage(svc.store, monkeypatch)
+    outage.down = True
+    agent = make_agent(svc, tmp_path, backend, clock)
+    ticks(agent, clock, 5)
+    assert agent.rules.config is None and not agent.rules.from_cache
+    assert backend.table is not None and "delete_table" not in backend.calls
+    outage.down = False
+    ticks(agent, clock, 3)
+    assert agent.rules.config is not None
+
+
+def test_a_reboot_during_the_outage_loads_the_kept_configuration_and_the_spooled_bans(
+    svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = setup(svc, tmp_path)
+    backend, clock = DryRunBackend(), Clock()
+    apply(svc, tmp_path, backend)
+    agent = make_agent(svc, tmp_path, backend, clock)
+    outage = Outage(svc.store, monkeypatch)
+    outage.down = True
+    with messages.open("a") as f:
+        f.write(failure(ATTACKER) * 3)
+    ticks(agent, clock, 1)
+    assert spooled(tmp_path) == [f"{ATTACKER}/32"]
+    agent.ips.close()
+
+    rebooted = DryRunBackend()  # no table, no sets
+    agent = make_agent(svc, tmp_path, rebooted, clock)
+    ticks(agent, clock, 1)
+    assert rebooted.table is not None and ATTACKER in rebooted.table
+    assert agent.rules.from_cache

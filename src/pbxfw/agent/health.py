@@ -55,6 +55,7 @@ DATABASE_PROBE_SECONDS = 2.0
 #: The agent's own parts and how the log names them.
 PART_LABELS = {
     "agent:config": "reading the applied configuration",
+    "agent:config-cache": "keeping a copy of the applied configuration",
     "agent:rules": "applying the firewall table",
     "agent:ban-sets": "updating the kernel's ban sets",
     "agent:new-bans": "banning in the kernel",

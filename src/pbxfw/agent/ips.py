@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from pbxfw.agent.health import Health
 from pbxfw.agent.outbox import Outbox
@@ -33,6 +33,8 @@ from pbxfw.usecases.ips_state import add_ips_counters, log_offsets, save_log_off
 __all__ = ["KIND_JAIL", "LOG_SETTINGS", "Ips", "log_sources"]
 
 log = logging.getLogger("pbxfw.agent")
+
+T = TypeVar("T")
 
 #: settings key of a log path → recogniser kind
 LOG_SETTINGS = {
@@ -143,7 +145,8 @@ class Ips:
         """
         sources = log_sources(config, self.web_log) + self.extra_sources
         if sources != self._source_list:
-            offsets = log_offsets(self.store)
+            nothing: dict[str, tuple[int, int]] = {}
+            offsets = self._stored(lambda: log_offsets(self.store), nothing)
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
             following: dict[str, _Source] = {}
             for path, kind in sources:
@@ -176,7 +179,7 @@ class Ips:
             detector = Detector(DetectorParams.from_settings(s), self.rules.whitelisted)
             # Spooled bans the store lacks count too: a restart during an
             # outage re-reads the lines that made them and must not ban again.
-            for ban in self.rules.with_unsaved(self.rules.bans.active()):
+            for ban in self.rules.with_unsaved(self._stored(self.rules.bans.active, [])):
                 if ban.jail in ("recidive", "manual"):
                     continue
                 detector.remember_offence(
@@ -186,6 +189,17 @@ class Ips:
                     until=datetime.fromtimestamp(ban.expires_at, UTC),
                 )
             self.detector, self._detector_key = detector, key
+
+    def _stored(self, read: Callable[[], T], default: T) -> T:
+        """``read()`` from the store; ``default`` when it fails while the
+        agent follows its kept configuration (started during an outage:
+        the logs are then read from their start, within ``ips_findtime``)."""
+        try:
+            return read()
+        except Exception:
+            if not self.rules.from_cache:
+                raise
+            return default
 
     def _database_folder(self) -> list[str]:
         """The SQLite file's folder: a write there (``bans import``, ``bans
