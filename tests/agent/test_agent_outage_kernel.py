@@ -9,9 +9,11 @@ raise for a process running as root (a chmod does not stop root, and an
 open SQLite connection keeps the file it opened whatever happens to its
 name); a full disk is also a real outage. An attacker fails meanwhile: it
 is dropped by the kernel at once and its ban is in the agent's spool, not
-in the database. The agent is killed with SIGKILL; the disk gets room
-again; the restarted agent writes the spooled ban: stored exactly once,
-in the kernel, the spool empty.
+in the database. The agent is killed with SIGKILL and the table deleted;
+restarted with the disk still full, it loads the table again with the
+spooled ban, which keeps waiting; killed again; the disk gets room; the
+restarted agent writes the spooled ban: stored exactly once, in the
+kernel, the spool empty.
 """
 
 from __future__ import annotations
@@ -109,6 +111,22 @@ def test_a_ban_made_while_the_database_cannot_be_written_survives_kill_9(
             assert text.count(" ERROR ") - errors_before == 1, text[-3000:]
             assert stored(e) == []  # reads work; the write never happened
             assert ATTACKER in e.banned() and agent.poll() is None
+
+            # kill -9 and a restart while the disk is still full: the table
+            # is loaded again with the spooled ban, which still waits.
+            agent.send_signal(signal.SIGKILL)
+            agent.wait(5)
+            e.lab.nft(e.pbx, "delete", "table", "inet", "pbxfw")
+            agent = e.agent()
+            took = wait_until(lambda: "pbxfw" in e.lab.nft(e.pbx, "list", "tables"), 10)
+            assert took is not None, log.read_text()[-3000:]
+            assert wait_until(lambda: ATTACKER in e.banned(), 2.0) is not None
+            time.sleep(2)
+            assert agent.poll() is None, log.read_text()[-3000:]
+            assert [str(r.ban.subnet) for r in scan(spool.read_bytes()).pending.values()] == [
+                f"{ATTACKER}/32"
+            ]
+            assert stored(e) == []
 
             agent.send_signal(signal.SIGKILL)
             agent.wait(5)
