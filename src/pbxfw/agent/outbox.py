@@ -11,7 +11,8 @@ A ban the detector decides goes, in this order (agent.ips):
 While the database is unreachable step 3 fails (the store raises
 ``StorageError`` for any engine: SQLite locked, full or gone, PostgreSQL
 stopped or unreachable; any other exception is treated alike): agent.health
-logs it once and retries with backoff (1 s … 60 s), and the bans wait in
+logs it once and retries with backoff (1 s … 60 s, the database itself
+probed at least every 2 s: agent.health ``DATABASE_PROBE``), and the bans wait in
 the spool and in ``rules.unsaved``, which the ban-set sync counts as active
 so it never takes them out of the kernel.
 

@@ -12,7 +12,7 @@ The file is append-only, one line per record, each line
 - a ban: ``{"id": "<uuid4 hex of its append>-<index in it>", "ban": {...}}``
   (the ``Ban`` fields);
 - an acknowledgement: ``{"ack": ["<id>", ...]}``: those bans reached the
-  database (or lapsed) and are not replayed.
+  database (or lapsed, or were lifted) and are not replayed.
 
 Guarantees:
 
@@ -25,7 +25,7 @@ Guarantees:
   append, so new lines always start on a line of their own;
 - each ban has a unique id, so replaying the file is idempotent: an
   acknowledged id is never returned again, and the agent checks a replayed
-  ban against the stored ones (agent.ips);
+  ban against the stored ones (agent.outbox);
 - when every ban is acknowledged, the file is emptied (``ftruncate``: a
   crash before it leaves acknowledged lines, which replay as nothing);
   when acknowledged lines make up most of a large file it is rewritten
