@@ -151,8 +151,10 @@ class Outbox:
         found = set()
         for ban in replayed:
             there = stored.get((subnet_key(ban.subnet), ban.jail))
+            # A millisecond of tolerance: an engine may keep times less exactly.
             if there is not None and (
-                there.created_at == ban.created_at or there.expires_at >= ban.expires_at
+                abs(there.created_at - ban.created_at) < 1e-3
+                or there.expires_at >= ban.expires_at - 1e-3
             ):
                 found.add(ban)
         if found:
