@@ -18,8 +18,9 @@ from functools import partial
 from typing import Any
 
 from pbxfw.agent.health import Health
+from pbxfw.agent.inotify import Inotify
 from pbxfw.agent.rules import Rules
-from pbxfw.agent.tail import Chunk, Inotify, Tailer
+from pbxfw.agent.tail import Chunk, Tailer
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
