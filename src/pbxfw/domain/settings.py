@@ -22,7 +22,8 @@ In both, a boolean is never a number, a number never a switch.
 Bounds: ports 1–65535; ``ips_findtime`` at most 30 days; ``ips_bantime`` and
 ``ips_bantime_max`` (and any ban's length, see ``check_ban_seconds``) at most
 10 years (``MAX_BAN_SECONDS``). Text settings never hold control characters
-(NUL, newlines, escapes). Path settings are absolute; the file pbxfw *writes*
+(NUL, newlines, escapes). Path settings are absolute (log settings may name
+journal entries instead: ``journal:ssh.service``, domain.logsource); the file pbxfw *writes*
 as root (``pjsip_include_path``) lies directly in ``asterisk_config_dir``
 (``include_path_problem``; the writer checks the same rule again, and the file
 itself, when it writes).
@@ -50,6 +51,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from pbxfw.domain.addresses import parse_subnet
+from pbxfw.domain.logsource import is_journal, journal_source_problem
 from pbxfw.errors import FieldError, ValidationError
 
 __all__ = [
@@ -267,6 +269,18 @@ def _path(value: str) -> str:
     return value
 
 
+def _log_source(value: str) -> str:
+    """A log setting: a path (as ``_path``) or a ``journal:`` source (domain.logsource)."""
+    problem = (
+        text_problem(value) or journal_source_problem(value)
+        if is_journal(value)
+        else _path_problem(value)
+    )
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def _plain_text(value: str) -> str:
     problem = text_problem(value)
     if problem:
@@ -287,10 +301,14 @@ Ports = Annotated[list[Port], BeforeValidator(_port_list)]
 BanLength = Annotated[int, BeforeValidator(_duration), Field(ge=1, le=MAX_BAN_SECONDS)]
 Window = Annotated[int, BeforeValidator(_duration), Field(ge=1, le=MAX_FINDTIME_SECONDS)]
 PathSetting = Annotated[str, AfterValidator(_path)]
+LogSetting = Annotated[str, AfterValidator(_log_source)]
 
 _PORT_RULE = "a port is a number from 1 to 65535"
 _BAN_RULE = "a duration from 1 second to 10 years (3650d): seconds or e.g. 10m, 1h, 7d"
-_PATH_RULE = "an absolute path, e.g. /var/log/auth.log (empty: none)"
+_LOG_RULE = (
+    "an absolute path, e.g. /var/log/auth.log, or a journal source, e.g. "
+    "journal:ssh.service or journal:SYSLOG_IDENTIFIER=sshd (empty: none)"
+)
 #: What each setting is, said when a value is of the wrong type or out of range.
 _RULES: dict[str, str] = {
     "firewall_enabled": "a switch: true or false",
@@ -303,10 +321,10 @@ _RULES: dict[str, str] = {
     "ips_bantime_max": _BAN_RULE,
     "ips_whitelist": "addresses or CIDRs separated by commas",
     "sip_rate_limit": "packets per second: a whole number from 0 (off) to 1000000",
-    "log_asterisk_security": _PATH_RULE,
-    "log_asterisk_messages": _PATH_RULE,
-    "log_ssh": _PATH_RULE,
-    "log_web": _PATH_RULE,
+    "log_asterisk_security": _LOG_RULE,
+    "log_asterisk_messages": _LOG_RULE,
+    "log_ssh": _LOG_RULE,
+    "log_web": _LOG_RULE,
     "asterisk_config_dir": "an absolute path of a folder, e.g. /etc/asterisk (empty: none)",
     "external_address": "an IP address or a host name (empty: none)",
     "pjsip_include_path": "an absolute path in asterisk_config_dir, e.g. "
@@ -347,10 +365,10 @@ class Settings(BaseModel):
 
     sip_rate_limit: Annotated[int, BeforeValidator(_integer), Field(ge=0, le=1_000_000)] = 0
 
-    log_asterisk_security: PathSetting = "/var/log/asterisk/security_log"
-    log_asterisk_messages: PathSetting = "/var/log/asterisk/messages"
-    log_ssh: PathSetting = "/var/log/auth.log"
-    log_web: PathSetting = "/var/log/nginx/error.log"
+    log_asterisk_security: LogSetting = "/var/log/asterisk/security_log"
+    log_asterisk_messages: LogSetting = "/var/log/asterisk/messages"
+    log_ssh: LogSetting = "/var/log/auth.log"
+    log_web: LogSetting = "/var/log/nginx/error.log"
 
     #: Asterisk integration: where its configuration lives, the public address
     #: to announce (empty: none), the PJSIP include to write (empty: none).
