@@ -29,15 +29,26 @@ import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
+    "AUTH_LOG",
+    "AUTH_LOG_FRESH_SECONDS",
     "JOURNAL_PREFIX",
+    "SSH_JOURNAL",
     "UNIT_ALIASES",
     "JournalSource",
     "is_journal",
     "journal_source_problem",
     "parse_journal",
+    "ssh_log_default",
 ]
 
 JOURNAL_PREFIX = "journal:"
+#: Where syslog (rsyslog) writes sshd's lines on Debian.
+AUTH_LOG = "/var/log/auth.log"
+#: sshd in the journal: Debian 12's ssh.service, sshd-session (OpenSSH >= 9.8)
+#: included (it runs under the same unit); other systems' sshd.service too.
+SSH_JOURNAL = "journal:ssh.service"
+#: auth.log counts as written when it was modified within this many seconds.
+AUTH_LOG_FRESH_SECONDS = 7 * 86400
 #: Unit names that stand for the same daemon: each matches the others too.
 UNIT_ALIASES: dict[str, tuple[str, ...]] = {
     "ssh.service": ("ssh.service", "sshd.service"),
@@ -64,6 +75,20 @@ class JournalSource:
     def arguments(self) -> list[str]:
         """The matches as journalctl's ``FIELD=value`` arguments."""
         return [f"{field}={value}" for field, value in self.matches]
+
+
+def ssh_log_default(auth_log_age: float | None) -> str:
+    """The ``log_ssh`` that ``pbxfw init`` stores, from the age in seconds of
+    ``AUTH_LOG`` (its last write; None: absent or not a regular file).
+
+    auth.log when it is written (modified within ``AUTH_LOG_FRESH_SECONDS``:
+    sshd writes there through syslog), else the journal: a Debian 12 host
+    without rsyslog has no auth.log, and one where rsyslog was removed has a
+    stale one.
+    """
+    if auth_log_age is not None and auth_log_age <= AUTH_LOG_FRESH_SECONDS:
+        return AUTH_LOG
+    return SSH_JOURNAL
 
 
 def is_journal(value: str) -> bool:
