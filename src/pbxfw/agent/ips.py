@@ -1,10 +1,9 @@
 """The agent's intrusion prevention part: log sources, readers, recognise, feed, ban.
 
-Follows the configured log files (agent.tail, woken by inotify) and journal
-sources (agent.journal, woken by their pipes), recognises failures, feeds the
-detector and bans in the kernel at once (through agent.rules), then stores
-the ban. Each log source is a source of its own (agent.health): one that
-cannot be read fails alone and is retried with backoff.
+Follows the configured log files (agent.tail, woken by inotify) and journal sources
+(agent.journal, woken by their pipes), recognises failures, feeds the detector and
+bans in the kernel at once (through agent.rules), then stores the ban. Each log
+source fails alone (agent.health) and is retried with backoff.
 """
 
 from __future__ import annotations
@@ -246,14 +245,12 @@ class Ips:
 
     def _open(self, source: _Source) -> None:
         if is_journal(source.path):
+            # No stored cursor: start at the detection window, not the journal's start.
             config = self.rules.config
-            window = config.settings.ips_findtime if config is not None else None
+            since = self.clock() - config.settings.ips_findtime if config else None
+            cursor = source.resume if isinstance(source.resume, str) else None
             source.reader = JournalReader(
-                parse_journal(source.path),
-                source.kind,
-                cursor=source.resume if isinstance(source.resume, str) else None,
-                since=None if window is None else self.clock() - window,
-                directory=self.journal_directory,
+                parse_journal(source.path), source.kind, cursor, since, self.journal_directory
             )
         else:
             resume = {source.path: source.resume} if isinstance(source.resume, tuple) else {}

@@ -64,6 +64,8 @@ from pbxfw.agent.tailfiles import (
     TAIL,
     Handle,
     TrackedFile,
+    close_all,
+    drop_partial,
     find_copy,
     find_inode,
     open_file,
@@ -86,15 +88,6 @@ ROTATION_GRACE = 2.0
 _MAX_HANDLES = 8
 
 
-def _close_all(files: list[TrackedFile]) -> None:
-    for f in files:
-        for h in f.handles:
-            if h.fd >= 0:
-                os.close(h.fd)
-                h.fd = -1
-        f.handles.clear()
-
-
 @dataclass
 class Tailer:
     """Reads what was appended to a set of files since the last call.
@@ -110,7 +103,7 @@ class Tailer:
     grace: float = ROTATION_GRACE
 
     def __post_init__(self) -> None:
-        self._finalizer = weakref.finalize(self, _close_all, self.files)
+        self._finalizer = weakref.finalize(self, close_all, self.files)
 
     @classmethod
     def create(
@@ -340,7 +333,7 @@ class Tailer:
             f.handles.insert(0, copy)
         else:
             log.info("%s was truncated; reading it again from its start", f.path)
-            self._drop_partial(f, out)
+            drop_partial(f, out)
         h.offset, h.tail = 0, b""
         return None
 
@@ -375,17 +368,10 @@ class Tailer:
         os.close(h.fd)
         # Its end is the position to store until the next file is read.
         f.inode, f.offset = h.ino, h.offset
-        self._drop_partial(f, out)
+        drop_partial(f, out)
         log.info(
             "%s: finished the %s file (inode %d)", f.path, "copied" if h.copy else "rotated", h.ino
         )
-
-    def _drop_partial(self, f: TrackedFile, out: list[bytes]) -> None:
-        """An unfinished line that will never finish is a bad line (its end may be what is missing)."""
-        if f.partial:
-            f.bad_lines += 1
-            out.append(b"\n")
-        f.partial, f.skipping = b"", False
 
     def _open(self, f: TrackedFile, path: str) -> Handle | None:
         """A handle on the regular file at ``path``; None when absent, or not

@@ -21,6 +21,8 @@ __all__ = [
     "MAX_LINE",
     "Handle",
     "TrackedFile",
+    "close_all",
+    "drop_partial",
     "find_copy",
     "find_inode",
     "open_file",
@@ -128,6 +130,24 @@ def split_lines(f: TrackedFile, data: bytes, base: int, out: list[bytes]) -> Non
     if p > good:
         out.append(buf[good:p])
     f.partial = buf[p:]
+
+
+def drop_partial(f: TrackedFile, out: list[bytes]) -> None:
+    """An unfinished line that will never finish is a bad line (its end may be what is missing)."""
+    if f.partial:
+        f.bad_lines += 1
+        out.append(b"\n")
+    f.partial, f.skipping = b"", False
+
+
+def close_all(files: list[TrackedFile]) -> None:
+    """Close every handle of ``files`` (a tailer's finalizer)."""
+    for f in files:
+        for h in f.handles:
+            if h.fd >= 0:
+                os.close(h.fd)
+                h.fd = -1
+        f.handles.clear()
 
 
 def skip_hole(h: Handle, size: int) -> None:
