@@ -162,3 +162,29 @@ def test_a_broken_journal_is_shown_as_the_source_s_error(
     text = cli("ips", "status").stdout
     assert "1 of 1 sources failing" in text
     assert f"{SOURCE} (jail ssh): journalctl ended (exit status 1)" in text
+
+
+def test_a_new_entry_wakes_the_agent_s_wait(
+    svc: ConfigService, tmp_path: Path, journal: JournalFiles, agents: list[Agent]
+) -> None:
+    """The loop's wait (inotify + the journal pipes) ends when an entry arrives,
+    not when its interval runs out."""
+    setup(svc, tmp_path)
+    journal.append([journal.sshd("Server listening on 0.0.0.0 port 22.")])
+    a = start(svc, tmp_path, journal, agents)
+    run_until(a, lambda: lines_read(a) == 1)
+    assert a.ips.inotify is not None
+    reader = a.ips._sources[SOURCE].reader
+    assert isinstance(reader, JournalReader)
+    for _ in range(20):  # settle: until nothing (database, pipe) wakes the wait
+        if not a.ips.inotify.wait(0.3, [reader.fileno()]):
+            break
+        a.tick()
+    else:
+        raise AssertionError("the wait never settled")
+    journal.append([journal.sshd(f"Failed password for root from {GUESSER} port 1 ssh2")])
+    started = time.monotonic()
+    assert a.ips.wait(10.0)  # the agent's own wait: inotify and the journal pipes
+    assert time.monotonic() - started < 3.0
+    a.tick()
+    assert lines_read(a) == 2
