@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from pbxfw.agent.chunk import Chunk
 from pbxfw.agent.health import Health
 from pbxfw.agent.inotify import Inotify
 from pbxfw.agent.journal import JournalReader, reader_fds
 from pbxfw.agent.rules import Rules
-from pbxfw.agent.tail import Chunk, Tailer
+from pbxfw.agent.tail import Tailer
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
