@@ -246,8 +246,7 @@ class Ips:
 
     def _open(self, source: _Source) -> None:
         if is_journal(source.path):
-            # No stored cursor: start at the detection window, not the journal's start.
-            config = self.rules.config
+            config = self.rules.config  # no cursor: start at the window, not the journal's start
             since = self.clock() - config.settings.ips_findtime if config else None
             cursor = source.resume if isinstance(source.resume, str) else None
             source.reader = JournalReader(
