@@ -72,6 +72,9 @@ class AgentOptions:
     table_interval: float = 1.0
     discover_asterisk: bool = True
     extra_sources: list[tuple[str, str]] = field(default_factory=list)
+    #: journal: sources read the journal files of this folder instead of
+    #: the system's journal (tests: files written by systemd-journal-remote)
+    journal_directory: str | None = None
 
 
 class Agent:
@@ -127,6 +130,7 @@ class Agent:
             clock=clock,
             web_log=options.web_log,
             extra_sources=options.extra_sources,
+            journal_directory=options.journal_directory,
         )
         self.rules.forget = self.ips.forget
         self.pjsip = Pjsip(store)
