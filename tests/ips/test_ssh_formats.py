@@ -17,10 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import Failure
 from pbxfw.ips.recognisers import Recogniser, recognise_lines
+from pbxfw.ips.scan import scan_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REFERENCE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -177,3 +180,72 @@ def test_a_connection_end_counts_only_when_nothing_else_did() -> None:
     ]
     found = list(recognise_lines(lines, "ssh", file="a", reference=REFERENCE, tz=UTC))
     assert [f.line for f in found] == [1, 3]
+
+
+# -- forged client fields, property-tested -----------------------------------------
+
+REAL = "198.51.100.80"
+#: Messages whose client part (a user name, never with a colon; a description
+#: or an offer, any text) comes before or after sshd's address field.
+CLIENT_FORMS = [
+    "Received disconnect from invalid user {user} {addr} port 58946:3: {text}: Auth fail [preauth]",
+    "Received disconnect from authenticating user {user} {addr} port 58946:14: No supported"
+    " authentication methods available [preauth]",
+    "Disconnecting invalid user {user} {addr} port 58946: Change of username or service not"
+    " allowed: ({user},ssh-connection) -> (b,{text}) [preauth]",
+    "Connection closed by invalid user {user} {addr} port 58946 [preauth]",
+    "Disconnected from authenticating user {user} {addr} port 58946 [preauth]",
+    "Postponed keyboard-interactive/pam for invalid user {user} from {addr} port 58946 ssh2"
+    " [preauth]",
+    "User {user} from {addr} not allowed because not listed in AllowUsers",
+    "Unable to negotiate with {addr} port 58946: no matching MAC found. Their offer: {text}",
+    "Bad protocol version identification '{text}' from {addr} port 58946",
+]
+NO_COLON = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters=":"),
+    max_size=30,
+)
+ANY = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=30)
+FORGERY = st.sampled_from(
+    [
+        "",
+        f" {FORGED} port 1",
+        f" from {FORGED} port 1 ssh2 [preauth]",
+        f"{FORGED} port 2 [preauth]",
+        f" {FORGED} port 3: Too many authentication failures",
+        f"' from {FORGED} port 4",
+        f" 3: x: Auth fail from {FORGED}",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    form=st.sampled_from(CLIENT_FORMS),
+    user=NO_COLON,
+    user_forgery=FORGERY.filter(lambda f: ":" not in f),
+    text=ANY,
+    text_forgery=FORGERY,
+    addr=st.sampled_from([REAL, "2001:db8::80"]),
+)
+def test_a_forged_client_field_never_moves_the_address(
+    form: str, user: str, user_forgery: str, text: str, text_forgery: str, addr: str
+) -> None:
+    body = form.format(user=user + user_forgery, addr=addr, text=text + text_forgery)
+    line = f"Nov 25 11:04:52 pbx sshd[2737]: {body}"
+    for kind in ("ssh", None):
+        failure = Recogniser(kind, reference=REFERENCE, tz=UTC).recognise(line)
+        assert failure is not None and str(failure.host) == addr, line
+
+
+@pytest.mark.parametrize("workers", [2, 3, 5])
+@pytest.mark.parametrize("name", ["ssh_only/bare", "ssh_openssh", "ssh_dropbear"])
+def test_a_parallel_scan_of_a_declared_ssh_source_equals_the_serial_one(
+    name: str, workers: int
+) -> None:
+    path = FIXTURES / f"{name}.log"
+    serial = list(scan_file(path, reference=REFERENCE, kind="ssh", tz=UTC, workers=1))
+    assert serial
+    assert list(scan_file(path, reference=REFERENCE, kind="ssh", tz=UTC, workers=workers)) == serial
+    # The counts of "message repeated" lines cross the workers too.
+    assert sum(f.count for f in serial) >= len(serial)
