@@ -18,7 +18,7 @@ from pbxfw.domain.jails import JAIL_SCOPES
 __all__ = ["JAIL_SCOPES", "BanDecision", "Failure"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Failure:
     """One recognised failure: who failed, when, against which jail, and what.
 
@@ -34,6 +34,31 @@ class Failure:
     file: str = ""
     line: int = 0
     key: str = ""
+
+    def __init__(
+        self,
+        time: datetime,
+        jail: str,
+        host: IPAddress,
+        event: str,
+        file: str = "",
+        line: int = 0,
+        key: str = "",
+    ) -> None:
+        # The generated __init__ of a frozen dataclass, with object.__setattr__
+        # looked up once: a big scan builds ~100,000 of these, and this is
+        # about twice as fast.
+        set_ = _setattr
+        set_(self, "time", time)
+        set_(self, "jail", jail)
+        set_(self, "host", host)
+        set_(self, "event", event)
+        set_(self, "file", file)
+        set_(self, "line", line)
+        set_(self, "key", key)
+
+
+_setattr = object.__setattr__
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import IPNetwork, fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import Network, Verdict, network_id
+from pbxfw.domain.network_model import Network, Verdict, network_id
 from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import ConflictError, FieldError, NotFoundError, StorageError

@@ -10,16 +10,15 @@ from typing import Any
 from pbxfw.domain.addresses import IPNetwork, parse_address, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import (
+from pbxfw.domain.network_model import (
     Network,
-    NetworkIndex,
     Verdict,
     inherited_services,
     name_clash,
     normalised,
-    permanent_networks,
-    validate_network,
 )
+from pbxfw.domain.network_validation import NetworkIndex, validate_network
+from pbxfw.domain.networks import permanent_networks
 from pbxfw.errors import FieldError, PermanentError, ValidationError
 from pbxfw.storage.repository import Repository
 from pbxfw.usecases.bans import lift_whitelisted
@@ -83,7 +82,7 @@ class NetworkChange:
     description: str | None = None
 
     def fields(self) -> dict[str, object]:
-        """The fields given, for :func:`~pbxfw.domain.networks.validate_network`.
+        """The fields given, for :func:`~pbxfw.domain.network_validation.validate_network`.
 
         None means "not given": a change leaves the field as it is; a new
         network gets no name or subnet (refused) and no flags (false).
@@ -234,7 +233,7 @@ class NetworkCases(ConfigBase):
         """Add a network; services not named keep the verdict their addresses had.
 
         Returns the stored network and notes (e.g. host bits zeroed).
-        Validation is :func:`~pbxfw.domain.networks.validate_network`'s.
+        Validation is :func:`~pbxfw.domain.network_validation.validate_network`'s.
         """
         with self._edit() as repo:
             config = stored_configuration(repo)
