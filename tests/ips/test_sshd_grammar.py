@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import Failure
-from pbxfw.ips.grammars.ssh import _failed_other_reading
+from pbxfw.ips.grammars.ssh_rules import _failed_other_reading
 from pbxfw.ips.recognisers import SSH_ATTEMPT_SECONDS, Recogniser
 
 REFERENCE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
