@@ -79,6 +79,33 @@ def test_a_bare_line_takes_the_reference_time() -> None:
     assert failure is not None and failure.time == REFERENCE
 
 
+def test_the_reference_the_agent_moves_forward_is_the_one_the_stamps_use() -> None:
+    # agent/ips.py sets recogniser.reference before each read: a bare line is
+    # "now", and a year-less stamp takes its year from it.
+    recogniser = Recogniser("ssh", reference=REFERENCE, tz=UTC)
+    later = REFERENCE + timedelta(days=40)  # 2027-01-04
+    recogniser.reference = later
+    bare = recogniser.recognise("Invalid user a from 198.51.100.1 port 1")
+    assert bare is not None and bare.time == later
+    dated = recogniser.recognise(
+        "Jan  3 10:00:00 pbx sshd[1]: Invalid user a from 198.51.100.2 port 1"
+    )
+    assert dated is not None and dated.time == datetime(2027, 1, 3, 10, tzinfo=UTC)
+
+
+def test_another_programs_tag_is_never_a_host_name() -> None:
+    # Host-less syslog lines: the token after the stamp is the tag when it
+    # ends with ":", so another program's message cannot pass for sshd's.
+    for line in [
+        "Nov 25 11:03:17 cron[4017]: sshd[1]: Invalid user a from 203.0.113.66 port 1",
+        "Nov 25 11:03:17 cron: sshd[1]: Invalid user a from 203.0.113.66 port 1",
+        "<38>1 2026-11-25T11:03:18Z pbx cron 1 - - sshd 1 - - Invalid user a from"
+        " 203.0.113.66 port 1",
+    ]:
+        for kind in ("ssh", None):
+            assert Recogniser(kind, reference=REFERENCE, tz=UTC).recognise(line) is None, line
+
+
 def test_dropbear_foreground_stamp_is_the_line_time() -> None:
     failure = Recogniser("ssh", reference=REFERENCE, tz=UTC).recognise(
         "[825] Nov 25 11:04:03 Bad password attempt for 'root' from 198.51.100.233:52289"
