@@ -76,6 +76,7 @@ from pbxfw.ips.detector_state import (
     MIN_SWEEP,
     NEVER,
     Dedup,
+    add_times,
     at,
     epoch,
     host_key,
@@ -218,15 +219,8 @@ class Detector:
         times: int | list[int]
         n = failure.count
         counters[_FAILURES] += n
-        if n > 1:
-            # One line standing for n failures ("message repeated n times"):
-            # n entries at its time, no more than it takes to reach maxretry.
-            times = [] if old is None else [old] if isinstance(old, int) else old
-            for _ in range(min(n, params.maxretry)):
-                bisect.insort(times, t)
-            stale = bisect.bisect_left(times, times[-1] - params.findtime)
-            if stale:
-                del times[:stale]
+        if n > 1:  # one line standing for n failures ("message repeated n times")
+            times = add_times(old, t, min(n, params.maxretry), params.findtime)
             count = len(times)
         elif old is None:
             times = t
