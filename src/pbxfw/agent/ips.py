@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from pbxfw.agent.health import Health
+from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.rules import Rules
 from pbxfw.agent.tail import Chunk, Inotify, Tailer
 from pbxfw.domain.addresses import IPAddress
@@ -32,6 +33,8 @@ from pbxfw.usecases.ips_state import add_ips_counters, log_offsets, save_log_off
 __all__ = ["KIND_JAIL", "LOG_SETTINGS", "Ips", "log_sources"]
 
 log = logging.getLogger("pbxfw.agent")
+
+T = TypeVar("T")
 
 #: settings key of a log path → recogniser kind
 LOG_SETTINGS = {
@@ -96,6 +99,7 @@ class Ips:
         store: Store,
         rules: Rules,
         health: Health,
+        outbox: Outbox,
         *,
         clock: Callable[[], float],
         web_log: str | None,
@@ -104,6 +108,8 @@ class Ips:
         self.store = store
         self.rules = rules
         self.health = health
+        #: the spool and the store writes of the bans decided here
+        self.outbox = outbox
         self.clock = clock
         self.web_log = web_log
         self.extra_sources = extra_sources
@@ -139,7 +145,8 @@ class Ips:
         """
         sources = log_sources(config, self.web_log) + self.extra_sources
         if sources != self._source_list:
-            offsets = log_offsets(self.store)
+            nothing: dict[str, tuple[int, int]] = {}
+            offsets = self._stored(lambda: log_offsets(self.store), nothing)
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
             following: dict[str, _Source] = {}
             for path, kind in sources:
@@ -170,7 +177,9 @@ class Ips:
         key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
         if key != self._detector_key:
             detector = Detector(DetectorParams.from_settings(s), self.rules.whitelisted)
-            for ban in self.rules.bans.active():
+            # Spooled bans the store lacks count too: a restart during an
+            # outage re-reads the lines that made them and must not ban again.
+            for ban in self.rules.with_unsaved(self._stored(self.rules.bans.active, [])):
                 if ban.jail in ("recidive", "manual"):
                     continue
                 detector.remember_offence(
@@ -180,6 +189,17 @@ class Ips:
                     until=datetime.fromtimestamp(ban.expires_at, UTC),
                 )
             self.detector, self._detector_key = detector, key
+
+    def _stored(self, read: Callable[[], T], default: T) -> T:
+        """``read()`` from the store; ``default`` when it fails while the
+        agent follows its kept configuration (started during an outage:
+        the logs are then read from their start, within ``ips_findtime``)."""
+        try:
+            return read()
+        except Exception:
+            if not self.rules.from_cache:
+                raise
+            return default
 
     def _database_folder(self) -> list[str]:
         """The SQLite file's folder: a write there (``bans import``, ``bans
@@ -244,8 +264,12 @@ class Ips:
             self._run_source(source, partial(self._read, source, horizon, decisions))
         if decisions and config.settings.ips_enabled:
             self._ban(decisions)
-        if self.rules.unsaved:
-            self.health.run("agent:ban-store", self._save_bans)
+        outbox = self.outbox
+        if outbox.unspooled:
+            self.health.run("agent:spool", outbox.write_spool)
+        if outbox.due:
+            if self.health.run("agent:ban-store", outbox.save):
+                self.health.run("agent:spool", outbox.acknowledge)
         else:
             self.health.succeeded("agent:ban-store")  # nothing left to store
         # Offsets move past lines only once their bans are stored: a restart
@@ -297,15 +321,17 @@ class Ips:
         return self.detector.feed(failure)
 
     def _ban(self, decisions: list[BanDecision]) -> None:
-        """Ban in the kernel at once, then store the bans; each step on its own.
+        """Ban in the kernel at once, then spool the bans, then store them;
+        each step on its own (agent.outbox).
 
         A failed kernel update is completed by the next ban-set sync; a
-        failed store keeps the bans in ``rules.unsaved`` (retried with backoff).
+        failed store keeps the bans in ``rules.unsaved`` and the spool
+        (retried with backoff).
         """
         rules = self.rules
         now = self.clock()
         bans = [Ban.from_decision(d, now) for d in decisions]
-        rules.unsaved.extend(bans)
+        self.outbox.add(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False
 
@@ -315,7 +341,10 @@ class Ips:
 
         if not self.health.run("agent:new-bans", add, force=True) or reload:
             rules.bans_dirty = True  # the next sync adds what the kernel lacks
-        self.health.run("agent:ban-store", self._save_bans, force=True)
+        outbox = self.outbox
+        self.health.run("agent:spool", outbox.write_spool, force=True)
+        if self.health.run("agent:ban-store", outbox.save, force=True):
+            self.health.run("agent:spool", outbox.acknowledge, force=True)
         if reload:
             rules.stale = True
             self.health.run("agent:rules", rules.enforce, force=True)
@@ -327,16 +356,6 @@ class Ips:
                 ban.remaining(now),
                 ban.reason,
             )
-
-    def _save_bans(self) -> None:
-        """Store the bans made here (one transaction), with their counters."""
-        rules = self.rules
-        now = self.clock()
-        pending = [b for b in rules.unsaved if b.expires_at > now]
-        if pending:
-            rules.bans_revision = rules.bans.record(pending)
-        done = set(map(id, pending))
-        rules.unsaved = [b for b in rules.unsaved if id(b) not in done and b.expires_at > now]
 
     def _counter(self, jail: str) -> dict[str, int]:
         return self._counters.setdefault(jail, {"lines": 0, "failures": 0, "whitelisted": 0})
