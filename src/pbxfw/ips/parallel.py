@@ -25,6 +25,7 @@ import signal
 import struct
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from itertools import repeat
 from operator import add
@@ -39,7 +40,7 @@ from pbxfw.ips.recognisers import Recogniser
 __all__ = ["bounds", "scan_parallel"]
 
 # A worker's failures as columns: time, jail, host, event, line relative to
-# the worker's range, key (a list: this process renumbers some keys).
+# the worker's range, key (a list: this process renumbers some keys), count.
 _Columns = tuple[
     tuple[datetime, ...],
     tuple[str, ...],
@@ -47,6 +48,7 @@ _Columns = tuple[
     tuple[str, ...],
     tuple[int, ...],
     list[str],
+    tuple[int, ...],
 ]
 # The ordinal state: (epoch second, {(class, jail, host): ordinal}).
 _State = tuple[int, dict[tuple[str, str, str], int]]
@@ -125,15 +127,15 @@ def _scan_range(
     rows = list(scan_blocks(recogniser, fd, start, end, stats))
     tags: list[tuple[int, str]] = []
     if rows:
-        times, jails, hosts, events, _, lines, keyed = zip(*rows, strict=True)
+        times, jails, hosts, events, _, lines, keyed, counts = zip(*rows, strict=True)
         keys = list(keyed)
         for i, key in enumerate(keys):
             if key.startswith(SSH_TAG):
                 tags.append((i, key))
                 keys[i] = ""
-        columns: _Columns = (times, jails, hosts, events, lines, keys)
+        columns: _Columns = (times, jails, hosts, events, lines, keys, counts)
     else:
-        columns = ((), (), (), (), (), [])
+        columns = ((), (), (), (), (), [], ())
     state = recogniser.ordinal_state()
     return columns, recogniser.newlines, lead, state, tags, stats.long_lines
 
@@ -292,7 +294,7 @@ def scan_parallel(
         for child in children:
             while child.pending:
                 columns, newlines, lead, worker_state, tags, long_lines = child.result()
-                times, jails, hosts, events, numbers, keys = columns
+                times, jails, hosts, events, numbers, keys, counts = columns
                 stats.long_lines += long_lines
                 keyed = len(keys) - keys.count("")
                 if lead and lead[0][3] == state[0]:
@@ -320,6 +322,7 @@ def scan_parallel(
                     repeat(name),
                     map(add, numbers, repeat(lines)),
                     keys,
+                    counts,
                 )
                 if tags:
                     yield from _paired(failures, dict(tags), attempts.follows_tag)
@@ -342,5 +345,9 @@ def _paired(
     for i, failure in enumerate(failures):
         tag = tags.get(i)
         if tag is not None and follows(tag, failure.host, int(failure.time.timestamp())):
+            # It continues an attempt already counted; of a "message repeated
+            # N times" line the other copies count (as in the serial scan).
+            if failure.count > 1:
+                yield replace(failure, count=failure.count - 1)
             continue
         yield failure

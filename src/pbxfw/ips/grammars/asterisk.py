@@ -392,4 +392,4 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
         return None
     host, event, jail = reading
     key = r.ordinals.key(level, jail, host[1], stamp[1])
-    return r.make(stamp[0], jail, host[0], event, r.file, lineno, key)
+    return r.make(stamp[0], jail, host[0], event, r.file, lineno, key, 1)
