@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import eq
 from typing import Literal, NamedTuple
 
 from pbxfw.compiler.names import TABLE, TABLE_FAMILY, ban_set_name, guard_set_name
@@ -25,6 +27,7 @@ __all__ = [
     "BanElement",
     "SetElements",
     "allow_intervals",
+    "allow_intervals_by_service",
     "as_guard_plans",
     "ban_items",
     "compile_ban_elements",
@@ -92,6 +95,36 @@ def allow_intervals(index: PolicyIndex, service: str, version: int) -> list[tupl
         # per compile); a missing verdict is block, and a Verdict is a str.
         if s.network.services.get(service) == allow
     )
+
+
+def allow_intervals_by_service(
+    index: PolicyIndex, services: Iterable[str], version: int
+) -> dict[str, list[tuple[int, int]]]:
+    """:func:`allow_intervals` of every service in ``services`` at once.
+
+    The segments' verdicts are read and compared service by service with
+    ``map`` and ``compress`` (C loops, not Python ones: 16 services × 10,000
+    networks per compile); only the allowed segments reach the Python loop
+    that joins them. The segments are sorted and disjoint, so joining each
+    to the previous interval when they touch gives what
+    :func:`merge_intervals` gives.
+    """
+    segments = index.segments(version)
+    verdicts = [s.network.services for s in segments]
+    spans = [(s.first, s.last) for s in segments]
+    allow = repeat(Verdict.ALLOW)
+    found: dict[str, list[tuple[int, int]]] = {}
+    for key in services:
+        # A missing verdict is block (None never equals ALLOW).
+        allowed = compress(spans, map(eq, map(dict.get, verdicts, repeat(key)), allow))
+        merged: list[tuple[int, int]] = []
+        for first, last in allowed:
+            if merged and first == merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], last)
+            else:
+                merged.append((first, last))
+        found[key] = merged
+    return found
 
 
 def never_block_intervals(config: Configuration, version: int) -> list[tuple[int, int]]:

@@ -43,7 +43,7 @@ from collections.abc import Iterable, Sequence
 
 from pbxfw.compiler.elements import (
     BanElement,
-    allow_intervals,
+    allow_intervals_by_service,
     ban_items,
     group_bans,
     host_items,
@@ -146,11 +146,11 @@ def _allow_items(config: Configuration, services: Sequence[Service]) -> _Groups:
     """The elements of each allow set, by (service, family), in declaration
     order (services in order, v4 before v6)."""
     index = PolicyIndex(config.networks)
+    keys = [service.key for service in services]
+    by_family = {v: allow_intervals_by_service(index, keys, v) for v in (4, 6)}
     return {
-        (service.key, v): [
-            interval_text(a, b, v) for a, b in allow_intervals(index, service.key, v)
-        ]
-        for service in services
+        (key, v): [interval_text(a, b, v) for a, b in by_family[v][key]]
+        for key in keys
         for v in (4, 6)
     }
 
