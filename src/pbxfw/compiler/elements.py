@@ -9,11 +9,11 @@ change them in the running table between loads.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import eq
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from pbxfw.compiler.names import TABLE, TABLE_FAMILY, ban_set_name, guard_set_name
 from pbxfw.domain.addresses import IPNetwork, address_text
@@ -113,10 +113,13 @@ def allow_intervals_by_service(
     verdicts = [s.network.services for s in segments]
     spans = [(s.first, s.last) for s in segments]
     allow = repeat(Verdict.ALLOW)
+    # dict.get unbound: the verdicts are dicts (Network.services), and the
+    # C method is what keeps the loop out of Python.
+    get = cast(Callable[[Mapping[str, Verdict], str], Verdict | None], dict.get)
     found: dict[str, list[tuple[int, int]]] = {}
     for key in services:
         # A missing verdict is block (None never equals ALLOW).
-        allowed = compress(spans, map(eq, map(dict.get, verdicts, repeat(key)), allow))
+        allowed = compress(spans, map(eq, map(get, verdicts, repeat(key)), allow))
         merged: list[tuple[int, int]] = []
         for first, last in allowed:
             if merged and first == merged[-1][1] + 1:
