@@ -113,9 +113,12 @@ def allow_intervals_by_service(
     verdicts = [s.network.services for s in segments]
     spans = [(s.first, s.last) for s in segments]
     allow = repeat(Verdict.ALLOW)
-    # dict.get unbound: the verdicts are dicts (Network.services), and the
-    # C method is what keeps the loop out of Python.
-    get = cast(Callable[[Mapping[str, Verdict], str], Verdict | None], dict.get)
+    # dict.get unbound keeps the loop in C; Network.services is a dict but
+    # typed Mapping, so any other mapping takes Mapping.get.
+    get = cast(
+        Callable[[Mapping[str, Verdict], str], Verdict | None],
+        dict.get if all(type(v) is dict for v in verdicts) else Mapping.get,
+    )
     found: dict[str, list[tuple[int, int]]] = {}
     for key in services:
         # A missing verdict is block (None never equals ALLOW).
