@@ -2,10 +2,13 @@
 found by their comments with the ruleset generation they were read in, and
 rebuilt with a new tag (the messages :func:`~pbxfw.kernel.netlink.send_element_batch`
 puts in its batch); the conntrack entries carrying a tag deleted before the
-tag is put in use."""
+tag is put in use. The text side too: the two rules found in a ruleset's
+text (:data:`TAG_RULES`), a tag blanked for comparisons, a fresh random tag."""
 
 from __future__ import annotations
 
+import re
+import secrets
 import socket
 from dataclasses import dataclass
 
@@ -51,14 +54,39 @@ from pbxfw.kernel.nfconst import (
 )
 
 __all__ = [
+    "TAG_RULES",
     "FlowTagRules",
     "cache_rule",
     "flow_tag_rules",
     "forget_flows",
     "mark_rule",
+    "random_flow_tag",
     "replace_rule",
     "ruleset_generation",
+    "without_flow_tag",
 ]
+
+
+# The two rules holding the flow tag, as the compiler writes them or as nft
+# lists them back (a snapshot being restored).
+TAG_RULES = {
+    comment: re.compile(rf'^(\s*)ct mark .*comment "{re.escape(comment)}"\s*$', re.MULTILINE)
+    for comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT)
+}
+TAG_NUMBER = re.compile(r"0x[0-9a-f]{8}")
+
+
+def without_flow_tag(text: str) -> str:
+    """``text`` (a listing or a compiled table) with the flow tag's value
+    blanked: two tables that differ only by their tag are the same policy."""
+    for pattern in TAG_RULES.values():
+        text = pattern.sub(lambda m: TAG_NUMBER.sub("0xTAG", m.group(0)), text)
+    return text
+
+
+def random_flow_tag() -> int:
+    """A flow tag: random non-zero bits of FLOW_MARK_MASK."""
+    return (secrets.randbelow(0xFFFF) + 1) << 16
 
 
 @dataclass(frozen=True, slots=True)

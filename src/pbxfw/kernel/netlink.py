@@ -30,8 +30,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from pbxfw.compiler.nft import FLOW_CHAIN, TABLE
+from pbxfw.compiler.nft import FLOW_CHAIN, TABLE, SetElements
 from pbxfw.errors import KernelError
 from pbxfw.kernel import nlsock as nl
 from pbxfw.kernel.flowtag import (
@@ -69,6 +70,7 @@ from pbxfw.kernel.nfconst import (
 __all__ = [
     "ElementOp",
     "FlowTagRules",
+    "element_ops",
     "flow_tag_rules",
     "forget_flows",
     "has_element",
@@ -240,3 +242,20 @@ def has_element(set_name: str, key: bytes, netns: str | None = None) -> bool:
     with nl.request_socket(netns, len(request)) as sock:
         # The element, then the ack; or just ENOENT.
         return bool(list(nl.dump(sock, request, absent_ok=True)))
+
+
+def element_ops(
+    plans: list[SetElements], action: Literal["add", "delete"], refresh: bool
+) -> list[ElementOp]:
+    """The netlink steps of ``set_commands``, for sets of single addresses."""
+    ops: list[ElementOp] = []
+    for plan in plans:
+        size = 4 if plan.version == 4 else 16
+        keys = [first.to_bytes(size, "big") for first, _, _ in plan.spans]
+        if action == "delete" or refresh:
+            ops.append(ElementOp("add", plan.set_name, keys))
+            ops.append(ElementOp("delete", plan.set_name, keys))
+        if action == "add":
+            timeouts = [None if ttl is None else ttl * 1000 for _, _, ttl in plan.spans]
+            ops.append(ElementOp("add", plan.set_name, keys, timeouts))
+    return ops
