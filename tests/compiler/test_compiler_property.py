@@ -120,3 +120,12 @@ def test_allow_intervals_by_service_equals_one_service_at_a_time(
         found = allow_intervals_by_service(index, (*KEYS, "absent"), version)
         for key in (*KEYS, "absent"):
             assert found[key] == allow_intervals(index, key, version)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nets4=_networks(4), nets6=_networks(6))
+def test_a_given_index_compiles_the_same_text(nets4: list[Network], nets6: list[Network]) -> None:
+    # apply builds one index for the lockout check and the compiler.
+    config = Configuration((*nets4, *nets6), (), Settings(firewall_enabled=True, ips_enabled=False))
+    index = PolicyIndex(config.networks)
+    assert compile_ruleset(config, index=index) == compile_ruleset(config)

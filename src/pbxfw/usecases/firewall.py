@@ -32,7 +32,7 @@ from pbxfw.bulk import gc_paused
 from pbxfw.compiler import BanElement, compile_ruleset
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.decision import check
+from pbxfw.domain.decision import PolicyIndex, check
 from pbxfw.errors import LockoutError, PbxfwError, ValidationError
 from pbxfw.kernel.backend import Backend
 from pbxfw.kernel.confirm import (
@@ -194,12 +194,15 @@ class FirewallService:
             return AdminAccess.from_ssh_client(ssh_client, applied_services(repo))
 
     # -- applying -------------------------------------------------------------
-    def check_lockout(self, config: Configuration, admin: AdminAccess | None) -> None:
-        """Refuse a configuration that would block ``admin`` from the service in use."""
+    def check_lockout(
+        self, config: Configuration, admin: AdminAccess | None, index: PolicyIndex | None = None
+    ) -> None:
+        """Refuse a configuration that would block ``admin`` from the service in use
+        (``index``: ``PolicyIndex(config.networks)`` if built already)."""
         if admin is None or not config.settings.firewall_enabled:
             return
         try:
-            decision = check(config, admin.address, admin.service)
+            decision = check(config, admin.address, admin.service, index=index)
         except ValidationError:
             return  # an address we cannot read is not one we can protect
         if decision.verdict == "block":
@@ -247,9 +250,12 @@ class FirewallService:
                 config = stored_configuration(repo)
                 revision = repo.revision()
                 bans = repo.bans(now=self.clock())
+            # One index of the 10,000 networks for the lockout check and the
+            # compiler (none needed with the firewall off).
+            index = PolicyIndex(config.networks) if config.settings.firewall_enabled else None
             if not force:
-                self.check_lockout(config, admin)
-            text = compile_ruleset(config, ban_elements(bans, self.clock()))
+                self.check_lockout(config, admin, index)
+            text = compile_ruleset(config, ban_elements(bans, self.clock()), index=index)
             backend = self.backend(netns)
             pending = None
             if confirm_seconds:
