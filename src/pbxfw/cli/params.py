@@ -9,9 +9,10 @@ no ``parser``, no choices) the adapter's answer is known: click already gives
 a ``str``, which the ``str`` adapter returns as it is; the ``Path`` adapter is
 ``Path(text)`` (what pydantic does with a text) followed by Typer's own path
 check, ``coerce_cli_path``, called here the same way; a flag's value is a
-``bool`` already. So :func:`install`
-gives such parameters a coercion that does just that; anything else, and any
-value that is not a plain ``str``, keeps Typer's adapter.
+``bool`` already. So :func:`install` gives such parameters a coercion that
+does just that. Any other kind, and any value that is not what a command
+line gives (a ``str``, a flag's ``bool``), keeps Typer's adapter, built only
+when such a value comes (a missing option's ``None`` never needs one).
 
 It reaches into Typer's private coercion layer (``typer._coercion``): with a
 Typer without it, :func:`install` does nothing and Typer's way is used.
