@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -29,6 +29,7 @@ from pbxfw.cli.common import (
     print_json,
     use_global_db,
 )
+from pbxfw.cli.params import install as install_plain_params
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = ["app", "main"]
@@ -37,6 +38,11 @@ __all__ = ["app", "main"]
 class _Group(TyperGroup):
     """Turns pbxfw's errors into a message on stderr and an exit code, and
     closes the stores the command opened (and forgets its global ``--db``)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Plain text and path parameters without pydantic (pbxfw.cli.params).
+        install_plain_params(self)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
