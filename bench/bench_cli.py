@@ -116,6 +116,13 @@ def interleaved_each(
     return times
 
 
+def imported(env: dict[str, str]) -> str:
+    """Where ``pbxfw`` (and so the ``pbxfw`` command) is imported from under ``env``."""
+    code = "import pbxfw.cli, pbxfw; print(pbxfw.__file__)"
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    return run.stdout.decode().strip()
+
+
 def scan_count(path: Path, env: dict[str, str]) -> int:
     run = subprocess.run(
         [PBXFW, "ips", "scan", str(path), "--json"],
@@ -228,6 +235,7 @@ def main() -> int:
         for name, env in trees.items():
             figures[name] = {
                 "src": env["PYTHONPATH"],
+                "pbxfw": imported(env),
                 "scan_json_s": med(scan_json[name]),
                 "scan_json_cpu_s": cpu_of(json_cmd, env),
                 "scan_json_ratio": f2b_wall / med(scan_json[name]),

@@ -226,7 +226,7 @@ def measure(
         for key in ("this tree", "baseline tree"):
             tree = before if key == "this tree" else after
             got = out[key]
-            check_imported(tree, str(Path(got["src"]) / "pbxfw" / "__init__.py"))
+            check_imported(tree, got["pbxfw"])
             for name, run in (("cli_scan", "scan_text"), ("cli_scan_json", "scan_json")):
                 for wall in got["runs"][run]:
                     figs[name].add(tree.name, f2b / wall)
