@@ -30,8 +30,9 @@ How it works:
   value. ``bench_cli.py`` times both commits itself, run by run, against one
   ``fail2ban-regex`` run (its ``--repeat`` is the rounds).
 - It prints one Markdown table: figure, before, after, after/before, the
-  issue's target, and "change": *same* when the rounds of the two commits
-  overlap (the difference is within the run's own noise), else better/worse.
+  issue's target, and "change": *same* when either commit's median lies
+  within the other's rounds (the difference is within the run's own noise),
+  else better/worse (with one round, any difference counts: use two or more).
   Every benchmark's JSON is kept under ``bench/out/compare-TIME/``.
 
 The benchmarks and the figures taken from them:
@@ -201,8 +202,10 @@ def figures_table() -> dict[str, Figure]:
         ("ct_only", "  floor: conntrack alone ÷ no ruleset (same runs)", "", True, "—"),
         ("compile_apply", "compile + apply in-process, 10,000 networks", "s", False, "≤ 1 s"),
         ("web_p99", "`GET /api/v1/networks` p99, 1,000 networks, 50 clients", "ms", False, "≤ 50 ms"),
+        ("web_rps", "  same, requests/s", "/s", True, "—"),
         ("web_floor", "  baseline: bare uvicorn, same bytes, p99", "ms", False, "—"),
         ("cli_scan", "`pbxfw ips scan FILE` whole process ÷ whole `fail2ban-regex`", "×", True, "≥ 20×"),
+        ("cli_scan_cpu", "  same, CPU seconds (user + system, both processes)", "s", False, "—"),
         ("cli_scan_json", "`pbxfw ips scan FILE --json` whole process ÷ whole `fail2ban-regex`", "×", True, "—"),
         ("cli_apply", "`pbxfw apply --netns NS`, 10,000 networks, whole process", "s", False, "≤ 1 s"),
         ("cli_apply_cpu", "  same, CPU seconds (user + system, nft included)", "s", False, "—"),
@@ -233,6 +236,7 @@ def measure(
             for wall in got["runs"]["apply"]:
                 figs["cli_apply"].add(tree.name, wall)
             figs["cli_apply_cpu"].add(tree.name, got["apply_cpu_s"])
+            figs["cli_scan_cpu"].add(tree.name, got["scan_text_cpu_s"])
         return
 
     script, argv, record = BENCH_RUNS[bench]
@@ -273,7 +277,11 @@ def _dataplane(out: dict[str, Any]) -> dict[str, float]:
 def _web(out: dict[str, Any]) -> dict[str, float]:
     if out["pbxfw_serve"]["errors"]:
         raise RuntimeError(f"bench_web: {out['pbxfw_serve']['errors']:.0f} answers not 2xx")
-    return {"web_p99": out["pbxfw_serve"]["99"], "web_floor": out["bare_uvicorn"]["99"]}
+    return {
+        "web_p99": out["pbxfw_serve"]["99"],
+        "web_rps": out["pbxfw_serve"]["rps"],
+        "web_floor": out["bare_uvicorn"]["99"],
+    }
 
 
 BENCH_RUNS: dict[str, tuple[str, list[str], Callable[[dict[str, Any]], dict[str, float]]]] = {
@@ -296,6 +304,8 @@ def cell(values: list[float], unit: str) -> str:
             return f"{v:.1f} ms"
         if unit == "s":
             return f"{v:.2f} s"
+        if unit == "/s":
+            return f"{v:,.0f}/s"
         return f"{v:.2f}"
 
     median = fmt(statistics.median(values))
@@ -305,8 +315,13 @@ def cell(values: list[float], unit: str) -> str:
 
 
 def change(fig: Figure, before: list[float], after: list[float]) -> str:
-    """same if the two commits' rounds overlap, else which way it moved."""
-    if max(before) >= min(after) and max(after) >= min(before):
+    """*same* if either commit's median lies within the other's rounds (the
+    difference is no larger than the run's own noise), else which way it moved."""
+
+    def within(value: float, values: list[float]) -> bool:
+        return min(values) <= value <= max(values)
+
+    if within(statistics.median(after), before) or within(statistics.median(before), after):
         return "same"
     up = statistics.median(after) > statistics.median(before)
     return "better" if up == fig.higher_is_better else "**worse**"
