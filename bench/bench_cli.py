@@ -248,6 +248,8 @@ def main() -> int:
                     "scan_json": scan_json[name],
                     "scan_text": scan_text[name],
                     "apply": apply[name],
+                    "scan_text_cpu": CPU[(*text_cmd, env["PYTHONPATH"])],
+                    "apply_cpu": CPU[(*apply_cmds[name], env["PYTHONPATH"])],
                 },
             }
         print(json.dumps(figures))
