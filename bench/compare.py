@@ -28,7 +28,7 @@ How it works:
   after, before, after, ...), so the drift of a shared machine hits both
   alike; a figure is the median of its rounds, printed with every round's
   value. ``bench_cli.py`` times both commits itself, run by run, against one
-  ``fail2ban-regex`` run (its ``--repeat`` is the rounds).
+  ``fail2ban-regex`` run (``--repeat`` the larger of 5 and the rounds).
 - It prints one Markdown table: figure, before, after, after/before, the
   issue's target, and "change": *same* when either commit's median lies
   within the other's rounds (the difference is within the run's own noise),
