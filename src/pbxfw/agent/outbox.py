@@ -112,6 +112,9 @@ class Outbox:
             for b in self._to_spool
             if b in unsaved and b.expires_at > now and b not in self.spooled
         ]
+        if not bans:
+            self._to_spool = []
+            return
         for record in self.spool.append(bans):
             self.spooled[record.ban] = record.id
         self._to_spool = []
