@@ -13,6 +13,7 @@ declare -A wanted=(
   [debootstrap]=debootstrap
   [logrotate]=logrotate
   [python3]=python3
+  [journalctl]=systemd
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -22,6 +23,8 @@ done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 # The PostgreSQL tests start their own server from these (not on PATH).
 compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
+# Writes the real journal files the journal: log source tests follow.
+[ -x /lib/systemd/systemd-journal-remote ] || missing+=(systemd-journal-remote)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -444,9 +444,9 @@ def test_fast_path_equals_per_line_path_on_a_mixed_log(
     # "[" is searched for the Asterisk triggers only, its other lines looked
     # at one by one (1: always so; 1 << 40: never so, every trigger is
     # searched). Whatever the path, the result is the per-line path's.
-    from pbxfw.ips import recognisers
+    from pbxfw.ips import scanner
 
-    monkeypatch.setattr(recognisers, "_BYTES_PER_OTHER_LINE", bytes_per_other_line)
+    monkeypatch.setattr(scanner, "_BYTES_PER_OTHER_LINE", bytes_per_other_line)
     text, want = mixed_log()
 
     def make() -> Recogniser:
@@ -466,14 +466,15 @@ def test_every_recognised_line_holds_a_coarse_and_a_fine_trigger(log: str) -> No
     # The fast path searches whole files for the coarse triggers of a kind
     # only; the per-line triggers of the kind must be in every line its
     # recogniser accepts too (else the per-line path would skip it).
-    from pbxfw.ips.recognisers import _SCAN_TRIGGERS, _TRIGGERS
+    from pbxfw.ips.grammars import SCAN_TRIGGERS as _SCAN_TRIGGERS
+    from pbxfw.ips.grammars import TRIGGERS as _TRIGGERS
 
     text = (FIXTURES / log).read_text(encoding="utf-8")
     lines = text.splitlines() + [line for line, _ in EXTRA_LINES]
     for kind in KINDS:
         recogniser = Recogniser(kind, reference=REFERENCE, tz=UTC)
         for line in lines:
-            if recogniser._dispatch(line, 1) is not None:
+            if recogniser.dispatch(line, 1) is not None:
                 assert any(t in line for t in _SCAN_TRIGGERS[kind]), (kind, line)
                 assert any(t in line for t in _TRIGGERS[kind]), (kind, line)
 
@@ -502,7 +503,7 @@ def test_a_failed_security_event_counts_only_with_severity_error(severity: str) 
 def test_the_security_pair_in_two_matches_is_the_one_grammar(
     remote: str, tail: list[tuple[str, str]], end: str
 ) -> None:
-    from pbxfw.ips.recognisers import _SECURITY_PAIR, _SECURITY_PAIR_ONLY, _SECURITY_TAIL
+    from pbxfw.ips.grammars.asterisk import _SECURITY_PAIR, _SECURITY_PAIR_ONLY, _SECURITY_TAIL
 
     text = f'LocalAddress="IPV4/UDP/192.0.2.10/5060",RemoteAddress="{remote}"'
     text += "".join(f',{key}="{value}"' for key, value in tail) + end

@@ -165,7 +165,7 @@ def test_block_reads_equal_one_scan_of_the_text(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
 ) -> None:
     # Blocks smaller than a line, about a line, several lines; serial and parallel.
-    from pbxfw.ips import scan
+    from pbxfw.ips import reading
     from pbxfw.ips.recognisers import Recogniser
 
     text = "".join(
@@ -177,42 +177,42 @@ def test_block_reads_equal_one_scan_of_the_text(
     log.write_text(text, encoding="utf-8")
     whole = list(Recogniser(None, file=str(log), reference=REFERENCE, tz=UTC).scan_text(text))
     assert str(whole[-1].host) == "198.51.100.1"
-    monkeypatch.setattr(scan, "_BLOCK", block)
+    monkeypatch.setattr(reading, "_BLOCK", block)
     for workers in (1, 2, 3):
         assert list(scan_file(log, reference=REFERENCE, tz=UTC, workers=workers)) == whole
 
 
 def test_a_worker_exception_is_raised_here(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbxfw.ips import scan
+    from pbxfw.ips import parallel
 
     def boom(*args: object) -> None:
         raise ValueError("boom in the worker")
 
-    monkeypatch.setattr(scan, "_scan_range", boom)
+    monkeypatch.setattr(parallel, "_scan_range", boom)
     with pytest.raises(ValueError, match="boom in the worker"):
         list(scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=2))
 
 
 def test_a_worker_that_dies_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbxfw.ips import scan
+    from pbxfw.ips import parallel
 
-    monkeypatch.setattr(scan, "_scan_range", lambda *args: os._exit(3))
+    monkeypatch.setattr(parallel, "_scan_range", lambda *args: os._exit(3))
     with pytest.raises(RuntimeError, match="exited unexpectedly"):
         list(scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=3))
 
 
 def test_closing_the_scan_early_reaps_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbxfw.ips import scan
+    from pbxfw.ips import parallel
 
     pids: list[int] = []
-    close = scan._Worker.close
+    close = parallel._Worker.close
 
-    def record(self: scan._Worker) -> None:
+    def record(self: parallel._Worker) -> None:
         if self.pid is not None:
             pids.append(self.pid)
         close(self)
 
-    monkeypatch.setattr(scan._Worker, "close", record)
+    monkeypatch.setattr(parallel._Worker, "close", record)
     found = scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=3)
     assert isinstance(found, Generator)
     next(found)

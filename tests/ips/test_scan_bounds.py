@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pbxfw.ips import scan
+from pbxfw.ips import reading
 from pbxfw.ips.recognisers import MAX_LINE
 from pbxfw.ips.scan import ScanStats, scan_file
 
@@ -40,7 +40,7 @@ def test_a_line_longer_than_the_limit_is_one_bad_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, block: int | None
 ) -> None:
     if block is not None:
-        monkeypatch.setattr(scan, "_BLOCK", block)
+        monkeypatch.setattr(reading, "_BLOCK", block)
     log = tmp_path / "auth.log"
     log.write_bytes(failed(1) + long_line(size) + failed(3) + long_line(size) + failed(5))
     for workers in (1, 2, 3):

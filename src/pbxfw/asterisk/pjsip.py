@@ -36,8 +36,9 @@ from typing import Any
 
 from pbxfw.domain.addresses import IPNetwork
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import Network
-from pbxfw.domain.settings import Settings, external_address_problem, include_path_problem
+from pbxfw.domain.network_model import Network
+from pbxfw.domain.setting_rules import external_address_problem, include_path_problem
+from pbxfw.domain.settings import Settings
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork
 from pbxfw.domain.decision import ALL_SERVICES, ActiveBan
-from pbxfw.domain.settings import MAX_BAN_SECONDS
+from pbxfw.domain.setting_rules import MAX_BAN_SECONDS
 
 __all__ = ["Ban", "Decided", "bounded_expiries", "scope_from_text", "scope_text"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pbxfw.domain.networks import Network, normalised
+from pbxfw.domain.network_model import Network, normalised
 from pbxfw.domain.services import BUILTIN_KEYS, CustomService, Service, catalogue
 from pbxfw.domain.settings import Settings
 

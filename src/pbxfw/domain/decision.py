@@ -16,7 +16,7 @@ from typing import Literal
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_address
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import Network, Verdict
+from pbxfw.domain.network_model import Network, Verdict
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
 

@@ -1,17 +1,34 @@
-"""Networks: a name, a canonical subnet, an allow/block per service, two flags."""
+"""Networks: a name, a canonical subnet, an allow/block per service, two flags.
+
+This module holds the two permanent networks (``Internet``, ``Internet
+IPv6``) and is where every network name is imported from: the model and the
+per-field rules live in ``pbxfw.domain.network_model``, the whole-network
+validator and ``NetworkIndex`` in ``pbxfw.domain.network_validation``; both
+are re-exported here. Pure: no I/O.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import TypeVar
+from collections.abc import Iterable
 
-from pbxfw.domain.addresses import IPNetwork, parse_subnet_with_note
+from pbxfw.domain.network_model import (
+    ID_MAX,
+    Network,
+    Verdict,
+    clash_error,
+    inherited_services,
+    most_specific,
+    name_clash,
+    name_key,
+    network_id,
+    normalised,
+    resolve_services,
+    validate_description,
+    validate_name,
+)
+from pbxfw.domain.network_validation import NETWORK_FIELDS, NetworkIndex, validate_network
 from pbxfw.domain.services import BUILTIN_KEYS
-from pbxfw.errors import ConflictError, FieldError, ValidationError
 
 __all__ = [
     "ID_MAX",
@@ -36,193 +53,12 @@ __all__ = [
     "validate_network",
 ]
 
-_T = TypeVar("_T")
-
-NAME_MAX = 64
-DESCRIPTION_MAX = 255
-#: The largest id a network can have: SQLite's INTEGER (and PostgreSQL's
-#: BIGINT) is a signed 64-bit number; a larger reference cannot name a row.
-ID_MAX = 2**63 - 1
-
-
-class Verdict(StrEnum):
-    ALLOW = "allow"
-    BLOCK = "block"
-
 
 INTERNET_V4 = ipaddress.ip_network("0.0.0.0/0")
 INTERNET_V6 = ipaddress.ip_network("::/0")
 #: Services the permanent networks allow on a fresh install: phones must be
 #: able to register and ping must work; everything administrative is closed.
 PERMANENT_DEFAULT_ALLOW = frozenset({"sip", "icmp"})
-
-
-@dataclass(frozen=True, slots=True)
-class Network:
-    """A network as stored: ``services`` holds a verdict for every catalogue key."""
-
-    name: str
-    subnet: IPNetwork
-    services: Mapping[str, Verdict] = field(default_factory=dict)
-    local: bool = False
-    never_block: bool = False
-    description: str = ""
-    permanent: bool = False
-    id: int | None = None
-
-    def verdict(self, service: str) -> Verdict:
-        """This network's verdict for ``service`` (block when it has none)."""
-        value = self.services.get(service, Verdict.BLOCK)
-        # The compiler asks 10,000 networks about every service: skip the
-        # enum call when the value already is a Verdict (it nearly always is).
-        return value if value.__class__ is Verdict else Verdict(value)
-
-    def with_changes(self, **changes: object) -> Network:
-        return replace(self, **changes)  # type: ignore[arg-type]
-
-
-def validate_name(name: str, field: str = "name") -> str:
-    """1–64 printable characters; returns the canonical name (surrounding space stripped).
-
-    Control characters are refused wherever they are (a tab or newline at the
-    end too: it is a paste gone wrong, not a space to trim); spaces around the
-    name are dropped, so ``"Office "`` is stored as ``"Office"``. Uniqueness is
-    :func:`name_clash`'s.
-    """
-    if not name.isprintable():
-        raise ValidationError(
-            FieldError(field, "contains control characters (tab, newline, ...); remove them")
-        )
-    name = name.strip()
-    if not name:
-        raise ValidationError(FieldError(field, "is empty; give the network a name"))
-    if len(name) > NAME_MAX:
-        raise ValidationError(
-            FieldError(field, f"is {len(name)} characters long; the limit is {NAME_MAX}")
-        )
-    return name
-
-
-def name_key(name: str) -> str:
-    """What two names are compared by: no surrounding space, Unicode NFKC, casefolded.
-
-    ``"Internet"``, ``"internet"`` and ``" INTERNET "`` have the same key, so
-    only one of them can exist; so do look-alikes such as full-width letters.
-    """
-    return unicodedata.normalize("NFKC", name.strip()).casefold()
-
-
-def name_clash(name: str, networks: Iterable[Network], own_id: int | None = None) -> Network | None:
-    """The network other than ``own_id`` whose name has the same :func:`name_key`."""
-    key = name_key(name)
-    for network in networks:
-        if own_id is not None and network.id == own_id:
-            continue
-        if name_key(network.name) == key:
-            return network
-    return None
-
-
-def clash_error(name: str, other: Network, field: str = "name") -> FieldError:
-    """The message for a taken name, saying why when the spelling differs."""
-    why = (
-        ""
-        if other.name == name
-        else " (names are compared without regard to case and surrounding space)"
-    )
-    return FieldError(field, f"a network named {other.name!r} exists already{why}")
-
-
-def network_id(ref: str | int) -> int | None:
-    """The id ``ref`` names, or None when it cannot be an id (then it is a name).
-
-    An id is a whole number from 1 to :data:`ID_MAX` written in ASCII digits;
-    ``0``, ``-1``, ``99999999999999999999`` or ``²`` are not ids, so looking
-    them up finds no network instead of failing in the database.
-    """
-    if isinstance(ref, bool):
-        return None
-    if isinstance(ref, int):
-        value = ref
-    elif ref.isascii() and ref.isdigit():
-        digits = ref.lstrip("0") or "0"
-        if len(digits) > len(str(ID_MAX)):
-            return None  # also keeps int() away from thousands of digits
-        value = int(digits)
-    else:
-        return None
-    return value if 1 <= value <= ID_MAX else None
-
-
-def validate_description(text: str | None, field: str = "description") -> str:
-    """Optional, ≤ 255 printable characters."""
-    text = text or ""
-    if len(text) > DESCRIPTION_MAX:
-        raise ValidationError(
-            FieldError(field, f"is {len(text)} characters long; the limit is {DESCRIPTION_MAX}")
-        )
-    if not text.isprintable():
-        raise ValidationError(FieldError(field, "contains control characters; remove them"))
-    return text
-
-
-def most_specific(subnet: IPNetwork, networks: Iterable[Network]) -> Network | None:
-    """The network with the longest prefix that contains all of ``subnet``."""
-    best: Network | None = None
-    for network in networks:
-        if network.subnet.version != subnet.version or not subnet.subnet_of(network.subnet):  # type: ignore[arg-type]
-            continue
-        if best is None or network.subnet.prefixlen > best.subnet.prefixlen:
-            best = network
-    return best
-
-
-def inherited_services(
-    subnet: IPNetwork, networks: Iterable[Network], keys: Iterable[str]
-) -> dict[str, Verdict]:
-    """The verdicts ``subnet``'s addresses have now, before a network is added for it."""
-    parent = most_specific(subnet, networks)
-    return {k: parent.verdict(k) if parent else Verdict.BLOCK for k in keys}
-
-
-def resolve_services(
-    base: Mapping[str, Verdict],
-    allow: Iterable[str] = (),
-    block: Iterable[str] = (),
-    known: Iterable[str] = BUILTIN_KEYS,
-    explicit: Mapping[str, str] | None = None,
-) -> dict[str, Verdict]:
-    """``base`` with ``allow``/``block``/``explicit`` applied; unknown keys refused.
-
-    Errors name the field (``allow``, ``block`` or ``services.KEY``), list the
-    known keys, and a key both allowed and blocked is refused.
-    """
-    known_keys = tuple(known)
-    errors: list[FieldError] = []
-    result = {k: Verdict(base.get(k, Verdict.BLOCK)) for k in known_keys}
-    hint = "known services: " + ", ".join(known_keys)
-    allow, block = list(allow), list(block)
-    for key in sorted(set(allow) & set(block)):
-        errors.append(FieldError("allow", f"{key!r} is both allowed and blocked; choose one"))
-    for field_name, keys, verdict in (
-        ("allow", allow, Verdict.ALLOW),
-        ("block", block, Verdict.BLOCK),
-    ):
-        for key in keys:
-            if key not in result:
-                errors.append(FieldError(field_name, f"unknown service {key!r}; {hint}"))
-            else:
-                result[key] = verdict
-    for key, value in (explicit or {}).items():
-        if key not in result:
-            errors.append(FieldError(f"services.{key}", f"unknown service {key!r}; {hint}"))
-        elif value not in ("allow", "block"):
-            errors.append(FieldError(f"services.{key}", f"{value!r} must be allow or block"))
-        else:
-            result[key] = Verdict(value)
-    if errors:
-        raise ValidationError(errors)
-    return result
 
 
 def permanent_networks(keys: Iterable[str] = BUILTIN_KEYS) -> tuple[Network, Network]:
@@ -232,266 +68,3 @@ def permanent_networks(keys: Iterable[str] = BUILTIN_KEYS) -> tuple[Network, Net
         Network("Internet", INTERNET_V4, dict(services), permanent=True),
         Network("Internet IPv6", INTERNET_V6, dict(services), permanent=True),
     )
-
-
-def normalised(network: Network, keys: Iterable[str]) -> Network:
-    """``network`` with exactly one verdict per catalogue key (missing: block)."""
-    keys = tuple(keys)
-    if tuple(network.services) == keys:
-        return network
-    services = network.services
-    return network.with_changes(services={k: services.get(k, Verdict.BLOCK) for k in keys})
-
-
-# -- the network validator -------------------------------------------------------------
-
-#: The fields :func:`validate_network` reads. ``allow`` and ``block`` list
-#: service keys (the CLI's options, the REST body); ``services`` maps keys to
-#: ``allow``/``block`` (the REST body, the web form, the document); ``id`` is a
-#: document's own.
-NETWORK_FIELDS = frozenset(
-    {"id", "name", "subnet", "services", "allow", "block", "local", "never_block", "description"}
-)
-
-
-def _subnet_key(subnet: IPNetwork) -> tuple[int, int, int]:
-    return (subnet.version, int(subnet.network_address), subnet.prefixlen)
-
-
-class NetworkIndex:
-    """Networks by name key, subnet and id: what another network may not repeat.
-
-    Also finds the closest network containing a subnet (whose verdicts a new
-    network starts from). Every look-up is a few dictionary hits (a parent:
-    at most 129), so a document of 10,000 networks is checked in linear time.
-    Where two networks share a key (a database from before names were
-    compared casefolded), the first added is the one found.
-    """
-
-    __slots__ = ("_ids", "_names", "_subnets")
-
-    def __init__(self, networks: Iterable[Network] = ()) -> None:
-        self._names: dict[str, list[Network]] = {}
-        self._subnets: dict[tuple[int, int, int], list[Network]] = {}
-        self._ids: dict[int, Network] = {}
-        for network in networks:
-            self.add(network)
-
-    def add(self, network: Network) -> None:
-        self._names.setdefault(name_key(network.name), []).append(network)
-        self._subnets.setdefault(_subnet_key(network.subnet), []).append(network)
-        if network.id is not None:
-            self._ids.setdefault(network.id, network)
-
-    def named(self, name: str, own_id: int | None = None) -> Network | None:
-        """The network other than ``own_id`` whose name has ``name``'s :func:`name_key`."""
-        return _other(self._names.get(name_key(name), ()), own_id)
-
-    def with_subnet(self, subnet: IPNetwork, own_id: int | None = None) -> Network | None:
-        """The network other than ``own_id`` with exactly ``subnet``."""
-        return _other(self._subnets.get(_subnet_key(subnet), ()), own_id)
-
-    def with_id(self, network_id: int) -> Network | None:
-        return self._ids.get(network_id)
-
-    def parent(self, subnet: IPNetwork) -> Network | None:
-        """The network with the longest prefix containing all of ``subnet`` (as :func:`most_specific`)."""
-        version, value, prefix = _subnet_key(subnet)
-        width = subnet.max_prefixlen
-        for length in range(prefix, -1, -1):
-            host_bits = (1 << (width - length)) - 1
-            found = self._subnets.get((version, value & ~host_bits, length))
-            if found:
-                return found[0]
-        return None
-
-
-def _other(networks: Iterable[Network], own_id: int | None) -> Network | None:
-    for network in networks:
-        if own_id is None or network.id != own_id:
-            return network
-    return None
-
-
-def validate_network(
-    fields: Mapping[str, object],
-    existing: NetworkIndex,
-    keys: Sequence[str] = BUILTIN_KEYS,
-    *,
-    current: Network | None = None,
-    base: Mapping[str, Verdict] | None = None,
-) -> tuple[Network, list[str]]:
-    """The one network validator: the network ``fields`` describe, and notes.
-
-    Every entry point calls it (``network add``/``set``, ``POST``/``PATCH
-    /api/v1/networks``, the web form, ``pbxfw import``), so one bad input gets
-    one message wherever it came from; a document only puts ``networks[i].``
-    before the field.
-
-    ``fields`` maps names of :data:`NETWORK_FIELDS` to what the caller gave.
-    A new network (``current`` None) needs a name and a subnet; a change to
-    ``current`` replaces only the fields present (its permanent subnet
-    cannot change). Values are checked for their type as well (a document is
-    JSON): text, true/false, lists and objects. The name is stripped
-    (:func:`validate_name`), the subnet made canonical, and a note returned
-    when that zeroed host bits ("10.0.0.5/24 has host bits set; stored as
-    10.0.0.0/24"). Services not named keep ``current``'s verdict, or take
-    ``base``'s, or by default those of the closest network in ``existing``
-    containing the new one: what its addresses had.
-
-    A new name, subnet or id that a network of ``existing`` (other than
-    ``current``) has is a conflict; names compare by :func:`name_key`. Only
-    a changed name or subnet is compared, so a database made before names
-    were compared this way keeps its look-alike names editable.
-
-    Raises ValidationError (HTTP 422, exit 2) with one FieldError per
-    problem, all at once, keyed by field (``name``, ``subnet``,
-    ``services.KEY`` ...); ConflictError (409) when conflicts are the only
-    problems. Pure: nothing is stored.
-    """
-    errors: list[FieldError] = []
-    new = current is None
-
-    name = subnet = description = None
-    notes: list[str] = []
-    if new or "name" in fields:
-        text = _text(fields, "name", errors)
-        if text is not None:
-            name = _checked(errors, validate_name, text)
-    if new or "subnet" in fields:
-        text = _text(fields, "subnet", errors)
-        if text is not None:
-            parsed = _checked(errors, parse_subnet_with_note, text)
-            if parsed is not None:
-                subnet, note = parsed
-                notes += [note] if note else []
-                if current is not None and current.permanent and subnet != current.subnet:
-                    errors.append(
-                        FieldError(
-                            "subnet",
-                            f"{current.name!r} is permanent; its subnet stays "
-                            f"{current.subnet} (add another network instead)",
-                        )
-                    )
-    if new or "description" in fields:
-        text = _text(fields, "description", errors)
-        if text is not None:
-            description = _checked(errors, validate_description, text)
-    flags: dict[str, bool] = {}
-    for flag in ("local", "never_block"):
-        if flag in fields:
-            value = fields[flag]
-            if isinstance(value, bool):
-                flags[flag] = value
-            else:
-                errors.append(FieldError(flag, "must be true or false"))
-    network_id = _id(fields, errors) if new else None
-    services = _services(fields, keys, errors, current, base, existing, subnet)
-
-    own_id = current.id if current is not None else None
-    conflicts: list[FieldError] = []
-    if name is not None and (current is None or name != current.name):
-        other = existing.named(name, own_id)
-        if other is not None:
-            conflicts.append(clash_error(name, other))
-    if subnet is not None and (current is None or subnet != current.subnet):
-        other = existing.with_subnet(subnet, own_id)
-        if other is not None:
-            message = f"{subnet} is already the subnet of network {other.name!r}"
-            conflicts.append(FieldError("subnet", message))
-    if network_id is not None:
-        other = existing.with_id(network_id)
-        if other is not None:
-            message = f"{network_id} is already the id of network {other.name!r}"
-            conflicts.append(FieldError("id", message))
-    if errors or conflicts:
-        raise (ValidationError if errors else ConflictError)(errors + conflicts)
-
-    assert services is not None
-    if current is None:
-        assert name is not None and subnet is not None  # else an error was raised
-        network = Network(
-            name,
-            subnet,
-            services,
-            local=flags.get("local", False),
-            never_block=flags.get("never_block", False),
-            description=description or "",
-            id=network_id,
-        )
-    else:
-        changes: dict[str, object] = {"services": services, **flags}
-        for key, value in (("name", name), ("subnet", subnet), ("description", description)):
-            if value is not None:
-                changes[key] = value
-        network = current.with_changes(**changes)
-    return network, notes
-
-
-def _checked(errors: list[FieldError], check: Callable[[str], _T], text: str) -> _T | None:
-    """``check(text)``, or None with its errors added to ``errors``."""
-    try:
-        return check(text)
-    except ValidationError as exc:
-        errors += exc.errors
-        return None
-
-
-def _text(fields: Mapping[str, object], key: str, errors: list[FieldError]) -> str | None:
-    """The text of ``key`` ("" when absent or null), or None (and an error) if not text."""
-    value = fields.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        errors.append(FieldError(key, "must be text"))
-        return None
-    return value
-
-
-def _id(fields: Mapping[str, object], errors: list[FieldError]) -> int | None:
-    value = fields.get("id")
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= ID_MAX:
-        errors.append(FieldError("id", "must be a positive whole number or omitted"))
-        return None
-    return value
-
-
-def _services(
-    fields: Mapping[str, object],
-    keys: Sequence[str],
-    errors: list[FieldError],
-    current: Network | None,
-    base: Mapping[str, Verdict] | None,
-    existing: NetworkIndex,
-    subnet: IPNetwork | None,
-) -> dict[str, Verdict] | None:
-    """The verdicts after ``allow``, ``block`` and ``services``; None on an error."""
-    before = len(errors)
-    lists: dict[str, list[str]] = {"allow": [], "block": []}
-    for key in lists:
-        value = fields.get(key) or []
-        if isinstance(value, list | tuple) and all(isinstance(k, str) for k in value):
-            lists[key] = list(value)
-        else:
-            errors.append(FieldError(key, "must be a list of service keys"))
-    explicit = fields.get("services")
-    if "services" in fields and not isinstance(explicit, dict):
-        errors.append(FieldError("services", "must be an object of service: allow|block"))
-    if len(errors) > before or not (explicit is None or isinstance(explicit, dict)):
-        return None
-    if current is not None:
-        start: Mapping[str, Verdict] = current.services
-    elif base is not None:
-        start = base
-    elif subnet is not None:
-        parent = existing.parent(subnet)
-        start = {k: parent.verdict(k) if parent else Verdict.BLOCK for k in keys}
-    else:
-        start = {}
-    try:
-        return resolve_services(start, lists["allow"], lists["block"], keys, explicit)
-    except ValidationError as exc:
-        errors += exc.errors
-        return None

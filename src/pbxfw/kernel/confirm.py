@@ -6,7 +6,9 @@ comes before the deadline the watchdog loads the snapshot back — also when the
 process that applied was killed (the watchdog runs in its own session,
 re-parented to init, and survives SIGKILL of its parent).
 
-State lives in files under ``state_dir/<namespace key>/`` so any later process
+State lives in files under ``state_dir/<namespace key>/`` (their format:
+``pbxfw.kernel.confirm_state``; the lock: ``pbxfw.kernel.confirm_lock``; both
+re-exported here) so any later process
 (``pbxfw confirm``, ``pbxfw rollback``, the web page) can act on it::
 
     lock            flock(2): one actor at a time (confirm vs. watchdog race)
@@ -40,7 +42,6 @@ the agent re-adds bans it knows after a rollback.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -48,14 +49,31 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from pbxfw.errors import KernelError
 from pbxfw.kernel.backend import Backend
+from pbxfw.kernel.confirm_lock import holding_another, locked, locked_folder
+from pbxfw.kernel.confirm_state import (
+    CANDIDATE_FILE,
+    LOG_FILE,
+    PENDING_FILE,
+    REJECTED_FILE,
+    ROLLBACK_FILE,
+    SNAPSHOT_FILE,
+    PendingChange,
+    expired,
+    last_rollback,
+    namespace_dir,
+    pending,
+    read_pending,
+    watchdog_alive,
+    write_atomic,
+    write_pending,
+)
 from pbxfw.kernel.nft import NftBackend
 
 __all__ = [
@@ -76,178 +94,9 @@ __all__ = [
     "supersede",
 ]
 
-_PENDING = "pending.json"
-_SNAPSHOT = "snapshot.nft"
-_CANDIDATE = "candidate.nft"
-_REJECTED = "rejected.nft"
-_ROLLBACK = "rollback.json"
-_LOG = "watchdog.log"
-
-
-@dataclass(frozen=True, slots=True)
-class PendingChange:
-    """A change applied but not yet confirmed.
-
-    ``deadline`` is wall-clock (for display); the watchdog waits on
-    ``deadline_monotonic`` (CLOCK_MONOTONIC, shared by all processes and
-    immune to clock changes). ``had_table``: whether a pbxfw table existed
-    before (a rollback without one deletes the table).
-    """
-
-    token: str
-    netns: str | None
-    seconds: float
-    created: float
-    deadline: float
-    deadline_monotonic: float
-    snapshot_monotonic: float
-    had_table: bool
-    watchdog_pid: int | None = None
-
-    def remaining(self) -> float:
-        """Seconds left before the automatic rollback (≥ 0)."""
-        return max(0.0, self.deadline_monotonic - time.monotonic())
-
-    def as_json(self) -> dict[str, object]:
-        return {**asdict(self), "remaining": round(self.remaining(), 3)}
-
-
-def namespace_dir(state_dir: str | os.PathLike[str], netns: str | None) -> Path:
-    """The folder holding one namespace's confirmation state."""
-    if netns is not None and (not netns or "/" in netns or netns.startswith(".")):
-        raise ValueError(f"{netns!r} is not a network namespace name")
-    return Path(state_dir) / ("host" if netns is None else f"netns-{netns}")
-
-
-#: The folders whose lock this thread holds, with the nesting depth.
-_held = threading.local()
-
-
-@contextlib.contextmanager
-def locked_folder(folder: Path, *, wait: bool = True) -> Iterator[bool]:
-    """flock(2) on ``folder/lock`` (a ``namespace_dir``); re-entrant within
-    one thread. Yields whether the lock is held (always True unless ``wait``
-    is False). ``locked`` is the same, by state folder and namespace; the
-    watchdog, which is given the namespace's folder, uses this one.
-
-    Re-entrant so that a use case can hold the lock around a whole
-    read-decide-apply sequence that calls ``apply_with_confirm`` or
-    ``confirm`` (which lock too). Other threads and processes wait.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    key = os.path.realpath(folder)
-    depth: dict[str, int] = _held.__dict__.setdefault("depth", {})
-    if depth.get(key):
-        depth[key] += 1
-        try:
-            yield True
-        finally:
-            depth[key] -= 1
-        return
-    with open(folder / "lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        depth[key] = 1
-        try:
-            yield True
-        finally:
-            depth[key] = 0
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _holding_another(folder: Path) -> bool:
-    """This thread holds the lock of a folder other than ``folder``."""
-    depth: dict[str, int] = _held.__dict__.get("depth", {})
-    key = os.path.realpath(folder)
-    return any(n for k, n in depth.items() if k != key)
-
-
-@contextlib.contextmanager
-def locked(state_dir: str | os.PathLike[str], netns: str | None = None) -> Iterator[None]:
-    """Hold ``netns``'s confirmation lock: no watchdog, confirm, rollback or
-    apply of that namespace acts meanwhile (re-entrant within one thread)."""
-    with locked_folder(namespace_dir(state_dir, netns)):
-        yield
-
-
-def _write(path: Path, text: str) -> None:
-    """Atomically: a reader sees the old file or the new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def read_pending(folder: Path) -> PendingChange | None:
-    """The pending change recorded in ``folder`` (a ``namespace_dir``), or
-    None: nothing pending, or a file that cannot be read or parsed (a torn
-    or foreign file is treated as no change, never as an error)."""
-    try:
-        data = json.loads((folder / _PENDING).read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return None
-    try:
-        return PendingChange(**data)
-    except TypeError:
-        return None
-
-
-def _write_pending(folder: Path, change: PendingChange) -> None:
-    _write(folder / _PENDING, json.dumps(asdict(change), indent=2, sort_keys=True) + "\n")
-
-
-def pending(state_dir: str | os.PathLike[str], netns: str | None = None) -> PendingChange | None:
-    """The change waiting for confirmation in ``netns``, or None."""
-    return read_pending(namespace_dir(state_dir, netns))
-
-
-def last_rollback(
-    state_dir: str | os.PathLike[str], netns: str | None = None
-) -> dict[str, object] | None:
-    """The last rollback: ``{"token", "time", "reason", "rejected"}`` or None.
-
-    ``rejected`` is the path of the table that was not confirmed; ``pbxfw``
-    can show it and apply it again.
-    """
-    folder = namespace_dir(state_dir, netns)
-    try:
-        data: dict[str, object] = json.loads((folder / _ROLLBACK).read_text())
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def _watchdog_alive(pid: int | None, token: str) -> bool:
-    """``pid`` is running and is the watchdog of ``token`` (not a reused pid)."""
-    if not pid:
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return token.encode() in cmdline and b"pbxfw.kernel.watchdog" in cmdline
-
-
-def expired(change: PendingChange) -> bool:
-    """The confirmation window of ``change`` has run out.
-
-    The monotonic deadline decides; after a reboot (monotonic time starts
-    again, the watchdog is gone) the wall-clock deadline does.
-    """
-    if change.remaining() <= 0:
-        return True
-    return time.time() >= change.deadline and not _watchdog_alive(change.watchdog_pid, change.token)
-
 
 def _stop_watchdog(change: PendingChange) -> None:
-    if _watchdog_alive(change.watchdog_pid, change.token):
+    if watchdog_alive(change.watchdog_pid, change.token):
         assert change.watchdog_pid is not None
         with contextlib.suppress(ProcessLookupError):
             os.kill(change.watchdog_pid, signal.SIGTERM)
@@ -274,7 +123,7 @@ def _spawn_watchdog(
     if after_rollback:
         argv += ["--after-rollback", json.dumps(list(after_rollback))]
     env = {**os.environ, **hook_env} if hook_env else None
-    with open(folder / _LOG, "a") as log:
+    with open(folder / LOG_FILE, "a") as log:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -293,7 +142,7 @@ def _spawn_watchdog(
         return int(line.strip())
     except ValueError:
         raise KernelError(
-            f"the rollback watchdog did not start (see {folder / _LOG}); nothing was applied"
+            f"the rollback watchdog did not start (see {folder / LOG_FILE}); nothing was applied"
         ) from None
 
 
@@ -328,7 +177,7 @@ def restore_pending(folder: Path, change: PendingChange, reason: str) -> None:
     whatever happens; bans then get their full timeout again.
     """
     backend = NftBackend(change.netns)
-    snapshot_path = folder / _SNAPSHOT
+    snapshot_path = folder / SNAPSHOT_FILE
     if change.had_table and snapshot_path.exists():
         text = snapshot_path.read_text()
         # Negative after a reboot (monotonic time starts again): no shift then.
@@ -339,17 +188,17 @@ def restore_pending(folder: Path, change: PendingChange, reason: str) -> None:
             backend.apply(_EXPIRES.sub("", text))
     else:
         backend.delete_table()
-    candidate = folder / _CANDIDATE
+    candidate = folder / CANDIDATE_FILE
     if candidate.exists():
-        os.replace(candidate, folder / _REJECTED)
+        os.replace(candidate, folder / REJECTED_FILE)
     record = {
         "token": change.token,
         "time": time.time(),
         "reason": reason,
-        "rejected": str(folder / _REJECTED),
+        "rejected": str(folder / REJECTED_FILE),
     }
-    _write(folder / _ROLLBACK, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    (folder / _PENDING).unlink(missing_ok=True)
+    write_atomic(folder / ROLLBACK_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    (folder / PENDING_FILE).unlink(missing_ok=True)
     snapshot_path.unlink(missing_ok=True)
 
 
@@ -386,10 +235,10 @@ def apply_with_confirm(
             current = backend.list_table()
             had_table = current is not None
             if current is None:
-                (folder / _SNAPSHOT).unlink(missing_ok=True)
+                (folder / SNAPSHOT_FILE).unlink(missing_ok=True)
             else:
-                _write(folder / _SNAPSHOT, current)
-        _write(folder / _CANDIDATE, new_text)
+                write_atomic(folder / SNAPSHOT_FILE, current)
+        write_atomic(folder / CANDIDATE_FILE, new_text)
         now, mono = time.time(), time.monotonic()
         change = PendingChange(
             token=secrets.token_hex(16),
@@ -401,7 +250,7 @@ def apply_with_confirm(
             snapshot_monotonic=snap_time,
             had_table=had_table,
         )
-        _write_pending(folder, change)
+        write_pending(folder, change)
         pid = _spawn_watchdog(folder, change.token, after_rollback, hook_env)
         # The window starts when the rules change, not before the watchdog's
         # start-up (a second or more on a busy host would eat a short window).
@@ -415,20 +264,20 @@ def apply_with_confirm(
                 "deadline_monotonic": mono + seconds,
             }
         )
-        _write_pending(folder, change)
+        write_pending(folder, change)
         try:
             backend.apply(new_text)
         except BaseException:
             _stop_watchdog(change)
             if previous is not None:
                 revived = PendingChange(**{**asdict(previous), "watchdog_pid": None})
-                _write_pending(folder, revived)
+                write_pending(folder, revived)
                 pid = _spawn_watchdog(folder, previous.token, after_rollback, hook_env)
-                _write_pending(folder, PendingChange(**{**asdict(previous), "watchdog_pid": pid}))
+                write_pending(folder, PendingChange(**{**asdict(previous), "watchdog_pid": pid}))
             else:
-                (folder / _PENDING).unlink(missing_ok=True)
-                (folder / _SNAPSHOT).unlink(missing_ok=True)
-                (folder / _CANDIDATE).unlink(missing_ok=True)
+                (folder / PENDING_FILE).unlink(missing_ok=True)
+                (folder / SNAPSHOT_FILE).unlink(missing_ok=True)
+                (folder / CANDIDATE_FILE).unlink(missing_ok=True)
             raise
         return change
 
@@ -450,9 +299,9 @@ def confirm(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pend
             restore_pending(folder, change, "confirmed too late: the window had run out")
             _stop_watchdog(change)
             return None
-        (folder / _PENDING).unlink(missing_ok=True)
-        (folder / _SNAPSHOT).unlink(missing_ok=True)
-        (folder / _CANDIDATE).unlink(missing_ok=True)
+        (folder / PENDING_FILE).unlink(missing_ok=True)
+        (folder / SNAPSHOT_FILE).unlink(missing_ok=True)
+        (folder / CANDIDATE_FILE).unlink(missing_ok=True)
         _stop_watchdog(change)
         return change
 
@@ -484,9 +333,9 @@ def expire(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pendi
     wait for each other): if it is busy, its holder is acting on it.
     """
     folder = namespace_dir(state_dir, netns)
-    if not (folder / _PENDING).exists():
+    if not (folder / PENDING_FILE).exists():
         return None  # the common case, and no folder is created for it
-    with locked_folder(folder, wait=not _holding_another(folder)) as held:
+    with locked_folder(folder, wait=not holding_another(folder)) as held:
         if not held:
             return None
         change = read_pending(folder)
@@ -502,14 +351,14 @@ def supersede(state_dir: str | os.PathLike[str], netns: str | None = None) -> Pe
     window has just replaced the table, and no watchdog may bring the old
     snapshot back over it. The change forgotten, or None."""
     folder = namespace_dir(state_dir, netns)
-    if not (folder / _PENDING).exists():
+    if not (folder / PENDING_FILE).exists():
         return None
     with locked_folder(folder):
         change = read_pending(folder)
         if change is None:
             return None
-        (folder / _PENDING).unlink(missing_ok=True)
-        (folder / _SNAPSHOT).unlink(missing_ok=True)
-        (folder / _CANDIDATE).unlink(missing_ok=True)
+        (folder / PENDING_FILE).unlink(missing_ok=True)
+        (folder / SNAPSHOT_FILE).unlink(missing_ok=True)
+        (folder / CANDIDATE_FILE).unlink(missing_ok=True)
         _stop_watchdog(change)
         return change

@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pbxfw.errors import PbxfwError
-from pbxfw.kernel.confirm import locked_folder, read_pending, restore_pending
+from pbxfw.kernel.confirm import restore_pending
+from pbxfw.kernel.confirm_lock import locked_folder
+from pbxfw.kernel.confirm_state import read_pending
 
 __all__ = ["main", "watch"]
 

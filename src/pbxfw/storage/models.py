@@ -129,7 +129,7 @@ class BanRow(Base):
 
 
 class LogOffsetRow(Base):
-    """How far the agent has read a log file (survives restarts)."""
+    """How far the agent has read a log file, or a journal source (survives restarts)."""
 
     __tablename__ = "log_offsets"
 
@@ -137,6 +137,8 @@ class LogOffsetRow(Base):
     inode: Mapped[int] = mapped_column(Int64)
     offset: Mapped[int] = mapped_column(Int64)
     updated_at: Mapped[float] = mapped_column(Float)
+    #: a ``journal:`` source's cursor (inode and offset then 0); None for a file
+    journal_cursor: Mapped[str | None] = mapped_column(text(), nullable=True, default=None)
 
 
 class IpsCounterRow(Base):

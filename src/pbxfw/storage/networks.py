@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pbxfw.domain.addresses import IPNetwork, networks_from_text
-from pbxfw.domain.networks import Network, Verdict, network_id
+from pbxfw.domain.network_model import Network, Verdict, network_id
 from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.errors import ConflictError, FieldError, NotFoundError
 from pbxfw.storage.models import CustomServiceRow, NetworkRow

@@ -18,7 +18,7 @@ from itertools import compress
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.jails import JAIL_SCOPES, MANUAL_JAIL, validate_jail
-from pbxfw.domain.settings import check_ban_seconds
+from pbxfw.domain.setting_rules import check_ban_seconds
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.storage.repository import Repository, Store

@@ -13,7 +13,7 @@ here.
 
 from __future__ import annotations
 
-from pbxfw.domain.networks import normalised
+from pbxfw.domain.network_model import normalised
 from pbxfw.usecases.asterisk import DiscoveryReport, discover_asterisk
 from pbxfw.usecases.base import ConfigBase, stored_configuration
 from pbxfw.usecases.document import (

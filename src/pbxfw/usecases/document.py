@@ -7,15 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import (
-    Network,
-    NetworkIndex,
-    clash_error,
-    name_clash,
-    permanent_networks,
-    resolve_services,
-    validate_network,
-)
+from pbxfw.domain.network_model import Network, clash_error, name_clash, resolve_services
+from pbxfw.domain.network_validation import NetworkIndex, validate_network
+from pbxfw.domain.networks import permanent_networks
 from pbxfw.domain.services import CustomService
 from pbxfw.domain.settings import Settings
 from pbxfw.errors import ConflictError, FieldError, ValidationError

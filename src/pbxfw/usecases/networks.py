@@ -10,16 +10,15 @@ from typing import Any
 from pbxfw.domain.addresses import IPNetwork, parse_address, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import (
+from pbxfw.domain.network_model import (
     Network,
-    NetworkIndex,
     Verdict,
     inherited_services,
     name_clash,
     normalised,
-    permanent_networks,
-    validate_network,
 )
+from pbxfw.domain.network_validation import NetworkIndex, validate_network
+from pbxfw.domain.networks import permanent_networks
 from pbxfw.errors import FieldError, PermanentError, ValidationError
 from pbxfw.storage.repository import Repository
 from pbxfw.usecases.bans import lift_whitelisted
@@ -83,7 +82,7 @@ class NetworkChange:
     description: str | None = None
 
     def fields(self) -> dict[str, object]:
-        """The fields given, for :func:`~pbxfw.domain.networks.validate_network`.
+        """The fields given, for :func:`~pbxfw.domain.network_validation.validate_network`.
 
         None means "not given": a change leaves the field as it is; a new
         network gets no name or subnet (refused) and no flags (false).
@@ -106,6 +105,8 @@ class InitReport:
     created_permanent: list[str] = field(default_factory=list)
     trusted: Network | None = None
     revision: int = 0
+    #: the ``log_ssh`` init chose for this host (None: one was stored already)
+    ssh_log: str | None = None
 
 
 def network_json(network: Network) -> dict[str, Any]:
@@ -124,13 +125,15 @@ class NetworkCases(ConfigBase):
     """The network use cases of :class:`~pbxfw.usecases.config.ConfigService`."""
 
     # -- init -------------------------------------------------------------
-    def init(self, ssh_client: str | None = None) -> InitReport:
+    def init(self, ssh_client: str | None = None, ssh_log: str | None = None) -> InitReport:
         """Ensure the revision counter and the permanent networks; trust the installer.
 
         ``ssh_client`` is the value of ``SSH_CLIENT`` ("ADDR PORT PORT"). Its
         address gets a /32 or /128 network with SSH and WEB allowed and
         never-block set, unless a network with that exact subnet exists.
-        Idempotent: a second run changes nothing.
+        ``ssh_log`` (``usecases.hostlogs.ssh_log_for_host``: auth.log or the
+        journal, by what the host has) becomes ``log_ssh`` unless a value is
+        stored already. Idempotent: a second run changes nothing.
         """
         report = InitReport()
         with self._edit() as repo:
@@ -148,6 +151,12 @@ class NetworkCases(ConfigBase):
                     repo.add_network(network.with_changes(name=name))
                     report.created_permanent.append(name)
                     changed = True
+            if ssh_log is not None and "log_ssh" not in repo.stored_settings():
+                repo.save_settings(
+                    {"log_ssh": repo.settings().updated({"log_ssh": ssh_log}).log_ssh}
+                )
+                report.ssh_log = ssh_log
+                changed = True
             if ssh_client:
                 trusted = self._trusted_installer(repo, ssh_client)
                 if trusted is not None:
@@ -234,7 +243,7 @@ class NetworkCases(ConfigBase):
         """Add a network; services not named keep the verdict their addresses had.
 
         Returns the stored network and notes (e.g. host bits zeroed).
-        Validation is :func:`~pbxfw.domain.networks.validate_network`'s.
+        Validation is :func:`~pbxfw.domain.network_validation.validate_network`'s.
         """
         with self._edit() as repo:
             config = stored_configuration(repo)

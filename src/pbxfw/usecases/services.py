@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from pbxfw.domain.networks import name_key
+from pbxfw.domain.network_model import name_key
 from pbxfw.domain.services import (
     BUILTIN_KEYS,
     BUILTIN_LABELS,

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from pbxfw.domain import login_throttle as rule
-from pbxfw.domain.networks import validate_name
+from pbxfw.domain.network_model import validate_name
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.storage.repository import Store
 from pbxfw.storage.sessions import AuthRepository, session_state

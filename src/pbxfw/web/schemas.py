@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, WithJsonSchema
 
-from pbxfw.domain.settings import MAX_BAN_SECONDS
+from pbxfw.domain.setting_rules import MAX_BAN_SECONDS
 
 __all__ = [
     "ApplyRequest",

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
-from pbxfw.domain.networks import Network
+from pbxfw.domain.network_model import Network
 from pbxfw.errors import NotFoundError
 from pbxfw.usecases.config import ConfigService, NetworkChange, network_json
 from pbxfw.web.deps import ConfigDep, ContextDep

@@ -8,7 +8,7 @@ from fastapi import Request, status
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from pbxfw.domain.networks import Network, Verdict
+from pbxfw.domain.network_model import Network, Verdict
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.config import NetworkChange
 from pbxfw.web.deps import (
