@@ -64,13 +64,39 @@ def agent(
             "the system journal (tests).",
         ),
     ] = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            envvar="PBXFW_NODE",
+            help="This PBX's node name in `pbxfw node list` (default: the host name); "
+            "1-63 letters, digits, '-', '_', '.'.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
     import logging
+    import socket
 
     from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.domain.nodes import validate_node_name
 
+    if node is None:
+        host = socket.gethostname()
+        try:
+            node = validate_node_name(host)
+        except ValidationError:
+            raise ValidationError(
+                FieldError(
+                    "--node",
+                    f"the host name {host!r} is not a node name (1-63 letters, digits, "
+                    "'-', '_', '.'); give one with --node NAME",
+                )
+            ) from None
+    else:
+        validate_node_name(node, "--node")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -83,6 +109,7 @@ def agent(
         state_dir=folder,
         web_log=web_log or str(Path(folder).parent / "web.log"),
         journal_directory=journal_directory,
+        node=node,
     )
     Agent(svc.store, options).run()
 
