@@ -70,7 +70,7 @@ def agent(
             "--node",
             envvar="PBXFW_NODE",
             help="This PBX's node name in `pbxfw node list` (default: the host name); "
-            "1-63 letters, digits, '-', '_', '.'.",
+            "1-63 letters, digits, '-', '_', '.', first a letter or digit.",
             show_default=False,
         ),
     ] = None,
@@ -92,7 +92,7 @@ def agent(
                 FieldError(
                     "--node",
                     f"the host name {host!r} is not a node name (1-63 letters, digits, "
-                    "'-', '_', '.'); give one with --node NAME",
+                    "'-', '_', '.', first a letter or digit); give one with --node NAME",
                 )
             ) from None
     else:

@@ -46,7 +46,10 @@ STALE_SECONDS = 30.0
 #: A node name is one DNS label's length at most (a host name usually is one).
 NODE_NAME_MAX = 63
 
-_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: The first character is a letter or a digit (as in a host name): a name
+#: starting with "-" reads as an option on a command line, and "." or ".."
+#: as a path step in a URL (``/api/v1/nodes/..``).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class NodeState(StrEnum):
@@ -56,7 +59,8 @@ class NodeState(StrEnum):
 
 
 def validate_node_name(name: str, field: str = "node") -> str:
-    """``name`` if it is a valid node name: 1–63 letters, digits, ``-``, ``_``, ``.``.
+    """``name`` if it is a valid node name: 1–63 letters, digits, ``-``, ``_``, ``.``,
+    starting with a letter or a digit.
 
     Raises :class:`ValidationError` on ``field`` naming the fix.
     """
@@ -74,7 +78,8 @@ def validate_node_name(name: str, field: str = "node") -> str:
         raise ValidationError(
             FieldError(
                 field,
-                f"{name!r} is not a node name: use letters, digits, '-', '_' and '.' only",
+                f"{name!r} is not a node name: use letters, digits, '-', '_' and '.' "
+                "only, starting with a letter or a digit",
             )
         )
     return name

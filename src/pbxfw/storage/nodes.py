@@ -18,8 +18,6 @@ from pbxfw.storage.repository import Repository
 
 __all__ = ["nodes", "remove_node", "save_node"]
 
-_TABLE = NodeRow.__table__
-
 
 def _node(row: Any) -> Node:
     return Node(
@@ -38,7 +36,7 @@ def _node(row: Any) -> Node:
 
 def nodes(repo: Repository) -> list[Node]:
     """Every node, by site then name."""
-    rows = repo.session.execute(select(_TABLE).order_by(NodeRow.site, NodeRow.name))
+    rows = repo.session.execute(select(NodeRow.__table__).order_by(NodeRow.site, NodeRow.name))
     return [_node(r) for r in rows]
 
 
@@ -59,16 +57,16 @@ def save_node(repo: Repository, node: Node) -> bool:
         "log_lag_bytes": node.log_lag_bytes,
         "last_error": node.last_error,
     }
-    result = repo.session.execute(update(_TABLE).where(NodeRow.name == node.name).values(values))
+    result = repo.session.execute(update(NodeRow).where(NodeRow.name == node.name).values(values))
     if getattr(result, "rowcount", 0):
         return False
     repo.session.execute(
-        insert(_TABLE).values(name=node.name, registered_at=node.registered_at, **values)
+        insert(NodeRow).values(name=node.name, registered_at=node.registered_at, **values)
     )
     return True
 
 
 def remove_node(repo: Repository, name: str) -> bool:
     """Delete the row of ``name``; False when there was none."""
-    result = repo.session.execute(delete(_TABLE).where(NodeRow.name == name))
+    result = repo.session.execute(delete(NodeRow).where(NodeRow.name == name))
     return bool(getattr(result, "rowcount", 0))
