@@ -93,10 +93,9 @@ class NodeReporter:
             log_lag_bytes=self._unread_bytes(),
             last_error=last_error(self.health),
         )
-        # Marked before the write: a failing store is retried by Health's
-        # backoff, not at every tick by ``due``.
-        self.last_report, self._reported_revision = now, revision
+        # A failed write stays due: Health's backoff paces the attempts.
         made = self.nodes.report(node)
+        self.last_report, self._reported_revision = now, revision
         if not self._registered:
             log.info(
                 "node %s (site %s): %s; reporting every %g s",
