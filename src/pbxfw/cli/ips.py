@@ -24,6 +24,7 @@ from pbxfw.cli.common import (
     say,
     state_dir_for,
 )
+from pbxfw.cli.nodes import NodeOption, agent_node_name
 from pbxfw.errors import FieldError, ValidationError
 
 if TYPE_CHECKING:
@@ -64,39 +65,15 @@ def agent(
             "the system journal (tests).",
         ),
     ] = None,
-    node: Annotated[
-        str | None,
-        typer.Option(
-            "--node",
-            envvar="PBXFW_NODE",
-            help="This PBX's node name in `pbxfw node list` (default: the host name); "
-            "1-63 letters, digits, '-', '_', '.', first a letter or digit.",
-            show_default=False,
-        ),
-    ] = None,
+    node: NodeOption = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
     import logging
-    import socket
 
     from pbxfw.agent.daemon import Agent, AgentOptions
-    from pbxfw.domain.nodes import validate_node_name
 
-    if node is None:
-        host = socket.gethostname()
-        try:
-            node = validate_node_name(host)
-        except ValidationError:
-            raise ValidationError(
-                FieldError(
-                    "--node",
-                    f"the host name {host!r} is not a node name (1-63 letters, digits, "
-                    "'-', '_', '.', first a letter or digit); give one with --node NAME",
-                )
-            ) from None
-    else:
-        validate_node_name(node, "--node")
+    node = agent_node_name(node)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -7,15 +7,50 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from pbxfw.cli.common import DbOption, JsonOption, config_service, console, print_json, say
+from pbxfw.errors import FieldError, ValidationError
 
 if TYPE_CHECKING:
     from pbxfw.usecases.nodes import NodeService
 
-__all__ = ["app"]
+__all__ = ["NodeOption", "agent_node_name", "app"]
+
+#: ``pbxfw agent --node NAME``.
+NodeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--node",
+        envvar="PBXFW_NODE",
+        help="This PBX's node name in `pbxfw node list` (default: the host name); "
+        "1-63 letters, digits, '-', '_', '.', first a letter or digit.",
+        show_default=False,
+    ),
+]
 
 app = typer.Typer(
     help="The PBXs running the agent (nodes): state, revision, bans.", no_args_is_help=True
 )
+
+
+def agent_node_name(node: str | None) -> str:
+    """The node name ``pbxfw agent`` reports as: ``--node`` or the host name,
+    validated before the agent starts (exit 2 naming ``--node``)."""
+    import socket
+
+    from pbxfw.domain.nodes import validate_node_name
+
+    if node is not None:
+        return validate_node_name(node, "--node")
+    host = socket.gethostname()
+    try:
+        return validate_node_name(host)
+    except ValidationError:
+        raise ValidationError(
+            FieldError(
+                "--node",
+                f"the host name {host!r} is not a node name (1-63 letters, digits, "
+                "'-', '_', '.', first a letter or digit); give one with --node NAME",
+            )
+        ) from None
 
 
 def _service(db: str | None) -> NodeService:
