@@ -276,3 +276,46 @@ def test_a_parallel_scan_of_a_declared_ssh_source_equals_the_serial_one(
     assert list(scan_file(path, reference=REFERENCE, kind="ssh", tz=UTC, workers=workers)) == serial
     # The counts of "message repeated" lines cross the workers too.
     assert sum(f.count for f in serial) >= len(serial)
+
+
+def _chan_sip_attempt(second: int) -> tuple[str, str]:
+    """One failed chan_sip INVITE as Asterisk 18 writes it: the NOTICE of
+    send_check_user_failure_response (From header only) in ``messages`` and
+    the SecurityEvent of sip_report_security_event in ``security_log``."""
+    stamp = f"[2026-11-25 11:07:{second:02d}]"
+    notice = (
+        f'{stamp} NOTICE[1638][C-0000002{second}] chan_sip.c: Failed to authenticate device "{FORGED}"'
+        f" <sip:100@{FORGED}>;tag=a{second} for INVITE, code = -1\n"
+    )
+    security = (
+        f'{stamp} SECURITY[1630] res_security_log.c: SecurityEvent="InvalidPassword",'
+        f'EventTV="2026-11-25T11:07:{second:02d}.100+0000",Severity="Error",Service="SIP",'
+        f'EventVersion="2",AccountID="100",SessionID="0x7f3c2c0{second}",'
+        'LocalAddress="IPV4/UDP/192.0.2.10/5060",RemoteAddress="IPV4/UDP/198.51.100.190/5072",'
+        'Challenge="41d26de5",ReceivedChallenge="41d26de5",ReceivedHash="7a6a3a2e"\n'
+    )
+    return notice, security
+
+
+def test_a_chan_sip_invite_failure_counts_once_at_the_real_address() -> None:
+    # The agent reads messages and security_log with one recogniser each; the
+    # NOTICE names only the From header and yields nothing, the SecurityEvent
+    # of the same attempt counts it: three attempts are three failures.
+    params = DetectorParams(maxretry=3, findtime=600, bantime=60, bantime_max=600)
+    detector = Detector(params, lambda _: False)
+    messages = Recogniser("asterisk_messages", file="messages", reference=REFERENCE, tz=UTC)
+    security = Recogniser("asterisk_security", file="security", reference=REFERENCE, tz=UTC)
+    decisions = []
+    for second in (1, 2, 3):
+        notice, event = _chan_sip_attempt(second)
+        assert messages.recognise(notice) is None
+        failure = security.recognise(event)
+        assert failure is not None
+        assert (str(failure.host), failure.event) == (
+            "198.51.100.190",
+            "SecurityEvent InvalidPassword (SIP)",
+        )
+        decisions += detector.feed(failure)
+    assert [(str(d.host), d.jail, d.failures) for d in decisions] == [
+        ("198.51.100.190", "asterisk", 3)
+    ]

@@ -11,9 +11,9 @@ One loop, one thread:
   remaining timeout, so bans lapse in the kernel even while the agent is down;
 - **intrusion prevention** (agent.ips): follows the configured log files (inotify),
   recognises failures, feeds the detector and bans in the kernel at once,
-  then spools the ban to a local file and stores it (agent.outbox): while
-  the database cannot be written the bans wait in the spool, survive a
-  restart, and are written when it answers again;
+  then stores the ban (agent.outbox): while the database cannot be
+  written the bans wait in a local spool file, survive a restart, and are
+  written when it answers again;
 - **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change;
 - **node** (agent.node): registers this PBX as a node and reports its state every 5 s
   (``pbxfw node list``).

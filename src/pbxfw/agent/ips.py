@@ -303,13 +303,13 @@ class Ips:
         if decisions and config.settings.ips_enabled:
             self._ban(decisions)
         outbox = self.outbox
-        if outbox.unspooled:
-            self.health.run("agent:spool", outbox.write_spool)
         if outbox.due:
             if self.health.run("agent:ban-store", outbox.save):
                 self.health.run("agent:spool", outbox.acknowledge)
         else:
             self.health.succeeded("agent:ban-store")  # nothing left to store
+        if outbox.unspooled:  # what the database did not take
+            self.health.run("agent:spool", outbox.write_spool)
         # Offsets move past lines only once their bans are stored: a restart
         # reads the lines again and bans again rather than forgetting a ban.
         if (self._offsets or self._cursors) and not self.rules.unsaved:
@@ -365,8 +365,8 @@ class Ips:
         return self.detector.feed(failure)
 
     def _ban(self, decisions: list[BanDecision]) -> None:
-        """Ban in the kernel at once, then spool the bans, then store them;
-        each step on its own (agent.outbox).
+        """Ban in the kernel at once, then store the bans, and spool those
+        the store did not take; each step on its own (agent.outbox).
 
         A failed kernel update is completed by the next ban-set sync; a
         failed store keeps the bans in ``rules.unsaved`` and the spool
@@ -386,9 +386,10 @@ class Ips:
         if not self.health.run("agent:new-bans", add, force=True) or reload:
             rules.bans_dirty = True  # the next sync adds what the kernel lacks
         outbox = self.outbox
-        self.health.run("agent:spool", outbox.write_spool, force=True)
         if self.health.run("agent:ban-store", outbox.save, force=True):
             self.health.run("agent:spool", outbox.acknowledge, force=True)
+        if outbox.unspooled:  # the store failed: the spool keeps them
+            self.health.run("agent:spool", outbox.write_spool, force=True)
         if reload:
             rules.stale = True
             self.health.run("agent:rules", rules.enforce, force=True)

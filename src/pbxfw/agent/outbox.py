@@ -3,10 +3,17 @@
 A ban the detector decides goes, in this order (agent.ips):
 
 1. into the kernel's sets at once (``Rules.add_new``): the drop is what matters;
-2. into ``rules.unsaved`` (memory) and the spool (agent.spool: a file
-   synced to disk): from here on it survives ``kill -9`` and a restart;
-3. into the database (``BanService.record``); once that committed, its
-   spool record is acknowledged.
+2. into ``rules.unsaved`` (memory) and the database (``BanService.record``,
+   one transaction);
+3. only if that write failed, into the spool (agent.spool: a file synced to
+   disk): from here on it survives ``kill -9`` and a restart; once a later
+   write committed, its spool record is acknowledged.
+
+The healthy path pays no sync of its own: the database's commit is the
+durable record, and a ``kill -9`` between the kernel and the commit loses
+nothing either, because the log position (file offset, journal cursor) is
+stored only after the bans its lines led to: a restarted agent reads those
+lines again and decides the ban again.
 
 While the database is unreachable step 3 fails (the store raises
 ``StorageError`` for any engine: SQLite locked, full or gone, PostgreSQL
@@ -95,10 +102,19 @@ class Outbox:
         return bool(self._to_spool)
 
     def write_spool(self) -> None:
-        """Spool the bans added since the last successful call (one synced
-        write); those that lapsed meanwhile are left out."""
+        """Spool the bans added since the last successful call that are still
+        unsaved (one synced write; none when the database took them all);
+        those that lapsed meanwhile are left out."""
         now = self.clock()
-        bans = [b for b in self._to_spool if b.expires_at > now and b not in self.spooled]
+        unsaved = set(self.rules.unsaved)
+        bans = [
+            b
+            for b in self._to_spool
+            if b in unsaved and b.expires_at > now and b not in self.spooled
+        ]
+        if not bans:
+            self._to_spool = []
+            return
         for record in self.spool.append(bans):
             self.spooled[record.ban] = record.id
         self._to_spool = []
