@@ -126,7 +126,9 @@ def test_a_failing_report_never_stops_the_agent(
     clock.now += 2  # after the first backoff (1 s)
     agent.tick()
     assert agent.health.failing() == []
-    assert the_node(svc, clock)[0].kernel_bans == 1
+    node, _state = the_node(svc, clock)
+    assert node.kernel_bans == 1 and node.last_seen == clock.now
+    assert node.last_error == ""  # its own failure is over once it reports
 
 
 def test_the_last_error_is_the_newest_failure_on_one_line(

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
+from pbxfw.agent.node import PART as NODE_PART
 from pbxfw.agent.node import NodeReporter
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
@@ -208,7 +209,7 @@ class Agent:
             run("agent:host", self._refresh_own)
         run("agent:whitelist", rules.follow_stored_revision)
         if self.node.due(now):
-            run("agent:node", self.node.report)
+            run(NODE_PART, self.node.report)
         self.health.persist(self.store)
 
     def _load(self, force: bool) -> None:

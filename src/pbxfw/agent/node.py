@@ -22,7 +22,10 @@ from pbxfw.domain.nodes import DEFAULT_SITE, REPORT_SECONDS, Node
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.nodes import NodeService
 
-__all__ = ["NodeReporter", "last_error"]
+__all__ = ["PART", "NodeReporter", "last_error"]
+
+#: The agent part that reports (agent.health, agent.daemon).
+PART = "agent:node"
 
 log = logging.getLogger("pbxfw.agent")
 
@@ -30,7 +33,9 @@ log = logging.getLogger("pbxfw.agent")
 def last_error(health: Health) -> str:
     """The newest failure of the agent's parts and sources, on one line
     ("" when nothing fails); ``(and N more failing)`` when several fail."""
-    failing = sorted(health.failing(), key=lambda s: s.updated_at)
+    # Its own failure is left out: the report that carries it is the one
+    # that succeeded.
+    failing = sorted((s for s in health.failing() if s.source != PART), key=lambda s: s.updated_at)
     if not failing:
         return ""
     newest = failing[-1]
