@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.agent.agent_process import PBXFW, wait_until
+from tests.agent.agent_process import stop_agent as stop
 from tests.agent.test_agent_kernel import (  # noqa: F401 - env is a fixture
     ATTACKER,
-    PBXFW,
     Env,
     env,
-    wait_until,
 )
 
 
@@ -51,15 +51,6 @@ def sources(e: Env) -> dict[str, dict[str, Any]]:
 
 def failing(e: Env) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in sources(e).items() if not v["ok"]}
-
-
-def stop(agent: subprocess.Popen[str]) -> None:
-    agent.terminate()
-    try:
-        agent.wait(5)
-    except subprocess.TimeoutExpired:
-        agent.kill()
-        agent.wait(5)
 
 
 def test_a_log_path_that_is_a_folder_does_not_stop_the_agent(env: Env) -> None:  # noqa: F811
