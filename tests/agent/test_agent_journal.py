@@ -20,7 +20,7 @@ from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.ips_state import journal_cursors
-from tests.agent.journal_files import JournalFiles, require_journal_tools
+from tests.agent.journal_files import JournalFiles
 from tests.helpers import Cli
 
 GUESSER = "203.0.113.77"
@@ -36,12 +36,6 @@ class Pids:
     def __call__(self) -> int:
         self.pid += 1
         return self.pid
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> JournalFiles:
-    require_journal_tools()
-    return JournalFiles(tmp_path / "journal")
 
 
 @pytest.fixture
