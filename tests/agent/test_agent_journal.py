@@ -23,7 +23,7 @@ from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.ips_state import journal_cursors
 from pbxfw.usecases.source_status import source_statuses
 from tests.agent.journal_files import JournalFiles
-from tests.helpers import Cli
+from tests.helpers import Cli, restoring_signals
 
 GUESSER = "203.0.113.77"
 SOURCE = "journal:ssh.service"
@@ -216,12 +216,7 @@ def test_a_stop_signal_that_also_ends_journalctl_is_no_source_failure(
 
     monkeypatch.setattr(a.ips, "wait", signalled)
     monkeypatch.setattr(a, "start", lambda: None)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        a.run()
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    restoring_signals(a.run)
     assert journalctl.returncode is not None  # journalctl exits 0 on SIGTERM, or -15
     assert [s.source for s in a.health.failing()] == []
     assert [s.source for s in source_statuses(svc.store) if not s.ok] == []

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.agent_process import run_pbxfw, start_agent, stop_agent, wait_until
+from tests.agent import test_agent_kernel
+from tests.agent.agent_process import start_agent, stop_agent, wait_until
 from tests.agent.journal_files import JournalFiles, require_journal_tools
-from tests.kernel.lab import Lab, Listener, Probe, require_kernel
+from tests.kernel.lab import Lab, Probe, require_kernel
 
 PBX = "10.79.2.1"
 GUESSER = "198.51.100.70"
@@ -36,18 +37,11 @@ pytestmark = pytest.mark.kernel
 
 
 @dataclass
-class Env:
-    lab: Lab
-    pbx: str
-    inet: str
-    listener: Listener
-    tmp: Path
-    db: Path
+class Env(test_agent_kernel.Env):
+    """The lab of test_agent_kernel, with sshd's journal instead of Asterisk's logs."""
+
     journal: JournalFiles
     pid: int = 5000
-
-    def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_pbxfw(self.db, *args)
 
     def agent(self) -> subprocess.Popen[str]:
         return start_agent(
