@@ -148,6 +148,11 @@ class Ips:
         if self.inotify is not None:
             self.inotify.close()
 
+    def unread_bytes(self) -> int:
+        """How far behind the log reading is: bytes written to the sources and
+        not read yet (agent.tail, agent.journal ``unread_bytes``), summed."""
+        return sum(s.reader.unread_bytes() for s in self._sources.values() if s.reader is not None)
+
     def forget(self, host: IPAddress, jail: str) -> None:
         """A ban was lifted: the detector forgets the host (``Rules.forget``)."""
         if self.detector is not None:

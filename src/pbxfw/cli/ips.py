@@ -24,6 +24,7 @@ from pbxfw.cli.common import (
     say,
     state_dir_for,
 )
+from pbxfw.cli.nodes import NodeOption, agent_node_name
 from pbxfw.errors import FieldError, ValidationError
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def agent(
             "the system journal (tests).",
         ),
     ] = None,
+    node: NodeOption = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
@@ -71,6 +73,7 @@ def agent(
 
     from pbxfw.agent.daemon import Agent, AgentOptions
 
+    node = agent_node_name(node)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -83,6 +86,7 @@ def agent(
         state_dir=folder,
         web_log=web_log or str(Path(folder).parent / "web.log"),
         journal_directory=journal_directory,
+        node=node,
     )
     Agent(svc.store, options).run()
 
