@@ -20,12 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.agent_process import (
-    run_pbxfw,
-    start_agent,
-    stop_agent,
-    wait_until,
-)
+from tests.agent.agent_process import PBXFW as PBXFW  # other kernel tests import it from here
+from tests.agent.agent_process import run_pbxfw, start_agent, stop_agent
+from tests.agent.agent_process import wait_until as wait_until
 from tests.kernel.lab import Lab, Listener, Probe, require_kernel
 
 PBX = "10.78.2.1"

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.agent.agent_process import PBXFW, wait_until
-from tests.agent.agent_process import stop_agent as stop
+from tests.agent.agent_process import PBXFW, stop_agent, wait_until
 from tests.agent.test_agent_kernel import (  # noqa: F401 - env is a fixture
     ATTACKER,
     Env,
@@ -41,6 +40,10 @@ def cli(e: Env, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         env=environ,
     )
+
+
+#: SIGTERM, then SIGKILL (test_agent_node_kernel imports it from here).
+stop = stop_agent
 
 
 def sources(e: Env) -> dict[str, dict[str, Any]]:
