@@ -163,6 +163,11 @@ class Agent:
         try:
             while not self.stop_event.is_set():
                 self._wait()
+                if self.stop_event.is_set():
+                    # The stop signal also reached journalctl (our process group, or
+                    # systemd's cgroup): a tick now would record its end as the
+                    # journal source failing, a status that outlives the agent.
+                    break
                 self.tick()
         finally:
             self.health.run("agent:counters", self.flush, force=True)

@@ -200,7 +200,8 @@ def ips_scan(
     """Recognise failures in log files without banning (like fail2ban-regex).
 
     One line per failure the intrusion prevention would count (the PAM line
-    and sshd's line of one SSH attempt give one). Lines longer than 64 KiB
+    and sshd's line of one SSH attempt give one; a `message repeated N times`
+    line says it counts N times). Lines longer than 64 KiB
     are skipped and counted as bad lines on stderr.
     """
     from pbxfw.ips.scan import ScanStats, scan_files
@@ -224,16 +225,17 @@ def ips_scan(
     batch: list[str] = []
     try:
         for failure in failures:
-            count += 1
+            times = failure.count
+            count += times
             host = failure.host
             text = texts.get(id(host))
             if text is None or text[0] is not host:
                 if len(texts) > 65536:
                     texts.clear()
                 text = texts[id(host)] = (host, str(host))
-            batch.append(
-                f"{failure.file}:{failure.line}: {failure.jail} {text[1]} {failure.event}\n"
-            )
+            line = f"{failure.file}:{failure.line}: {failure.jail} {text[1]} {failure.event}"
+            # rsyslog's `message repeated N times`: one line that the detector counts N times.
+            batch.append(f"{line} (counts {times} times)\n" if times != 1 else line + "\n")
             if len(batch) == 4096:
                 write("".join(batch))
                 batch.clear()
