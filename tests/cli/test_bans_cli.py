@@ -90,6 +90,22 @@ def test_ips_scan_json_lines(cli: Cli) -> None:
     assert cli("ips", "scan", "/nonexistent.log").exit_code == 2
 
 
+def test_ips_scan_says_a_repeated_line_counts_n_times(cli: Cli, tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "Nov 25 11:00:00 pbx sshd[7]: Failed password for root from 198.51.100.4 port 1 ssh2\n"
+        "Nov 25 11:00:05 pbx sshd[8]: message repeated 4 times:"
+        " [ Failed password for root from 198.51.100.5 port 2 ssh2]\n"
+    )
+    result = cli("ips", "scan", str(log))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{log}:1: ssh 198.51.100.4 ssh failed authentication",
+        f"{log}:2: ssh 198.51.100.5 ssh failed authentication (counts 4 times)",
+    ]
+    assert result.stderr.strip() == "5 failures"
+
+
 def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
     cli: Cli, tmp_path: Path
 ) -> None:

@@ -153,7 +153,7 @@ class Fleet:
             *("unshare", "--mount", "--propagation", "private", "sh", "-c", bind, "sh"),
             str(node.folder / "logs"),
             str(self.logs),
-            *(PBXFW, "agent", "--netns", node.ns, "--db", self.db),
+            *(PBXFW, "agent", "--netns", node.ns, "--node", node.name, "--db", self.db),
             *("--state-dir", str(node.folder / "state")),
         ]
         with open(node.log, "ab") as log:

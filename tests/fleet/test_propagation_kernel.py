@@ -77,6 +77,10 @@ def test_a_ban_at_one_node_is_in_every_other_kernel_within_a_second(fleet: Fleet
     assert "198.51.100.7" in a.banned()  # detected there, banned there first
     # Decided at a only: b and c read nothing of it in their own logs.
     assert "198.51.100.7" not in (b.folder / "logs" / "messages").read_text()
+    # Three nodes of one fleet, each under its own name.
+    nodes = fleet.pbxfw("node", "list", "--json")
+    assert nodes.returncode == 0, nodes.stderr
+    assert sorted(n["name"] for n in json.loads(nodes.stdout)) == ["a", "b", "c"]
 
 
 def test_a_lost_listening_connection_polls_and_listens_again(fleet: Fleet) -> None:

@@ -14,7 +14,9 @@ One loop, one thread:
   then stores the ban (agent.outbox): while the database cannot be
   written the bans wait in a local spool file, survive a restart, and are
   written when it answers again;
-- **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change.
+- **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change;
+- **node** (agent.node): registers this PBX as a node and reports its state every 5 s
+  (``pbxfw node list``).
 
 On PostgreSQL the revisions are not polled: a notification wakes the loop
 and names what to read again (agent.wake); polling is the fallback on
@@ -35,6 +37,7 @@ from __future__ import annotations
 import logging
 import select
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +45,8 @@ from dataclasses import dataclass, field
 
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
+from pbxfw.agent.node import PART as NODE_PART
+from pbxfw.agent.node import NodeReporter
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
@@ -81,6 +86,8 @@ class AgentOptions:
     #: journal: sources read the journal files of this folder instead of
     #: the system's journal (tests: files written by systemd-journal-remote)
     journal_directory: str | None = None
+    #: this PBX's node name (None: the host name); validated by the caller
+    node: str | None = None
     #: PostgreSQL: wake on LISTEN/NOTIFY instead of polling (``PBXFW_LISTEN=0``: poll)
     listen: bool = field(default_factory=lambda: listen_enabled())
 
@@ -143,6 +150,16 @@ class Agent:
         self.rules.forget = self.ips.forget
         self.pjsip = Pjsip(store)
         self.wake = Wake(store, self.health, enabled=options.listen)
+        rules = self.rules
+        self.node = NodeReporter(
+            store,
+            self.health,
+            name=options.node or socket.gethostname(),
+            clock=clock,
+            applied_revision=lambda: rules.applied_revision,
+            kernel_bans=lambda now: rules.ban_sets.active(now),
+            unread_bytes=self.ips.unread_bytes,
+        )
         self.firewall = self.rules.firewall
         self.configs = self.rules.configs
 
@@ -155,6 +172,11 @@ class Agent:
         try:
             while not self.stop_event.is_set():
                 self._wait()
+                if self.stop_event.is_set():
+                    # The stop signal also reached journalctl (our process group, or
+                    # systemd's cgroup): a tick now would record its end as the
+                    # journal source failing, a status that outlives the agent.
+                    break
                 self.tick()
         finally:
             self.health.run("agent:counters", self.flush, force=True)
@@ -215,6 +237,8 @@ class Agent:
             run("agent:host", self._refresh_own)
         if config_due and not run("agent:whitelist", rules.follow_stored_revision):
             wake.config = True
+        if self.node.due(now):
+            run(NODE_PART, self.node.report)
         self.health.persist(self.store)
 
     def _load(self, force: bool, check: bool = True) -> None:

@@ -24,6 +24,7 @@ from pbxfw.cli.common import (
     say,
     state_dir_for,
 )
+from pbxfw.cli.nodes import NodeOption, agent_node_name
 from pbxfw.errors import FieldError, ValidationError
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ def agent(
             "the system journal (tests).",
         ),
     ] = None,
+    node: NodeOption = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
@@ -71,6 +73,7 @@ def agent(
 
     from pbxfw.agent.daemon import Agent, AgentOptions
 
+    node = agent_node_name(node)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -83,6 +86,7 @@ def agent(
         state_dir=folder,
         web_log=web_log or str(Path(folder).parent / "web.log"),
         journal_directory=journal_directory,
+        node=node,
     )
     Agent(svc.store, options).run()
 
@@ -196,7 +200,8 @@ def ips_scan(
     """Recognise failures in log files without banning (like fail2ban-regex).
 
     One line per failure the intrusion prevention would count (the PAM line
-    and sshd's line of one SSH attempt give one). Lines longer than 64 KiB
+    and sshd's line of one SSH attempt give one; a `message repeated N times`
+    line says it counts N times). Lines longer than 64 KiB
     are skipped and counted as bad lines on stderr.
     """
     from pbxfw.ips.scan import ScanStats, scan_files
@@ -220,16 +225,17 @@ def ips_scan(
     batch: list[str] = []
     try:
         for failure in failures:
-            count += 1
+            times = failure.count
+            count += times
             host = failure.host
             text = texts.get(id(host))
             if text is None or text[0] is not host:
                 if len(texts) > 65536:
                     texts.clear()
                 text = texts[id(host)] = (host, str(host))
-            batch.append(
-                f"{failure.file}:{failure.line}: {failure.jail} {text[1]} {failure.event}\n"
-            )
+            line = f"{failure.file}:{failure.line}: {failure.jail} {text[1]} {failure.event}"
+            # rsyslog's `message repeated N times`: one line that the detector counts N times.
+            batch.append(f"{line} (counts {times} times)\n" if times != 1 else line + "\n")
             if len(batch) == 4096:
                 write("".join(batch))
                 batch.clear()

@@ -19,6 +19,7 @@ __all__ = [
     "LoginThrottleRow",
     "MetaRow",
     "NetworkRow",
+    "NodeRow",
     "RevokedSessionRow",
     "SettingRow",
     "SourceStatusRow",
@@ -162,3 +163,24 @@ class SourceStatusRow(Base):
     since: Mapped[float] = mapped_column(Float)
     failures: Mapped[int] = mapped_column(Int64)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+class NodeRow(Base):
+    """One PBX running the agent, as it last reported (migration 0005); times are epoch seconds.
+
+    ``site`` is plain text for now (every node is in ``default``); the sites
+    work adds the ``sites`` table and the foreign key.
+    """
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(text(63), primary_key=True)
+    site: Mapped[str] = mapped_column(text(64), default="default")
+    registered_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    applied_revision: Mapped[int | None] = mapped_column(Int64, nullable=True)
+    kernel_bans: Mapped[int] = mapped_column(Int64, default=0)
+    version: Mapped[str] = mapped_column(text(64), default="")
+    log_lag_bytes: Mapped[int] = mapped_column(Int64, default=0)
+    last_error: Mapped[str] = mapped_column(text(), default="")
