@@ -93,13 +93,13 @@ def test_ips_scan_json_lines(cli: Cli) -> None:
 def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
     cli: Cli, tmp_path: Path
 ) -> None:
-    """The CLI's fast JSON writer prints exactly ``json.dumps(failure_json(f))``:
+    """The CLI's fast JSON lines (pbxfw.ips.output) are exactly ``json.dumps(failure_json(f))``:
     every fixture log (each kind), a file name JSON must escape, a failure
     time in another zone, the same address object many times."""
     from datetime import datetime, timedelta, timezone
 
-    from pbxfw.cli.ips import _write_json_lines
     from pbxfw.ips.events import Failure
+    from pbxfw.ips.output import JsonLines
     from pbxfw.ips.scan import failure_json, scan_files
 
     odd = tmp_path / 'a "quoted" \\ naïve\tname.log'
@@ -113,9 +113,8 @@ def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
         Failure(datetime(2026, 11, 1, 3, 4, 5, tzinfo=zone), "web", host, "é", "f", 8),
     ]
     expected = "".join(json.dumps(failure_json(f), ensure_ascii=False) + "\n" for f in found)
-    written: list[str] = []
-    _write_json_lines(found, written.append)
-    assert "".join(written) == expected
+    fmt = JsonLines()
+    assert "".join(fmt.line(f) for f in found) == expected
     result = cli("ips", "scan", *map(str, logs), "--json")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "".join(
