@@ -33,6 +33,7 @@ from typing import cast
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
 from pbxfw.ips.grammars.ssh import SSH_TAG
+from pbxfw.ips.keys import NoKeys
 from pbxfw.ips.output import LineFormat
 from pbxfw.ips.reading import ScanStats, batched, scan_blocks
 from pbxfw.ips.recognisers import Recogniser
@@ -57,18 +58,20 @@ _State = tuple[int, dict[tuple[str, str, str], int]]
 _Result = tuple[_Columns, int, list[tuple[str, str, str, int]], _State, list[tuple[int, str]], int]
 
 
-def bounds(fd: int, size: int, workers: int) -> list[int]:
+def bounds(fd: int, size: int, workers: int, *, lines: bool = False) -> list[int]:
     """Offsets cutting ``size`` bytes into ranges for ``workers`` processes, each after a newline.
 
-    The first range is this process's, :data:`_FIRST_SHARE` of a worker
+    The first range is this process's, :data:`_FIRST_SHARE` (``lines``:
+    :data:`_LINES_FIRST_SHARE`, for :func:`lines_parallel`) of a worker
     process's share; each worker's share is cut into :data:`_TASKS_PER_WORKER`
     ranges so that its failures come back while it scans the next.
     """
     bounds = [0]
-    total = _FIRST_SHARE + workers - 1
+    first = _LINES_FIRST_SHARE if lines else _FIRST_SHARE
+    total = first + workers - 1
     tasks = (workers - 1) * _TASKS_PER_WORKER
     for i in range(tasks):
-        target = size * (_FIRST_SHARE + i / _TASKS_PER_WORKER) / total
+        target = size * (first + i / _TASKS_PER_WORKER) / total
         target = max(int(target), bounds[-1])
         limit = target + _BOUND_SEARCH
         while True:
@@ -92,6 +95,9 @@ def bounds(fd: int, size: int, workers: int) -> list[int]:
 #: This process's share of the file relative to a worker process's: it also
 #: builds the Failures of the workers' ranges.
 _FIRST_SHARE = 0.92
+#: The same for lines_parallel, where this process only joins the text the
+#: workers made (measured: both processes then finish together).
+_LINES_FIRST_SHARE = 0.97
 #: Ranges per worker process (see bounds).
 _TASKS_PER_WORKER = 4
 #: How far past its target _bounds looks for a newline to cut a range at.
@@ -267,6 +273,7 @@ def _lines_range(
         make=cast("Callable[..., Failure]", make),
         pair_ssh=False,
     )
+    recogniser.ordinals = NoKeys()
     stats = ScanStats()
     tails = cast("list[str]", list(scan_blocks(recogniser, fd, start, end, stats)))
     return tails, numbers, recogniser.newlines, tags, stats.long_lines
@@ -285,7 +292,7 @@ def lines_parallel(
     """:func:`scan_parallel` giving ``fmt``'s lines in batches (see
     :func:`pbxfw.ips.scan.scan_lines`): no Failure is built, the workers make
     the tails of their lines and this process joins them to their heads and
-    line numbers. Keys are not output, so they are not renumbered."""
+    line numbers. Keys are not output, so they are not made (:class:`NoKeys`)."""
     children: list[Worker] = []
     try:
         for part in _parts(bounds, workers):
@@ -293,6 +300,7 @@ def lines_parallel(
             children.append(Worker(name, part, task))
         make = cast("Callable[..., Failure]", fmt.maker(name))
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
+        recogniser.ordinals = NoKeys()
         with open(name, "rb") as handle:
             found = scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1], stats)
             yield from batched(cast("Iterator[str]", found))

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import cast
 
 from pbxfw.ips.events import Failure
+from pbxfw.ips.keys import NoKeys
 from pbxfw.ips.output import LineFormat
 from pbxfw.ips.reading import ScanStats, batched, scan_blocks, scan_reader
 from pbxfw.ips.recognisers import Recogniser
@@ -120,7 +121,7 @@ def _scan(
         if workers > 1 and regular and hasattr(os, "fork"):
             from pbxfw.ips.parallel import bounds, lines_parallel, scan_parallel
 
-            cuts = bounds(handle.fileno(), status.st_size, workers)
+            cuts = bounds(handle.fileno(), status.st_size, workers, lines=fmt is not None)
             if len(cuts) > 2:
                 if fmt is None:
                     yield from scan_parallel(name, cuts, workers, kind, reference, tz, stats)
@@ -132,6 +133,8 @@ def _scan(
         # the end of the file, also past the size it had when opened.
         make = Failure if fmt is None else cast("Callable[..., Failure]", fmt.maker(name))
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
+        if fmt is not None:  # the lines show no key
+            recogniser.ordinals = NoKeys()
         if not regular:  # a pipe: no pread
             found = scan_reader(recogniser, handle.read, stats)
         else:
