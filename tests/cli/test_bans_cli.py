@@ -295,3 +295,19 @@ def test_recorded_bans_are_stored_counted_and_bump_the_revision(svc: ConfigServi
     bans.lift(bans.active()[:1])
     assert [b.address_text() for b in bans.active()] == ["198.51.100.8"]
     assert bans.revision() == before + 2
+
+
+def test_ips_scan_text_lines_and_summary(cli: Cli, tmp_path: Path) -> None:
+    """``FILE:LINE: JAIL HOST EVENT`` of each failure, in order, and the count on stderr."""
+    from pbxfw.ips.scan import scan_files
+
+    odd = tmp_path / "a: naïve name.log"
+    odd.write_bytes((FIXTURES / "auth.log").read_bytes())
+    logs = [*sorted(FIXTURES.glob("*.log")), odd]
+    found = list(scan_files(logs))
+    result = cli("ips", "scan", *map(str, logs))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "".join(
+        f"{f.file}:{f.line}: {f.jail} {f.host} {f.event}\n" for f in found
+    )
+    assert result.stderr == f"{len(found)} failures\n"

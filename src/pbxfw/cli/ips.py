@@ -202,15 +202,16 @@ def ips_scan(
     # The scan allocates and frees a few objects per failure, none in a
     # reference cycle: the cyclic collector's passes over them (and over
     # everything imported before) cost ~0.05 s of this process's time on a
-    # big log, on the command's critical path.
-    gc.freeze()
+    # big log, on the command's critical path. (The workers run without it.)
+    gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for batch in _readable(scan_lines([str(p) for p in files], fmt, stats=stats)):
             count += len(batch)
             write("".join(batch))
     finally:
-        gc.enable()
+        if gc_was_enabled:
+            gc.enable()
     if json_:
         if stats.long_lines:
             say(_long_lines_note(stats.long_lines), stderr=True)
