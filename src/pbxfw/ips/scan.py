@@ -1,8 +1,9 @@
 """Offline recognition of failures in log files: ``pbxfw ips scan FILE…`` (DESIGN §5).
 
 Like ``fail2ban-regex``: read whole files, report every recognised failure,
-ban nothing. The CLI prints :func:`failure_json` of each failure as one JSON
-line. Each file gets its own :class:`~pbxfw.ips.recognisers.Recogniser`
+ban nothing. The CLI prints the lines :func:`scan_lines` makes (one per
+failure, :mod:`pbxfw.ips.output`; with ``--json`` each is
+:func:`failure_json` of the failure). Each file gets its own :class:`~pbxfw.ips.recognisers.Recogniser`
 (kind detected per line), so the dedup keys of one file do not depend on the
 files scanned before it.
 
