@@ -109,9 +109,9 @@ def test_long_lines_are_counted_by_the_workers_too(tmp_path: Path) -> None:
 def test_a_worker_exception_is_raised_here(monkeypatch: pytest.MonkeyPatch) -> None:
     from pbxfw.ips import parallel
 
-    def boom(*args: object, **kwargs: object) -> None:
+    def boom(*args: object) -> None:
         raise ValueError("boom in the worker")
 
-    monkeypatch.setattr(parallel, "_lines_range", boom)
+    monkeypatch.setattr(parallel, "_lines_task", lambda *args: boom)
     with pytest.raises(ValueError, match="boom in the worker"):
         output([FIXTURES / "asterisk_messages.log"], TextLines(), 2)
