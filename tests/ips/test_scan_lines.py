@@ -115,3 +115,19 @@ def test_a_worker_exception_is_raised_here(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(parallel, "_lines_task", lambda *args: boom)
     with pytest.raises(ValueError, match="boom in the worker"):
         output([FIXTURES / "asterisk_messages.log"], TextLines(), 2)
+
+
+def test_a_pipe_is_read_whole(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    source = FIXTURES / "asterisk_messages.log"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(source.read_bytes()))
+    writer.start()
+    try:
+        text = output([fifo], TextLines(), 2)
+    finally:
+        writer.join()
+    assert text == expected([source], text_line).replace(str(source), str(fifo))

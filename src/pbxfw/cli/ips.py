@@ -188,6 +188,21 @@ def ips_scan(
     """
     import gc
 
+    # The scan allocates and frees a few objects per failure, none in a
+    # reference cycle, and what its imports make lives to the end: the
+    # cyclic collector would free nothing, and its passes over all of it cost
+    # ~0.05 s of this process on a big log, on the command's critical path.
+    # (The workers run without it too.)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _scan_command(files, json_)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _scan_command(files: list[Path], json_: bool) -> None:
     from pbxfw.ips.output import JsonLines, TextLines
     from pbxfw.ips.scan import ScanStats, scan_lines
 
@@ -199,19 +214,9 @@ def ips_scan(
     # Whole lines in batches (see pbxfw.ips.output: no Failure objects, and
     # the workers of a parallel scan make the text of their own failures).
     fmt = JsonLines() if json_ else TextLines()
-    # The scan allocates and frees a few objects per failure, none in a
-    # reference cycle: the cyclic collector's passes over them (and over
-    # everything imported before) cost ~0.05 s of this process's time on a
-    # big log, on the command's critical path. (The workers run without it.)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for batch in _readable(scan_lines([str(p) for p in files], fmt, stats=stats)):
-            count += len(batch)
-            write("".join(batch))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    for batch in _readable(scan_lines([str(p) for p in files], fmt, stats=stats)):
+        count += len(batch)
+        write("".join(batch))
     if json_:
         if stats.long_lines:
             say(_long_lines_note(stats.long_lines), stderr=True)
