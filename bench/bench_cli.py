@@ -1,6 +1,6 @@
 """Whole-process benchmarks (issue 14): the two commands a user times with a stopwatch.
 
-Run: ``.venv/bin/python bench/bench_cli.py [--repeat R] [--baseline-src DIR]``
+Run: ``.venv/bin/python bench/bench_cli.py [--repeat R] [--src DIR] [--baseline-src DIR] [--json]``
 (root: it creates and removes a network namespace; needs Debian's
 ``fail2ban`` for /usr/bin/fail2ban-regex). About a minute.
 
@@ -21,12 +21,16 @@ pbxfw's figures are the median of ``--repeat`` runs; fail2ban-regex runs once
 (about 15 s). ``--baseline-src DIR`` times the same commands a second time
 with ``PYTHONPATH=DIR`` (another checkout's ``src``, e.g. main's), interleaved
 run by run with this tree's, so both are measured in one run on the same
-machine under the same load.
+machine under the same load; each tree applies a database it made itself (the
+trees' migrations may differ). ``--src DIR`` times another checkout's code in
+place of this one (bench/compare.py runs this script against two commits);
+``--json`` prints the figures as one JSON object instead of the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -101,6 +105,24 @@ def interleaved(
     return times
 
 
+def interleaved_each(
+    trees: dict[str, dict[str, str]], cmds: dict[str, list[str]], repeat: int
+) -> dict[str, list[float]]:
+    """Each tree's own command (``cmds[tree]``) run ``repeat`` times, alternating."""
+    times: dict[str, list[float]] = {name: [] for name in trees}
+    for _ in range(repeat):
+        for name, env in trees.items():
+            times[name].append(timed(cmds[name], env))
+    return times
+
+
+def imported(env: dict[str, str]) -> str:
+    """Where ``pbxfw`` (and so the ``pbxfw`` command) is imported from under ``env``."""
+    code = "import pbxfw.cli, pbxfw; print(pbxfw.__file__)"
+    run = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, env=env)
+    return run.stdout.decode().strip()
+
+
 def scan_count(path: Path, env: dict[str, str]) -> int:
     run = subprocess.run(
         [PBXFW, "ips", "scan", str(path), "--json"],
@@ -144,13 +166,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--src", default=SRC, help="the src/ of the code to time (this tree's)")
     parser.add_argument("--baseline-src", help="another checkout's src/, timed alongside")
+    parser.add_argument("--json", action="store_true", help="one JSON object, no table")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("run as root: the apply benchmark uses a network namespace")
 
     caches = tempfile.TemporaryDirectory()
-    trees = {"this tree": environment(SRC, f"{caches.name}/this")}
+    trees = {"this tree": environment(str(Path(args.src).resolve()), f"{caches.name}/this")}
     if args.baseline_src:
         trees["baseline tree"] = environment(
             str(Path(args.baseline_src).resolve()), f"{caches.name}/baseline"
@@ -173,12 +197,19 @@ def main() -> int:
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            db = apply_database(Path(tmp), mine)
-            apply_cmd = [PBXFW, "apply", "--netns", netns, "--db", db]
-            apply = interleaved(trees, apply_cmd, args.repeat)
+            dbs = {}
+            for i, (name, env) in enumerate(trees.items()):
+                (Path(tmp) / str(i)).mkdir()
+                dbs[name] = apply_database(Path(tmp) / str(i), env)
+            apply_cmds = {
+                name: [PBXFW, "apply", "--netns", netns, "--db", db] for name, db in dbs.items()
+            }
+            apply = interleaved_each(trees, apply_cmds, args.repeat)
             ruleset = Path(tmp) / "ruleset.nft"
             with ruleset.open("wb") as out:
-                subprocess.run([PBXFW, "compile", "--db", db], check=True, stdout=out, env=mine)
+                subprocess.run(
+                    [PBXFW, "compile", "--db", dbs["this tree"]], check=True, stdout=out, env=mine
+                )
             nft = [timed(["ip", "netns", "exec", netns, "nft", "-f", str(ruleset)])]
             nft += [timed(["ip", "netns", "exec", netns, "nft", "-f", str(ruleset)])]
     finally:
@@ -188,6 +219,41 @@ def main() -> int:
     caches.cleanup()
 
     med: Callable[[list[float]], float] = statistics.median
+    all_counts = {"generator": expected, "fail2ban-regex": f2b_count, **counts}
+    equal = len(set(all_counts.values())) == 1
+    if args.json:
+        figures: dict[str, object] = {
+            "lines": args.lines,
+            "load": load,
+            "fail2ban_wall_s": f2b_wall,
+            "fail2ban_cpu_s": f2b_cpu,
+            "nft_f_s": min(nft),
+            "python_s": python,
+            "counts": all_counts,
+            "equal": equal,
+        }
+        for name, env in trees.items():
+            figures[name] = {
+                "src": env["PYTHONPATH"],
+                "pbxfw": imported(env),
+                "scan_json_s": med(scan_json[name]),
+                "scan_json_cpu_s": cpu_of(json_cmd, env),
+                "scan_json_ratio": f2b_wall / med(scan_json[name]),
+                "scan_text_s": med(scan_text[name]),
+                "scan_text_cpu_s": cpu_of(text_cmd, env),
+                "scan_text_ratio": f2b_wall / med(scan_text[name]),
+                "apply_s": med(apply[name]),
+                "apply_cpu_s": cpu_of(apply_cmds[name], env),
+                "runs": {
+                    "scan_json": scan_json[name],
+                    "scan_text": scan_text[name],
+                    "apply": apply[name],
+                    "scan_text_cpu": CPU[(*text_cmd, env["PYTHONPATH"])],
+                    "apply_cpu": CPU[(*apply_cmds[name], env["PYTHONPATH"])],
+                },
+            }
+        print(json.dumps(figures))
+        return 0 if equal else 1
     print(
         f"## Whole commands, start-up included ({sys.platform}, {len(os.sched_getaffinity(0))} "
         f"CPUs, load avg up to {load:.1f}, Python {sys.version.split()[0]}; "
@@ -209,15 +275,13 @@ def main() -> int:
                 f"**{f2b_wall / t:.1f}×** (CPU {f2b_cpu / cpu:.1f}×) | ≥ {SCAN_TARGET:.0f}× |"
             )
     for name, env in trees.items():
-        t, cpu = med(apply[name]), cpu_of(apply_cmd, env)
+        t, cpu = med(apply[name]), cpu_of(apply_cmds[name], env)
         print(
             f"| `pbxfw apply --netns NS`, 10,000 networks | {name} | **{t:.2f} s** "
             f"(runs {min(apply[name]):.2f}–{max(apply[name]):.2f}; CPU {cpu:.2f} s, nft "
             f"included) | `nft -f` of the same ruleset {min(nft):.2f} s, `python -c pass` "
             f"{python:.3f} s | {t / min(nft):.1f}× `nft -f` | ≤ {APPLY_TARGET:.0f} s |"
         )
-    all_counts = {"generator": expected, "fail2ban-regex": f2b_count, **counts}
-    equal = len(set(all_counts.values())) == 1
     print(
         f"| failures found | | {counts['this tree']:,} | {f2b_count:,} | "
         f"{'equal' if equal else 'DIFFERENT'} | equal |"

@@ -1,7 +1,9 @@
 """The nftables dataplane (issue 4): compile + apply time, and SIP packets/s.
 
 Run as root: ``.venv/bin/python bench/bench_dataplane.py`` (about 2–3 min;
-``--seconds`` and ``--reps`` shorten it). Everything happens in network
+``--seconds``, ``--reps``, ``--apply-runs`` and ``--modes one_flow`` shorten
+it; ``--json`` prints the figures as one JSON object instead of the tables,
+for bench/compare.py). Everything happens in network
 namespaces created here (``tests/kernel/lab.py``) and removed at the end, also
 on failure; the host's ruleset is compared before and after.
 
@@ -56,6 +58,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from tests.kernel.lab import Lab, kernel_available, nft_ruleset, run  # noqa: E402
 
+import pbxfw  # noqa: E402
 from bench_foundation import make_networks  # noqa: E402
 from pbxfw.compiler import BanElement, compile_ruleset  # noqa: E402
 from pbxfw.domain.configuration import Configuration  # noqa: E402
@@ -263,7 +266,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5, help="sending time per sample")
     parser.add_argument("--reps", type=int, default=5, help="interleaved samples per figure")
     parser.add_argument("--apply-runs", type=int, default=5, help="compile + apply runs")
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help=f"comma-separated traffic kinds to measure, of {', '.join(MODES)}",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object, no tables")
     args = parser.parse_args()
+    modes = tuple(m for m in MODES if m in args.modes.split(","))
+    if not modes or set(args.modes.split(",")) - set(MODES):
+        parser.error(f"--modes: choose from {', '.join(MODES)}")
     why = kernel_available()
     if why is not None:
         print(f"bench_dataplane skipped: {why}")
@@ -406,7 +418,7 @@ def main() -> None:
         snmp_before = {s: _rcvbuf_errors(lab, pairs[s][0]) for s in SETUPS}
         conntrack_peak = 0
         for rep in range(args.reps):
-            for mode in MODES:
+            for mode in modes:
                 order = SETUPS if rep % 2 == 0 else tuple(reversed(SETUPS))
                 for setup in order:
                     samples.setdefault((mode, setup), []).append(measure(setup, mode, args.seconds))
@@ -424,7 +436,12 @@ def main() -> None:
 
     host_after = nft_ruleset()
     leftovers = [n for n in run(["ip", "netns", "list"]).stdout.split() if n.startswith(lab.prefix)]
-    report(args, results, samples, extra, walked, client, block, len(bans))
+    if args.json:
+        print(json.dumps(figures(results, samples, extra, host_before == host_after, leftovers)))
+        if host_before != host_after or leftovers:
+            sys.exit(1)
+        return
+    report(args, modes, results, samples, extra, walked, client, block, len(bans))
     print()
     print(f"- host `nft list ruleset` unchanged: {'yes' if host_before == host_after else 'NO'}")
     print(f"- namespaces left behind: {', '.join(leftovers) or 'none'}")
@@ -440,8 +457,46 @@ def _rcvbuf_errors(lab: Lab, ns: str) -> int:
     return int(values[header.index("RcvbufErrors")])
 
 
+def figures(
+    results: dict[str, float | str],
+    samples: dict[tuple[str, str], list[dict[str, float]]],
+    extra: dict[str, object],
+    host_unchanged: bool,
+    leftovers: list[str],
+) -> dict[str, object]:
+    """The figures of :func:`report` as plain data: seconds, packets/s and
+    each set-up's median delivered rate over the no-ruleset one."""
+    c_net, a_net, t_net = json.loads(str(results["net"]))
+    c_ban, a_ban, t_ban = json.loads(str(results["bans"]))
+    out: dict[str, object] = {
+        "pbxfw": pbxfw.__file__,
+        "compile_apply_s": t_net,
+        "compile_s": c_net,
+        "apply_s": a_net,
+        "compile_apply_bans_s": t_ban,
+        "compile_bans_s": c_ban,
+        "apply_bans_s": a_ban,
+        "empty_nft_s": results["empty"],
+        "restore_legacy_s": results["restore_legacy"],
+        "restore_nft_s": results["restore_nft"],
+        "host_ruleset_unchanged": host_unchanged,
+        "namespaces_left": leftovers,
+        **extra,
+    }
+    modes = sorted({mode for mode, _ in samples}, key=MODES.index)
+    for mode in modes:
+        med = {s: statistics.median(x["pps"] for x in samples[(mode, s)]) for s in SETUPS}
+        out[mode] = {
+            "pps": med,
+            "ratio": {s: med[s] / med["none"] for s in SETUPS},
+            "samples_pps": {s: [x["pps"] for x in samples[(mode, s)]] for s in SETUPS},
+        }
+    return out
+
+
 def report(
     args: argparse.Namespace,
+    modes: tuple[str, ...],
     results: dict[str, float | str],
     samples: dict[tuple[str, str], list[dict[str, float]]],
     extra: dict[str, object],
@@ -477,7 +532,7 @@ def report(
         f"| {t_ban:.2f} s (compile {c_ban:.2f} + apply {a_ban:.2f}) "
         f"| `nft -f` empty table {empty:.3f} s | {t_ban / empty:.0f}× empty | ≤ 2 s |"
     )
-    for mode in MODES:
+    for mode in modes:
         none = med[(mode, "none")]
         for setup in SETUPS[1:]:
             pps = med[(mode, setup)]
@@ -500,7 +555,7 @@ def report(
     print()
     print("| traffic | set-up | samples | median |")
     print("|---|---|---|---|")
-    for mode in MODES:
+    for mode in modes:
         for setup in SETUPS:
             runs = samples[(mode, setup)]
             cells = ", ".join(f"{s['pps']:,.0f} ({s['sent_pps']:,.0f})" for s in runs)

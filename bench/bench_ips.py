@@ -1,6 +1,6 @@
 """IPS scan benchmark (issue 5): pbxfw against fail2ban-regex on one Asterisk log.
 
-Run: ``.venv/bin/python bench/bench_ips.py [--lines N] [--repeat R]``
+Run: ``.venv/bin/python bench/bench_ips.py [--lines N] [--repeat R] [--json]``
 (needs Debian's ``fail2ban`` package: /usr/bin/fail2ban-regex and
 /etc/fail2ban/filter.d/asterisk.conf).
 
@@ -19,11 +19,14 @@ Run: ``.venv/bin/python bench/bench_ips.py [--lines N] [--repeat R]``
    a Markdown table. Lines per second are the file's lines over wall time;
    CPU seconds (this process plus its children: workers, fail2ban-regex) are
    printed too, because on a shared machine wall time depends on the load.
+   ``--json`` prints the same figures as one JSON object instead (for
+   bench/compare.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import resource
@@ -35,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pbxfw
 from gen_asterisk_log import generate
 from pbxfw.ips.scan import scan_files
 
@@ -118,6 +122,7 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="one JSON object, no table")
     args = parser.parse_args()
 
     path, expected = log_file(args.lines, args.seed)
@@ -137,6 +142,35 @@ def main() -> int:
     counts = {"generator": expected, "fail2ban-regex": f2b_count, "pbxfw ips scan": cli_count}
     counts.update({f"scan_files{key}": run[0] for key, run in runs.items()})
     equal = len(set(counts.values())) == 1
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "pbxfw": pbxfw.__file__,
+                    "lines": n,
+                    "cpus": cpus,
+                    "load": load,
+                    "fail2ban_s": f2b_s,
+                    "fail2ban_wall_s": f2b_wall,
+                    "fail2ban_cpu_s": f2b_cpu,
+                    "scan_files": [
+                        {
+                            "kind": kind,
+                            "workers": workers,
+                            "wall_s": wall,
+                            "cpu_s": cpu,
+                            "ratio": f2b_s / wall,
+                        }
+                        for (kind, workers), (_, wall, cpu) in runs.items()
+                    ],
+                    "cli_wall_s": cli_s,
+                    "cli_ratio": f2b_wall / cli_s,
+                    "counts": counts,
+                    "equal": equal,
+                }
+            )
+        )
+        return 0 if equal else 1
 
     def rate(seconds: float) -> str:
         return f"{n / seconds / 1e6:.2f} M lines/s ({seconds:.2f} s)"

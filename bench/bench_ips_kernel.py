@@ -11,13 +11,19 @@ namespace of its own (removed afterwards), with the real agent running:
 - **bulk**: ``pbxfw bans import`` of 100,000 addresses until the last one is
   in the kernel set (asked with one netlink element lookup every 5 ms). Baseline in the same run: ``nft -f`` of the same
   100,000 elements (the kernel's own cost).
+
+``--json`` prints the figures as one JSON object instead of the table (for
+bench/compare.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
+import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,6 +32,7 @@ import threading
 import time
 from pathlib import Path
 
+import pbxfw
 from pbxfw.kernel.netlink import has_element
 
 NS = f"pbxfwbench-{os.getpid()}"
@@ -49,6 +56,9 @@ def addresses(n: int, seed: int) -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="one JSON object, no table")
+    args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pbxfw-bench-"))
     db = str(tmp / "pbxfw.db")
     messages = tmp / "messages"
@@ -199,7 +209,21 @@ def main() -> None:
                     proc.kill()
         subprocess.run(["ip", "netns", "pids", NS], capture_output=True)
         subprocess.run(["ip", "netns", "del", NS], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
 
+    if args.json:
+        figures = {
+            "pbxfw": pbxfw.__file__,
+            "latency_p50_ms": p50,
+            "latency_p99_ms": p99,
+            "latencies_ms": latencies,
+            "nft_add_element_ms": floor,
+            "bulk_s": bulk_s,
+            "bulk_stored_s": imported,
+            "bulk_nft_s": raw_s,
+        }
+        print(json.dumps(figures))
+        return
     print("## Intrusion prevention into the kernel (agent running, one namespace)")
     print()
     print("| figure | pbxfw | baseline (same run) | ratio | target |")

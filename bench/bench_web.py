@@ -1,6 +1,8 @@
 """REST API under load (issue 6): GET /api/v1/networks with 1,000 networks, 50 clients.
 
-Run: ``.venv/bin/python bench/bench_web.py`` (needs Debian's ``wrk``).
+Run: ``.venv/bin/python bench/bench_web.py [--json]`` (needs Debian's ``wrk``;
+``--json`` prints the figures as one JSON object instead of the table, for
+bench/compare.py).
 ``pbxfw serve`` runs as a real process on 127.0.0.1; wrk keeps 50
 connections busy for 10 s and reports the latency distribution. Baseline in
 the same run: a bare uvicorn app answering the same bytes from memory (the
@@ -9,7 +11,10 @@ floor any Python ASGI server pays per request).
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,6 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+import pbxfw
 from bench_foundation import import_document, make_networks
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
@@ -72,6 +78,9 @@ def wrk(url: str, token: str | None) -> dict[str, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="one JSON object, no table")
+    args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pbxfw-web-bench-"))
     db = str(tmp / "pbxfw.db")
     subprocess.run([PBXFW, "init", "--db", db], check=True, capture_output=True)
@@ -114,6 +123,10 @@ def main() -> None:
             if proc is not None:
                 proc.terminate()
                 proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        print(json.dumps({"pbxfw": pbxfw.__file__, "pbxfw_serve": ours, "bare_uvicorn": floor}))
+        return
     print("## REST API: GET /api/v1/networks, 1,000 networks, wrk -t2 -c50 -d10s")
     print()
     print("| figure | pbxfw | baseline (same run) | ratio | target |")

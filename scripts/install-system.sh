@@ -13,6 +13,7 @@ declare -A wanted=(
   [debootstrap]=debootstrap
   [logrotate]=logrotate
   [python3]=python3
+  [journalctl]=systemd
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -20,6 +21,8 @@ for cmd in "${!wanted[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# Writes the real journal files the journal: log source tests follow.
+[ -x /lib/systemd/systemd-journal-remote ] || missing+=(systemd-journal-remote)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -38,7 +38,8 @@ import pbxfw.compiler as compiler
 import pbxfw.usecases.config as config_usecases
 import pbxfw.usecases.source_status as source_status_usecases
 from pbxfw.agent.daemon import Agent, AgentOptions
-from pbxfw.agent.tail import Inotify, Tailer
+from pbxfw.agent.inotify import Inotify
+from pbxfw.agent.tail import Tailer
 from pbxfw.compiler import BanElement
 from pbxfw.errors import KernelError, NotFoundError, PbxfwError, StorageError
 from pbxfw.ips.recognisers import Recogniser

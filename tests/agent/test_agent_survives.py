@@ -23,7 +23,8 @@ import pytest
 import pbxfw.usecases.source_status as source_status_usecases
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.health import Backoff, Health
-from pbxfw.agent.tail import Inotify, Tailer
+from pbxfw.agent.inotify import Inotify
+from pbxfw.agent.tail import Tailer
 from pbxfw.domain.sources import SourceStatus
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.storage.repository import Repository

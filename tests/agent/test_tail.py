@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pbxfw.agent.tail import MAX_LINE, MAX_READ, ROTATION_GRACE, Chunk, Inotify, Tailer
+from pbxfw.agent.inotify import Inotify
+from pbxfw.agent.tail import MAX_LINE, MAX_READ, ROTATION_GRACE, Chunk, Tailer
 from pbxfw.usecases import ConfigService
 
 

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pbxfw.compiler import compile_ruleset
+from pbxfw.compiler.elements import allow_intervals, allow_intervals_by_service
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import PolicyIndex, check
 from pbxfw.domain.networks import Network, Verdict
@@ -105,3 +106,26 @@ def test_allow_sets_equal_check(
 def test_parse_sets_reads_ranges_and_prefixes() -> None:
     text = "set allow_x_v4 {\n\t\ttype ipv4_addr\n\t\telements = {\n\t\t\t10.0.0.0/8, 11.0.0.1-11.0.0.3\n\t\t}\n\t}"
     assert parse_sets(text) == {"allow_x_v4": [(0x0A000000, 0x0AFFFFFF), (0x0B000001, 0x0B000003)]}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nets4=_networks(4), nets6=_networks(6))
+def test_allow_intervals_by_service_equals_one_service_at_a_time(
+    nets4: list[Network], nets6: list[Network]
+) -> None:
+    # compile_ruleset walks the segments once for every service; the result
+    # must be what allow_intervals gives service by service.
+    index = PolicyIndex([*nets4, *nets6])
+    for version in (4, 6):
+        found = allow_intervals_by_service(index, (*KEYS, "absent"), version)
+        for key in (*KEYS, "absent"):
+            assert found[key] == allow_intervals(index, key, version)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nets4=_networks(4), nets6=_networks(6))
+def test_a_given_index_compiles_the_same_text(nets4: list[Network], nets6: list[Network]) -> None:
+    # apply builds one index for the lockout check and the compiler.
+    config = Configuration((*nets4, *nets6), (), Settings(firewall_enabled=True, ips_enabled=False))
+    index = PolicyIndex(config.networks)
+    assert compile_ruleset(config, index=index) == compile_ruleset(config)

@@ -13,6 +13,7 @@ from pbxfw.domain.addresses import (
     ipv4_host_network,
     ipv4_host_value,
     ipv4_network,
+    ipv6_network,
     networks_from_text,
     parse_address,
     parse_subnet,
@@ -108,6 +109,28 @@ def test_ipv4_network_is_what_the_constructor_builds(value: int, prefix: int) ->
     if prefix < 32:  # a host bit set, or out of range: the constructor's way
         assert ipv4_network(value | 1, prefix) is None
     assert ipv4_network(value, 33) is None and ipv4_network(1 << 32, prefix) is None
+
+
+@given(st.integers(0, 2**128 - 1), st.integers(0, 128))
+def test_ipv6_network_is_what_the_constructor_builds(value: int, prefix: int) -> None:
+    value &= ((1 << 128) - 1) << (128 - prefix) & ((1 << 128) - 1)  # host bits zeroed
+    made, built = ipv6_network(value, prefix), ipaddress.IPv6Network((value, prefix))
+    assert made is not None and type(made) is type(built)
+    assert vars(made).keys() == vars(built).keys()  # the attributes __init__ sets
+    assert made.network_address.scope_id is built.network_address.scope_id is None
+    assert made == built and hash(made) == hash(built) and str(made) == str(built)
+    assert made.network_address == built.network_address and made.netmask == built.netmask
+    assert made.prefixlen == prefix and made.broadcast_address == built.broadcast_address
+    assert made.hostmask == built.hostmask and made.num_addresses == built.num_addresses
+    assert made.is_private == built.is_private and made.is_global == built.is_global
+    if prefix >= 120:
+        assert list(made.hosts()) == list(built.hosts()) and list(made) == list(built)
+    assert prefix == 0 or made.supernet() == built.supernet()
+    assert made.overlaps(built) and made.subnet_of(built) and made.compare_networks(built) == 0
+    assert networks_from_text([str(built)]) == [built]
+    if prefix < 128:  # a host bit set, or out of range: the constructor's way
+        assert ipv6_network(value | 1, prefix) is None
+    assert ipv6_network(value, 129) is None and ipv6_network(1 << 128, prefix) is None
 
 
 def _network_text(value_prefix: tuple[int, int]) -> str:

@@ -2,8 +2,9 @@
 
 The fixtures under ``fixtures/fail2ban/`` are lines copied with their
 ``# failJSON:`` annotations from fail2ban's test logs (see the README
-there). Each line is read by a fresh recogniser: where fail2ban says a line
-is a failure of an address, pbxfw counts that address or, where a
+there): sshd (its normal, ddos and extra modes and its RFC 5424 lines),
+dropbear and nginx. Each line is read by a fresh recogniser: where fail2ban
+says a line is a failure of an address, pbxfw counts that address or, where a
 ``# pbxfw: not counted`` note says why, nothing; where fail2ban says no
 failure, pbxfw counts nothing unless a ``# pbxfw: counted`` note says which
 address and why. No line may ever yield any other address.
@@ -68,12 +69,13 @@ def annotated(name: str) -> list[Annotated]:
 
 
 SSHD = annotated("sshd.log")
+DROPBEAR = annotated("dropbear.log")
 NGINX = annotated("nginx-http-auth.log")
 
 
 @pytest.mark.parametrize(
     ("kind", "row"),
-    [("ssh", row) for row in SSHD] + [("web", row) for row in NGINX],
+    [("ssh", row) for row in SSHD + DROPBEAR] + [("web", row) for row in NGINX],
     ids=lambda v: str(v.number) if isinstance(v, Annotated) else v,
 )
 def test_the_address_counted_is_the_one_fail2ban_names(kind: str, row: Annotated) -> None:
@@ -95,6 +97,7 @@ def test_the_fixtures_cover_every_form_and_the_injection_cases() -> None:
     # fail2ban's injection cases of the "Failed" line are all counted, with the real address.
     assert all(row.expected == row.fail2ban["host"] for row in injections)
     assert sum(row.expected is not None for row in NGINX) == 4
+    assert sum(row.expected is not None for row in DROPBEAR) == 6
 
 
 def test_the_issue_line_counts_the_real_address_not_the_auth_info() -> None:

@@ -82,13 +82,15 @@ def test_ssh_attempts_across_the_workers_ranges_are_paired_in_file_order(
             )
         )
         lines.append(sshd(i, 9, "", "Connection closed by 10.0.0.2 port 22 [preauth]"))
-        lines.append(
-            sshd(i + 1, pid, host, f"Failed password for root from {host} port 50000 ssh2")
-        )
+        failed = f"Failed password for root from {host} port 50000 ssh2"
+        if i % 5 == 0:  # rsyslog's: the first copy pairs, the others count
+            failed = f"message repeated 3 times: [ {failed}]"
+        lines.append(sshd(i + 1, pid, host, failed))
     log = tmp_path / "auth.log"
     log.write_text("".join(lines), encoding="utf-8")
     serial = expected([log], text_line)
-    assert serial.count("\n") == 1500  # paired: one failure per attempt
+    # Paired: one failure per attempt, and the repeated messages shown too.
+    assert serial.count("\n") == 1500 + 300
     for workers in (2, 3, 8):
         assert output([log], TextLines(), workers) == serial
         assert output([log], JsonLines(), workers) == expected([log], json_line)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import Failure
-from pbxfw.ips.grammars.ssh import _failed_other_reading
+from pbxfw.ips.grammars.ssh_rules import _failed_other_reading
 from pbxfw.ips.recognisers import SSH_ATTEMPT_SECONDS, Recogniser
 
 REFERENCE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -52,6 +52,26 @@ FORMATS = [
     "error: PAM: Authentication failure for illegal user {user} from {addr}",
     "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser="
     " rhost={addr}  user={user}",
+    # issue 15: the other messages of docs/ips-formats.md with a client part.
+    "User {user} from {addr} not allowed because listed in DenyUsers",
+    "User {user} from {addr} not allowed because none of user's groups are listed in AllowGroups",
+    "error: PAM: User not known to the underlying authentication module for illegal user {user}"
+    " from {addr}",
+    "error: PAM: authentication error for {user} from {addr}",
+    "Postponed keyboard-interactive for invalid user {user} from {addr} port 58946 ssh2 [preauth]",
+    "Connection closed by authenticating user {user} {addr} port 58946 [preauth]",
+    "Connection reset by invalid user {user} {addr} port 58946 [preauth]",
+    "Disconnected from invalid user {user} {addr} port 58946 [preauth]",
+    "Disconnecting invalid user {user} {addr} port 58946: Change of username or service not"
+    " allowed: ({user},ssh-connection) -> (a,{info}) [preauth]",
+    "Received disconnect from invalid user {user} {addr} port 58946:3: {info}: Auth fail [preauth]",
+    "Received disconnect from {addr} port 58946:14: No supported authentication methods"
+    " available [preauth]",
+    "Unable to negotiate with {addr} port 58946: no matching cipher found. Their offer: {info}"
+    " [preauth]",
+    "message repeated 3 times: [ Failed password for invalid user {user} from {addr} port 58946"
+    " ssh2]",
+    "message repeated 2 times: [ Invalid user {user} from {addr} port 58946]",
 ]
 INJECTIONS = [
     "test",

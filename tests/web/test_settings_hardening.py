@@ -114,6 +114,8 @@ def test_the_include_in_the_asterisk_folder_is_accepted(
         {"ips_maxretry": False},
         {"log_ssh": "/tmp/x\u0000y"},
         {"log_web": "/var/log/nginx/error.log\n"},
+        {"log_ssh": "journal:ssh"},
+        {"log_ssh": "journal:__CURSOR=x"},
         {"external_address": "203.0.113.5\u001b[2J"},
         {"asterisk_config_dir": "/etc/\u202easterisk"},
     ],
@@ -147,6 +149,8 @@ def test_sip_port_true_is_not_port_one(client: TestClient, auth: dict[str, str])
         "cti_ports=4222,x",
         "log_ssh=relative/auth.log",
         "log_ssh=/tmp/x\x00y",
+        "log_ssh=journal:ssh",
+        "log_web=journal:",
         "external_address=pbx example",
     ],
 )

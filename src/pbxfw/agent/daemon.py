@@ -11,7 +11,9 @@ One loop, one thread:
   remaining timeout, so bans lapse in the kernel even while the agent is down;
 - **intrusion prevention** (agent.ips): follows the configured log files (inotify),
   recognises failures, feeds the detector and bans in the kernel at once,
-  then stores the ban;
+  then stores the ban (agent.outbox): while the database cannot be
+  written the bans wait in a local spool file, survive a restart, and are
+  written when it answers again;
 - **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change.
 
 Each of these parts, and each log file, runs on its own (agent.health): an
@@ -35,10 +37,13 @@ from dataclasses import dataclass, field
 
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
+from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
+from pbxfw.agent.spool import SPOOL_NAME, BanSpool
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.kernel import Backend, NftBackend
+from pbxfw.kernel.confirm_state import namespace_dir
 from pbxfw.kernel.host import host_addresses
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import BanService
@@ -67,6 +72,9 @@ class AgentOptions:
     table_interval: float = 1.0
     discover_asterisk: bool = True
     extra_sources: list[tuple[str, str]] = field(default_factory=list)
+    #: journal: sources read the journal files of this folder instead of
+    #: the system's journal (tests: files written by systemd-journal-remote)
+    journal_directory: str | None = None
 
 
 class Agent:
@@ -110,13 +118,19 @@ class Agent:
             state_dir=options.state_dir,
             table_interval=options.table_interval,
         )
+        #: the bans decided here on their way to the database, through a
+        #: spool file that survives a restart (agent.outbox, agent.spool)
+        spool = BanSpool(namespace_dir(options.state_dir, options.netns) / SPOOL_NAME)
+        self.outbox = Outbox(self.rules, spool, clock)
         self.ips = Ips(
             store,
             self.rules,
             self.health,
+            self.outbox,
             clock=clock,
             web_log=options.web_log,
             extra_sources=options.extra_sources,
+            journal_directory=options.journal_directory,
         )
         self.rules.forget = self.ips.forget
         self.pjsip = Pjsip(store)
@@ -145,7 +159,9 @@ class Agent:
             self.stop_event.wait(self.options.revision_interval)
 
     def start(self) -> None:
-        """What happens once: discover the PBX's ports, restore the kernel state."""
+        """What happens once: replay the ban spool, discover the PBX's ports,
+        restore the kernel state (the spooled bans included)."""
+        self.health.run("agent:spool", self.outbox.restore)
         if self.options.discover_asterisk:
             self.pjsip.discover_pending = not self.health.run("agent:discover", self.pjsip.discover)
         self.health.run("agent:host", self._refresh_own)
@@ -157,6 +173,8 @@ class Agent:
         now = self.clock()
         run = self.health.run
         rules, ips, pjsip = self.rules, self.ips, self.pjsip
+        if not self.outbox.restored:  # the spool could not be read at start
+            run("agent:spool", self.outbox.restore)
         run("agent:config", lambda: self._load(force_rules))
         run("agent:rules", rules.enforce)
         if pjsip.pending:

@@ -6,7 +6,11 @@ any ``Exception``, and then:
 
 - logs the failure **once per episode** (at error level, when the part goes
   from healthy to failing) and once more when it recovers (at info level);
-  the attempts in between are logged at debug level only;
+  the attempts in between are logged at debug level only. An unreachable
+  database (``StorageError``) fails every part that reads or writes it: it
+  is logged at error level by the first part only, and its end (at info
+  level) by the first part that reaches it again; the other parts log
+  theirs at debug level;
 - retries the part with a growing delay: 1 s after the first failure, then
   2, 4, 8 … up to 60 s (``Backoff``); until then ``run`` skips the part;
 - records the state (error, since when, how many attempts) for other
@@ -26,21 +30,37 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pbxfw.domain.sources import AGENT_PART_PREFIX, SourceStatus
-from pbxfw.errors import PbxfwError
+from pbxfw.errors import PbxfwError, StorageError
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.source_status import record_source_statuses
 
-__all__ = ["PART_LABELS", "Backoff", "Health", "describe"]
+__all__ = [
+    "DATABASE_PROBE",
+    "DATABASE_PROBE_SECONDS",
+    "PART_LABELS",
+    "Backoff",
+    "Health",
+    "describe",
+]
 
 log = logging.getLogger("pbxfw.agent")
+
+#: The part whose attempts tell when an unreachable database answers again:
+#: it reads two small values every tick, and while it fails for the database
+#: it is retried at least every DATABASE_PROBE_SECONDS (not up to 60 s), so
+#: the spooled bans are written and the missed ones taken within seconds.
+DATABASE_PROBE = "agent:config"
+DATABASE_PROBE_SECONDS = 2.0
 
 #: The agent's own parts and how the log names them.
 PART_LABELS = {
     "agent:config": "reading the applied configuration",
+    "agent:config-cache": "keeping a copy of the applied configuration",
     "agent:rules": "applying the firewall table",
     "agent:ban-sets": "updating the kernel's ban sets",
     "agent:new-bans": "banning in the kernel",
     "agent:ban-store": "storing new bans",
+    "agent:spool": "writing the local ban spool",
     "agent:offsets": "storing how far the logs were read",
     "agent:counters": "storing the IPS counters",
     "agent:ips": "setting up the log sources",
@@ -92,6 +112,8 @@ class _Part:
     failures: int = 0
     next_try: float = 0.0
     updated_at: float = 0.0
+    #: failing because the database cannot be reached
+    storage: bool = False
 
     def status(self) -> SourceStatus:
         return SourceStatus(
@@ -111,6 +133,8 @@ class Health:
         #: the first write replaces whatever an earlier run of the agent left
         self._reset = True
         self._status = _Part("agent:status", "", tracked=False, since=0.0)
+        #: an unreachable database was logged and its end not yet
+        self._database_down = False
 
     # -- which sources exist ----------------------------------------------------------
     def track(self, sources: Iterable[tuple[str, str]]) -> None:
@@ -178,9 +202,14 @@ class Health:
             part.failures = 0
         part.failures += 1
         delay = self.backoff.delay(part.failures)
+        part.storage = isinstance(exc, StorageError)
+        if part.storage and source == DATABASE_PROBE:
+            delay = min(delay, DATABASE_PROBE_SECONDS)
         part.next_try = now + delay
         if starting:
-            log.error("%s: %s; retrying in %g s", self.label(part), error, delay)
+            # The database's outage is logged once, not once per part.
+            level = self._outage_level(part, logging.ERROR)
+            log.log(level, "%s: %s; retrying in %g s", self.label(part), error, delay)
             log.debug("%s failed", source, exc_info=exc)
         else:
             log.debug("%s: still failing (%d attempts): %s", source, part.failures, error)
@@ -194,18 +223,46 @@ class Health:
         if part is None or not part.error:
             return
         now = self.clock()
-        log.info(
+        level = self._recovery_level(part)
+        log.log(
+            level,
             "%s: recovered after %d failed attempts over %.0f s",
             self.label(part),
             part.failures,
             now - part.since,
         )
+        if part.storage:
+            # The database answers again: every part waiting for it is due
+            # now, not at the end of its own backoff (up to 60 s).
+            for other in (*self._parts.values(), self._status):
+                if other.error and other.storage:
+                    other.next_try = min(other.next_try, now)
         if part.tracked:
             part.error, part.failures, part.since, part.updated_at = "", 0, now, now
             self._dirty[source] = part.status()
         else:
             del self._parts[source]
             self._dirty[source] = None
+
+    def _outage_level(self, part: _Part, level: int) -> int:
+        """The level of a failure's first message: an unreachable database is
+        logged at ``level`` by the first part it fails, at debug by the others."""
+        if not part.storage:
+            return level
+        if self._database_down:
+            return logging.DEBUG
+        self._database_down = True
+        return level
+
+    def _recovery_level(self, part: _Part) -> int:
+        """The level of a recovery's message: the first part that reaches the
+        database again logs the end of the outage, the others at debug."""
+        if not part.storage:
+            return logging.INFO
+        if not self._database_down:
+            return logging.DEBUG
+        self._database_down = False
+        return logging.INFO
 
     # -- what others see --------------------------------------------------------------
     def failing(self) -> list[SourceStatus]:
@@ -249,14 +306,17 @@ class Health:
                 self._dirty.pop(source, None)
         self._reset = self._reset and not reset
         if self._status.error:
-            log.info("%s: recovered", PART_LABELS["agent:status"])
+            level = self._recovery_level(self._status)
+            log.log(level, "%s: recovered", PART_LABELS["agent:status"])
             self._status = _Part("agent:status", "", tracked=False, since=now)
 
     def _status_failed(self, exc: BaseException, now: float) -> None:
         part = self._status
         if not part.error:
             part.failures = 0
-            log.error("%s: %s; retrying", PART_LABELS["agent:status"], describe(exc))
+            part.storage = isinstance(exc, StorageError)
+            level = self._outage_level(part, logging.ERROR)
+            log.log(level, "%s: %s; retrying", PART_LABELS["agent:status"], describe(exc))
         part.failures += 1
         part.error = describe(exc)
         part.next_try = now + self.backoff.delay(part.failures)

@@ -1,9 +1,9 @@
-"""The agent's intrusion prevention part: log sources, tailers, recognise, feed, ban.
+"""The agent's intrusion prevention part: log sources, readers, recognise, feed, ban.
 
-Follows the configured log files (inotify), recognises failures, feeds the
-detector and bans in the kernel at once (through agent.rules), then stores
-the ban. Each log file is a source of its own (agent.health): one that
-cannot be read fails alone and is retried with backoff.
+Follows the configured log files (agent.tail, woken by inotify) and journal sources
+(agent.journal, woken by their pipes), recognises failures, feeds the detector and
+bans in the kernel at once (through agent.rules), then stores the ban. Each log
+source fails alone (agent.health) and is retried with backoff.
 """
 
 from __future__ import annotations
@@ -15,23 +15,35 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
+from pbxfw.agent.chunk import Chunk
 from pbxfw.agent.health import Health
+from pbxfw.agent.inotify import Inotify
+from pbxfw.agent.journal import JournalReader, reader_fds
+from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.rules import Rules
-from pbxfw.agent.tail import Chunk, Inotify, Tailer
+from pbxfw.agent.tail import Tailer
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.logsource import is_journal, parse_journal
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.recognisers import Recogniser
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.ips_state import add_ips_counters, log_offsets, save_log_offsets
+from pbxfw.usecases.ips_state import (
+    add_ips_counters,
+    journal_cursors,
+    log_offsets,
+    save_log_offsets,
+)
 
 __all__ = ["KIND_JAIL", "LOG_SETTINGS", "Ips", "log_sources"]
 
 log = logging.getLogger("pbxfw.agent")
+
+T = TypeVar("T")
 
 #: settings key of a log path → recogniser kind
 LOG_SETTINGS = {
@@ -66,11 +78,13 @@ def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple
 
 @dataclass
 class _Source:
-    """One log file the agent follows, with its own tailer and recogniser.
+    """One log source the agent follows, with its own reader and recogniser.
 
-    Each source has its own ``Tailer`` so that a path that cannot be read
-    (a folder, a NUL byte, no permission) fails alone: the others are read
-    as usual, and this one is tried again with backoff (see agent.health).
+    Each source has its own reader (a ``Tailer`` for a file, a
+    ``JournalReader`` for a ``journal:`` source) so that one that cannot be
+    read (a folder, a NUL byte, no permission, no journalctl) fails alone:
+    the others are read as usual, and this one is tried again with backoff
+    (see agent.health).
     """
 
     path: str
@@ -78,9 +92,10 @@ class _Source:
     jail: str
     #: the settings key that names the file (None: an option or extra source)
     setting: str | None
-    #: where a restarted agent resumes (inode, offset), from the database
-    resume: tuple[int, int] | None = None
-    tailer: Tailer | None = None
+    #: where a restarted agent resumes, from the database: (inode, offset)
+    #: of a file, the cursor of a journal source
+    resume: tuple[int, int] | str | None = None
+    reader: Tailer | JournalReader | None = None
     recogniser: Recogniser | None = None
 
     @property
@@ -96,21 +111,29 @@ class Ips:
         store: Store,
         rules: Rules,
         health: Health,
+        outbox: Outbox,
         *,
         clock: Callable[[], float],
         web_log: str | None,
         extra_sources: list[tuple[str, str]],
+        journal_directory: str | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
         self.health = health
+        #: the spool and the store writes of the bans decided here
+        self.outbox = outbox
         self.clock = clock
         self.web_log = web_log
         self.extra_sources = extra_sources
+        #: journal sources read the journal files of this folder (tests)
+        self.journal_directory = journal_directory
         #: the watch on the sources' folders (and the database's), None until made
         self.inotify: Inotify | None = None
         #: path → (inode, offset) read but not yet stored
         self._offsets: dict[str, tuple[int, int]] = {}
+        #: journal source → cursor read but not yet stored
+        self._cursors: dict[str, str] = {}
         self._sources: dict[str, _Source] = {}
         self._source_list: list[tuple[str, str]] | None = None
         self.detector: Detector | None = None
@@ -119,9 +142,9 @@ class Ips:
         self.last_flush = 0.0
 
     def close(self) -> None:
-        """Release every tailer and the inotify watch (never raises)."""
+        """Release every reader and the inotify watch (never raises)."""
         for source in self._sources.values():
-            _close(source.tailer)
+            _close(source.reader)
         if self.inotify is not None:
             self.inotify.close()
 
@@ -139,7 +162,10 @@ class Ips:
         """
         sources = log_sources(config, self.web_log) + self.extra_sources
         if sources != self._source_list:
-            offsets = log_offsets(self.store)
+            nothing: dict[str, tuple[int, int] | str] = {}
+            offsets = self._stored(
+                lambda: {**log_offsets(self.store), **journal_cursors(self.store)}, nothing
+            )
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
             following: dict[str, _Source] = {}
             for path, kind in sources:
@@ -151,12 +177,12 @@ class Ips:
                 following[path] = _Source(path, kind, jail, names.get(path), offsets.get(path))
             for path, gone in self._sources.items():
                 if following.get(path) is not gone:
-                    _close(gone.tailer)
+                    _close(gone.reader)
             self._sources = following
             self._source_list = sources
             self.health.track((s.path, s.jail) for s in following.values())
             for source in following.values():
-                if source.tailer is None:
+                if source.reader is None:
                     self._run_source(source, partial(self._open, source))
             self._watch()
             log.info(
@@ -170,7 +196,9 @@ class Ips:
         key = (s.ips_maxretry, s.ips_findtime, s.ips_bantime, s.ips_bantime_max)
         if key != self._detector_key:
             detector = Detector(DetectorParams.from_settings(s), self.rules.whitelisted)
-            for ban in self.rules.bans.active():
+            # Spooled bans the store lacks count too: a restart during an
+            # outage re-reads the lines that made them and must not ban again.
+            for ban in self.rules.with_unsaved(self._stored(self.rules.bans.active, [])):
                 if ban.jail in ("recidive", "manual"):
                     continue
                 detector.remember_offence(
@@ -180,6 +208,17 @@ class Ips:
                     until=datetime.fromtimestamp(ban.expires_at, UTC),
                 )
             self.detector, self._detector_key = detector, key
+
+    def _stored(self, read: Callable[[], T], default: T) -> T:
+        """``read()`` from the store; ``default`` when it fails while the
+        agent follows its kept configuration (started during an outage:
+        the logs are then read from their start, within ``ips_findtime``)."""
+        try:
+            return read()
+        except Exception:
+            if not self.rules.from_cache:
+                raise
+            return default
 
     def _database_folder(self) -> list[str]:
         """The SQLite file's folder: a write there (``bans import``, ``bans
@@ -195,7 +234,8 @@ class Ips:
         if self.inotify is not None:
             self.inotify.close()
             self.inotify = None
-        folders = {os.path.dirname(os.path.abspath(p)) for p in self._sources}
+        files = [p for p in self._sources if not is_journal(p)]
+        folders = {os.path.dirname(os.path.abspath(p)) for p in files}
         folders.update(self._database_folder())
 
         def create() -> None:
@@ -204,12 +244,17 @@ class Ips:
         self.health.run("agent:inotify", create, force=True)
 
     def wait(self, interval: float) -> bool:
-        """Sleep until a watched folder changes or ``interval`` passes; False
-        when there is no watch to wait on (the caller sleeps instead)."""
+        """Sleep until a watched folder changes, a journal source has new
+        entries, or ``interval`` passes; False when there is no watch to wait
+        on (the caller sleeps instead)."""
         if self.inotify is None:
             return False
+        journals = [s.reader for s in self._sources.values() if isinstance(s.reader, JournalReader)]
         try:
-            self.inotify.wait(interval)
+            if journals:
+                self.inotify.wait(interval, reader_fds(journals))
+            else:
+                self.inotify.wait(interval)
             return True
         except Exception as exc:
             self.health.failed("agent:inotify", exc)
@@ -219,8 +264,16 @@ class Ips:
             return False
 
     def _open(self, source: _Source) -> None:
-        resume = {source.path: source.resume} if source.resume is not None else {}
-        source.tailer = Tailer.create([(source.path, source.kind)], resume)
+        if is_journal(source.path):
+            config = self.rules.config  # no cursor: start at the window, not the journal's start
+            since = self.clock() - config.settings.ips_findtime if config else None
+            cursor = source.resume if isinstance(source.resume, str) else None
+            source.reader = JournalReader(
+                parse_journal(source.path), source.kind, cursor, since, self.journal_directory
+            )
+        else:
+            resume = {source.path: source.resume} if isinstance(source.resume, tuple) else {}
+            source.reader = Tailer.create([(source.path, source.kind)], resume)
         source.recogniser = Recogniser(source.kind, file=source.path, reference=self._now())
 
     def _now(self) -> datetime:
@@ -244,33 +297,43 @@ class Ips:
             self._run_source(source, partial(self._read, source, horizon, decisions))
         if decisions and config.settings.ips_enabled:
             self._ban(decisions)
-        if self.rules.unsaved:
-            self.health.run("agent:ban-store", self._save_bans)
+        outbox = self.outbox
+        if outbox.due:
+            if self.health.run("agent:ban-store", outbox.save):
+                self.health.run("agent:spool", outbox.acknowledge)
         else:
             self.health.succeeded("agent:ban-store")  # nothing left to store
+        if outbox.unspooled:  # what the database did not take
+            self.health.run("agent:spool", outbox.write_spool)
         # Offsets move past lines only once their bans are stored: a restart
         # reads the lines again and bans again rather than forgetting a ban.
-        if self._offsets and not self.rules.unsaved:
+        if (self._offsets or self._cursors) and not self.rules.unsaved:
             self.health.run("agent:offsets", self._save_offsets)
 
     def _read(self, source: _Source, horizon: float, decisions: list[BanDecision]) -> None:
         """New lines of one source → ``decisions`` (appended as they come, so
         what was decided before a failure is kept)."""
-        if source.tailer is None or source.recogniser is None:
+        if source.reader is None or source.recogniser is None:
             self._open(source)
-        assert source.tailer is not None
-        for chunk in source.tailer.poll():
+        assert source.reader is not None
+        for chunk in source.reader.poll():
             # Read is read: a chunk the recogniser fails on is not read again.
-            self._offsets[chunk.path] = (chunk.inode, chunk.offset)
+            if chunk.cursor is not None:
+                self._cursors[chunk.path] = chunk.cursor
+            else:
+                self._offsets[chunk.path] = (chunk.inode, chunk.offset)
             self._recognise(source, chunk, horizon, decisions)
 
     def _save_offsets(self) -> None:
         now = self.clock()
-        pending = dict(self._offsets)
-        save_log_offsets(self.store, pending, now)
+        pending, cursors = dict(self._offsets), dict(self._cursors)
+        save_log_offsets(self.store, pending, now, cursors)
         for path, value in pending.items():
             if self._offsets.get(path) == value:
                 del self._offsets[path]
+        for path, cursor in cursors.items():
+            if self._cursors.get(path) == cursor:
+                del self._cursors[path]
 
     def _recognise(
         self, source: _Source, chunk: Chunk, horizon: float, decisions: list[BanDecision]
@@ -297,15 +360,17 @@ class Ips:
         return self.detector.feed(failure)
 
     def _ban(self, decisions: list[BanDecision]) -> None:
-        """Ban in the kernel at once, then store the bans; each step on its own.
+        """Ban in the kernel at once, then store the bans, and spool those
+        the store did not take; each step on its own (agent.outbox).
 
         A failed kernel update is completed by the next ban-set sync; a
-        failed store keeps the bans in ``rules.unsaved`` (retried with backoff).
+        failed store keeps the bans in ``rules.unsaved`` and the spool
+        (retried with backoff).
         """
         rules = self.rules
         now = self.clock()
         bans = [Ban.from_decision(d, now) for d in decisions]
-        rules.unsaved.extend(bans)
+        self.outbox.add(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False
 
@@ -315,7 +380,11 @@ class Ips:
 
         if not self.health.run("agent:new-bans", add, force=True) or reload:
             rules.bans_dirty = True  # the next sync adds what the kernel lacks
-        self.health.run("agent:ban-store", self._save_bans, force=True)
+        outbox = self.outbox
+        if self.health.run("agent:ban-store", outbox.save, force=True):
+            self.health.run("agent:spool", outbox.acknowledge, force=True)
+        if outbox.unspooled:  # the store failed: the spool keeps them
+            self.health.run("agent:spool", outbox.write_spool, force=True)
         if reload:
             rules.stale = True
             self.health.run("agent:rules", rules.enforce, force=True)
@@ -327,16 +396,6 @@ class Ips:
                 ban.remaining(now),
                 ban.reason,
             )
-
-    def _save_bans(self) -> None:
-        """Store the bans made here (one transaction), with their counters."""
-        rules = self.rules
-        now = self.clock()
-        pending = [b for b in rules.unsaved if b.expires_at > now]
-        if pending:
-            rules.bans_revision = rules.bans.record(pending)
-        done = set(map(id, pending))
-        rules.unsaved = [b for b in rules.unsaved if id(b) not in done and b.expires_at > now]
 
     def _counter(self, jail: str) -> dict[str, int]:
         return self._counters.setdefault(jail, {"lines": 0, "failures": 0, "whitelisted": 0})
@@ -351,10 +410,10 @@ class Ips:
         self._counters = {}
 
 
-def _close(tailer: Tailer | None) -> None:
-    """Release the descriptors a tailer holds (never raises: the loop goes on)."""
-    if tailer is not None:
+def _close(reader: Tailer | JournalReader | None) -> None:
+    """Release the descriptors (or the process) a reader holds (never raises: the loop goes on)."""
+    if reader is not None:
         try:
-            tailer.close()
+            reader.close()
         except OSError as exc:
-            log.debug("closing the tailer of %s: %s", [f.path for f in tailer.files], exc)
+            log.debug("closing a log reader: %s", exc)

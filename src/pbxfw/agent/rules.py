@@ -17,17 +17,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from ipaddress import ip_network
 
-from pbxfw.agent.health import Health
+from pbxfw.agent.config_cache import CONFIG_CACHE_NAME, read_cached_config, write_cached_config
+from pbxfw.agent.health import Health, describe
 from pbxfw.bulk import gc_paused
 from pbxfw.compiler import compile_ruleset
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import KernelError
 from pbxfw.kernel import Backend, BanSets, commit_changes
 from pbxfw.kernel.bansets import subnet_key
+from pbxfw.kernel.confirm_state import namespace_dir
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
@@ -100,24 +104,79 @@ class Rules:
         self.unsaved: list[Ban] = []
         self.whitelist: Whitelist | None = None
         self._stored_revision: int | None = None
+        #: where each configuration read is kept, for a start without the database
+        self.cache_path = namespace_dir(state_dir, netns) / CONFIG_CACHE_NAME
+        #: following the kept configuration (the database could not be read at start)
+        self.from_cache = False
 
     # -- the table ------------------------------------------------------------------
     def load(self, force: bool) -> bool:
         """Read the applied configuration when it changed (or ``force``);
-        True when it was read (the PJSIP include is then due)."""
-        self.firewall.reconcile(self.netns)
-        # The revision is one small query; the applied configuration itself
-        # (10,000 networks: a large document) is parsed only when it changed.
-        if (
-            not force
-            and self.config is not None
-            and self.firewall.applied_revision() == self.loaded_revision
-        ):
-            return False
-        revision, config = self.firewall.applied_configuration()
+        True when it was read (the PJSIP include is then due).
+
+        Each configuration read is kept in the state folder
+        (agent.config_cache); when the database cannot be read and no
+        configuration is known yet (a start during an outage), the kept one
+        is followed until the database answers (``from_cache``).
+        """
+        try:
+            self.firewall.reconcile(self.netns)
+            # The revision is one small query; the applied configuration itself
+            # (10,000 networks: a large document) is parsed only when it changed.
+            if (
+                not force
+                and not self.from_cache
+                and self.config is not None
+                and self.firewall.applied_revision() == self.loaded_revision
+            ):
+                return False
+            revision, config = self.firewall.applied_configuration()
+        except Exception:
+            if self.config is None:
+                self._follow_cache()
+            raise
         self.config, self.loaded_revision = config, revision
+        # From the kept configuration back to the database's: the whole
+        # table again, so the kernel holds exactly the stored state.
         self.stale = True
+        self.from_cache = False
+        self.health.run(
+            "agent:config-cache", lambda: write_cached_config(self.cache_path, revision, config)
+        )
         return True
+
+    def _follow_cache(self) -> None:
+        """Follow the configuration kept in the state folder (never raises).
+
+        The kernel's table, when there is one, is kept as it is (it holds
+        the bans of before the restart, which the store cannot be asked
+        for); without one (a reboot) it is loaded from the kept
+        configuration and the bans not stored yet.
+        """
+        try:
+            cached = read_cached_config(self.cache_path)
+            if cached is None:
+                return
+            revision, config = cached
+            whitelist = Whitelist(config, self._own())
+            chains = self.backend.chains()
+            structure = self.backend.structure() if chains is not None else None
+        except Exception as exc:
+            log.warning("cannot follow the kept configuration: %s", describe(exc))
+            return
+        self.config, self.loaded_revision, self.from_cache = config, revision, True
+        self.whitelist = whitelist
+        if chains is not None:
+            self.stale = False
+            self._chains, self._structure = chains, structure
+            self.applied_revision = revision
+            self.last_table_check = self.last_full_check = self.clock()
+        log.warning(
+            "the database cannot be read: following the configuration revision %s kept in %s (%s)",
+            revision,
+            self.cache_path,
+            "the kernel keeps its table" if chains is not None else "loading it",
+        )
 
     def enforce(self) -> None:
         """Load the whole table when it is due or was altered by someone else."""
@@ -157,22 +216,38 @@ class Rules:
 
         Until it succeeds the agent stays ``stale`` and tries again (with
         backoff); the kernel meanwhile keeps the table it has, bans included.
+        When the stored bans cannot be read (the database is unreachable)
+        the table is loaded with the bans the kernel held and the unsaved
+        ones, so a table deleted during an outage comes back with its bans;
+        the ban sets are compared with the store once it answers again.
         """
         self.stale = True
+        remembered = False
         if bans is None:
-            bans_revision, stored = self.bans.changed_since(None)
-            assert stored is not None  # revision None: always read
-            bans = self.with_unsaved(stored)
+            try:
+                bans_revision, stored = self.bans.changed_since(None)
+            except Exception as exc:
+                bans, bans_revision, remembered = self.remembered_bans(), self.bans_revision, True
+                log.warning(
+                    "cannot read the stored bans (%s); loading the table with the %d bans "
+                    "the kernel held and those not stored yet",
+                    describe(exc),
+                    len(bans),
+                )
+            else:
+                assert stored is not None  # revision None: always read
+                bans = self.with_unsaved(stored)
         else:
             bans_revision = self.bans.revision()
-        bans = self._drop_whitelisted(config, bans)
+        if not remembered:
+            bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
         text = compile_ruleset(config, elements)
         self.backend.apply(text)
         self.ban_sets.loaded(elements, self.clock())
         self.applied_revision = revision
         self.bans_revision = bans_revision
-        self.bans_dirty = False
+        self.bans_dirty = remembered  # compare with the store when it answers
         self.stale = False
         self.health.succeeded("agent:new-bans")  # the whole table holds every ban
         self._structure = self.backend.structure()
@@ -186,6 +261,24 @@ class Rules:
             len(config.networks),
             len(elements),
         )
+
+    def remembered_bans(self) -> list[Ban]:
+        """The bans the kernel's sets hold (from memory) and the unsaved ones:
+        what a table loaded without the store must hold."""
+        now = self.clock()
+        held = [
+            Ban(
+                ip_network(subnet),
+                jail,
+                JAIL_SCOPES.get(jail, frozenset()),
+                "held in the kernel",
+                now,
+                expires,
+            )
+            for subnet, jail, expires in self.ban_sets.held()
+            if expires > now
+        ]
+        return self.with_unsaved(held)
 
     def with_unsaved(self, stored: list[Ban]) -> list[Ban]:
         """``stored`` and the bans made here that the store has not taken yet."""

@@ -7,12 +7,16 @@ The database a command uses is, first to last: its own ``--db``, the global
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pbxfw.bulk import gc_paused
 from pbxfw.errors import PbxfwError, ValidationError
 
 if TYPE_CHECKING:
@@ -114,11 +118,32 @@ def _default_state_dir(db_url: str) -> str:
 _open_stores: list[Store] = []
 
 
+#: Whether this process froze its start-up's objects (see ``_loading``).
+_frozen = False
+
+
+@contextmanager
+def _loading() -> Iterator[None]:
+    """Around the imports a command makes for its use cases (SQLAlchemy,
+    pydantic, the domain): hundreds of thousands of long-lived objects
+    (classes, functions, tables), made with the cyclic collector paused and
+    then, once per process, frozen out of its later passes (``gc.freeze``).
+    About 0.07 s of ``pbxfw apply``'s CPU; nothing else changes (reference
+    counting frees what it always did; objects made later are collected)."""
+    global _frozen
+    with gc_paused():
+        yield
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
+
+
 def _open_store(url: str, *, create: bool = False) -> Store:
     """The store at ``url``, closed by ``close_stores`` when the command ends."""
-    from pbxfw.storage.repository import Store
+    with _loading():
+        from pbxfw.storage.repository import Store
 
-    store = Store.open(url, create=create)
+        store = Store.open(url, create=create)
     _open_stores.append(store)
     return store
 
@@ -137,7 +162,8 @@ def close_stores() -> None:
 def firewall_service(db: str | None, state_dir: str | None = None) -> FirewallService:
     """A FirewallService on the database and state folder the options name
     (its store is closed when the command ends)."""
-    from pbxfw.usecases.firewall import FirewallService
+    with _loading():
+        from pbxfw.usecases.firewall import FirewallService
 
     url = db_url_for(db)
     return FirewallService(_open_store(url), state_dir_for(url, state_dir))
@@ -148,7 +174,8 @@ def config_service(db: str | None, *, create: bool = False) -> ConfigService:
     default (its store is closed when the command ends)."""
     import os
 
-    from pbxfw.usecases import ConfigService
+    with _loading():
+        from pbxfw.usecases import ConfigService
 
     url = db_url_for(db)
     service = ConfigService(_open_store(url, create=create))

@@ -52,6 +52,14 @@ def agent(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
     db: DbOption = None,
     state_dir: StateDirOption = None,
+    journal_directory: Annotated[
+        str | None,
+        typer.Option(
+            hidden=True,
+            help="Read journal: sources from the journal files in this folder instead of "
+            "the system journal (tests).",
+        ),
+    ] = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
@@ -70,6 +78,7 @@ def agent(
         netns=netns,
         state_dir=folder,
         web_log=web_log or str(Path(folder).parent / "web.log"),
+        journal_directory=journal_directory,
     )
     Agent(svc.store, options).run()
 

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -29,6 +29,7 @@ from pbxfw.cli.common import (
     print_json,
     use_global_db,
 )
+from pbxfw.cli.params import install as install_plain_params
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = ["app", "main"]
@@ -37,6 +38,11 @@ __all__ = ["app", "main"]
 class _Group(TyperGroup):
     """Turns pbxfw's errors into a message on stderr and an exit code, and
     closes the stores the command opened (and forgets its global ``--db``)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # Plain text and path parameters without pydantic (pbxfw.cli.params).
+        install_plain_params(self)
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
@@ -105,15 +111,25 @@ def _root(
 
 
 @app.command()
-def init(db: DbOption = None) -> None:
+def init(
+    db: DbOption = None,
+    auth_log: Annotated[
+        str,
+        typer.Option(hidden=True, help="The file that stands for /var/log/auth.log (tests)."),
+    ] = "/var/log/auth.log",
+) -> None:
     """Create or upgrade the database and add the permanent networks (idempotent).
 
     Inside an SSH session your own address (from SSH_CLIENT) becomes a trusted
     network with SSH and WEB allowed, so switching the firewall on later
-    cannot lock you out.
+    cannot lock you out. The first run sets log_ssh by what the host has:
+    /var/log/auth.log when it is written (within 7 days), else sshd's
+    journal (journal:ssh.service).
     """
+    from pbxfw.usecases.hostlogs import ssh_log_for_host
+
     svc = config_service(db, create=True)
-    report = svc.init(os.environ.get("SSH_CLIENT"))
+    report = svc.init(os.environ.get("SSH_CLIENT"), ssh_log=ssh_log_for_host(auth_log))
     out = console()
     out.print(
         f"database: {svc.store.engine.url.render_as_string(hide_password=True)}", markup=False
@@ -126,6 +142,8 @@ def init(db: DbOption = None) -> None:
             f"trusted your address: network {t.name!r} ({t.subnet}), SSH and WEB allowed",
             markup=False,
         )
+    if report.ssh_log is not None:
+        out.print(f"log_ssh: {report.ssh_log} (the SSH daemon's log on this host)", markup=False)
     out.print(f"configuration revision {report.revision}", markup=False)
 
 

@@ -9,9 +9,11 @@ change them in the running table between loads.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from itertools import compress, repeat
+from operator import eq
+from typing import Literal, NamedTuple, cast
 
 from pbxfw.compiler.names import TABLE, TABLE_FAMILY, ban_set_name, guard_set_name
 from pbxfw.domain.addresses import IPNetwork, address_text
@@ -25,6 +27,7 @@ __all__ = [
     "BanElement",
     "SetElements",
     "allow_intervals",
+    "allow_intervals_by_service",
     "as_guard_plans",
     "ban_items",
     "compile_ban_elements",
@@ -92,6 +95,42 @@ def allow_intervals(index: PolicyIndex, service: str, version: int) -> list[tupl
         # per compile); a missing verdict is block, and a Verdict is a str.
         if s.network.services.get(service) == allow
     )
+
+
+def allow_intervals_by_service(
+    index: PolicyIndex, services: Iterable[str], version: int
+) -> dict[str, list[tuple[int, int]]]:
+    """:func:`allow_intervals` of every service in ``services`` at once.
+
+    The segments' verdicts are read and compared service by service with
+    ``map`` and ``compress`` (C loops, not Python ones: 16 services × 10,000
+    networks per compile); only the allowed segments reach the Python loop
+    that joins them. The segments are sorted and disjoint, so joining each
+    to the previous interval when they touch gives what
+    :func:`merge_intervals` gives.
+    """
+    segments = index.segments(version)
+    verdicts = [s.network.services for s in segments]
+    spans = [(s.first, s.last) for s in segments]
+    allow = repeat(Verdict.ALLOW)
+    # dict.get unbound keeps the loop in C; Network.services is a dict but
+    # typed Mapping, so any other mapping takes Mapping.get.
+    get = cast(
+        Callable[[Mapping[str, Verdict], str], Verdict | None],
+        dict.get if all(type(v) is dict for v in verdicts) else Mapping.get,
+    )
+    found: dict[str, list[tuple[int, int]]] = {}
+    for key in services:
+        # A missing verdict is block (None never equals ALLOW).
+        allowed = compress(spans, map(eq, map(get, verdicts, repeat(key)), allow))
+        merged: list[tuple[int, int]] = []
+        for first, last in allowed:
+            if merged and first == merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], last)
+            else:
+                merged.append((first, last))
+        found[key] = merged
+    return found
 
 
 def never_block_intervals(config: Configuration, version: int) -> list[tuple[int, int]]:

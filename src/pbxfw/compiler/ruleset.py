@@ -43,7 +43,7 @@ from collections.abc import Iterable, Sequence
 
 from pbxfw.compiler.elements import (
     BanElement,
-    allow_intervals,
+    allow_intervals_by_service,
     ban_items,
     group_bans,
     host_items,
@@ -98,8 +98,14 @@ _ICMPV4_ESSENTIAL = "destination-unreachable, time-exceeded, parameter-problem"
 _Groups = dict[tuple[str, int], list[str]]
 
 
-def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> str:
+def compile_ruleset(
+    config: Configuration, bans: Sequence[BanElement] = (), *, index: PolicyIndex | None = None
+) -> str:
     """The whole ``table inet pbxfw`` as nft text, ending in a newline.
+
+    ``index``: ``PolicyIndex(config.networks)`` when the caller has built it
+    already (``apply`` checks the administrator's address first); the same
+    text either way.
 
     Contract:
     * deterministic: the same ``config`` and ``bans`` (in any order) give the
@@ -122,7 +128,7 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
     # The allow policy is settled first, so its digest (the flow tag) is
     # known before the first rule is written: no rule is patched in later.
     if settings.firewall_enabled:
-        allow = _allow_items(config, services)
+        allow = _allow_items(index or PolicyIndex(config.networks), services)
         plan = service_plan(services)
         mark = flow_mark(_policy_digest(allow, plan))
     out: list[str] = [
@@ -142,15 +148,14 @@ def compile_ruleset(config: Configuration, bans: Sequence[BanElement] = ()) -> s
     return "\n".join(out) + "\n"
 
 
-def _allow_items(config: Configuration, services: Sequence[Service]) -> _Groups:
+def _allow_items(index: PolicyIndex, services: Sequence[Service]) -> _Groups:
     """The elements of each allow set, by (service, family), in declaration
     order (services in order, v4 before v6)."""
-    index = PolicyIndex(config.networks)
+    keys = [service.key for service in services]
+    by_family = {v: allow_intervals_by_service(index, keys, v) for v in (4, 6)}
     return {
-        (service.key, v): [
-            interval_text(a, b, v) for a, b in allow_intervals(index, service.key, v)
-        ]
-        for service in services
+        (key, v): [interval_text(a, b, v) for a, b in by_family[v][key]]
+        for key in keys
         for v in (4, 6)
     }
 

@@ -27,6 +27,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
 from pbxfw.domain.addresses import parse_subnet
+from pbxfw.domain.logsource import is_journal, journal_source_problem
 from pbxfw.errors import FieldError, ValidationError
 
 __all__ = [
@@ -242,6 +243,18 @@ def _path(value: str) -> str:
     return value
 
 
+def _log_source(value: str) -> str:
+    """A log setting: a path (as ``_path``) or a ``journal:`` source (domain.logsource)."""
+    problem = (
+        text_problem(value) or journal_source_problem(value)
+        if is_journal(value)
+        else _path_problem(value)
+    )
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def _plain_text(value: str) -> str:
     problem = text_problem(value)
     if problem:
@@ -266,14 +279,18 @@ WholeNumber = Annotated[int, BeforeValidator(_integer)]
 AddressList = Annotated[list[str], BeforeValidator(_whitelist)]
 PublicAddress = Annotated[str, AfterValidator(_address)]
 PlainText = Annotated[str, AfterValidator(_plain_text)]
-#: The rule for the log_* settings (where each log source is read): today
-#: an absolute path, as any path setting; its message is ``_LOG_RULE``.
-LogSource = PathSetting
+#: The rule for the log_* settings (where each log source is read): an
+#: absolute path, as any path setting, or a ``journal:`` source
+#: (domain.logsource); its message is ``_LOG_RULE``.
+LogSource = Annotated[str, AfterValidator(_log_source)]
 
 PORT_RULE = "a port is a number from 1 to 65535"
 _BAN_RULE = "a duration from 1 second to 10 years (3650d): seconds or e.g. 10m, 1h, 7d"
 # The message for the log_* settings (their rule is ``LogSource``).
-_LOG_RULE = "an absolute path, e.g. /var/log/auth.log (empty: none)"
+_LOG_RULE = (
+    "an absolute path, e.g. /var/log/auth.log, or a journal source, e.g. "
+    "journal:ssh.service or journal:SYSLOG_IDENTIFIER=sshd (empty: none)"
+)
 #: What each setting is, said when a value is of the wrong type or out of range.
 RULES: dict[str, str] = {
     "firewall_enabled": "a switch: true or false",

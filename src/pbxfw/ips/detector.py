@@ -10,6 +10,9 @@ administrators; the contract is:
   that jail lie within ``findtime`` seconds, inclusive: failures at ``t`` and
   ``t + findtime`` are in one window, ``t + findtime + 1`` is not. Times are
   whole seconds (sub-second parts are dropped); datetimes must be aware.
+* **Count.** A failure with ``count`` n (a syslog ``message repeated n
+  times`` line) is n failures at its time (at most ``maxretry`` of them are
+  kept: more could only reach the same ban).
 * **Whitelist.** A failure whose host the ``whitelist`` callable accepts is
   never counted (only the jail's ``whitelisted`` counter moves).
 * **Never a source.** Nor is one whose host cannot be the source of a
@@ -73,6 +76,7 @@ from pbxfw.ips.detector_state import (
     MIN_SWEEP,
     NEVER,
     Dedup,
+    add_times,
     at,
     epoch,
     host_key,
@@ -209,13 +213,16 @@ class Detector:
             if rec is not None and t < rec[0]:
                 counters[_WHILE_BANNED] += 1
                 return []
-        counters[_FAILURES] += 1
-
         params = self._params
         tracks = self._tracks
         old = tracks.pop(key, None)
         times: int | list[int]
-        if old is None:
+        n = failure.count
+        counters[_FAILURES] += n
+        if n > 1:  # one line standing for n failures ("message repeated n times")
+            times = add_times(old, t, min(n, params.maxretry), params.findtime)
+            count = len(times)
+        elif old is None:
             times = t
             count = 1
         elif isinstance(old, int):

@@ -20,6 +20,7 @@ __all__ = [
     "MIN_SWEEP",
     "NEVER",
     "Dedup",
+    "add_times",
     "at",
     "epoch",
     "host_key",
@@ -65,6 +66,18 @@ def at(seconds: int) -> datetime:
 
 def _newest(value: int | list[int]) -> int:
     return value if isinstance(value, int) else value[-1]
+
+
+def add_times(old: int | list[int] | None, t: int, n: int, findtime: int) -> list[int]:
+    """A host's failure times (``old``, as kept) with ``n`` more at ``t``, ascending,
+    without those more than ``findtime`` before the newest."""
+    times = [] if old is None else [old] if isinstance(old, int) else old
+    for _ in range(n):
+        bisect.insort(times, t)
+    stale = bisect.bisect_left(times, times[-1] - findtime)
+    if stale:
+        del times[:stale]
+    return times
 
 
 def record_offence(

@@ -25,6 +25,9 @@ class Failure:
     ``host`` comes only from the field the PBX wrote for the remote party.
     ``key`` identifies the attempt across log files so one PJSIP failure
     written as a NOTICE and a SECURITY line counts once (empty: always count).
+    ``count`` is how many failures the line stands for: rsyslog's ``message
+    repeated N times: [ ... ]`` is N copies of one message, and the detector
+    counts it as N.
     """
 
     time: datetime
@@ -34,6 +37,7 @@ class Failure:
     file: str = ""
     line: int = 0
     key: str = ""
+    count: int = 1
 
     def __init__(
         self,
@@ -44,6 +48,7 @@ class Failure:
         file: str = "",
         line: int = 0,
         key: str = "",
+        count: int = 1,
     ) -> None:
         # The generated __init__ of a frozen dataclass, with object.__setattr__
         # looked up once: a big scan builds ~100,000 of these, and this is
@@ -56,6 +61,7 @@ class Failure:
         set_(self, "file", file)
         set_(self, "line", line)
         set_(self, "key", key)
+        set_(self, "count", count)
 
 
 _setattr = object.__setattr__

@@ -61,7 +61,14 @@ class LineFormat:
         tail = self.tail
 
         def make(
-            time: datetime, jail: str, host: IPAddress, event: str, _file: str, line: int, _key: str
+            time: datetime,
+            jail: str,
+            host: IPAddress,
+            event: str,
+            _file: str,
+            line: int,
+            _key: str,
+            _count: int,
         ) -> str:
             return f"{head}{line}{tail(time, jail, host, event)}"
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from itertools import repeat
 from operator import add
@@ -41,7 +42,7 @@ from pbxfw.ips.workers import Worker
 __all__ = ["bounds", "lines_parallel", "scan_parallel"]
 
 # A worker's failures as columns: time, jail, host, event, line relative to
-# the worker's range, key (a list: this process renumbers some keys).
+# the worker's range, key (a list: this process renumbers some keys), count.
 _Columns = tuple[
     tuple[datetime, ...],
     tuple[str, ...],
@@ -49,6 +50,7 @@ _Columns = tuple[
     tuple[str, ...],
     tuple[int, ...],
     list[str],
+    tuple[int, ...],
 ]
 # The ordinal state: (epoch second, {(class, jail, host): ordinal}).
 _State = tuple[int, dict[tuple[str, str, str], int]]
@@ -132,15 +134,15 @@ def _scan_range(
     rows = list(scan_blocks(recogniser, fd, start, end, stats))
     tags: list[tuple[int, str]] = []
     if rows:
-        times, jails, hosts, events, _, lines, keyed = zip(*rows, strict=True)
+        times, jails, hosts, events, _, lines, keyed, counts = zip(*rows, strict=True)
         keys = list(keyed)
         for i, key in enumerate(keys):
             if key.startswith(SSH_TAG):
                 tags.append((i, key))
                 keys[i] = ""
-        columns: _Columns = (times, jails, hosts, events, lines, keys)
+        columns: _Columns = (times, jails, hosts, events, lines, keys, counts)
     else:
-        columns = ((), (), (), (), (), [])
+        columns = ((), (), (), (), (), [], ())
     state = recogniser.ordinal_state()
     return columns, recogniser.newlines, lead, state, tags, stats.long_lines
 
@@ -180,7 +182,7 @@ def scan_parallel(
             while child.pending:
                 result = cast(_Result, child.result())
                 columns, newlines, lead, worker_state, tags, long_lines = result
-                times, jails, hosts, events, numbers, keys = columns
+                times, jails, hosts, events, numbers, keys, counts = columns
                 stats.long_lines += long_lines
                 keyed = len(keys) - keys.count("")
                 if lead and lead[0][3] == state[0]:
@@ -208,6 +210,7 @@ def scan_parallel(
                     repeat(name),
                     map(add, numbers, repeat(lines)),
                     keys,
+                    counts,
                 )
                 if tags:
                     yield from _paired(failures, dict(tags), attempts.follows_tag)
@@ -230,14 +233,20 @@ def _paired(
     for i, failure in enumerate(failures):
         tag = tags.get(i)
         if tag is not None and follows(tag, failure.host, int(failure.time.timestamp())):
+            # It continues an attempt already counted; of a "message repeated
+            # N times" line the other copies count (as in the serial scan).
+            if failure.count > 1:
+                yield replace(failure, count=failure.count - 1)
             continue
         yield failure
 
 
+# (index, tag, host, epoch, count) of an SSH line a worker left to pair.
+_Tag = tuple[int, str, IPAddress, int, int]
 # What a worker returns for one range in lines_parallel: the tails of its
 # failures' lines, their line numbers relative to the range, its newline
-# count, (index, tag, host, epoch) of its SSH lines to pair, its long lines.
-_Lines = tuple[list[str], list[int], int, list[tuple[int, str, IPAddress, int]], int]
+# count, its SSH lines to pair, its long lines.
+_Lines = tuple[list[str], list[int], int, list[_Tag], int]
 
 
 def _lines_task(
@@ -258,14 +267,21 @@ def _lines_task(
 
     def task(fd: int, start: int, end: int) -> _Lines:  # pragma: no cover - in the workers
         numbers: list[int] = []
-        tags: list[tuple[int, str, IPAddress, int]] = []
+        tags: list[_Tag] = []
         number = numbers.append
 
         def make(
-            time: datetime, jail: str, host: IPAddress, event: str, _file: str, line: int, key: str
+            time: datetime,
+            jail: str,
+            host: IPAddress,
+            event: str,
+            _file: str,
+            line: int,
+            key: str,
+            count: int,
         ) -> str:
             if key.startswith(SSH_TAG):
-                tags.append((len(numbers), key, host, int(time.timestamp())))
+                tags.append((len(numbers), key, host, int(time.timestamp()), count))
             number(line)
             return tail(time, jail, host, event)
 
@@ -311,9 +327,14 @@ def lines_parallel(
                 tails, numbers, newlines, tags, long_lines = result
                 stats.long_lines += long_lines
                 if tags:
-                    # Pair the SSH lines in file order, as the serial scan does.
+                    # Pair the SSH lines in file order, as the serial scan
+                    # does: a line that continues an attempt already counted
+                    # is not shown, unless it is a "message repeated N times"
+                    # line (its other copies count; the count is not shown).
                     drop = {
-                        i for i, tag, host, epoch in tags if attempts.follows_tag(tag, host, epoch)
+                        i
+                        for i, tag, host, epoch, count in tags
+                        if attempts.follows_tag(tag, host, epoch) and count == 1
                     }
                     if drop:
                         keep = [i for i in range(len(tails)) if i not in drop]

@@ -74,7 +74,6 @@ class Recogniser:
         "make",
         "newlines",
         "ordinals",
-        "reference",
         "scan_triggers",
         "ssh_attempts",
         "stamps",
@@ -104,13 +103,13 @@ class Recogniser:
             raise ValueError(f"unknown log kind {kind!r}; expected one of {', '.join(KINDS)}")
         self.kind = kind
         self.file = file
-        self.reference = reference if reference is not None else datetime.now(UTC)
+        start = reference if reference is not None else datetime.now(UTC)
         self.tz = tz
         self.triggers: tuple[str, ...] = TRIGGERS[kind] if kind is not None else ALL_TRIGGERS
         self.scan_triggers: tuple[str, ...] = (
             SCAN_TRIGGERS[kind] if kind is not None else ALL_SCAN_TRIGGERS
         )
-        self.stamps = Stamps(self.reference, tz)
+        self.stamps = Stamps(start, tz)
         self.addresses = Addresses()
         self.ordinals = Ordinals(lead)
         self.make = make
@@ -119,6 +118,16 @@ class Recogniser:
         self.ssh_attempts: SshAttempts | None = SshAttempts() if pair_ssh else None
         #: Newlines seen by the last completed scan_text / scan_bytes.
         self.newlines = 0
+
+    @property
+    def reference(self) -> datetime:
+        """The time the stream is read at: the year of year-less stamps, the
+        time of lines without one. The agent moves it forward as it reads."""
+        return self.stamps.reference
+
+    @reference.setter
+    def reference(self, value: datetime) -> None:
+        self.stamps.reference = value
 
     def ordinal_state(self) -> tuple[int, dict[tuple[str, str, str], int]]:
         """(second, ordinals of its keyed failures): where the next chunk of a

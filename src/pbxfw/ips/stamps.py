@@ -17,7 +17,15 @@ import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-__all__ = ["ASTERISK_PREFIX", "SYSLOG_PREFIX", "Stamp", "Stamps", "infer_year"]
+__all__ = [
+    "ASTERISK_PREFIX",
+    "BARE_PREFIX",
+    "SYSLOG_PREFIX",
+    "SYSLOG_PREFIX_5424",
+    "Stamp",
+    "Stamps",
+    "infer_year",
+]
 
 #: (UTC time, epoch second).
 Stamp = tuple[datetime, int]
@@ -80,17 +88,42 @@ _ASTERISK_REST = re.compile(
 )
 assert ASTERISK_PREFIX.pattern.endswith(_ASTERISK_REST.pattern)
 
-# syslog prefix of sshd / sshd-session (OpenSSH >= 9.8) / dropbear, in BSD
-# ("Nov  1 08:42:16 host sshd[1]: ") or RFC 3339 form; Solaris adds
-# "[ID 800047 auth.info] "; dropbear may repeat "[pid] Mon dd hh:mm:ss " inside
-# the message (journal); sshd may prefix "error: " / "fatal: " and "PAM: ".
-# The pid pairs the lines sshd writes for one attempt.
-SYSLOG_PREFIX = re.compile(
-    r"(?:(?P<smon>[A-Z][a-z]{2}) {1,2}(?P<sday>\d{1,2}) (?P<stime>\d\d:\d\d:\d\d)"
-    r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
-    r" \S+ (?P<prog>sshd|sshd-session|dropbear)(?:\[(?P<pid>\d+)\])?: "
-    r"(?:\[ID \d+ [a-z]+\.[a-z]+\] )?"
+# The syslog prefix of sshd / sshd-session (OpenSSH >= 9.8) / dropbear
+# (docs/ips-formats.md, "Prefixes"): an optional <PRI> (a relayed raw
+# RFC 3164 line), the stamp — BSD ("Nov  1 08:42:16") or ISO 8601 with "T" or
+# one or two spaces, with or without zone — then the host name (optional:
+# some daemons omit it; a token not ending in ":", so the tag of another
+# program can never pass for one), the program and pid. Solaris adds
+# "[ID 800047 auth.info] "; dropbear may repeat "[pid] Mon dd hh:mm:ss "
+# inside the message (journal); sshd may prefix "error: " / "fatal: " and
+# "PAM: ". The pid pairs the lines sshd writes for one connection. The host
+# name is never read: one that is an address is the logging host, not the
+# attacker.
+_SYSLOG_TAIL = (
+    r"(?:\[ID \d+ [a-z0-9]+\.[a-z]+\] )?"
     r"(?:\[\d+\] [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d )?"
+    r"(?:(?:error|fatal): (?:PAM: )?)?"
+)
+SYSLOG_PREFIX = re.compile(
+    r"(?:<\d{1,3}>)?"
+    r"(?:(?P<smon>[A-Z][a-z]{2}) {1,2}(?P<sday>\d{1,2}) (?P<stime>\d\d:\d\d:\d\d)"
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) ?)"
+    r"(?: \S*[^\s:])? (?P<prog>sshd|sshd-session|dropbear)(?:\[(?P<pid>\d+)\])?: " + _SYSLOG_TAIL
+)
+# RFC 5424: "<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID SD [MSG]". The
+# structured data is the syslog daemon's ([id name="value"...], values quoted
+# with \" \\ \] escaped) and is skipped whole, so a value holding a message is
+# never read as one; the MSG may start with a BOM. TIMESTAMP may be "-".
+SYSLOG_PREFIX_5424 = re.compile(
+    r"<\d{1,3}>1 (?P<iso>-|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) \S+ "
+    r"(?P<prog>sshd|sshd-session|dropbear) (?P<pid>\d+|-) \S+ "
+    r'(?:-|(?:\[[^\s\]="]+(?: [^\s\]="]+="(?:[^"\\]|\\.)*")*\])+) \ufeff?' + _SYSLOG_TAIL
+)
+# No syslog prefix at all (read only from a source declared ssh):
+# "journalctl -o cat" gives the bare message, dropbear -F -E writes
+# "[pid] Mon dd hh:mm:ss message" on stderr. Matches every line.
+BARE_PREFIX = re.compile(
+    r"(?:\[(?P<pid>\d+)\] (?P<smon>[A-Z][a-z]{2}) (?P<sday>[ \d]\d) (?P<stime>\d\d:\d\d:\d\d) )?"
     r"(?:(?:error|fatal): (?:PAM: )?)?"
 )
 
@@ -225,7 +258,27 @@ class Stamps:
         return stamp, level, src, m.end()
 
     def syslog(self, m: re.Match[str]) -> Stamp | None:
-        """The stamp of a :data:`SYSLOG_PREFIX` match."""
-        if m.group("smon") is not None:
-            return self.local(m.group("smon"), m.group("sday"), m.group("stime"))
-        return self.iso(m.group("iso"))
+        """The stamp of a :data:`SYSLOG_PREFIX`, :data:`SYSLOG_PREFIX_5424` or
+        :data:`BARE_PREFIX` match: ISO stamps without zone are local time of
+        ``tz``; a line without stamp (a bare message, RFC 5424's "-") is taken
+        as written when it is read (``reference``)."""
+        if m.re is SYSLOG_PREFIX_5424:
+            iso: str | None = m.group("iso")
+        else:
+            smon = m.group("smon")
+            if smon is not None:
+                return self.local(smon, m.group("sday").lstrip(), m.group("stime"))
+            iso = m.group("iso") if m.re is SYSLOG_PREFIX else None
+        if iso is None or iso == "-":
+            reference = self.reference.astimezone(UTC)
+            return reference, int(reference.timestamp())
+        stamp = self.iso(iso)
+        if stamp is None:
+            try:
+                naive = datetime.fromisoformat(iso)
+            except ValueError:
+                return None
+            if naive.tzinfo is not None:
+                return None
+            stamp = self._utc(naive)
+        return stamp

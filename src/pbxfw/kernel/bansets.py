@@ -138,6 +138,10 @@ class BanSets:
         """When the kernel's ban of ``subnet`` in ``jail`` ends; None: not held."""
         return self._held.get((subnet_key(subnet), jail))
 
+    def held(self) -> list[tuple[str, str, float]]:
+        """(subnet as text, jail, expiry) of every ban the kernel holds."""
+        return [(subnet, jail, expires) for (subnet, jail), expires in self._held.items()]
+
     def loaded(self, elements: Iterable[BanElement], now: float) -> None:
         """A whole table holding ``elements`` was loaded at ``now``."""
         self._held = {

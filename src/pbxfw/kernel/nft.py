@@ -19,8 +19,6 @@ that declares anything else at top level.
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -42,9 +40,10 @@ from pbxfw.compiler.nft import (
 )
 from pbxfw.errors import KernelError
 from pbxfw.kernel.backend import BackendMetrics
+from pbxfw.kernel.flowtag import TAG_RULES, random_flow_tag, without_flow_tag
 from pbxfw.kernel.netlink import (
-    ElementOp,
     FlowTagRules,
+    element_ops,
     flow_tag_rules,
     forget_flows,
     ruleset_generation,
@@ -62,28 +61,8 @@ _TABLE_HEAD = f"table {TABLE_FAMILY} {TABLE} {{"
 # Declaring the table empty first makes the delete valid whether or not the
 # table exists yet; both lines are part of the same transaction as the load.
 _REPLACE_PREFIX = f"table {TABLE_FAMILY} {TABLE} {{}}\ndelete table {TABLE_FAMILY} {TABLE}\n"
-# The two rules holding the flow tag, as the compiler writes them or as nft
-# lists them back (a snapshot being restored).
-_TAG_RULES = {
-    comment: re.compile(rf'^(\s*)ct mark .*comment "{re.escape(comment)}"\s*$', re.MULTILINE)
-    for comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT)
-}
-_TAG_NUMBER = re.compile(r"0x[0-9a-f]{8}")
 #: One buffered change: its planned sets, add or delete, refresh.
 _Stage: TypeAlias = tuple[list[SetElements], Literal["add", "delete"], bool]
-
-
-def without_flow_tag(text: str) -> str:
-    """``text`` (a listing or a compiled table) with the flow tag's value
-    blanked: two tables that differ only by their tag are the same policy."""
-    for pattern in _TAG_RULES.values():
-        text = pattern.sub(lambda m: _TAG_NUMBER.sub("0xTAG", m.group(0)), text)
-    return text
-
-
-def random_flow_tag() -> int:
-    """A flow tag: random non-zero bits of FLOW_MARK_MASK."""
-    return (secrets.randbelow(0xFFFF) + 1) << 16
 
 
 class NftBackend:
@@ -190,10 +169,10 @@ class NftBackend:
         tag = None
         if FLOW_CACHE_COMMENT in payload:
             tag = self._fresh_tag(self._tag_rules())
-            payload = _TAG_RULES[FLOW_CACHE_COMMENT].sub(
+            payload = TAG_RULES[FLOW_CACHE_COMMENT].sub(
                 lambda m: m.group(1) + flow_cache_rule(tag), payload
             )
-            payload = _TAG_RULES[FLOW_MARK_COMMENT].sub(
+            payload = TAG_RULES[FLOW_MARK_COMMENT].sub(
                 lambda m: m.group(1) + flow_mark_rule(tag), payload
             )
         self._load(payload)
@@ -337,7 +316,7 @@ class NftBackend:
         if hosts:
             try:
                 tagged = self._next_tag() if retag else None
-                ops = [op for p, a, r in hosts for op in _element_ops([p], a, r)]
+                ops = [op for p, a, r in hosts for op in element_ops([p], a, r)]
                 send_element_batch(ops, self.netns, retag=tagged)
                 retag = False
             except OSError as exc:  # netlink unusable here: nft does the same
@@ -417,20 +396,3 @@ class NftBackend:
         """The flow-tag rules and a fresh tag for them; None: no flow cache."""
         rules = flow_tag_rules(self.netns)
         return None if rules is None else (rules, self._fresh_tag(rules))
-
-
-def _element_ops(
-    plans: list[SetElements], action: Literal["add", "delete"], refresh: bool
-) -> list[ElementOp]:
-    """The netlink steps of ``set_commands``, for sets of single addresses."""
-    ops: list[ElementOp] = []
-    for plan in plans:
-        size = 4 if plan.version == 4 else 16
-        keys = [first.to_bytes(size, "big") for first, _, _ in plan.spans]
-        if action == "delete" or refresh:
-            ops.append(ElementOp("add", plan.set_name, keys))
-            ops.append(ElementOp("delete", plan.set_name, keys))
-        if action == "add":
-            timeouts = [None if ttl is None else ttl * 1000 for _, _, ttl in plan.spans]
-            ops.append(ElementOp("add", plan.set_name, keys, timeouts))
-    return ops

@@ -124,7 +124,7 @@ class BanRow(Base):
 
 
 class LogOffsetRow(Base):
-    """How far the agent has read a log file (survives restarts)."""
+    """How far the agent has read a log file, or a journal source (survives restarts)."""
 
     __tablename__ = "log_offsets"
 
@@ -132,6 +132,8 @@ class LogOffsetRow(Base):
     inode: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[float] = mapped_column(Float)
+    #: a ``journal:`` source's cursor (inode and offset then 0); None for a file
+    journal_cursor: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
 
 
 class IpsCounterRow(Base):

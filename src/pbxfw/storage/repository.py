@@ -365,9 +365,27 @@ class Repository:
     # -- log offsets and counters -------------------------------------------
     def log_offsets(self) -> dict[str, tuple[int, int]]:
         rows = self.session.execute(
-            select(LogOffsetRow.path, LogOffsetRow.inode, LogOffsetRow.offset)
+            select(LogOffsetRow.path, LogOffsetRow.inode, LogOffsetRow.offset).where(
+                LogOffsetRow.journal_cursor.is_(None)
+            )
         )
         return {path: (inode, offset) for path, inode, offset in rows}
+
+    def journal_cursors(self) -> dict[str, str]:
+        """``journal:`` source → the cursor of the last entry the agent read."""
+        rows = self.session.execute(
+            select(LogOffsetRow.path, LogOffsetRow.journal_cursor).where(
+                LogOffsetRow.journal_cursor.is_not(None)
+            )
+        )
+        return {path: str(cursor) for path, cursor in rows}
+
+    def save_journal_cursor(self, source: str, cursor: str, now: float) -> None:
+        self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == source))
+        self.session.add(
+            LogOffsetRow(path=source, inode=0, offset=0, updated_at=now, journal_cursor=cursor)
+        )
+        self.session.flush()
 
     def save_log_offset(self, path: str, inode: int, offset: int, now: float) -> None:
         self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == path))

@@ -36,9 +36,9 @@ class ConfigBase:
         A change the kernel rolled back (or whose confirmation window ran
         out) is carried into storage first, so the edit lands on the last
         confirmed configuration and is what the next apply loads
-        (pbxfw.usecases.firewall, docs/decisions.md "Apply and rollback").
+        (pbxfw.usecases.applied, docs/decisions.md "Apply and rollback").
         """
-        from pbxfw.usecases.firewall import carry_rollbacks, settle_rollbacks
+        from pbxfw.usecases.applied import carry_rollbacks, settle_rollbacks
 
         settle_rollbacks(self.store)
         with self.store.write() as repo:

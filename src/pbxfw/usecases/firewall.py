@@ -9,23 +9,11 @@ window the previous table is restored by a detached watchdog unless
 returns to the last confirmed one, and the rejected one is kept in a file
 (``rejected-config.json``) that ``pbxfw import`` takes back.
 
-The rule (docs/decisions.md, "Apply and rollback"): the stored
-configuration returns to the last confirmed one when the kernel rolls
-back, carried by whoever notices first — the watchdog (it runs
-``python -m pbxfw.usecases.firewall`` right after restoring), ``confirm``,
-``rollback``, the agent, or the next edit or apply — in one transaction that
-also clears the pending change, so it happens exactly once
-(:func:`carry_rollbacks`). Every edit of the configuration first carries
-such a rollback (:func:`settle_rollbacks`, called by ConfigService), so an
-edit made after a rollback is made on top of the confirmed configuration and
-is what the next apply loads. ``apply`` never reverts the configuration it
-is about to load: if it is the one that notices a rollback, it carries it
-and refuses (ConflictError), so nothing is applied that nobody looked at.
-
-State in the database (meta): ``applied_document`` and ``applied_revision``
-(what the agent enforces), ``confirmed_document`` (what a rollback returns
-to), ``pending_change:<netns>`` (the open confirmation window: its token and
-where its kernel state lives).
+What the database keeps about it (the applied, confirmed and pending
+configurations) and the rule that carries a rollback into storage exactly
+once are in :mod:`pbxfw.usecases.applied`; the web page's Apply button
+(``FirewallApplier``, ``describe_changes``) is in :mod:`pbxfw.usecases.applier`.
+Their public names stay importable from here.
 """
 
 from __future__ import annotations
@@ -38,25 +26,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from pbxfw.bulk import gc_paused
 from pbxfw.compiler import BanElement, compile_ruleset
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.decision import check
-from pbxfw.errors import (
-    ConflictError,
-    FieldError,
-    LockoutError,
-    NotFoundError,
-    PbxfwError,
-    StorageError,
-    ValidationError,
-)
-from pbxfw.kernel import Backend, NftBackend
+from pbxfw.domain.decision import PolicyIndex, check
+from pbxfw.errors import LockoutError, PbxfwError, ValidationError
+from pbxfw.kernel.backend import Backend
 from pbxfw.kernel.confirm import (
     apply_with_confirm,
-    expire,
     last_rollback,
     locked,
     namespace_dir,
@@ -65,14 +45,26 @@ from pbxfw.kernel.confirm import (
 from pbxfw.kernel.confirm import confirm as confirm_change
 from pbxfw.kernel.confirm import pending as pending_change
 from pbxfw.kernel.confirm import rollback as rollback_change
+from pbxfw.kernel.nft import NftBackend
 from pbxfw.storage.db import database_url
-from pbxfw.storage.repository import Repository, Store
-from pbxfw.usecases.config import (
-    document_of,
-    parse_document,
-    replace_configuration,
-    stored_configuration,
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.applied import (
+    REJECTED_CONFIG,
+    applied_configuration,
+    applied_services,
+    carry_rollbacks,
+    configuration_from_document,
+    initial_document,
+    pending_entry,
+    pending_key,
+    rolled_back_under_you,
+    settle_rollbacks,
 )
+from pbxfw.usecases.base import stored_configuration
+from pbxfw.usecases.document import document_of
+
+if TYPE_CHECKING:
+    from pbxfw.usecases.applier import FirewallApplier, describe_changes
 
 __all__ = [
     "AdminAccess",
@@ -143,11 +135,6 @@ def ban_elements(bans: list[Ban], now: float) -> list[BanElement]:
     return elements
 
 
-def configuration_from_document(document: dict[str, Any]) -> Configuration:
-    parsed = parse_document(document, stored=True)
-    return Configuration(tuple(parsed.networks), tuple(parsed.custom_services), parsed.settings)
-
-
 class FirewallService:
     """The configuration → kernel use cases, for one network namespace at a time."""
 
@@ -167,10 +154,12 @@ class FirewallService:
     # -- compiling ------------------------------------------------------------
     def compile(self, config: Configuration | None = None, with_bans: bool = True) -> str:
         """The ruleset for ``config`` (default: the stored one) and the active bans."""
-        with self.store.read() as repo:
-            config = config or stored_configuration(repo)
-            bans = repo.bans(now=self.clock()) if with_bans else []
-        return compile_ruleset(config, ban_elements(bans, self.clock()))
+        # A bulk step (10,000 networks): no cyclic collection while it runs.
+        with gc_paused():
+            with self.store.read() as repo:
+                config = config or stored_configuration(repo)
+                bans = repo.bans(now=self.clock()) if with_bans else []
+            return compile_ruleset(config, ban_elements(bans, self.clock()))
 
     def stored_revision(self) -> int:
         """The revision of the stored configuration (one small query)."""
@@ -189,7 +178,7 @@ class FirewallService:
         Before the first apply: (None, the stored configuration).
         """
         with self.store.read() as repo:
-            return _applied(repo)
+            return applied_configuration(repo)
 
     def admin_access(self, ssh_client: str | None) -> AdminAccess | None:
         """:meth:`AdminAccess.from_ssh_client` against the applied configuration's services.
@@ -202,15 +191,18 @@ class FirewallService:
         if not ssh_client or not ssh_client.split():
             return None
         with self.store.read() as repo:
-            return AdminAccess.from_ssh_client(ssh_client, _applied_services(repo))
+            return AdminAccess.from_ssh_client(ssh_client, applied_services(repo))
 
     # -- applying -------------------------------------------------------------
-    def check_lockout(self, config: Configuration, admin: AdminAccess | None) -> None:
-        """Refuse a configuration that would block ``admin`` from the service in use."""
+    def check_lockout(
+        self, config: Configuration, admin: AdminAccess | None, index: PolicyIndex | None = None
+    ) -> None:
+        """Refuse a configuration that would block ``admin`` from the service in use
+        (``index``: ``PolicyIndex(config.networks)`` if built already)."""
         if admin is None or not config.settings.firewall_enabled:
             return
         try:
-            decision = check(config, admin.address, admin.service)
+            decision = check(config, admin.address, admin.service, index=index)
         except ValidationError:
             return  # an address we cannot read is not one we can protect
         if decision.verdict == "block":
@@ -247,17 +239,23 @@ class FirewallService:
         The whole sequence holds the namespace's confirmation lock, so no
         rollback happens between reading the configuration and recording it.
         """
-        with locked(self.state_dir, netns):
+        # A bulk step: 10,000 networks become segments, intervals, text and
+        # a document, objects without cycles; the cyclic collector would go
+        # over them again and again (a tenth of `pbxfw apply`'s CPU time).
+        with locked(self.state_dir, netns), gc_paused():
             carried = settle_rollbacks(self.store)
             if carried:
-                raise _rolled_back_under_you(carried, self.stored_revision())
+                raise rolled_back_under_you(carried, self.stored_revision())
             with self.store.read() as repo:
                 config = stored_configuration(repo)
                 revision = repo.revision()
                 bans = repo.bans(now=self.clock())
+            # One index of the 10,000 networks for the lockout check and the
+            # compiler (none needed with the firewall off).
+            index = PolicyIndex(config.networks) if config.settings.firewall_enabled else None
             if not force:
-                self.check_lockout(config, admin)
-            text = compile_ruleset(config, ban_elements(bans, self.clock()))
+                self.check_lockout(config, admin, index)
+            text = compile_ruleset(config, ban_elements(bans, self.clock()), index=index)
             backend = self.backend(netns)
             pending = None
             if confirm_seconds:
@@ -282,18 +280,18 @@ class FirewallService:
                 repo.set_meta("applied_revision", str(revision))
                 if pending is None:
                     repo.set_meta("confirmed_document", document)
-                    repo.set_meta(_pending_key(netns), None)
+                    repo.set_meta(pending_key(netns), None)
                 else:
                     if repo.get_meta("confirmed_document") is None:
                         # First apply ever with a window: a rollback returns to
                         # what was stored before it, i.e. the defaults of init.
-                        repo.set_meta("confirmed_document", _initial_document(repo))
+                        repo.set_meta("confirmed_document", initial_document(repo))
                     entry = {
                         "token": str(pending["token"]),
                         "state_dir": os.path.abspath(self.state_dir),
                         "netns": netns,
                     }
-                    repo.set_meta(_pending_key(netns), json.dumps(entry, sort_keys=True))
+                    repo.set_meta(pending_key(netns), json.dumps(entry, sort_keys=True))
         return ApplyResult(revision, text, pending, netns)
 
     def _after_rollback(self) -> tuple[list[str], dict[str, str]]:
@@ -316,10 +314,10 @@ class FirewallService:
             settle_rollbacks(self.store)
             if change is not None:
                 with self.store.write() as repo:
-                    entry = _entry(_pending_key(netns), repo.get_meta(_pending_key(netns)))
+                    entry = pending_entry(pending_key(netns), repo.get_meta(pending_key(netns)))
                     if entry is not None and entry.token == change.token:
                         repo.set_meta("confirmed_document", repo.get_meta("applied_document"))
-                        repo.set_meta(_pending_key(netns), None)
+                        repo.set_meta(pending_key(netns), None)
         return None if change is None else change.as_json()
 
     def rollback(self, netns: str | None = None) -> Path | None:
@@ -358,253 +356,14 @@ class FirewallService:
         return settle_rollbacks(self.store).get(netns)
 
 
-# -- pending changes in storage: carried exactly once --------------------------------------
+def __getattr__(name: str) -> object:
+    # The Apply button's names, importable from here as before; imported on
+    # first use (applier imports this module, and `pbxfw apply` needs neither).
+    if name in ("FirewallApplier", "describe_changes"):
+        from pbxfw.usecases import applier
 
-#: The file beside the kernel state that keeps the rejected configuration.
-REJECTED_CONFIG = "rejected-config.json"
-_PENDING_PREFIX = "pending_change:"
-
-
-def _pending_key(netns: str | None) -> str:
-    return f"{_PENDING_PREFIX}{netns or ''}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    """A change applied with a window, as storage knows it (``pending_change:<netns>``)."""
-
-    key: str
-    value: str
-    token: str
-    state_dir: str
-    netns: str | None
-
-    def rolled_back(self) -> bool:
-        """The kernel restored the snapshot of this very change."""
-        try:
-            record = last_rollback(self.state_dir, self.netns)
-        except ValueError:
-            return False
-        return record is not None and record.get("token") == self.token
-
-
-def _entry(key: str, value: str | None) -> _Entry | None:
-    if value is None:
-        return None
-    try:
-        data = json.loads(value)
-        netns = data.get("netns")
-        return _Entry(key, value, str(data["token"]), str(data["state_dir"]), netns)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None  # not ours to read (an older format): never matches a rollback
-
-
-def _entries(repo: Repository) -> list[_Entry]:
-    found = (_entry(k, v) for k, v in sorted(repo.meta_items(_PENDING_PREFIX).items()))
-    return [e for e in found if e is not None]
-
-
-def carry_rollbacks(repo: Repository) -> dict[str | None, Path]:
-    """Inside a write unit of work: carry every rollback the kernel made that
-    storage does not know yet; ``{netns: rejected configuration's file}``.
-
-    For each: the stored configuration (the rejected one, with any edit made
-    while the window was open) is written to ``rejected-config.json``, and
-    the last confirmed configuration becomes the stored and the applied one.
-    The pending entry is taken with a compare-and-delete in the same
-    transaction, so of several parties noticing the same rollback exactly
-    one reverts; the others (and anyone later) find nothing to do, and an
-    edit made after the revert is never reverted again.
-    """
-    carried: dict[str | None, Path] = {}
-    for entry in _entries(repo):
-        if not entry.rolled_back() or not repo.take_meta(entry.key, entry.value):
-            continue
-        rejected = document_of(stored_configuration(repo))
-        path = namespace_dir(entry.state_dir, entry.netns) / REJECTED_CONFIG
-        try:
-            path.write_text(json.dumps(rejected, indent=2, ensure_ascii=False) + "\n")
-        except OSError as exc:
-            raise StorageError(
-                f"cannot keep the rejected configuration in {path}: {exc}; nothing was changed"
-            ) from None
-        confirmed = repo.get_meta("confirmed_document")
-        if confirmed is not None:
-            replace_configuration(repo, parse_document(json.loads(confirmed), stored=True))
-            repo.set_meta("applied_document", confirmed)
-            repo.set_meta("applied_revision", str(repo.revision()))
-        log.warning(
-            "change not confirmed: the stored configuration is back to the last confirmed "
-            "one (revision %d); the rejected one is kept in %s",
-            repo.revision(),
-            path,
-        )
-        carried[entry.netns] = path
-    return carried
-
-
-def settle_rollbacks(store: Store) -> dict[str | None, Path]:
-    """Before reading or editing the configuration: bring storage up to the kernel.
-
-    Every pending change whose window has run out is rolled back in the
-    kernel (if its watchdog is late or gone), then every rollback not yet
-    in storage is carried (:func:`carry_rollbacks`, its own transaction).
-    Costs one small read when nothing is pending. A kernel that refuses the
-    snapshot is logged and left to the watchdog and the next caller.
-    """
-    with store.read() as repo:
-        entries = _entries(repo)
-    if not entries:
-        return {}
-    for entry in entries:
-        try:
-            expire(entry.state_dir, entry.netns)
-        except (PbxfwError, OSError, ValueError) as exc:
-            log.error("cannot roll back the expired change in %s: %s", entry.state_dir, exc)
-    if not any(entry.rolled_back() for entry in entries):
-        return {}
-    with store.write() as repo:
-        return carry_rollbacks(repo)
-
-
-def _rolled_back_under_you(carried: dict[str | None, Path], revision: int) -> ConflictError:
-    kept = ", ".join(str(p) for p in carried.values())
-    return ConflictError(
-        FieldError(
-            "configuration",
-            "the change applied before was not confirmed in time and has been rolled back: "
-            f"the stored configuration is back to the last confirmed one (revision {revision}), "
-            f"the rejected one is kept in {kept}. Nothing was applied: review the "
-            "configuration (it is not what it was a moment ago) and apply again",
-        )
-    )
-
-
-def _applied(repo: Repository) -> tuple[int | None, Configuration]:
-    document = repo.get_meta("applied_document")
-    revision = repo.get_meta("applied_revision")
-    if document is None or revision is None:
-        return None, stored_configuration(repo)
-    try:
-        return int(revision), configuration_from_document(json.loads(document))
-    except (ValueError, PbxfwError) as exc:
-        raise ValidationError(
-            FieldError("applied_document", f"the stored applied configuration is unreadable: {exc}")
-        ) from None
-
-
-def _applied_services(repo: Repository) -> Configuration:
-    """The applied configuration without its networks (what ``services()`` needs).
-
-    Before the first apply: the stored services and settings. The applied
-    document is read as :func:`_applied` reads it, its networks left out.
-    """
-    document = repo.get_meta("applied_document")
-    if document is None or repo.get_meta("applied_revision") is None:
-        return Configuration((), tuple(repo.custom_services()), repo.settings())
-    try:
-        parsed = json.loads(document)
-        if isinstance(parsed, dict):
-            parsed = {**parsed, "networks": []}
-        return configuration_from_document(parsed)
-    except (ValueError, PbxfwError) as exc:
-        raise ValidationError(
-            FieldError("applied_document", f"the stored applied configuration is unreadable: {exc}")
-        ) from None
-
-
-def _initial_document(repo: Repository) -> str:
-    """What a rollback of the very first apply returns to: the same networks,
-    with the firewall switched off (the kernel had no pbxfw table before)."""
-    config = stored_configuration(repo)
-    off = Configuration(
-        config.networks,
-        config.custom_services,
-        config.settings.updated({"firewall_enabled": False}),
-    )
-    return json.dumps(document_of(off), sort_keys=True)
-
-
-def describe_changes(before: dict[str, Any] | None, after: dict[str, Any]) -> list[str]:
-    """What applying ``after`` changes compared with ``before`` (two documents), in words."""
-    if before is None:
-        return ["Nothing was applied yet: the whole configuration will be loaded."]
-    lines: list[str] = []
-    old = {n["subnet"]: n for n in before.get("networks", [])}
-    new = {n["subnet"]: n for n in after.get("networks", [])}
-    for subnet, n in new.items():
-        if subnet not in old:
-            allowed = ", ".join(k for k, v in n["services"].items() if v == "allow") or "nothing"
-            lines.append(f'add network "{n["name"]}" {subnet}: allows {allowed}')
-            continue
-        was = old[subnet]
-        changes = [
-            f"{k} {was['services'].get(k, 'block')} → {v}"
-            for k, v in n["services"].items()
-            if was["services"].get(k, "block") != v
-        ]
-        for flag in ("local", "never_block"):
-            if was.get(flag) != n.get(flag):
-                changes.append(f"{flag.replace('_', '-')} {'on' if n.get(flag) else 'off'}")
-        if was.get("name") != n.get("name"):
-            changes.append(f'renamed from "{was["name"]}"')
-        if changes:
-            lines.append(f'network "{n["name"]}" {subnet}: ' + ", ".join(changes))
-    for subnet, gone in old.items():
-        if subnet not in new:
-            lines.append(f'remove network "{gone["name"]}" {subnet}')
-    old_services = {s["key"]: s for s in before.get("services", [])}
-    new_services = {s["key"]: s for s in after.get("services", [])}
-    for key in new_services.keys() - old_services.keys():
-        lines.append(f"add service {key}")
-    for key in old_services.keys() - new_services.keys():
-        lines.append(f"remove service {key}")
-    for key, value in after.get("settings", {}).items():
-        if before.get("settings", {}).get(key) != value:
-            lines.append(f"setting {key}: {before.get('settings', {}).get(key)} → {value}")
-    return lines
-
-
-class FirewallApplier:
-    """The web page's Apply button for one network namespace (pbxfw.web.deps.Applier)."""
-
-    def __init__(self, firewall: FirewallService, netns: str | None = None) -> None:
-        self.firewall = firewall
-        self.netns = netns
-
-    def preview(self) -> str:
-        # What is shown is what Apply will load: a rollback is carried first.
-        self.firewall.reconcile(self.netns)
-        with self.firewall.store.read() as repo:
-            applied = repo.get_meta("applied_document")
-            stored = document_of(stored_configuration(repo))
-        before = None if applied is None else json.loads(applied)
-        lines = describe_changes(before, json.loads(json.dumps(stored, sort_keys=True)))
-        return "\n".join(lines) if lines else "No changes since the last apply."
-
-    def apply(self, confirm_seconds: int | None, admin_address: str | None) -> dict[str, Any]:
-        admin = AdminAccess(admin_address, "web") if admin_address else None
-        result = self.firewall.apply(self.netns, confirm_seconds=confirm_seconds, admin=admin)
-        if result.pending:
-            return {"status": "pending", "deadline": result.pending["deadline"]}
-        return {"status": "applied", "deadline": None}
-
-    def confirm(self) -> dict[str, Any]:
-        change = self.firewall.confirm(self.netns)
-        if change is None:
-            raise NotFoundError("nothing is waiting for confirmation (it may have rolled back)")
-        return {"status": "confirmed"}
-
-    def rollback(self) -> dict[str, Any]:
-        self.firewall.rollback(self.netns)
-        return {"status": "rolled_back"}
-
-    def pending(self) -> dict[str, Any] | None:
-        self.firewall.reconcile(self.netns)
-        change = self.firewall.pending(self.netns)
-        if change is None:
-            return None
-        return {"status": "pending", "deadline": change["deadline"]}
+        return getattr(applier, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> int:

@@ -1,7 +1,9 @@
-"""What the agent keeps of its reading between runs: log offsets and counters.
+"""What the agent keeps of its reading between runs: log positions and counters.
 
-The agent is the only writer; ``pbxfw.usecases.ips_status`` reads the
-counters back for the CLI, the REST API and the web page.
+A file's position is (inode, offset); a ``journal:`` source's is the
+journal's cursor of the last entry read. The agent is the only writer;
+``pbxfw.usecases.ips_status`` reads the counters back for the CLI, the REST
+API and the web page.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Mapping
 
 from pbxfw.storage.repository import Store
 
-__all__ = ["add_ips_counters", "log_offsets", "save_log_offsets"]
+__all__ = ["add_ips_counters", "journal_cursors", "log_offsets", "save_log_offsets"]
 
 
 def log_offsets(store: Store) -> dict[str, tuple[int, int]]:
@@ -19,11 +21,25 @@ def log_offsets(store: Store) -> dict[str, tuple[int, int]]:
         return repo.log_offsets()
 
 
-def save_log_offsets(store: Store, offsets: Mapping[str, tuple[int, int]], now: float) -> None:
-    """Store where reading stopped, for every file in ``offsets`` (one transaction)."""
+def journal_cursors(store: Store) -> dict[str, str]:
+    """``journal:`` source → the cursor of the last entry the agent read."""
+    with store.read() as repo:
+        return repo.journal_cursors()
+
+
+def save_log_offsets(
+    store: Store,
+    offsets: Mapping[str, tuple[int, int]],
+    now: float,
+    cursors: Mapping[str, str] | None = None,
+) -> None:
+    """Store where reading stopped, for every file in ``offsets`` and every
+    journal source in ``cursors`` (one transaction)."""
     with store.write() as repo:
         for path, (inode, offset) in offsets.items():
             repo.save_log_offset(path, inode, offset, now)
+        for source, cursor in (cursors or {}).items():
+            repo.save_journal_cursor(source, cursor, now)
 
 
 def add_ips_counters(store: Store, counters: Mapping[str, Mapping[str, int]]) -> None:

@@ -105,6 +105,8 @@ class InitReport:
     created_permanent: list[str] = field(default_factory=list)
     trusted: Network | None = None
     revision: int = 0
+    #: the ``log_ssh`` init chose for this host (None: one was stored already)
+    ssh_log: str | None = None
 
 
 def network_json(network: Network) -> dict[str, Any]:
@@ -123,13 +125,15 @@ class NetworkCases(ConfigBase):
     """The network use cases of :class:`~pbxfw.usecases.config.ConfigService`."""
 
     # -- init -------------------------------------------------------------
-    def init(self, ssh_client: str | None = None) -> InitReport:
+    def init(self, ssh_client: str | None = None, ssh_log: str | None = None) -> InitReport:
         """Ensure the revision counter and the permanent networks; trust the installer.
 
         ``ssh_client`` is the value of ``SSH_CLIENT`` ("ADDR PORT PORT"). Its
         address gets a /32 or /128 network with SSH and WEB allowed and
         never-block set, unless a network with that exact subnet exists.
-        Idempotent: a second run changes nothing.
+        ``ssh_log`` (``usecases.hostlogs.ssh_log_for_host``: auth.log or the
+        journal, by what the host has) becomes ``log_ssh`` unless a value is
+        stored already. Idempotent: a second run changes nothing.
         """
         report = InitReport()
         with self._edit() as repo:
@@ -147,6 +151,12 @@ class NetworkCases(ConfigBase):
                     repo.add_network(network.with_changes(name=name))
                     report.created_permanent.append(name)
                     changed = True
+            if ssh_log is not None and "log_ssh" not in repo.stored_settings():
+                repo.save_settings(
+                    {"log_ssh": repo.settings().updated({"log_ssh": ssh_log}).log_ssh}
+                )
+                report.ssh_log = ssh_log
+                changed = True
             if ssh_client:
                 trusted = self._trusted_installer(repo, ssh_client)
                 if trusted is not None:

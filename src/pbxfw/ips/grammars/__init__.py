@@ -68,8 +68,10 @@ TRIGGERS: dict[str, tuple[str, ...]] = {
 # the precise per-line triggers above. The coarse triggers of a kind are
 # *complete*: every line its grammar accepts contains one (every Asterisk
 # failure message is a NOTICE, a failed SecurityEvent is taken only with
-# Severity="Error", the ssh prefix has a space before the program name, every
-# web failure line contains one of its per-line triggers), so the fast path
+# Severity="Error", every ssh message holds one of ssh.SCAN_TRIGGERS and the
+# ssh prefix has a space before the program name (ssh.PREFIXED_SCAN_TRIGGERS,
+# for the kind detected per line), every web failure line contains one of
+# its per-line triggers), so the fast path
 # gives exactly what the per-line path gives, whatever text the lines hold.
 # Tested.
 SCAN_TRIGGERS: dict[str, tuple[str, ...]] = {
@@ -79,10 +81,15 @@ SCAN_TRIGGERS: dict[str, tuple[str, ...]] = {
     "web": web.SCAN_TRIGGERS,
 }
 
-#: The triggers of every kind (kind detected per line).
+#: The triggers of every kind (kind detected per line). That reads ssh lines
+#: only with their syslog prefix, so its coarse ssh triggers are the prefix's.
 ALL_TRIGGERS: tuple[str, ...] = tuple(dict.fromkeys(t for ts in TRIGGERS.values() for t in ts))
 ALL_SCAN_TRIGGERS: tuple[str, ...] = tuple(
-    dict.fromkeys(t for ts in SCAN_TRIGGERS.values() for t in ts)
+    dict.fromkeys(
+        t
+        for kind, ts in SCAN_TRIGGERS.items()
+        for t in (ssh.PREFIXED_SCAN_TRIGGERS if kind == "ssh" else ts)
+    )
 )
 
 
@@ -90,13 +97,18 @@ def detect_kind(line: str) -> str | None:
     """Guess the source kind of one line from cheap markers (None: not a log we read).
 
     The forms that start with their writer's own prefix (nginx's stamp, an
-    sshd / dropbear syslog prefix, pbxfw's web login line) are told by that
-    prefix first, so client text further on the line ("NOTICE" in a Host
+    sshd / dropbear syslog prefix — RFC 3164's tag or RFC 5424's APP-NAME —,
+    pbxfw's web login line) are told by that prefix first, so client text further on the line ("NOTICE" in a Host
     header or an SSH user name) cannot make the line pass for another kind.
     """
     if line[:1] != "[":  # Asterisk's own files: every line starts with "["
         if line[4:5] == "/" and web.NGINX_STAMP.match(line) is not None:
             return "web"
+        if line[:1] == "<":
+            # RFC 5424: "<PRI>1 TIMESTAMP HOSTNAME APP-NAME ...".
+            fields = line.split(" ", 4)
+            if len(fields) == 5 and fields[0].endswith(">1") and fields[3] in ssh.PROGRAMS:
+                return "ssh"
         # The syslog tag ends at the line's first ": " (a stamp and a host
         # name hold none), so the program is the word before it.
         colon = line.find(": ")

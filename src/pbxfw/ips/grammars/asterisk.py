@@ -263,6 +263,19 @@ def _security_rule(name: str) -> Rule:
     )
 
 
+# chan_sip.c handle_request_register (Asterisk 18-20; "ACL error (permit/deny)"
+# is the wording of older releases, still found in logs).
+_CHAN_SIP_REASONS = (
+    r"Wrong password|Username/auth name mismatch|No matching peer found|Not a local domain"
+    r"|Peer is not supposed to register|Device does not match ACL"
+    r"|Device not configured to use this transport type|ACL error \(permit/deny\)"
+)
+
+# chan_sip's "Failed to authenticate device %s for %s, code = %d" (older: "...
+# device %s", "Sending fake auth rejection for device %s") prints the From
+# header, no peer address: no row. An INVITE's SecurityEvent (handle_incoming)
+# counts it at RemoteAddress (docs/ips-formats.md).
+
 # ---------------------------------------------------------------------------
 # The table. Rows of one module are tried in order.
 
@@ -274,15 +287,18 @@ TABLE: tuple[Rule, ...] = (
         "PJSIP {method}: {reason}",
         parse=_pjsip,
     ),
-    # chan_sip: "Registration from '<To header>' failed for '<addr>' - <reason>";
-    # the header is raw client text, everything after the address is chan_sip's
-    # own, so the end-anchored greedy match takes the real (last) address field.
+    # chan_sip: "Registration from '%s' failed for '%s' - %s" (To header, address,
+    # reason); the header is client text, the rest chan_sip's own, so the
+    # end-anchored greedy match takes the real (last) address field. "RTP
+    # initialization failed" / "Unknown failure" are the PBX's faults: nothing.
     Rule(
         ("chan_sip.c",),
         "Registration from '",
         ("' failed for '",),
         "chan_sip registration failed",
-        pattern=re.compile(rf"Registration from '.*' failed for '{_ADDR}' - (?P<reason>[^']+)$"),
+        pattern=re.compile(
+            rf"Registration from '.*' failed for '{_ADDR}' - (?P<reason>{_CHAN_SIP_REASONS})$"
+        ),
     ),
     # res_security_log (main/security_events.c): the failed events.
     _security_rule("InvalidAccountID"),
@@ -392,4 +408,4 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
         return None
     host, event, jail = reading
     key = r.ordinals.key(level, jail, host[1], stamp[1])
-    return r.make(stamp[0], jail, host[0], event, r.file, lineno, key)
+    return r.make(stamp[0], jail, host[0], event, r.file, lineno, key, 1)

@@ -133,4 +133,4 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     host = r.addresses.get(m.group("addr"), False)
     if stamp is None or host is None:
         return None
-    return r.make(stamp[0], "web", host[0], rule.event, r.file, lineno, "")
+    return r.make(stamp[0], "web", host[0], rule.event, r.file, lineno, "", 1)

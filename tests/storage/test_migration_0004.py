@@ -1,0 +1,75 @@
+"""Migration 0004 (the journal's cursor on ``log_offsets``) upgrades a 0003 database.
+
+A real SQLite file is brought to 0003 with Alembic, given a file's offset
+as the agent of that version stored it, then upgraded as ``pbxfw init``
+does: the offset is kept, and journal cursors are stored beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+
+from pbxfw.storage.db import _alembic_config, make_engine, migrate
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.ips_state import journal_cursors, log_offsets, save_log_offsets
+
+CURSOR = "s=69820a28b0b14e21b8f06c5913559500;i=3;b=0123456789abcdef0123456789abcdef;m=1;t=2;x=3"
+
+
+def test_0004_upgrades_a_0003_database_and_keeps_its_offsets(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url, create_dir=True)
+    try:
+        config = _alembic_config()
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0003")
+            connection.execute(
+                sa.text(
+                    'INSERT INTO log_offsets (path, inode, "offset", updated_at) '
+                    "VALUES ('/var/log/auth.log', 42, 1234, 1.0)"
+                )
+            )
+            connection.commit()
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
+            assert "journal_cursor" not in columns
+    finally:
+        engine.dispose()
+
+    store = Store.open(url, create=True)  # what `pbxfw init` does
+    try:
+        with store.engine.connect() as connection:
+            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+            assert version.scalar_one() == "0004"
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
+            assert "journal_cursor" in columns
+        assert log_offsets(store) == {"/var/log/auth.log": (42, 1234)}
+        assert journal_cursors(store) == {}
+        save_log_offsets(
+            store, {"/var/log/auth.log": (42, 2000)}, 2.0, {"journal:ssh.service": CURSOR}
+        )
+        # Files and journal sources are read back apart, each as it was stored.
+        assert log_offsets(store) == {"/var/log/auth.log": (42, 2000)}
+        assert journal_cursors(store) == {"journal:ssh.service": CURSOR}
+        save_log_offsets(store, {}, 3.0, {"journal:ssh.service": CURSOR + "0"})
+        assert journal_cursors(store) == {"journal:ssh.service": CURSOR + "0"}
+    finally:
+        store.close()
+
+
+def test_0004_downgrades_to_0003(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}", create_dir=True)
+    try:
+        migrate(engine)
+        config = _alembic_config()
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+            connection.commit()
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
+        assert "journal_cursor" not in columns
+    finally:
+        engine.dispose()
