@@ -3,9 +3,9 @@
 Like ``fail2ban-regex``: read whole files, report every recognised failure,
 ban nothing. The CLI prints the lines :func:`scan_lines` makes (one per
 failure, :mod:`pbxfw.ips.output`; with ``--json`` each is
-:func:`failure_json` of the failure). Each file gets its own :class:`~pbxfw.ips.recognisers.Recogniser`
-(kind detected per line), so the dedup keys of one file do not depend on the
-files scanned before it.
+:func:`failure_json` of the failure). Each file gets its own
+:class:`~pbxfw.ips.recognisers.Recogniser` (kind detected per line), so the
+dedup keys of one file do not depend on the files scanned before it.
 
 A file is read and scanned in blocks (:mod:`pbxfw.ips.reading`: memory
 bounded whatever the file holds, a line longer than
