@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -45,7 +44,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_foundation import import_document, make_networks
-from bench_ips import FAIL2BAN_REGEX, FILTER, log_file
+from bench_ips import FILTER, log_file
+from fail2ban_regex import FAIL2BAN_REGEX, children_cpu
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 SRC = str(Path(__file__).resolve().parent.parent / "src")
@@ -56,11 +56,6 @@ APPLY_TARGET = 1.0
 #: CPU seconds (user + system) of every command :func:`timed` ran, by command
 #: and tree: on a loaded machine they move less than wall time.
 CPU: dict[tuple[str, ...], list[float]] = {}
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:

@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -39,11 +38,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pbxfw
+from fail2ban_regex import children_cpu, run_fail2ban_regex
 from gen_asterisk_log import generate
 from pbxfw.ips.scan import scan_files
 
 OUT = Path(__file__).resolve().parent / "out"
-FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
 FILTER = "/etc/fail2ban/filter.d/asterisk.conf"
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 TARGET = 20.0
@@ -61,28 +60,12 @@ def log_file(lines: int, seed: int) -> tuple[Path, int]:
     return path, int(count.read_text())
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def fail2ban(path: Path) -> tuple[int, float, float, float]:
     """(matched lines, fail2ban-regex's own 'processed in' seconds, wall seconds, CPU seconds)."""
-    cpu = children_cpu()
-    start = time.perf_counter()
-    run = subprocess.run(
-        [FAIL2BAN_REGEX, "--print-no-missed", str(path), FILTER],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - start
-    cpu = children_cpu() - cpu
-    lines = re.search(r"^Lines: (\d+) lines, (\d+) ignored, (\d+) matched", run.stdout, re.M)
-    processed = re.search(r"\[processed in ([\d.]+) sec\]", run.stdout)
-    if lines is None or processed is None:
-        raise SystemExit(f"cannot parse fail2ban-regex output:\n{run.stdout[-2000:]}")
-    return int(lines.group(3)), float(processed.group(1)), wall, cpu
+    run = run_fail2ban_regex(path, FILTER)
+    if run.processed is None:
+        raise SystemExit("cannot parse fail2ban-regex output: no 'processed in'")
+    return run.matched, run.processed, run.wall, run.cpu
 
 
 def pbxfw_in_process(

@@ -21,18 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
-import resource
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from fail2ban_regex import run_fail2ban_regex
 from pbxfw.ips.scan import scan_files
 
 OUT = Path(__file__).resolve().parent / "out"
-FAIL2BAN_REGEX = "/usr/bin/fail2ban-regex"
 FILTER = "/etc/fail2ban/filter.d/sshd.conf"
 
 #: (weight, template): {a} attacker address, {p} port, {u} user, {pid} pid.
@@ -112,26 +109,10 @@ def log_file(lines: int, seed: int) -> Path:
     return path
 
 
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def fail2ban(path: Path) -> tuple[int, float, float]:
     """(matched lines, wall seconds, CPU seconds) of fail2ban-regex with sshd.conf."""
-    cpu = children_cpu()
-    start = time.perf_counter()
-    run = subprocess.run(
-        [FAIL2BAN_REGEX, "--print-no-missed", str(path), FILTER],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - start
-    lines = re.search(r"^Lines: (\d+) lines, (\d+) ignored, (\d+) matched", run.stdout, re.M)
-    if lines is None:
-        raise SystemExit(f"cannot parse fail2ban-regex output:\n{run.stdout[-2000:]}")
-    return int(lines.group(3)), wall, children_cpu() - cpu
+    run = run_fail2ban_regex(path, FILTER)
+    return run.matched, run.wall, run.cpu
 
 
 def pbxfw(path: Path, repeat: int) -> tuple[int, int, float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["Cli", "CliResult", "dump_database", "wait_for"]
+__all__ = ["Cli", "CliResult", "dump_database", "restoring_signals", "wait_for"]
 
 
 @dataclass
@@ -42,3 +43,14 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.1)
     return condition()
+
+
+def restoring_signals(run: Callable[[], None]) -> None:
+    """``run()`` (e.g. ``Agent.run``, which installs its SIGTERM/SIGINT handlers),
+    with the test process's own handlers put back afterwards."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        run()
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

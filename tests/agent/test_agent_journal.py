@@ -8,6 +8,7 @@ entry counted exactly once, entries written while it was down included.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,9 @@ from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.ips_state import journal_cursors
-from tests.agent.journal_files import JournalFiles, require_journal_tools
-from tests.helpers import Cli
+from pbxfw.usecases.source_status import source_statuses
+from tests.agent.journal_files import JournalFiles
+from tests.helpers import Cli, restoring_signals
 
 GUESSER = "203.0.113.77"
 SOURCE = "journal:ssh.service"
@@ -36,12 +38,6 @@ class Pids:
     def __call__(self) -> int:
         self.pid += 1
         return self.pid
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> JournalFiles:
-    require_journal_tools()
-    return JournalFiles(tmp_path / "journal")
 
 
 @pytest.fixture
@@ -188,3 +184,39 @@ def test_a_new_entry_wakes_the_agent_s_wait(
     assert time.monotonic() - started < 3.0
     a.tick()
     assert lines_read(a) == 2
+
+
+def test_a_stop_signal_that_also_ends_journalctl_is_no_source_failure(
+    svc: ConfigService,
+    tmp_path: Path,
+    journal: JournalFiles,
+    agents: list[Agent],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C of ``make run`` or ``systemctl stop``: the signal reaches journalctl
+    (same process group, same cgroup) while the agent waits. The agent stops
+    without recording the journal source as failing (it used to: ``journalctl
+    ended (exit status -15)``, shown by ``pbxfw ips status`` after the stop)."""
+    setup(svc, tmp_path)
+    journal.append([journal.sshd("Server listening on 0.0.0.0")])
+    a = start(svc, tmp_path, journal, agents)
+    run_until(a, lambda: lines_read(a) == 1)
+    reader = a.ips._sources[SOURCE].reader
+    assert isinstance(reader, JournalReader)
+    run_until(a, lambda: reader._proc is not None and not a.health.failing())
+    assert reader._proc is not None
+    journalctl = reader._proc
+    real_wait = a.ips.wait
+
+    def signalled(interval: float) -> bool:
+        journalctl.send_signal(signal.SIGTERM)  # what the group's signal does to it
+        journalctl.wait(5)
+        a.stop_event.set()  # what the agent's own handler does
+        return real_wait(interval)  # journalctl's pipe has ended: it wakes at once
+
+    monkeypatch.setattr(a.ips, "wait", signalled)
+    monkeypatch.setattr(a, "start", lambda: None)
+    restoring_signals(a.run)
+    assert journalctl.returncode is not None  # journalctl exits 0 on SIGTERM, or -15
+    assert [s.source for s in a.health.failing()] == []
+    assert [s.source for s in source_statuses(svc.store) if not s.ok] == []

@@ -16,62 +16,37 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.agent import test_agent_kernel
+from tests.agent.agent_process import start_agent, stop_agent, wait_until
 from tests.agent.journal_files import JournalFiles, require_journal_tools
-from tests.kernel.lab import Lab, Listener, Probe, require_kernel
+from tests.kernel.lab import Lab, Probe, require_kernel
 
 PBX = "10.79.2.1"
 GUESSER = "198.51.100.70"
 SECOND = "198.51.100.71"
-PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 
 pytestmark = pytest.mark.kernel
 
 
 @dataclass
-class Env:
-    lab: Lab
-    pbx: str
-    inet: str
-    listener: Listener
-    tmp: Path
-    db: Path
+class Env(test_agent_kernel.Env):
+    """The lab of test_agent_kernel, with sshd's journal instead of Asterisk's logs."""
+
     journal: JournalFiles
     pid: int = 5000
 
-    def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PBXFW, *args, "--db", str(self.db)], capture_output=True, text=True, timeout=60
-        )
-
     def agent(self) -> subprocess.Popen[str]:
-        with open(self.tmp / "agent.log", "a") as log:
-            return subprocess.Popen(
-                [
-                    PBXFW,
-                    "agent",
-                    "--netns",
-                    self.pbx,
-                    "--db",
-                    str(self.db),
-                    "--state-dir",
-                    str(self.tmp / "state"),
-                    "--journal-directory",
-                    str(self.journal.folder),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        return start_agent(
+            self.pbx, self.db, self.tmp, "--journal-directory", str(self.journal.folder)
+        )
 
     def banned(self) -> str:
         return self.lab.nft(self.pbx, "list", "set", "inet", "pbxfw", "ban_ssh_v4")
@@ -92,22 +67,8 @@ class Env:
         return counters
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> float | None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
-
-
 def stop(agent: subprocess.Popen[str]) -> None:
-    agent.send_signal(signal.SIGTERM)
-    try:
-        agent.wait(10)
-    except subprocess.TimeoutExpired:
-        agent.kill()
-        agent.wait(5)
+    stop_agent(agent, seconds=10)
 
 
 @pytest.fixture

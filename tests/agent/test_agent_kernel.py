@@ -13,20 +13,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.agent.agent_process import PBXFW as PBXFW  # other kernel tests import it from here
+from tests.agent.agent_process import run_pbxfw, start_agent, stop_agent
+from tests.agent.agent_process import wait_until as wait_until
 from tests.kernel.lab import Lab, Listener, Probe, require_kernel
 
 PBX = "10.78.2.1"
 ATTACKER = "198.51.100.66"
 OFFICE = "10.78.9.10"  # in a never-block network
-PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 
 pytestmark = pytest.mark.kernel
 
@@ -41,28 +42,10 @@ class Env:
     db: Path
 
     def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PBXFW, *args, "--db", str(self.db)], capture_output=True, text=True, timeout=60
-        )
+        return run_pbxfw(self.db, *args)
 
     def agent(self) -> subprocess.Popen[str]:
-        # The child holds its own copy of the descriptor: ours is closed at once.
-        with open(self.tmp / "agent.log", "a") as log:
-            return subprocess.Popen(
-                [
-                    PBXFW,
-                    "agent",
-                    "--netns",
-                    self.pbx,
-                    "--db",
-                    str(self.db),
-                    "--state-dir",
-                    str(self.tmp / "state"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+        return start_agent(self.pbx, self.db, self.tmp)
 
     def banned(self) -> str:
         return self.lab.nft(self.pbx, "list", "set", "inet", "pbxfw", "ban_asterisk_v4")
@@ -86,16 +69,6 @@ class Env:
                     f'SessionID="same-callid",LocalAddress="IPV4/UDP/{PBX}/5060",'
                     f'RemoteAddress="IPV4/UDP/{source}/5060",Challenge="c",Response="r",ExpectedResponse=""\n'
                 )
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> float | None:
-    """Seconds until ``predicate`` held, or None after ``timeout``."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if predicate():
-            return time.monotonic() - start
-        time.sleep(step)
-    return None
 
 
 @pytest.fixture
@@ -192,9 +165,5 @@ def test_ban_drops_sip_keeps_web_survives_restart_and_lifts(env: Env) -> None:
         assert took is not None, "not unbanned within 1 s"
         assert env.lab.probe(env.inet, [flow]) == {flow: "open"}
     finally:
-        agent.terminate()
-        try:
-            agent.wait(5)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        stop_agent(agent)
         print((env.tmp / "agent.log").read_text()[-3000:])

@@ -36,8 +36,8 @@ class Outage:
     """Every read and write of ``store`` raises what Store raises when the
     database cannot be reached, while ``down``."""
 
-    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.down = False
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch, down: bool = False) -> None:
+        self.down = down
         read, write = store.read, store.write
 
         def guarded(real: object) -> object:
@@ -69,6 +69,18 @@ def spooled(tmp_path: Path) -> list[str]:
     return sorted(str(r.ban.subnet) for r in spool.load())
 
 
+def started(svc: ConfigService, tmp_path: Path) -> tuple[DryRunBackend, Clock, Agent]:
+    """The stored configuration applied to a dry-run kernel, and an agent following it."""
+    backend, clock = DryRunBackend(), Clock()
+    apply(svc, tmp_path, backend)
+    return backend, clock, make_agent(svc, tmp_path, backend, clock)
+
+
+def append(log: Path, lines: str) -> None:
+    with log.open("a") as f:
+        f.write(lines)
+
+
 def ticks(agent: Agent, clock: Clock, seconds: float, step: float = 0.5) -> None:
     for _ in range(int(seconds / step)):
         clock.now += step
@@ -83,22 +95,17 @@ def test_bans_during_an_outage_are_enforced_at_once_and_stored_once_after_it(
 ) -> None:
     caplog.set_level(logging.INFO, logger="pbxfw.agent")
     messages = setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
-    outage = Outage(svc.store, monkeypatch)
-    outage.down = True
+    backend, clock, agent = started(svc, tmp_path)
+    outage = Outage(svc.store, monkeypatch, down=True)
     ticks(agent, clock, 5)
 
-    with messages.open("a") as f:
-        f.write(failure(ATTACKER) * 3)
+    append(messages, failure(ATTACKER) * 3)
     clock.now += 0.2
     agent.tick()
     assert (f"{ATTACKER}/32", "asterisk") in backend.bans  # in the kernel at once
     assert spooled(tmp_path) == [f"{ATTACKER}/32"]  # and on disk
     ticks(agent, clock, 150)  # minutes of outage, a tick every 0.5 s
-    with messages.open("a") as f:
-        f.write(failure(OTHER) * 3)
+    append(messages, failure(OTHER) * 3)
     ticks(agent, clock, 1)
     assert (f"{OTHER}/32", "asterisk") in backend.bans
     assert spooled(tmp_path) == [f"{ATTACKER}/32", f"{OTHER}/32"]
@@ -139,13 +146,9 @@ def test_a_restart_during_the_outage_loses_and_duplicates_no_ban(
     svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     messages = setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
-    outage = Outage(svc.store, monkeypatch)
-    outage.down = True
-    with messages.open("a") as f:
-        f.write(failure(ATTACKER) * 3 + failure(OTHER) * 3)
+    backend, clock, agent = started(svc, tmp_path)
+    outage = Outage(svc.store, monkeypatch, down=True)
+    append(messages, failure(ATTACKER) * 3 + failure(OTHER) * 3)
     ticks(agent, clock, 2)
     assert spooled(tmp_path) == [f"{ATTACKER}/32", f"{OTHER}/32"]
     agent.ips.close()  # kill -9: nothing flushed, nothing stored
@@ -171,11 +174,8 @@ def test_a_spooled_ban_stored_just_before_a_crash_is_not_written_again(
 ) -> None:
     """kill -9 between the database's commit and the spool's acknowledgement."""
     setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
-    with (tmp_path / "messages").open("a") as f:
-        f.write(failure(ATTACKER) * 3)
+    backend, clock, agent = started(svc, tmp_path)
+    append(tmp_path / "messages", failure(ATTACKER) * 3)
     clock.now += 0.2
     agent.tick()
     assert stored(svc) == [(f"{ATTACKER}/32", "asterisk")]
@@ -228,8 +228,7 @@ def test_an_unreachable_store_never_drops_the_rules_or_the_bans(
     table, bans = backend.table, dict(backend.bans)
     assert table is not None and ATTACKER in table
     calls = len(backend.calls)
-    outage = Outage(svc.store, monkeypatch)
-    outage.down = True
+    outage = Outage(svc.store, monkeypatch, down=True)
     ticks(agent, clock, 120)
     assert backend.table == table and backend.bans == bans
     assert not [c for c in backend.calls[calls:] if c.startswith(("delete", "apply"))]
@@ -251,9 +250,7 @@ def test_bans_made_elsewhere_during_the_outage_are_not_skipped_by_our_own_write(
     """Our write bumps the ban revision; when others bumped it meanwhile, the
     next ban-set sync must still read every stored ban."""
     setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
+    backend, clock, agent = started(svc, tmp_path)
     BanService(svc.store, clock=clock).add(NODE_B, seconds=3600)  # not synced yet
     mine = Ban(
         ip_network(f"{ATTACKER}/32"), "asterisk", frozenset({"sip"}), "x", clock(), clock() + 60
@@ -308,15 +305,13 @@ def test_an_agent_started_during_the_outage_follows_its_kept_configuration(
     assert table is not None and NODE_B in table
     agent.ips.close()  # kill -9
 
-    outage = Outage(svc.store, monkeypatch)
-    outage.down = True
+    outage = Outage(svc.store, monkeypatch, down=True)
     loads = backend.calls.count("apply")
     agent = make_agent(svc, tmp_path, backend, clock)
     ticks(agent, clock, 2)
     assert agent.rules.from_cache
     assert backend.table == table and backend.calls.count("apply") == loads  # kept as it is
-    with messages.open("a") as f:
-        f.write(failure("10.20.0.5") * 5 + failure(ATTACKER) * 3)
+    append(messages, failure("10.20.0.5") * 5 + failure(ATTACKER) * 3)
     ticks(agent, clock, 1)
     assert (f"{ATTACKER}/32", "asterisk") in backend.bans  # at once
     assert ("10.20.0.5/32", "asterisk") not in backend.bans  # never-block, as kept
@@ -337,14 +332,11 @@ def test_a_kept_configuration_that_cannot_be_read_is_no_configuration(
     svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
+    backend, clock, agent = started(svc, tmp_path)
     agent.ips.close()
     cache = tmp_path / "state" / "host" / CONFIG_CACHE_NAME
     cache.write_text(cache.read_text()[:100])  # torn
-    outage = Outage(svc.store, monkeypatch)
-    outage.down = True
+    outage = Outage(svc.store, monkeypatch, down=True)
     agent = make_agent(svc, tmp_path, backend, clock)
     ticks(agent, clock, 5)
     assert agent.rules.config is None and not agent.rules.from_cache
@@ -358,13 +350,9 @@ def test_a_reboot_during_the_outage_loads_the_kept_configuration_and_the_spooled
     svc: ConfigService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     messages = setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
-    outage = Outage(svc.store, monkeypatch)
-    outage.down = True
-    with messages.open("a") as f:
-        f.write(failure(ATTACKER) * 3)
+    _, clock, agent = started(svc, tmp_path)
+    Outage(svc.store, monkeypatch, down=True)  # down until the test ends
+    append(messages, failure(ATTACKER) * 3)
     ticks(agent, clock, 1)
     assert spooled(tmp_path) == [f"{ATTACKER}/32"]
     agent.ips.close()
@@ -383,9 +371,7 @@ def test_the_healthy_path_writes_no_spool(
     (and the log offset is stored after it, so a crash before the commit
     re-reads the lines). The sync costs the agent's one thread ~8 ms."""
     messages = setup(svc, tmp_path)
-    backend, clock = DryRunBackend(), Clock()
-    apply(svc, tmp_path, backend)
-    agent = make_agent(svc, tmp_path, backend, clock)
+    backend, clock, agent = started(svc, tmp_path)
     appended: list[int] = []
     real_append = BanSpool.append
 
@@ -395,8 +381,7 @@ def test_the_healthy_path_writes_no_spool(
 
     monkeypatch.setattr(BanSpool, "append", counting)
     ticks(agent, clock, 1)
-    with messages.open("a") as f:
-        f.write(failure(ATTACKER) * 3)
+    append(messages, failure(ATTACKER) * 3)
     ticks(agent, clock, 1)
     assert (f"{ATTACKER}/32", "asterisk") in backend.bans
     assert stored(svc) == [(f"{ATTACKER}/32", "asterisk")]

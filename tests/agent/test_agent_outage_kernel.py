@@ -33,11 +33,11 @@ from pathlib import Path
 import pytest
 
 from pbxfw.agent.spool import SPOOL_NAME, scan
+from tests.agent.agent_process import stop_agent, wait_until
 from tests.agent.test_agent_kernel import (  # noqa: F401 - env is a fixture
     ATTACKER,
     Env,
     env,
-    wait_until,
 )
 
 pytestmark = pytest.mark.kernel
@@ -143,10 +143,5 @@ def test_a_ban_made_while_the_database_cannot_be_written_survives_kill_9(
             assert status["jails"]["asterisk"]["bans"] == 1, status["jails"]
             assert agent.poll() is None
         finally:
-            agent.terminate()
-            try:
-                agent.wait(5)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait(5)
+            stop_agent(agent)
             print(log.read_text()[-3000:])

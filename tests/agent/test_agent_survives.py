@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +32,7 @@ from pbxfw.usecases import ConfigService
 from pbxfw.usecases.firewall import FirewallService
 from pbxfw.usecases.source_status import source_statuses
 from tests.agent.test_agent_unit import failure, setup
+from tests.helpers import restoring_signals
 
 
 class Clock:
@@ -257,11 +257,6 @@ def test_run_keeps_looping_when_inotify_breaks(
             a.stop_event.set()
 
     monkeypatch.setattr(a, "tick", tick)
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        a.run()
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    restoring_signals(a.run)
     assert len(ticks) == 6
     assert [s.source for s in a.health.failing()] in ([], ["agent:inotify"])

@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.agent.agent_process import PBXFW, stop_agent, wait_until
 from tests.agent.test_agent_kernel import (  # noqa: F401 - env is a fixture
     ATTACKER,
-    PBXFW,
     Env,
     env,
-    wait_until,
 )
 
 
@@ -43,6 +42,10 @@ def cli(e: Env, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+#: SIGTERM, then SIGKILL (test_agent_node_kernel imports it from here).
+stop = stop_agent
+
+
 def sources(e: Env) -> dict[str, dict[str, Any]]:
     answer = cli(e, "ips", "status", "--json")
     assert answer.returncode == 0, answer.stderr
@@ -51,15 +54,6 @@ def sources(e: Env) -> dict[str, dict[str, Any]]:
 
 def failing(e: Env) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in sources(e).items() if not v["ok"]}
-
-
-def stop(agent: subprocess.Popen[str]) -> None:
-    agent.terminate()
-    try:
-        agent.wait(5)
-    except subprocess.TimeoutExpired:
-        agent.kill()
-        agent.wait(5)
 
 
 def test_a_log_path_that_is_a_folder_does_not_stop_the_agent(env: Env) -> None:  # noqa: F811

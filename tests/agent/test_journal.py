@@ -26,12 +26,6 @@ FAILED = "Failed password for root from {} port 50000 ssh2"
 
 
 @pytest.fixture
-def journal(tmp_path: Path) -> JournalFiles:
-    require_journal_tools()
-    return JournalFiles(tmp_path / "journal")
-
-
-@pytest.fixture
 def readers() -> Iterator[list[JournalReader]]:
     made: list[JournalReader] = []
     yield made
@@ -60,6 +54,20 @@ def read_until(reader: JournalReader, lines: int, timeout: float = 10.0) -> list
         if fd >= 0:
             select.select([fd], [], [], 0.2)
     return chunks
+
+
+def error_of(reader: JournalReader, nothing_read: bool = False) -> JournalError | None:
+    """What ``reader.poll()`` raised within 10 s (None: nothing); with
+    ``nothing_read``, every poll before it must have returned nothing."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            chunks = reader.poll()
+        except JournalError as exc:
+            return exc
+        assert not nothing_read or chunks == []
+        time.sleep(0.05)
+    return None
 
 
 def texts(chunks: list[Chunk]) -> list[str]:
@@ -238,14 +246,7 @@ def test_a_folder_journalctl_cannot_open_is_an_error_with_its_words(
         parse_journal("journal:ssh.service"), "ssh", directory=str(tmp_path / "absent")
     )
     readers.append(reader)
-    deadline = time.monotonic() + 10
-    error: JournalError | None = None
-    while error is None and time.monotonic() < deadline:
-        try:
-            reader.poll()
-        except JournalError as exc:
-            error = exc
-        time.sleep(0.05)
+    error = error_of(reader)
     assert error is not None
     assert "journalctl ended (exit status 1)" in str(error)
     assert "No such file or directory" in str(error)
@@ -268,14 +269,7 @@ def test_no_permission_is_a_clear_error(readers: list[JournalReader], tmp_path: 
         )
         wrapper.chmod(stat.S_IRWXU)
         reader = reader_for(readers, journal, journalctl=str(wrapper))
-        deadline = time.monotonic() + 10
-        error: JournalError | None = None
-        while error is None and time.monotonic() < deadline:
-            try:
-                assert reader.poll() == []
-            except JournalError as exc:
-                error = exc
-            time.sleep(0.05)
+        error = error_of(reader, nothing_read=True)
         assert error is not None
         assert "no permission to read the journal" in str(error)
         assert "insufficient permissions" in str(error)

@@ -90,6 +90,22 @@ def test_ips_scan_json_lines(cli: Cli) -> None:
     assert cli("ips", "scan", "/nonexistent.log").exit_code == 2
 
 
+def test_ips_scan_says_a_repeated_line_counts_n_times(cli: Cli, tmp_path: Path) -> None:
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "Nov 25 11:00:00 pbx sshd[7]: Failed password for root from 198.51.100.4 port 1 ssh2\n"
+        "Nov 25 11:00:05 pbx sshd[8]: message repeated 4 times:"
+        " [ Failed password for root from 198.51.100.5 port 2 ssh2]\n"
+    )
+    result = cli("ips", "scan", str(log))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"{log}:1: ssh 198.51.100.4 ssh failed authentication",
+        f"{log}:2: ssh 198.51.100.5 ssh failed authentication (counts 4 times)",
+    ]
+    assert result.stderr.strip() == "5 failures"
+
+
 def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
     cli: Cli, tmp_path: Path
 ) -> None:
@@ -298,7 +314,8 @@ def test_recorded_bans_are_stored_counted_and_bump_the_revision(svc: ConfigServi
 
 
 def test_ips_scan_text_lines_and_summary(cli: Cli, tmp_path: Path) -> None:
-    """``FILE:LINE: JAIL HOST EVENT`` of each failure, in order, and the count on stderr."""
+    """``FILE:LINE: JAIL HOST EVENT`` of each failure, in order (a repeated
+    message says how many times it counts), and the count on stderr."""
     from pbxfw.ips.scan import scan_files
 
     odd = tmp_path / "a: naïve name.log"
@@ -307,7 +324,10 @@ def test_ips_scan_text_lines_and_summary(cli: Cli, tmp_path: Path) -> None:
     found = list(scan_files(logs))
     result = cli("ips", "scan", *map(str, logs))
     assert result.exit_code == 0, result.stderr
+    lines = [f"{f.file}:{f.line}: {f.jail} {f.host} {f.event}" for f in found]
     assert result.stdout == "".join(
-        f"{f.file}:{f.line}: {f.jail} {f.host} {f.event}\n" for f in found
+        f"{line} (counts {f.count} times)\n" if f.count != 1 else line + "\n"
+        for line, f in zip(lines, found, strict=True)
     )
-    assert result.stderr == f"{len(found)} failures\n"
+    assert any(f.count != 1 for f in found)
+    assert result.stderr == f"{sum(f.count for f in found)} failures\n"

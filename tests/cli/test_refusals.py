@@ -56,6 +56,10 @@ REFUSALS = [
     (["settings", "set", "firewall_enabled=perhaps"], "firewall_enabled:"),
     (["settings", "set", "nonsense=1"], "nonsense: unknown setting"),
     (["settings", "set", "sip_port"], "sip_port: write KEY=VALUE"),
+    (
+        ["settings", "set", "log_ssh", "journal:ssh.service"],
+        "log_ssh: write KEY=VALUE as one word: log_ssh=journal:ssh.service",
+    ),
     (["network", "rm", "Internet"], "'Internet' (0.0.0.0/0) is permanent and cannot be removed"),
     (["network", "rm", "Internet IPv6"], "is permanent and cannot be removed"),
     (["network", "rm", "Nowhere"], "no network 'Nowhere'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import TypeVar
 
 import pytest
 from hypothesis import given
@@ -90,10 +91,12 @@ def test_ipv4_host_network_is_what_the_constructor_builds(value: int) -> None:
     assert made.compare_networks(built) == 0
 
 
-@given(st.integers(0, 2**32 - 1), st.integers(0, 32))
-def test_ipv4_network_is_what_the_constructor_builds(value: int, prefix: int) -> None:
-    value &= (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF  # host bits zeroed
-    made, built = ipv4_network(value, prefix), ipaddress.IPv4Network((value, prefix))
+N = TypeVar("N", ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def assert_same_network(made: N | None, built: N, list_hosts: bool) -> None:
+    """``made`` behaves as the network ``ipaddress``'s constructor ``built``."""
+    prefix = built.prefixlen
     assert made is not None and type(made) is type(built)
     assert vars(made).keys() == vars(built).keys()  # the attributes __init__ sets
     assert made == built and hash(made) == hash(built) and str(made) == str(built)
@@ -101,11 +104,18 @@ def test_ipv4_network_is_what_the_constructor_builds(value: int, prefix: int) ->
     assert made.prefixlen == prefix and made.broadcast_address == built.broadcast_address
     assert made.hostmask == built.hostmask and made.num_addresses == built.num_addresses
     assert made.is_private == built.is_private and made.is_global == built.is_global
-    if prefix >= 24:
+    if list_hosts:
         assert list(made.hosts()) == list(built.hosts()) and list(made) == list(built)
     assert prefix == 0 or made.supernet() == built.supernet()
     assert made.overlaps(built) and made.subnet_of(built) and made.compare_networks(built) == 0
     assert networks_from_text([str(built)]) == [built]
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32))
+def test_ipv4_network_is_what_the_constructor_builds(value: int, prefix: int) -> None:
+    value &= (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF  # host bits zeroed
+    built = ipaddress.IPv4Network((value, prefix))
+    assert_same_network(ipv4_network(value, prefix), built, list_hosts=prefix >= 24)
     if prefix < 32:  # a host bit set, or out of range: the constructor's way
         assert ipv4_network(value | 1, prefix) is None
     assert ipv4_network(value, 33) is None and ipv4_network(1 << 32, prefix) is None
@@ -115,19 +125,9 @@ def test_ipv4_network_is_what_the_constructor_builds(value: int, prefix: int) ->
 def test_ipv6_network_is_what_the_constructor_builds(value: int, prefix: int) -> None:
     value &= ((1 << 128) - 1) << (128 - prefix) & ((1 << 128) - 1)  # host bits zeroed
     made, built = ipv6_network(value, prefix), ipaddress.IPv6Network((value, prefix))
-    assert made is not None and type(made) is type(built)
-    assert vars(made).keys() == vars(built).keys()  # the attributes __init__ sets
+    assert_same_network(made, built, list_hosts=prefix >= 120)
+    assert made is not None
     assert made.network_address.scope_id is built.network_address.scope_id is None
-    assert made == built and hash(made) == hash(built) and str(made) == str(built)
-    assert made.network_address == built.network_address and made.netmask == built.netmask
-    assert made.prefixlen == prefix and made.broadcast_address == built.broadcast_address
-    assert made.hostmask == built.hostmask and made.num_addresses == built.num_addresses
-    assert made.is_private == built.is_private and made.is_global == built.is_global
-    if prefix >= 120:
-        assert list(made.hosts()) == list(built.hosts()) and list(made) == list(built)
-    assert prefix == 0 or made.supernet() == built.supernet()
-    assert made.overlaps(built) and made.subnet_of(built) and made.compare_networks(built) == 0
-    assert networks_from_text([str(built)]) == [built]
     if prefix < 128:  # a host bit set, or out of range: the constructor's way
         assert ipv6_network(value | 1, prefix) is None
     assert ipv6_network(value, 129) is None and ipv6_network(1 << 128, prefix) is None

@@ -19,7 +19,8 @@ REFERENCE = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def text_line(f: Failure) -> str:
-    return f"{f.file}:{f.line}: {f.jail} {f.host} {f.event}\n"
+    line = f"{f.file}:{f.line}: {f.jail} {f.host} {f.event}"
+    return f"{line} (counts {f.count} times)\n" if f.count != 1 else line + "\n"
 
 
 def json_line(f: Failure) -> str:
@@ -91,8 +92,12 @@ def test_ssh_attempts_across_the_workers_ranges_are_paired_in_file_order(
     serial = expected([log], text_line)
     # Paired: one failure per attempt, and the repeated messages shown too.
     assert serial.count("\n") == 1500 + 300
-    for workers in (2, 3, 8):
-        assert output([log], TextLines(), workers) == serial
+    assert serial.count("(counts 2 times)") == 300  # the first copy paired
+    counted = sum(f.count for f in scan_file(log, reference=REFERENCE, tz=UTC, workers=1))
+    for workers in (1, 2, 3, 8):
+        stats = ScanStats()
+        assert output([log], TextLines(), workers, stats) == serial
+        assert serial.count("\n") + stats.repeats == counted
         assert output([log], JsonLines(), workers) == expected([log], json_line)
 
 

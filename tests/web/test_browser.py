@@ -481,3 +481,41 @@ def test_a_failing_log_source_is_announced_on_the_ips_page(browser: Browser, sit
         assert width <= PHONE["width"], width
     finally:
         context.close()
+
+
+def test_the_pbxs_page_shows_each_node_and_its_state(browser: Browser, site: Site) -> None:
+    """Issue 16: the PBXs page, from its empty state to a table of nodes with
+    state badges (desktop and phone), and removing a node."""
+    from pbxfw.domain.nodes import Node
+    from pbxfw.usecases.nodes import NodeService
+
+    context = browser.new_context(viewport=DESKTOP, base_url=site.url, reduced_motion="reduce")
+    context.set_default_timeout(5000)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        log_in(page)
+        page.get_by_role("link", name="PBXs").click()
+        expect(page.get_by_role("heading", name="PBXs")).to_be_visible()
+        expect(page.get_by_text("No PBX has reported yet")).to_be_visible()
+        now = time.time()
+        nodes = NodeService(site.store)
+        for name, age, applied, error in (
+            ("pbx-hq", 2, 1, ""),
+            ("pbx-branch", 3, None, "applying the firewall table: nft: Operation not permitted"),
+            ("pbx-old", 3600, 1, ""),
+        ):
+            nodes.report(Node(name, "default", now, now, now - age, applied, 12, "0.1.0", 0, error))
+        page.reload()
+        for name, state in (("pbx-hq", "up"), ("pbx-branch", "drifted"), ("pbx-old", "stale")):
+            row = page.get_by_role("row").filter(has_text=name)
+            expect(row.locator(".state")).to_have_text(state)
+        shot(page, "pbxs")
+        page.get_by_role("button", name="Remove pbx-old").click()
+        expect(page.get_by_role("status")).to_contain_text("Node “pbx-old” removed.")
+        expect(page.get_by_role("row").filter(has_text="pbx-old")).to_have_count(0)
+        page.set_viewport_size(PHONE)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], width
+    finally:
+        context.close()

@@ -14,7 +14,9 @@ One loop, one thread:
   then stores the ban (agent.outbox): while the database cannot be
   written the bans wait in a local spool file, survive a restart, and are
   written when it answers again;
-- **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change.
+- **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change;
+- **node** (agent.node): registers this PBX as a node and reports its state every 5 s
+  (``pbxfw node list``).
 
 Each of these parts, and each log file, runs on its own (agent.health): an
 exception in one is logged once, recorded in ``source_status`` for ``pbxfw
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +40,8 @@ from dataclasses import dataclass, field
 
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
+from pbxfw.agent.node import PART as NODE_PART
+from pbxfw.agent.node import NodeReporter
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
@@ -75,6 +80,8 @@ class AgentOptions:
     #: journal: sources read the journal files of this folder instead of
     #: the system's journal (tests: files written by systemd-journal-remote)
     journal_directory: str | None = None
+    #: this PBX's node name (None: the host name); validated by the caller
+    node: str | None = None
 
 
 class Agent:
@@ -134,6 +141,16 @@ class Agent:
         )
         self.rules.forget = self.ips.forget
         self.pjsip = Pjsip(store)
+        rules = self.rules
+        self.node = NodeReporter(
+            store,
+            self.health,
+            name=options.node or socket.gethostname(),
+            clock=clock,
+            applied_revision=lambda: rules.applied_revision,
+            kernel_bans=lambda now: rules.ban_sets.active(now),
+            unread_bytes=self.ips.unread_bytes,
+        )
         self.firewall = self.rules.firewall
         self.configs = self.rules.configs
 
@@ -146,6 +163,11 @@ class Agent:
         try:
             while not self.stop_event.is_set():
                 self._wait()
+                if self.stop_event.is_set():
+                    # The stop signal also reached journalctl (our process group, or
+                    # systemd's cgroup): a tick now would record its end as the
+                    # journal source failing, a status that outlives the agent.
+                    break
                 self.tick()
         finally:
             self.health.run("agent:counters", self.flush, force=True)
@@ -191,6 +213,8 @@ class Agent:
         if now - self._own_checked >= 30:
             run("agent:host", self._refresh_own)
         run("agent:whitelist", rules.follow_stored_revision)
+        if self.node.due(now):
+            run(NODE_PART, self.node.report)
         self.health.persist(self.store)
 
     def _load(self, force: bool) -> None:

@@ -71,6 +71,7 @@ PART_LABELS = {
     "agent:host": "reading this host's addresses",
     "agent:whitelist": "reading the never-block list",
     "agent:status": "storing the health of the sources",
+    "agent:node": "reporting this node's state",
 }
 
 

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from pbxfw.agent.inotify import Inotify
 from pbxfw.agent.journal import JournalReader, reader_fds
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.rules import Rules
+from pbxfw.agent.sources import KIND_JAIL, LOG_SETTINGS, Source, log_sources
 from pbxfw.agent.tail import Tailer
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
@@ -44,63 +44,6 @@ __all__ = ["KIND_JAIL", "LOG_SETTINGS", "Ips", "log_sources"]
 log = logging.getLogger("pbxfw.agent")
 
 T = TypeVar("T")
-
-#: settings key of a log path → recogniser kind
-LOG_SETTINGS = {
-    "log_asterisk_security": "asterisk_security",
-    "log_asterisk_messages": "asterisk_messages",
-    "log_ssh": "ssh",
-    "log_web": "web",
-}
-
-
-KIND_JAIL = {
-    "asterisk_security": "asterisk",
-    "asterisk_messages": "asterisk",
-    "ssh": "ssh",
-    "web": "web",
-}
-
-
-def log_sources(config: Configuration, web_log: str | None = None) -> list[tuple[str, str]]:
-    """(path, kind) of every log the agent follows, from the settings."""
-    sources = [(getattr(config.settings, key), kind) for key, kind in LOG_SETTINGS.items()]
-    if web_log:
-        sources.append((web_log, "web"))
-    seen: set[str] = set()
-    unique = []
-    for path, kind in sources:
-        if path and path not in seen:
-            seen.add(path)
-            unique.append((path, kind))
-    return unique
-
-
-@dataclass
-class _Source:
-    """One log source the agent follows, with its own reader and recogniser.
-
-    Each source has its own reader (a ``Tailer`` for a file, a
-    ``JournalReader`` for a ``journal:`` source) so that one that cannot be
-    read (a folder, a NUL byte, no permission, no journalctl) fails alone:
-    the others are read as usual, and this one is tried again with backoff
-    (see agent.health).
-    """
-
-    path: str
-    kind: str
-    jail: str
-    #: the settings key that names the file (None: an option or extra source)
-    setting: str | None
-    #: where a restarted agent resumes, from the database: (inode, offset)
-    #: of a file, the cursor of a journal source
-    resume: tuple[int, int] | str | None = None
-    reader: Tailer | JournalReader | None = None
-    recogniser: Recogniser | None = None
-
-    @property
-    def hint(self) -> str:
-        return f"setting {self.setting}" if self.setting else ""
 
 
 class Ips:
@@ -134,7 +77,7 @@ class Ips:
         self._offsets: dict[str, tuple[int, int]] = {}
         #: journal source → cursor read but not yet stored
         self._cursors: dict[str, str] = {}
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._source_list: list[tuple[str, str]] | None = None
         self.detector: Detector | None = None
         self._detector_key: tuple[Any, ...] | None = None
@@ -147,6 +90,11 @@ class Ips:
             _close(source.reader)
         if self.inotify is not None:
             self.inotify.close()
+
+    def unread_bytes(self) -> int:
+        """How far behind the log reading is: bytes written to the sources and
+        not read yet (agent.tail, agent.journal ``unread_bytes``), summed."""
+        return sum(s.reader.unread_bytes() for s in self._sources.values() if s.reader is not None)
 
     def forget(self, host: IPAddress, jail: str) -> None:
         """A ban was lifted: the detector forgets the host (``Rules.forget``)."""
@@ -167,14 +115,14 @@ class Ips:
                 lambda: {**log_offsets(self.store), **journal_cursors(self.store)}, nothing
             )
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
-            following: dict[str, _Source] = {}
+            following: dict[str, Source] = {}
             for path, kind in sources:
                 old = self._sources.get(path)
                 if old is not None and old.kind == kind:
                     following[path] = old
                     continue
                 jail = KIND_JAIL.get(kind, kind)
-                following[path] = _Source(path, kind, jail, names.get(path), offsets.get(path))
+                following[path] = Source(path, kind, jail, names.get(path), offsets.get(path))
             for path, gone in self._sources.items():
                 if following.get(path) is not gone:
                     _close(gone.reader)
@@ -263,7 +211,7 @@ class Ips:
                 broken.close()
             return False
 
-    def _open(self, source: _Source) -> None:
+    def _open(self, source: Source) -> None:
         if is_journal(source.path):
             config = self.rules.config  # no cursor: start at the window, not the journal's start
             since = self.clock() - config.settings.ips_findtime if config else None
@@ -280,7 +228,7 @@ class Ips:
         """The injected clock as a date: the reference year of syslog timestamps."""
         return datetime.fromtimestamp(self.clock(), UTC)
 
-    def _run_source(self, source: _Source, action: Callable[[], object]) -> bool:
+    def _run_source(self, source: Source, action: Callable[[], object]) -> bool:
         return self.health.run(source.path, action, jail=source.jail, hint=source.hint)
 
     # -- lines → bans ---------------------------------------------------------------
@@ -310,7 +258,7 @@ class Ips:
         if (self._offsets or self._cursors) and not self.rules.unsaved:
             self.health.run("agent:offsets", self._save_offsets)
 
-    def _read(self, source: _Source, horizon: float, decisions: list[BanDecision]) -> None:
+    def _read(self, source: Source, horizon: float, decisions: list[BanDecision]) -> None:
         """New lines of one source → ``decisions`` (appended as they come, so
         what was decided before a failure is kept)."""
         if source.reader is None or source.recogniser is None:
@@ -336,7 +284,7 @@ class Ips:
                 del self._cursors[path]
 
     def _recognise(
-        self, source: _Source, chunk: Chunk, horizon: float, decisions: list[BanDecision]
+        self, source: Source, chunk: Chunk, horizon: float, decisions: list[BanDecision]
     ) -> None:
         assert self.detector is not None and source.recogniser is not None
         recogniser = source.recogniser

@@ -41,10 +41,13 @@ promises (docs/ips-formats.md, "Sources: files and the journal"):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import subprocess
+import sys
+import termios
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -176,6 +179,19 @@ class JournalReader:
         """The pipe to wait on for new entries; -1 while no process runs."""
         proc = self._proc
         return proc.stdout.fileno() if proc is not None and proc.stdout is not None else -1
+
+    def unread_bytes(self) -> int:
+        """Bytes journalctl wrote to the pipe that no poll has read yet (0
+        while no process runs). Entries journalctl has not printed yet are
+        not counted: a lower bound of the lag."""
+        fd = self.fileno()
+        if fd < 0:
+            return 0
+        try:
+            answer = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int.from_bytes(answer, sys.byteorder, signed=True)
 
     # -- the process ------------------------------------------------------------------
     def _start(self) -> None:

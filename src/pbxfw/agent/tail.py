@@ -145,6 +145,21 @@ class Tailer:
         """Path → why it cannot be read now, for the paths that cannot."""
         return {f.path: f.error for f in self.files if f.error is not None}
 
+    def unread_bytes(self) -> int:
+        """Bytes written to the followed files that no poll has read yet: for
+        each open file (a rotated one within the grace too), its size minus
+        the offset read. One ``fstat`` per open file; a file that cannot be
+        looked at counts 0."""
+        total = 0
+        for f in self.files:
+            for h in f.handles:
+                try:
+                    size = os.fstat(h.fd).st_size
+                except OSError:
+                    continue
+                total += max(0, size - h.offset)
+        return total
+
     def close(self) -> None:
         """Close every descriptor (idempotent)."""
         self._finalizer()

@@ -23,6 +23,7 @@ from pbxfw.cli.common import (
     say,
     state_dir_for,
 )
+from pbxfw.cli.nodes import NodeOption, agent_node_name
 from pbxfw.errors import FieldError, ValidationError
 
 __all__ = ["bans_app", "ips_app", "register"]
@@ -60,6 +61,7 @@ def agent(
             "the system journal (tests).",
         ),
     ] = None,
+    node: NodeOption = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
@@ -67,6 +69,7 @@ def agent(
 
     from pbxfw.agent.daemon import Agent, AgentOptions
 
+    node = agent_node_name(node)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -79,6 +82,7 @@ def agent(
         state_dir=folder,
         web_log=web_log or str(Path(folder).parent / "web.log"),
         journal_directory=journal_directory,
+        node=node,
     )
     Agent(svc.store, options).run()
 
@@ -192,7 +196,8 @@ def ips_scan(
     """Recognise failures in log files without banning (like fail2ban-regex).
 
     One line per failure the intrusion prevention would count (the PAM line
-    and sshd's line of one SSH attempt give one). Lines longer than 64 KiB
+    and sshd's line of one SSH attempt give one; a `message repeated N times`
+    line says it counts N times). Lines longer than 64 KiB
     are skipped and counted as bad lines on stderr.
     """
     import gc
@@ -230,7 +235,8 @@ def _scan_command(files: list[Path], json_: bool) -> None:
         if stats.long_lines:
             say(_long_lines_note(stats.long_lines), stderr=True)
         return
-    summary = f"{count} failures"
+    # A `message repeated N times` line counts N times (its line says so).
+    summary = f"{count + stats.repeats} failures"
     if stats.long_lines:
         summary += "; " + _long_lines_note(stats.long_lines)
     say(summary, stderr=True)

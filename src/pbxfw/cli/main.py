@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from pbxfw.cli import asterisk, firewall, ips, networks, services, settings, users, web
+from pbxfw.cli import asterisk, firewall, ips, networks, nodes, services, settings, users, web
 from pbxfw.cli.common import (
     DbOption,
     JsonOption,
@@ -67,6 +67,7 @@ app.add_typer(services.app, name="service")
 app.add_typer(settings.app, name="settings")
 app.add_typer(asterisk.app, name="asterisk")
 app.add_typer(users.app, name="user")
+app.add_typer(nodes.app, name="node")
 firewall.register(app)
 ips.register(app)
 web.register(app)

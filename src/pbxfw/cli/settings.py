@@ -36,12 +36,20 @@ def set_(
     """Change settings; all are validated together, then stored at once."""
     changes: dict[str, str] = {}
     errors = []
-    for pair in pairs:
+    index = 0
+    while index < len(pairs):
+        pair = pairs[index]
+        index += 1
         key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            errors.append(FieldError(pair, "write KEY=VALUE, e.g. sip_port=5070"))
-        else:
+        if eq and key.strip():
             changes[key.strip()] = value.strip()
+        elif not eq and index < len(pairs) and "=" not in pairs[index]:
+            # `settings set log_ssh journal:ssh.service`: the value went into its own word.
+            example = f"{pair}={pairs[index]}"
+            errors.append(FieldError(pair, f"write KEY=VALUE as one word: {example}"))
+            index += 1
+        else:
+            errors.append(FieldError(pair, "write KEY=VALUE, e.g. sip_port=5070"))
     if errors:
         raise ValidationError(errors)
     updated = config_service(db).update_settings(changes)

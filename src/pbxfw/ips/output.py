@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
+from pbxfw.ips.reading import ScanStats
 
 __all__ = ["JsonLines", "LineFormat", "TextLines"]
 
@@ -41,8 +42,9 @@ class LineFormat:
         """The text before the line number of a failure in ``file``."""
         raise NotImplementedError
 
-    def tail(self, time: datetime, jail: str, host: IPAddress, event: str) -> str:
-        """The text after the line number, newline included."""
+    def tail(self, time: datetime, jail: str, host: IPAddress, event: str, count: int) -> str:
+        """The text after the line number, newline included (``count``: how
+        many failures the line stands for, see ``Failure.count``)."""
         raise NotImplementedError
 
     def host_text(self, host: IPAddress) -> str:
@@ -51,12 +53,13 @@ class LineFormat:
 
     def line(self, failure: Failure) -> str:
         """The whole line of ``failure``."""
-        tail = self.tail(failure.time, failure.jail, failure.host, failure.event)
+        tail = self.tail(failure.time, failure.jail, failure.host, failure.event, failure.count)
         return f"{self.head(failure.file)}{failure.line}{tail}"
 
-    def maker(self, file: str) -> Callable[..., str]:
+    def maker(self, file: str, stats: ScanStats) -> Callable[..., str]:
         """A ``make`` for :class:`~pbxfw.ips.recognisers.Recogniser` that
-        returns the line of each failure of ``file`` instead of a Failure."""
+        returns the line of each failure of ``file`` instead of a Failure
+        (and adds a repeated line's other copies to ``stats.repeats``)."""
         head = self.head(file)
         tail = self.tail
 
@@ -68,9 +71,11 @@ class LineFormat:
             _file: str,
             line: int,
             _key: str,
-            _count: int,
+            count: int,
         ) -> str:
-            return f"{head}{line}{tail(time, jail, host, event)}"
+            if count != 1:
+                stats.repeats += count - 1
+            return f"{head}{line}{tail(time, jail, host, event, count)}"
 
         return make
 
@@ -85,7 +90,8 @@ class LineFormat:
 
 
 class TextLines(LineFormat):
-    """``FILE:LINE: JAIL HOST EVENT``."""
+    """``FILE:LINE: JAIL HOST EVENT``, and `` (counts N times)`` after a line
+    that stands for N failures (rsyslog's ``message repeated N times``)."""
 
     __slots__ = ()
 
@@ -95,11 +101,13 @@ class TextLines(LineFormat):
     def host_text(self, host: IPAddress) -> str:
         return str(host)
 
-    def tail(self, time: datetime, jail: str, host: IPAddress, event: str) -> str:
+    def tail(self, time: datetime, jail: str, host: IPAddress, event: str, count: int) -> str:
         hosts = self._hosts
         text = hosts.get(id(host))
         # _host() inlined: this runs once per failure.
         host_text = text[1] if text is not None and text[0] is host else self._host(host)
+        if count != 1:
+            return f": {jail} {host_text} {event} (counts {count} times)\n"
         return f": {jail} {host_text} {event}\n"
 
 
@@ -121,7 +129,7 @@ class JsonLines(LineFormat):
     def host_text(self, host: IPAddress) -> str:
         return json.dumps(str(host), ensure_ascii=False)
 
-    def tail(self, time: datetime, jail: str, host: IPAddress, event: str) -> str:
+    def tail(self, time: datetime, jail: str, host: IPAddress, event: str, count: int) -> str:
         hosts = self._hosts
         text = hosts.get(id(host))
         host_text = text[1] if text is not None and text[0] is host else self._host(host)

@@ -32,7 +32,7 @@ from typing import cast
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
-from pbxfw.ips.grammars.ssh import SSH_TAG
+from pbxfw.ips.grammars.ssh import SSH_TAG, SshAttempts
 from pbxfw.ips.keys import NoKeys
 from pbxfw.ips.output import LineFormat
 from pbxfw.ips.reading import ScanStats, batched, scan_blocks
@@ -241,12 +241,13 @@ def _paired(
         yield failure
 
 
-# (index, tag, host, epoch, count) of an SSH line a worker left to pair.
-_Tag = tuple[int, str, IPAddress, int, int]
+# (index, tag, (time, jail, host, event, count)) of an SSH line a worker left
+# to pair.
+_Tag = tuple[int, str, tuple[datetime, str, IPAddress, str, int]]
 # What a worker returns for one range in lines_parallel: the tails of its
 # failures' lines, their line numbers relative to the range, its newline
-# count, its SSH lines to pair, its long lines.
-_Lines = tuple[list[str], list[int], int, list[_Tag], int]
+# count, its SSH lines to pair, its long lines, its repeats (ScanStats).
+_Lines = tuple[list[str], list[int], int, list[_Tag], int, int]
 
 
 def _lines_task(
@@ -269,6 +270,7 @@ def _lines_task(
         numbers: list[int] = []
         tags: list[_Tag] = []
         number = numbers.append
+        stats = ScanStats()
 
         def make(
             time: datetime,
@@ -281,14 +283,15 @@ def _lines_task(
             count: int,
         ) -> str:
             if key.startswith(SSH_TAG):
-                tags.append((len(numbers), key, host, int(time.timestamp()), count))
+                tags.append((len(numbers), key, (time, jail, host, event, count)))
+            elif count != 1:
+                stats.repeats += count - 1
             number(line)
-            return tail(time, jail, host, event)
+            return tail(time, jail, host, event, count)
 
         recogniser.make = cast("Callable[..., Failure]", make)
-        stats = ScanStats()
         tails = cast("list[str]", list(scan_blocks(recogniser, fd, start, end, stats)))
-        return tails, numbers, recogniser.newlines, tags, stats.long_lines
+        return tails, numbers, recogniser.newlines, tags, stats.long_lines, stats.repeats
 
     return task
 
@@ -311,7 +314,7 @@ def lines_parallel(
     try:
         for part in _parts(bounds, workers):
             children.append(Worker(name, part, _lines_task(name, kind, reference, tz, fmt)))
-        make = cast("Callable[..., Failure]", fmt.maker(name))
+        make = cast("Callable[..., Failure]", fmt.maker(name, stats))
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
         recogniser.ordinals = NoKeys()
         with open(name, "rb") as handle:
@@ -324,22 +327,11 @@ def lines_parallel(
         for child in children:
             while child.pending:
                 result = cast(_Lines, child.result())
-                tails, numbers, newlines, tags, long_lines = result
+                tails, numbers, newlines, tags, long_lines, repeats = result
                 stats.long_lines += long_lines
+                stats.repeats += repeats
                 if tags:
-                    # Pair the SSH lines in file order, as the serial scan
-                    # does: a line that continues an attempt already counted
-                    # is not shown, unless it is a "message repeated N times"
-                    # line (its other copies count; the count is not shown).
-                    drop = {
-                        i
-                        for i, tag, host, epoch, count in tags
-                        if attempts.follows_tag(tag, host, epoch) and count == 1
-                    }
-                    if drop:
-                        keep = [i for i in range(len(tails)) if i not in drop]
-                        tails = [tails[i] for i in keep]
-                        numbers = [numbers[i] for i in keep]
+                    tails, numbers = _paired_lines(tails, numbers, tags, attempts, fmt, stats)
                 texts = map(str, map(add, numbers, repeat(lines)))
                 if tails:
                     yield list(map("".join, zip(repeat(head), texts, tails, strict=False)))
@@ -348,3 +340,30 @@ def lines_parallel(
     finally:
         for child in children:
             child.close()
+
+
+def _paired_lines(
+    tails: list[str],
+    numbers: list[int],
+    tags: list[_Tag],
+    attempts: SshAttempts,
+    fmt: LineFormat,
+    stats: ScanStats,
+) -> tuple[list[str], list[int]]:
+    """The lines of a worker's range with its SSH lines paired in file order,
+    as the serial scan pairs them: a line that continues an attempt already
+    counted is not shown, unless it is a ``message repeated N times`` line,
+    whose other N - 1 copies count (its tail says so)."""
+    drop = set()
+    for i, tag, (time, jail, host, event, count) in tags:
+        if attempts.follows_tag(tag, host, int(time.timestamp())):
+            if count == 1:
+                drop.add(i)
+                continue
+            count -= 1
+            tails[i] = fmt.tail(time, jail, host, event, count)
+        stats.repeats += count - 1
+    if not drop:
+        return tails, numbers
+    keep = [i for i in range(len(tails)) if i not in drop]
+    return [tails[i] for i in keep], [numbers[i] for i in keep]

@@ -30,6 +30,10 @@ class ScanStats:
     #: Lines longer than :data:`~pbxfw.ips.recognisers.MAX_LINE` bytes: cut
     #: (never held whole), not recognised, counted here as bad lines.
     long_lines: int = 0
+    #: The copies beyond the first of rsyslog's ``message repeated N times``
+    #: lines among the failures :func:`~pbxfw.ips.scan.scan_lines` reported
+    #: (such a line counts N times; filled by scan_lines only).
+    repeats: int = 0
 
 
 #: Bytes read and scanned at a time: the whole-block passes (sniffing, coarse

@@ -132,7 +132,7 @@ def _scan(
         # Bytes: only the hit lines are decoded (UTF-8, errors replaced,
         # "\r\n" kept as is; the recognisers strip a trailing "\r"). Read to
         # the end of the file, also past the size it had when opened.
-        make = Failure if fmt is None else cast("Callable[..., Failure]", fmt.maker(name))
+        make = Failure if fmt is None else cast("Callable[..., Failure]", fmt.maker(name, stats))
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
         if fmt is not None:  # the lines show no key
             recogniser.ordinals = NoKeys()

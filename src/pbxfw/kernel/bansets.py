@@ -134,6 +134,11 @@ class BanSets:
     def __contains__(self, key: object) -> bool:
         return key in self._held
 
+    def active(self, now: float) -> int:
+        """How many bans (subnet and jail) the kernel holds at ``now`` (the
+        expired ones leave the kernel by their own timeout)."""
+        return sum(1 for expires in self._held.values() if expires > now)
+
     def expiry(self, subnet: IPNetwork, jail: str) -> float | None:
         """When the kernel's ban of ``subnet`` in ``jail`` ends; None: not held."""
         return self._held.get((subnet_key(subnet), jail))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "LoginThrottleRow",
     "MetaRow",
     "NetworkRow",
+    "NodeRow",
     "RevokedSessionRow",
     "SettingRow",
     "SourceStatusRow",
@@ -157,3 +158,28 @@ class SourceStatusRow(Base):
     since: Mapped[float] = mapped_column(Float)
     failures: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[float] = mapped_column(Float)
+
+
+#: 64 bits on PostgreSQL too (its INTEGER is 32-bit); SQLite's INTEGER already is.
+_Int64 = Integer().with_variant(BigInteger(), "postgresql")
+
+
+class NodeRow(Base):
+    """One PBX running the agent, as it last reported (migration 0005); times are epoch seconds.
+
+    ``site`` is plain text for now (every node is in ``default``); the sites
+    work adds the ``sites`` table and the foreign key.
+    """
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), default="default")
+    registered_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+    applied_revision: Mapped[int | None] = mapped_column(_Int64, nullable=True)
+    kernel_bans: Mapped[int] = mapped_column(_Int64, default=0)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    log_lag_bytes: Mapped[int] = mapped_column(_Int64, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")

@@ -239,3 +239,28 @@ class Token(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+
+
+class NodePublic(BaseModel):
+    """One PBX running the agent, as it last reported; times are epoch seconds.
+
+    The same fields as ``pbxfw node list --json``.
+    """
+
+    name: str
+    site: str
+    state: Literal["up", "stale", "drifted"] = Field(
+        description="stale: no report for 30 s; drifted: applied_revision is not stored_revision"
+    )
+    last_seen: float = Field(description="the node's last report, by its clock")
+    seconds_since_report: float
+    applied_revision: int | None = Field(
+        description="the configuration revision in the node's kernel; null: none applied"
+    )
+    stored_revision: int
+    kernel_bans: int = Field(description="bans (address or subnet, jail) in the node's kernel")
+    version: str = Field(description="the node's pbxfw version")
+    log_lag_bytes: int = Field(description="bytes written to its logs and not read yet")
+    last_error: str = Field(description="its agent's newest failure, one line; empty when none")
+    started_at: float = Field(description="when its agent started")
+    registered_at: float = Field(description="when the node first reported (again after rm)")

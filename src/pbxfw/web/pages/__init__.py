@@ -1,4 +1,4 @@
-"""The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services.
+"""The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services, PBXs.
 
 Every page is plain HTML from a Jinja2 template and works without
 JavaScript; ``static/pbxfw.js`` only adds comfort (the mask list follows the
@@ -32,6 +32,7 @@ from pbxfw.web.pages.network_form import (
     new_network_page,
     update_network,
 )
+from pbxfw.web.pages.nodes import nodes_page, remove_node
 from pbxfw.web.pages.services import (
     add_custom_service,
     remove_custom_service,
@@ -77,6 +78,8 @@ def router() -> APIRouter:
         ("/services/ports", save_ports, post),
         ("/services/custom", add_custom_service, post),
         ("/services/custom/{key}/delete", remove_custom_service, post),
+        ("/nodes", nodes_page, get),
+        ("/nodes/{name}/delete", remove_node, post),
     ]
     for path, endpoint, methods in routes:
         r.add_api_route(path, endpoint, methods=methods)
