@@ -21,6 +21,8 @@ for cmd in "${!wanted[@]}"; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${wanted[$cmd]}")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+# The PostgreSQL tests start their own server from these (not on PATH).
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || missing+=(postgresql)
 # Writes the real journal files the journal: log source tests follow.
 [ -x /lib/systemd/systemd-journal-remote ] || missing+=(systemd-journal-remote)
 [ ${#missing[@]} -eq 0 ] && exit 0

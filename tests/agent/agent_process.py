@@ -13,14 +13,14 @@ __all__ = ["PBXFW", "run_pbxfw", "start_agent", "stop_agent", "wait_until"]
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 
 
-def run_pbxfw(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_pbxfw(db: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     """``pbxfw ARGS --db DB``, its output captured."""
     return subprocess.run(
         [PBXFW, *args, "--db", str(db)], capture_output=True, text=True, timeout=60
     )
 
 
-def start_agent(netns: str, db: Path, tmp: Path, *extra: str) -> subprocess.Popen[str]:
+def start_agent(netns: str, db: Path | str, tmp: Path, *extra: str) -> subprocess.Popen[str]:
     """``pbxfw agent`` in ``netns``, its state in ``tmp/state``, its output
     appended to ``tmp/agent.log``."""
     # The child holds its own copy of the descriptor: ours is closed at once.

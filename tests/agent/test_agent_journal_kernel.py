@@ -72,7 +72,7 @@ def stop(agent: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
     require_kernel()
     require_journal_tools()
     with Lab(f"aj{os.getpid() % 10000}") as lab:
@@ -85,8 +85,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
             lab.addr(inet, "v-inet", f"{source}/32")
             lab.route(pbx, f"{source}/32", "v-pbx")
         listener = lab.listen(pbx, tcp=[22])
-        db = tmp_path / "pbxfw.db"
-        e = Env(lab, pbx, inet, listener, tmp_path, db, JournalFiles(tmp_path / "journal"))
+        e = Env(lab, pbx, inet, listener, tmp_path, db_url, JournalFiles(tmp_path / "journal"))
         # The host's sshd has written to the journal before pbxfw came.
         e.journal.append([e.journal.sshd("Server listening on 0.0.0.0 port 22.", 100)])
         assert e.pbxfw("init").returncode == 0

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.agent_process import PBXFW as PBXFW  # other kernel tests import it from here
-from tests.agent.agent_process import run_pbxfw, start_agent, stop_agent
+from tests.agent.agent_process import start_agent, stop_agent
 from tests.agent.agent_process import wait_until as wait_until
 from tests.kernel.lab import Lab, Listener, Probe, require_kernel
 
@@ -39,10 +39,15 @@ class Env:
     inet: str
     listener: Listener
     tmp: Path
-    db: Path
+    #: the database URL (SQLite file or PostgreSQL: tests/conftest.py)
+    db: str
 
     def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run_pbxfw(self.db, *args)
+        # The state folder a SQLite database has beside it, for PostgreSQL too.
+        environ = {**os.environ, "PBXFW_STATE_DIR": str(self.tmp / "state")}
+        return subprocess.run(
+            [PBXFW, *args, "--db", self.db], capture_output=True, text=True, timeout=60, env=environ
+        )
 
     def agent(self) -> subprocess.Popen[str]:
         return start_agent(self.pbx, self.db, self.tmp)
@@ -72,7 +77,7 @@ class Env:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
     require_kernel()
     with Lab(f"ag{os.getpid() % 10000}") as lab:
         pbx = lab.namespace("pbx")
@@ -85,8 +90,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
             lab.addr(inet, "v-inet", f"{source}/32")
         lab.route(pbx, f"{ATTACKER}/32", "v-pbx")
         listener = lab.listen(pbx, tcp=[80], udp=[5060])
-        db = tmp_path / "pbxfw.db"
-        e = Env(lab, pbx, inet, listener, tmp_path, db)
+        e = Env(lab, pbx, inet, listener, tmp_path, db_url)
         for path in ("messages", "security_log"):
             (tmp_path / path).touch()
         assert e.pbxfw("init").returncode == 0

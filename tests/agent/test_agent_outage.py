@@ -20,7 +20,6 @@ from pbxfw.agent.spool import SPOOL_NAME, BanSpool
 from pbxfw.domain.bans import Ban
 from pbxfw.errors import StorageError
 from pbxfw.kernel.dryrun import DryRunBackend
-from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Repository, Store
 from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.bans import BanService
@@ -89,6 +88,7 @@ def ticks(agent: Agent, clock: Clock, seconds: float, step: float = 0.5) -> None
 
 def test_bans_during_an_outage_are_enforced_at_once_and_stored_once_after_it(
     svc: ConfigService,
+    db_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -117,7 +117,7 @@ def test_bans_during_an_outage_are_enforced_at_once_and_stored_once_after_it(
     assert backend.table is not None
 
     # Another node bans an address meanwhile (its own connection works).
-    elsewhere = Store.open(database_url(str(tmp_path / "pbxfw.db")))
+    elsewhere = Store.open(db_url)
     BanService(elsewhere, clock=clock).add(NODE_B, seconds=3600)
     elsewhere.close()
 

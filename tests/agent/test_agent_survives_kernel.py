@@ -33,8 +33,9 @@ def cli(e: Env, *args: str) -> subprocess.CompletedProcess[str]:
     """``pbxfw ARGS`` against the test database, never as an SSH session
     (the anti-lockout check would look at the runner's own SSH client)."""
     environ = {k: v for k, v in os.environ.items() if k != "SSH_CLIENT"}
+    environ["PBXFW_STATE_DIR"] = str(e.tmp / "state")
     return subprocess.run(
-        [PBXFW, *args, "--db", str(e.db)],
+        [PBXFW, *args, "--db", e.db],
         capture_output=True,
         text=True,
         timeout=60,

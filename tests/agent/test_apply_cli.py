@@ -20,16 +20,20 @@ pytestmark = pytest.mark.kernel
 
 
 def run(
-    db: Path, *args: str, env: dict[str, str] | None = None
+    db: Path | str, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [PBXFW, *args, "--db", str(db)], capture_output=True, text=True, timeout=60, env=env
     )
 
 
-def test_unconfirmed_change_rolls_back_storage_too(tmp_path: Path) -> None:
+def test_unconfirmed_change_rolls_back_storage_too(
+    db_url: str, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_kernel()
-    db = tmp_path / "pbxfw.db"
+    db = db_url
+    # Beside a SQLite file by default; given for PostgreSQL.
+    monkeypatch.setenv("PBXFW_STATE_DIR", str(state_dir))
     with Lab(f"ap{os.getpid() % 10000}") as lab:
         ns = lab.namespace("pbx")
         assert run(db, "init").returncode == 0

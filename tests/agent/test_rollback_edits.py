@@ -24,7 +24,6 @@ import pytest
 
 from pbxfw.kernel.confirm import pending
 from pbxfw.kernel.nft import without_flow_tag
-from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.firewall import FirewallService
 from tests.helpers import wait_for
@@ -41,14 +40,16 @@ class Env:
     lab: Lab
     pbx: str
     office: str
-    db: Path
+    #: the database URL (SQLite file or PostgreSQL: tests/conftest.py)
+    db: str
     state: Path
 
     def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
         # No SSH_CLIENT: the anti-lockout check is not what these tests are about.
         env = {k: v for k, v in os.environ.items() if k != "SSH_CLIENT"}
+        env["PBXFW_STATE_DIR"] = str(self.state)  # beside a SQLite file anyway
         return subprocess.run(
-            [PBXFW, *args, "--db", str(self.db)],
+            [PBXFW, *args, "--db", self.db],
             capture_output=True,
             text=True,
             timeout=60,
@@ -74,7 +75,7 @@ class Env:
         return str(json.loads(self.ok("network", "show", "Office", "--json"))["services"]["ssh"])
 
     def revision(self) -> int:
-        store = Store.open(database_url(str(self.db)))
+        store = Store.open(self.db)
         try:
             with store.read() as repo:
                 return repo.revision()
@@ -94,7 +95,7 @@ def verdict(document: dict[str, object], network: str, service: str) -> str:
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
+def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
     require_kernel()
     with Lab(f"rb{os.getpid() % 10000}") as lab:
         pbx, office = lab.namespace("pbx"), lab.namespace("office")
@@ -102,7 +103,7 @@ def env(tmp_path: Path) -> Iterator[Env]:
         lab.addr(pbx, "v-pbx", f"{PBX}/24")
         lab.addr(office, "v-office", f"{OFFICE}/24")
         lab.listen(pbx, tcp=[22])
-        e = Env(lab, pbx, office, tmp_path / "pbxfw.db", tmp_path / "state")
+        e = Env(lab, pbx, office, db_url, tmp_path / "state")
         e.ok("init")
         e.ok("settings", "set", "firewall_enabled=true")
         e.ok("network", "add", "Office", "10.77.5.0/24", "--allow", "ssh")
@@ -169,9 +170,10 @@ def test_an_expired_change_is_reverted_exactly_once_whoever_notices(env: Env) ->
     ]
     parties.append([PBXFW, "rollback", "--netns", env.pbx])
     cli_env = {k: v for k, v in os.environ.items() if k != "SSH_CLIENT"}
+    cli_env["PBXFW_STATE_DIR"] = str(env.state)
     procs = [
         subprocess.Popen(
-            [*argv, "--db", str(env.db)],
+            [*argv, "--db", env.db],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -199,7 +201,7 @@ def test_an_expired_change_is_reverted_exactly_once_whoever_notices(env: Env) ->
 
     # Anyone noticing later finds nothing to do.
     assert "nothing was waiting" in env.ok("confirm", "--netns", env.pbx)
-    store = Store.open(database_url(str(env.db)))
+    store = Store.open(env.db)
     try:
         assert FirewallService(store, env.state).reconcile(env.pbx) is None
     finally:

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-import pbxfw.storage.repository as repository
+import pbxfw.storage.bans as storage_bans
 from pbxfw.domain.bans import Ban
 from pbxfw.storage.models import BanRow
 from pbxfw.storage.repository import Store
@@ -45,7 +45,7 @@ def store(request: pytest.FixtureRequest, svc: ConfigService) -> Iterator[Store]
     """Both ways SQLite upserts: one JSON array, or executemany (no JSON1)."""
     if request.param == "executemany":
         patch = pytest.MonkeyPatch()
-        patch.setattr(repository, "_sqlite_has_json", lambda: False)
+        patch.setattr(storage_bans, "_sqlite_has_json", lambda: False)
         yield svc.store
         patch.undo()
     else:
@@ -93,7 +93,7 @@ def test_bans_are_oldest_first_then_by_id_and_unexpired(svc: ConfigService) -> N
         assert repo.bans(now=10_000.0) == []
         # The column-wise fast path builds what the row-by-row mapping builds.
         rows = repo.session.execute(select(BanRow.__table__)).all()
-        by_row = sorted(map(repository._ban_from_row, rows), key=lambda b: (b.created_at, b.id))
+        by_row = sorted(map(storage_bans._ban_from_row, rows), key=lambda b: (b.created_at, b.id))
         assert every == by_row
 
 

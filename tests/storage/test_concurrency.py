@@ -1,4 +1,7 @@
-"""Two processes writing at once lose nothing and fail nothing (WAL + BEGIN IMMEDIATE)."""
+"""Two processes writing at once lose nothing and fail nothing.
+
+SQLite: WAL + BEGIN IMMEDIATE; PostgreSQL: the writers' advisory lock.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +23,9 @@ for i in range(200):
 """
 
 
-def test_two_writers_store_all_400_networks(svc: ConfigService, db_path: Path) -> None:
+def test_two_writers_store_all_400_networks(svc: ConfigService, db_url: str) -> None:
     writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(db_path), str(n)], stderr=subprocess.PIPE
-        )
+        subprocess.Popen([sys.executable, "-c", WRITER, db_url, str(n)], stderr=subprocess.PIPE)
         for n in (1, 2)
     ]
     for writer in writers:
@@ -35,12 +36,12 @@ def test_two_writers_store_all_400_networks(svc: ConfigService, db_path: Path) -
     assert svc.revision() == 1 + 400  # init, then one bump per add
 
 
-def test_cli_writers_in_parallel(svc: ConfigService, db_path: Path) -> None:
+def test_cli_writers_in_parallel(svc: ConfigService, db_url: str) -> None:
     """The real command, 2 × 10 processes at once."""
     pbxfw = Path(sys.executable).with_name("pbxfw")
     procs = [
         subprocess.Popen(
-            [str(pbxfw), "network", "add", f"c{p}-{i}", f"172.16.{p}.{i}/32", "--db", str(db_path)],
+            [str(pbxfw), "network", "add", f"c{p}-{i}", f"172.16.{p}.{i}/32", "--db", db_url],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -21,6 +21,9 @@ from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService, NetworkChange
 from tests.helpers import Cli
 
+#: Files and their modes: SQLite's own.
+pytestmark = pytest.mark.sqlite_only
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)

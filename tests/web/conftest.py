@@ -17,7 +17,6 @@ with warnings.catch_warnings():
     # warning above is silenced in one place.
     from fastapi.testclient import TestClient as TestClient
 
-from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.users import UserService
@@ -40,9 +39,9 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    """A fresh, initialised SQLite database (the file the ``cli`` fixture uses too)."""
-    store = Store.open(database_url(str(db_path)), create=True)
+def store(db_url: str) -> Iterator[Store]:
+    """A fresh, initialised database (the one the ``cli`` fixture uses too)."""
+    store = Store.open(db_url, create=True)
     ConfigService(store).init()
     UserService(store).set_password(ADMIN, PASSWORD)
     yield store

@@ -66,10 +66,11 @@ def applier(  # type: ignore[override]
             os.kill(change.watchdog_pid, signal.SIGKILL)
 
 
-def cli(db_path: Path, *args: str) -> str:
+def cli(db_url: str, state: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "SSH_CLIENT"}
+    env["PBXFW_STATE_DIR"] = str(state)  # beside a SQLite file anyway; PostgreSQL has no beside
     result = subprocess.run(
-        [PBXFW, *args, "--db", str(db_path)], capture_output=True, text=True, timeout=60, env=env
+        [PBXFW, *args, "--db", db_url], capture_output=True, text=True, timeout=60, env=env
     )
     assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result.stdout
@@ -101,12 +102,16 @@ def block_ssh(client: TestClient, auth: dict[str, str]) -> dict[str, object]:
 
 
 def test_a_rest_edit_after_a_rollback_is_what_the_next_apply_loads(
-    client: TestClient, auth: dict[str, str], lab: tuple[Lab, str, str], db_path: Path
+    client: TestClient,
+    auth: dict[str, str],
+    lab: tuple[Lab, str, str],
+    db_url: str,
+    tmp_path: Path,
 ) -> None:
     confirmed_table = table(lab)
     assert ssh(lab) == "open"
     block_ssh(client, auth)
-    cli(db_path, "apply", "--netns", lab[1], "--confirm", "3")
+    cli(db_url, tmp_path / "state", "apply", "--netns", lab[1], "--confirm", "3")
     assert ssh(lab) == "timeout"
     assert wait_for(lambda: table(lab) == confirmed_table, 10)  # rolled back
     assert ssh(lab) == "open"
@@ -128,7 +133,7 @@ def test_a_rest_edit_is_the_first_to_notice_an_expired_change(
     client: TestClient,
     auth: dict[str, str],
     lab: tuple[Lab, str, str],
-    db_path: Path,
+    db_url: str,
     tmp_path: Path,
 ) -> None:
     """The watchdog is gone (killed, or the host rebooted): the REST edit that
@@ -139,7 +144,9 @@ def test_a_rest_edit_is_the_first_to_notice_an_expired_change(
         f"{API}/networks/{office(client, auth)['id']}", headers=auth, json={"allow": ["web"]}
     )
     block_ssh(client, auth)
-    applied = json.loads(cli(db_path, "apply", "--netns", lab[1], "--confirm", "2", "--json"))
+    applied = json.loads(
+        cli(db_url, tmp_path / "state", "apply", "--netns", lab[1], "--confirm", "2", "--json")
+    )
     watchdog = int(applied["pending"]["watchdog_pid"])
     os.kill(watchdog, signal.SIGKILL)
     assert wait_for(lambda: not Path(f"/proc/{watchdog}").exists(), 5)

@@ -28,9 +28,11 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @dataclass
 class Home:
-    db: Path
+    #: the database URL (a SQLite file, or PostgreSQL: tests/conftest.py)
+    db: str
     state: Path
     web_log: Path
+    folder: Path
 
 
 def pbxfw(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -40,10 +42,10 @@ def pbxfw(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[s
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Home:
-    found = Home(tmp_path / "pbxfw.db", tmp_path / "state", tmp_path / "web.log")
-    assert pbxfw("init", "--db", str(found.db)).returncode == 0
-    added = pbxfw("user", "add", ADMIN, "--password-stdin", "--db", str(found.db), stdin=PASSWORD)
+def home(tmp_path: Path, db_url: str) -> Home:
+    found = Home(db_url, tmp_path / "state", tmp_path / "web.log", tmp_path)
+    assert pbxfw("init", "--db", found.db).returncode == 0
+    added = pbxfw("user", "add", ADMIN, "--password-stdin", "--db", found.db, stdin=PASSWORD)
     assert added.returncode == 0, added.stderr
     return found
 
@@ -56,9 +58,9 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        argv = [PBXFW, "serve", "--port", str(self.port), "--db", str(home.db)]
+        argv = [PBXFW, "serve", "--port", str(self.port), "--db", home.db]
         argv += ["--state-dir", str(home.state), "--web-log", str(home.web_log)]
-        self.output = (home.db.parent / f"serve-{self.port}.log").open("wb")
+        self.output = (home.folder / f"serve-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(argv, stdout=self.output, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
@@ -163,7 +165,7 @@ def test_cli_user_logout_ends_a_live_session_and_a_live_token(
         headers = bearer(c)
         assert logged_in(server, cookie)
         assert c.get("/api/v1/networks", headers=headers).status_code == 200
-        result = pbxfw("user", "logout", ADMIN, "--db", str(home.db))
+        result = pbxfw("user", "logout", ADMIN, "--db", home.db)
         assert result.returncode == 0, result.stderr
         assert not logged_in(server, cookie)
         assert c.get("/api/v1/networks", headers=headers).status_code == 401

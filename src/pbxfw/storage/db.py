@@ -9,6 +9,13 @@ The SQLite file holds the administrators' password hashes, so it is the
 owner's alone (0600): pbxfw creates it so, and tightens a file (and its
 ``-wal``/``-shm`` files) it finds readable by others whenever it opens it.
 SQLite gives the ``-wal`` and ``-shm`` files the database file's own mode.
+
+PostgreSQL (``postgresql+psycopg://``, psycopg 3) keeps the same contract:
+a write unit of work first takes one transaction-scoped advisory lock, so
+writers run one at a time as with ``BEGIN IMMEDIATE`` (each statement of a
+READ COMMITTED transaction then sees every write committed before it); a
+read unit of work is REPEATABLE READ, one snapshot as SQLite's WAL gives a
+reader. Writes never fail with a serialization error that would need a retry.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from pbxfw.errors import StorageError
 
@@ -34,6 +41,7 @@ __all__ = [
     "make_engine",
     "migrate",
     "private_folder",
+    "storage_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,12 @@ WRITE_OPTION = "pbxfw_write"
 PRIVATE_FILE_MODE = 0o600
 #: The state folder (signing key, confirmation state): its owner's only.
 PRIVATE_DIR_MODE = 0o700
+#: PostgreSQL: the advisory lock every write unit of work holds until it ends
+#: (one database-wide writer, as SQLite has; any 64-bit number pbxfw owns).
+WRITE_LOCK = 0x7062_7866_7700_0001  # "pbxfw" 00 01
+#: PostgreSQL: seconds to wait for a connection before failing (not forever).
+CONNECT_TIMEOUT = 10
+_DRIVERLESS = ("postgresql://", "postgres://")
 
 
 def database_url(value: str | None = None) -> str:
@@ -59,6 +73,9 @@ def database_url(value: str | None = None) -> str:
             # The value may hold a password: never echo it.
             shown = re.sub(r"(//[^/:@]*):[^/@]*@", r"\1:***@", value)
             raise StorageError(f"--db: {shown!r} is not a database URL: {exc}") from None
+        if value.startswith(_DRIVERLESS):
+            # SQLAlchemy's default driver for these is psycopg2; pbxfw ships psycopg 3.
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
     return f"sqlite:///{Path(value).expanduser().absolute()}"
 
@@ -66,6 +83,8 @@ def database_url(value: str | None = None) -> str:
 def make_engine(url: str, *, create_dir: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, immediate writes."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgresql_engine(url)
     if parsed.get_backend_name() != "sqlite":
         try:
             return create_engine(url, pool_pre_ping=True)
@@ -108,6 +127,48 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _postgresql_engine(url: str) -> Engine:
+    """An engine on PostgreSQL: one writer at a time, readers on one snapshot."""
+    parsed = make_url(url)
+    connect_args: dict[str, Any] = {"application_name": "pbxfw"}
+    if "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    try:
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    except (NoSuchModuleError, ImportError, ArgumentError, ValueError) as exc:
+        raise StorageError(
+            f"--db: cannot use {parsed.render_as_string(hide_password=True)!r}: {exc}; "
+            "PostgreSQL needs psycopg 3: pip install 'psycopg[binary]'"
+        ) from None
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # The first statement of the transaction (psycopg begins implicitly).
+        if connection.get_execution_options().get(WRITE_OPTION, False):
+            # A writer waits for the lock as long as SQLite's busy timeout,
+            # then fails (a stuck writer is an error, not a hang).
+            connection.exec_driver_sql(
+                f"SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}; "
+                f"SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+            )
+        else:
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+    return engine
+
+
+def storage_error(exc: DBAPIError) -> StorageError:
+    """The StorageError a failed statement means to the user.
+
+    A missing table (SQLite: "no such table"; PostgreSQL: SQLSTATE 42P01) is
+    a database that ``pbxfw init`` has not set up (or not upgraded).
+    """
+    orig = exc.orig
+    if "no such table" in str(orig) or getattr(orig, "sqlstate", None) == "42P01":
+        return StorageError("the database is not initialised; run `pbxfw init`")
+    return StorageError(f"database error: {orig}")
 
 
 def _create_private(path: Path) -> None:
@@ -176,6 +237,11 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     config = _alembic_config()
+    # As a writer (SQLite: BEGIN IMMEDIATE; PostgreSQL: the writers' lock): two
+    # `pbxfw init` at once migrate one after the other. A plain BEGIN on
+    # SQLite made the second fail with "database is locked" when both tried
+    # to upgrade their read lock at once.
+    engine = engine.execution_options(**{WRITE_OPTION: True})
     with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -1,9 +1,14 @@
-"""Tables. Rows are mapped to domain objects by the repository, never leaked."""
+"""Tables. Rows are mapped to domain objects by the repository, never leaked.
+
+Column types are those of storage/types.py: the same values on SQLite and PostgreSQL.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from pbxfw.storage.types import Int64, text
 
 __all__ = [
     "BanRow",
@@ -33,34 +38,34 @@ class NetworkRow(Base):
         UniqueConstraint("subnet", name="uq_networks_subnet"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64))
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    name: Mapped[str] = mapped_column(text(64))
     #: canonical text, e.g. ``10.0.0.0/8`` or ``2001:db8::/32``
-    subnet: Mapped[str] = mapped_column(String(64))
+    subnet: Mapped[str] = mapped_column(text(64))
     #: JSON object service key → "allow" | "block", in catalogue order
-    services: Mapped[str] = mapped_column(Text)
+    services: Mapped[str] = mapped_column(text())
     local: Mapped[bool] = mapped_column(Boolean, default=False)
     never_block: Mapped[bool] = mapped_column(Boolean, default=False)
-    description: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(text(255), default="")
     permanent: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class CustomServiceRow(Base):
     __tablename__ = "custom_services"
 
-    key: Mapped[str] = mapped_column(String(32), primary_key=True)
-    label: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(text(32), primary_key=True)
+    label: Mapped[str] = mapped_column(text(64))
     #: ports as text, e.g. ``5000,6000-6010``
-    tcp: Mapped[str] = mapped_column(Text, default="")
-    udp: Mapped[str] = mapped_column(Text, default="")
+    tcp: Mapped[str] = mapped_column(text(), default="")
+    udp: Mapped[str] = mapped_column(text(), default="")
 
 
 class SettingRow(Base):
     __tablename__ = "settings"
 
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(text(64), primary_key=True)
     #: JSON value
-    value: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(text())
 
 
 class MetaRow(Base):
@@ -68,16 +73,16 @@ class MetaRow(Base):
 
     __tablename__ = "meta"
 
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    key: Mapped[str] = mapped_column(text(64), primary_key=True)
+    value: Mapped[str] = mapped_column(text())
 
 
 class UserRow(Base):
     __tablename__ = "users"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    password_hash: Mapped[str] = mapped_column(Text)
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    name: Mapped[str] = mapped_column(text(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(text())
     created_at: Mapped[float] = mapped_column(Float)
     #: sessions issued before this epoch second are refused (``user logout``)
     sessions_valid_after: Mapped[float] = mapped_column(Float, default=0.0)
@@ -88,7 +93,7 @@ class RevokedSessionRow(Base):
 
     __tablename__ = "revoked_sessions"
 
-    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sid: Mapped[str] = mapped_column(text(64), primary_key=True)
     expires_at: Mapped[float] = mapped_column(Float)
 
 
@@ -97,8 +102,8 @@ class LoginThrottleRow(Base):
 
     __tablename__ = "login_throttle"
 
-    key: Mapped[str] = mapped_column(String(300), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(text(300), primary_key=True)
+    failures: Mapped[int] = mapped_column(Int64)
     first_failure: Mapped[float] = mapped_column(Float)
     last_failure: Mapped[float] = mapped_column(Float)
     locked_until: Mapped[float] = mapped_column(Float)
@@ -110,16 +115,16 @@ class BanRow(Base):
     __tablename__ = "bans"
     __table_args__ = (UniqueConstraint("subnet", "jail", name="uq_bans_subnet_jail"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    subnet: Mapped[str] = mapped_column(String(64))
-    jail: Mapped[str] = mapped_column(String(32))
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    subnet: Mapped[str] = mapped_column(text(64))
+    jail: Mapped[str] = mapped_column(text(32))
     #: comma-separated service keys, or ``*`` for every port
-    scope: Mapped[str] = mapped_column(Text)
-    reason: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(text())
+    reason: Mapped[str] = mapped_column(text())
     first_failure: Mapped[float] = mapped_column(Float)
     last_failure: Mapped[float] = mapped_column(Float)
-    failures: Mapped[int] = mapped_column(Integer)
-    offence: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Int64)
+    offence: Mapped[int] = mapped_column(Int64)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
@@ -129,22 +134,22 @@ class LogOffsetRow(Base):
 
     __tablename__ = "log_offsets"
 
-    path: Mapped[str] = mapped_column(Text, primary_key=True)
-    inode: Mapped[int] = mapped_column(Integer)
-    offset: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(text(), primary_key=True)
+    inode: Mapped[int] = mapped_column(Int64)
+    offset: Mapped[int] = mapped_column(Int64)
     updated_at: Mapped[float] = mapped_column(Float)
     #: a ``journal:`` source's cursor (inode and offset then 0); None for a file
-    journal_cursor: Mapped[str | None] = mapped_column(Text, nullable=True, default=None)
+    journal_cursor: Mapped[str | None] = mapped_column(text(), nullable=True, default=None)
 
 
 class IpsCounterRow(Base):
     __tablename__ = "ips_counters"
 
-    jail: Mapped[str] = mapped_column(String(32), primary_key=True)
-    lines: Mapped[int] = mapped_column(Integer)
-    failures: Mapped[int] = mapped_column(Integer)
-    bans: Mapped[int] = mapped_column(Integer)
-    whitelisted: Mapped[int] = mapped_column(Integer)
+    jail: Mapped[str] = mapped_column(text(32), primary_key=True)
+    lines: Mapped[int] = mapped_column(Int64)
+    failures: Mapped[int] = mapped_column(Int64)
+    bans: Mapped[int] = mapped_column(Int64)
+    whitelisted: Mapped[int] = mapped_column(Int64)
 
 
 class SourceStatusRow(Base):
@@ -152,16 +157,12 @@ class SourceStatusRow(Base):
 
     __tablename__ = "source_status"
 
-    source: Mapped[str] = mapped_column(Text, primary_key=True)
-    jail: Mapped[str] = mapped_column(String(32))
-    error: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(text(), primary_key=True)
+    jail: Mapped[str] = mapped_column(text(32))
+    error: Mapped[str] = mapped_column(text())
     since: Mapped[float] = mapped_column(Float)
-    failures: Mapped[int] = mapped_column(Integer)
+    failures: Mapped[int] = mapped_column(Int64)
     updated_at: Mapped[float] = mapped_column(Float)
-
-
-#: 64 bits on PostgreSQL too (its INTEGER is 32-bit); SQLite's INTEGER already is.
-_Int64 = Integer().with_variant(BigInteger(), "postgresql")
 
 
 class NodeRow(Base):
@@ -173,13 +174,13 @@ class NodeRow(Base):
 
     __tablename__ = "nodes"
 
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    site: Mapped[str] = mapped_column(String(64), default="default")
+    name: Mapped[str] = mapped_column(text(63), primary_key=True)
+    site: Mapped[str] = mapped_column(text(64), default="default")
     registered_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
-    applied_revision: Mapped[int | None] = mapped_column(_Int64, nullable=True)
-    kernel_bans: Mapped[int] = mapped_column(_Int64, default=0)
-    version: Mapped[str] = mapped_column(String(64), default="")
-    log_lag_bytes: Mapped[int] = mapped_column(_Int64, default=0)
-    last_error: Mapped[str] = mapped_column(Text, default="")
+    applied_revision: Mapped[int | None] = mapped_column(Int64, nullable=True)
+    kernel_bans: Mapped[int] = mapped_column(Int64, default=0)
+    version: Mapped[str] = mapped_column(text(64), default="")
+    log_lag_bytes: Mapped[int] = mapped_column(Int64, default=0)
+    last_error: Mapped[str] = mapped_column(text(), default="")

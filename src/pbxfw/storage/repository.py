@@ -1,96 +1,44 @@
 """Maps rows to domain objects and back, inside one unit of work.
 
 ``Store`` owns the engine; ``Store.write()`` / ``Store.read()`` give a
-``Repository`` bound to one transaction. Writes begin IMMEDIATE (see db.py),
-so a read-modify-write inside ``write()`` never loses a concurrent update.
+``Repository`` bound to one transaction. A write unit of work holds the one
+writer's lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock;
+see db.py), so a read-modify-write inside ``write()`` never loses a
+concurrent update. The Repository is assembled from one part per kind of
+row: networks and custom services (``networks.py``), bans (``bans.py``);
+the revision, meta values, settings, users, log offsets and counters are here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import ipaddress
 import json
 import logging
-import operator
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
-from itertools import islice
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Table, Text, cast, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import Engine, Integer, Text, cast, delete, func, select, update
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pbxfw.bulk import gc_paused
-from pbxfw.domain.addresses import IPNetwork, fast_ipv4_host, networks_from_text
-from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.network_model import Network, Verdict, network_id
-from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.domain.settings import Settings
-from pbxfw.errors import ConflictError, FieldError, NotFoundError, StorageError
-from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate
+from pbxfw.errors import StorageError
+from pbxfw.storage.bans import BanRows
+from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate, storage_error
 from pbxfw.storage.models import (
-    BanRow,
-    CustomServiceRow,
     IpsCounterRow,
     LogOffsetRow,
     MetaRow,
-    NetworkRow,
     SettingRow,
     UserRow,
 )
+from pbxfw.storage.networks import NetworkRows
 
 __all__ = ["Repository", "Store"]
 
 
-_VERDICTS = {v.value: v for v in Verdict}
-
-
-def _network_from_row(
-    row: Any,
-    known: dict[str, dict[str, Verdict]] | None = None,
-    subnet: IPNetwork | None = None,
-) -> Network:
-    """A domain Network from an ORM row or a Core row (same attribute names).
-
-    ``known``: the verdicts already decoded from each services text (10,000
-    networks share a few hundred texts); each network gets its own copy.
-    ``subnet``: ``row.subnet`` already parsed.
-    """
-    cached = None if known is None else known.get(row.services)
-    if cached is None:
-        cached = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
-        if known is not None:
-            known[row.services] = cached
-    services = dict(cached)
-    return Network(
-        name=row.name,
-        subnet=ipaddress.ip_network(row.subnet) if subnet is None else subnet,
-        services=services,
-        local=row.local,
-        never_block=row.never_block,
-        description=row.description,
-        permanent=row.permanent,
-        id=row.id,
-    )
-
-
-def _network_values(network: Network) -> dict[str, Any]:
-    return {
-        "name": network.name,
-        "subnet": str(network.subnet),
-        "services": json.dumps({k: str(v) for k, v in network.services.items()}),
-        "local": network.local,
-        "never_block": network.never_block,
-        "description": network.description,
-        "permanent": network.permanent,
-    }
-
-
-class Repository:
+class Repository(NetworkRows, BanRows):
     """Domain-level reads and writes on one session (one transaction)."""
 
     def __init__(self, session: Session) -> None:
@@ -120,109 +68,6 @@ class Repository:
         if value is not None:
             self.session.add(MetaRow(key=key, value=value))
             self.session.flush()
-
-    # -- networks -------------------------------------------------------
-    def networks(self) -> list[Network]:
-        # Core rows, not ORM objects: listing 10,000 networks must stay fast.
-        rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id)).all()
-        known: dict[str, dict[str, Verdict]] = {}
-        subnets = networks_from_text([r.subnet for r in rows])
-        return [_network_from_row(r, known, s) for r, s in zip(rows, subnets, strict=True)]
-
-    def network(self, ref: str | int) -> Network:
-        """A network by id or by name (an all-digit name is tried as a name too).
-
-        A reference that cannot be an id (0, negative, beyond 64 bits) is
-        looked up as a name only: not found, never a database overflow.
-        """
-        row = None
-        by_id = network_id(ref)
-        if by_id is not None:
-            row = self.session.get(NetworkRow, by_id)
-        if row is None:
-            row = self.session.scalar(select(NetworkRow).where(NetworkRow.name == str(ref)))
-        if row is None:
-            raise NotFoundError(f"no network {ref!r}; see `pbxfw network list`")
-        return _network_from_row(row)
-
-    def _check_unique(self, network: Network) -> None:
-        clash = self.session.execute(
-            select(NetworkRow.id, NetworkRow.name, NetworkRow.subnet).where(
-                (NetworkRow.name == network.name) | (NetworkRow.subnet == str(network.subnet))
-            )
-        ).all()
-        errors = []
-        for other_id, name, subnet in clash:
-            if other_id == network.id:
-                continue
-            if name == network.name:
-                errors.append(FieldError("name", f"a network named {name!r} exists already"))
-            if subnet == str(network.subnet):
-                errors.append(
-                    FieldError("subnet", f"{subnet} is already the subnet of network {name!r}")
-                )
-        if errors:
-            raise ConflictError(errors)
-
-    def add_network(self, network: Network) -> Network:
-        self._check_unique(network)
-        row = NetworkRow(**_network_values(network))
-        self.session.add(row)
-        try:
-            self.session.flush()
-        except IntegrityError as exc:  # a race the pre-check could not see
-            raise ConflictError(
-                FieldError("name", f"name or subnet already taken: {exc.orig}")
-            ) from None
-        return network.with_changes(id=row.id)
-
-    def add_networks(self, networks: Sequence[Network]) -> None:
-        """Bulk insert (import); uniqueness is the caller's, checked beforehand."""
-        with_id = [_network_values(n) | {"id": n.id} for n in networks if n.id is not None]
-        without = [_network_values(n) for n in networks if n.id is None]
-        for rows in (with_id, without):
-            if rows:
-                self.session.execute(insert(NetworkRow), rows)
-
-    def update_network(self, network: Network) -> Network:
-        self._check_unique(network)
-        self.session.execute(
-            update(NetworkRow).where(NetworkRow.id == network.id).values(**_network_values(network))
-        )
-        return network
-
-    def remove_network(self, network_id: int) -> None:
-        self.session.execute(delete(NetworkRow).where(NetworkRow.id == network_id))
-
-    def remove_all_networks(self, keep_permanent: bool = True) -> None:
-        stmt = delete(NetworkRow)
-        if keep_permanent:
-            stmt = stmt.where(NetworkRow.permanent.is_(False))
-        self.session.execute(stmt)
-
-    # -- custom services ------------------------------------------------
-    def custom_services(self) -> list[CustomService]:
-        rows = self.session.scalars(select(CustomServiceRow).order_by(CustomServiceRow.key))
-        return [CustomService(r.key, r.label, parse_ports(r.tcp), parse_ports(r.udp)) for r in rows]
-
-    def add_custom_service(self, service: CustomService) -> None:
-        if self.session.get(CustomServiceRow, service.key) is not None:
-            raise ConflictError(FieldError("key", f"a service {service.key!r} exists already"))
-        self.session.add(
-            CustomServiceRow(
-                key=service.key,
-                label=service.label,
-                tcp=format_ports(service.tcp).replace(" ", ""),
-                udp=format_ports(service.udp).replace(" ", ""),
-            )
-        )
-        self.session.flush()
-
-    def remove_custom_service(self, key: str) -> None:
-        self.session.execute(delete(CustomServiceRow).where(CustomServiceRow.key == key))
-
-    def remove_all_custom_services(self) -> None:
-        self.session.execute(delete(CustomServiceRow))
 
     # -- settings -------------------------------------------------------
     def stored_settings(self) -> dict[str, Any]:
@@ -269,98 +114,6 @@ class Repository:
 
     def user_names(self) -> list[str]:
         return list(self.session.scalars(select(UserRow.name).order_by(UserRow.name)))
-
-    # -- bans -------------------------------------------------------------
-    def bans(self, now: float | None = None) -> list[Ban]:
-        """Stored bans, those unexpired at ``now`` when given, oldest first."""
-        # The agent reads every ban on every change of the ban list, so
-        # 100,000 bans must load fast: Core rows, not ORM objects; rows in id
-        # order (a plain table scan), sorted by creation time here only when
-        # they are not already; each column converted at once; and no garbage
-        # collection while 10^5 objects that are no garbage are made.
-        table = cast_table(BanRow.__table__)
-        stmt = select(*(table.c[name] for name in _BAN_COLUMNS)).order_by(table.c.id)
-        if now is not None:
-            stmt = stmt.where(table.c.expires_at > now)
-        with gc_paused():
-            rows = self.session.execute(stmt).all()
-            if not rows:
-                return []
-            columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-            del rows
-            created = columns[_CREATED_AT]
-            if any(map(operator.gt, created, islice(created, 1, None))):
-                order = sorted(range(len(created)), key=created.__getitem__)  # stable: then id
-                columns = [[column[i] for i in order] for column in columns]
-            scopes = {text: scope_from_text(text) for text in set(columns[_SCOPE])}
-            columns[_SUBNET] = networks_from_text(columns[_SUBNET])
-            columns[_SCOPE] = [scopes[text] for text in columns[_SCOPE]]
-            columns[_EXPIRES_AT] = bounded_expiries(columns[_CREATED_AT], columns[_EXPIRES_AT])
-            bans = list(map(Ban, *columns))
-            del columns  # before collection resumes: 11 lists of 10^5 items to traverse
-        return bans
-
-    def save_ban(self, ban: Ban) -> Ban:
-        """Insert, or replace the ban of the same subnet and jail."""
-        self.session.execute(
-            delete(BanRow).where(BanRow.subnet == str(ban.subnet), BanRow.jail == ban.jail)
-        )
-        row = BanRow(**_ban_values(ban))
-        self.session.add(row)
-        self.session.flush()
-        return replace(ban, id=row.id)
-
-    def save_bans_like(self, subnets: Sequence[str], like: Ban) -> None:
-        """Ban each of ``subnets`` (canonical texts, no duplicates) as ``like``
-        is banned (its subnet and id aside): insert, or replace the ban of the
-        same subnet and jail. The bans import: one statement for them all."""
-        self._upsert_bans(subnets, _shared_dict(like))
-
-    def _upsert_bans(self, subnets: Sequence[str], values: dict[str, Any]) -> None:
-        if not subnets:
-            return
-        connection = self.session.connection()
-        dialect = connection.dialect.name
-        if dialect == "sqlite" and connection.dialect.driver == "pysqlite" and _sqlite_has_json():
-            # The subnets as one JSON array, unpacked by SQLite: 3× faster than
-            # executemany, which binds every value of every row from Python.
-            connection.exec_driver_sql(
-                _SQLITE_UPSERT_FROM_JSON,
-                (*(values[c] for c in _SHARED_COLUMNS), json.dumps(list(subnets))),
-            )
-            return
-        table = cast_table(BanRow.__table__)
-        rows = [{"subnet": subnet, **values} for subnet in subnets]
-        if dialect in ("sqlite", "postgresql"):
-            connection.execute(_upsert_statement(table, dialect), rows)
-            return
-        for start in range(0, len(rows), 500):  # any other database
-            chunk = rows[start : start + 500]
-            connection.execute(
-                delete(table).where(
-                    table.c.jail == values["jail"],
-                    table.c.subnet.in_([row["subnet"] for row in chunk]),
-                )
-            )
-            connection.execute(insert(table), chunk)
-
-    def remove_bans(self, subnet: str, jail: str | None = None) -> list[Ban]:
-        """Delete the bans of ``subnet`` (of one jail, or all); return them."""
-        stmt = select(BanRow.__table__).where(BanRow.subnet == subnet)
-        if jail is not None:
-            stmt = stmt.where(BanRow.jail == jail)
-        removed = [_ban_from_row(r) for r in self.session.execute(stmt)]
-        if removed:
-            self.session.execute(delete(BanRow).where(BanRow.id.in_([b.id for b in removed])))
-        return removed
-
-    def remove_ban_ids(self, ids: Sequence[int]) -> None:
-        if ids:
-            self.session.execute(delete(BanRow).where(BanRow.id.in_(list(ids))))
-
-    def purge_expired_bans(self, now: float) -> int:
-        result = self.session.execute(delete(BanRow).where(BanRow.expires_at <= now))
-        return int(getattr(result, "rowcount", 0) or 0)
 
     # -- log offsets and counters -------------------------------------------
     def log_offsets(self) -> dict[str, tuple[int, int]]:
@@ -423,10 +176,11 @@ class Repository:
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------
     def meta_items(self, prefix: str) -> dict[str, str]:
-        """Every meta key starting with ``prefix`` and its value."""
+        """Every meta key starting with ``prefix`` (case counts) and its value."""
+        # Not LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
         rows = self.session.execute(
             select(MetaRow.key, MetaRow.value).where(
-                MetaRow.key.startswith(prefix, autoescape=True)
+                func.substr(MetaRow.key, 1, len(prefix)) == prefix
             )
         )
         return {key: value for key, value in rows}
@@ -443,106 +197,8 @@ class Repository:
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
-def cast_table(table: Any) -> Table:
-    """``Model.__table__`` typed as the Table it is (mypy sees a FromClause)."""
-    assert isinstance(table, Table)
-    return table
-
-
-def _ban_from_row(row: Any) -> Ban:
-    return Ban(
-        # Bans are mostly single IPv4 hosts; the C parser reads those 5× faster.
-        subnet=fast_ipv4_host(row.subnet) or ipaddress.ip_network(row.subnet),
-        jail=row.jail,
-        scope=scope_from_text(row.scope),
-        reason=row.reason,
-        created_at=row.created_at,
-        expires_at=bounded_expiries([row.created_at], [row.expires_at])[0],
-        first_failure=row.first_failure,
-        last_failure=row.last_failure,
-        failures=row.failures,
-        offence=row.offence,
-        id=row.id,
-    )
-
-
-def _ban_values(ban: Ban) -> dict[str, Any]:
-    return {"subnet": str(ban.subnet), **_shared_dict(ban)}
-
-
 #: Ignored stored settings already reported (Repository.settings).
 _REPORTED_SETTINGS: set[str] = set()
-
-#: The columns of a ban in the order of Ban's fields (Repository.bans builds
-#: each Ban from them positionally).
-_BAN_COLUMNS = (
-    "subnet",
-    "jail",
-    "scope",
-    "reason",
-    "created_at",
-    "expires_at",
-    "first_failure",
-    "last_failure",
-    "failures",
-    "offence",
-    "id",
-)
-_SUBNET, _SCOPE, _CREATED_AT, _EXPIRES_AT = 0, 2, 4, 5
-#: The columns besides subnet and id, which the bans of one import share.
-_SHARED_COLUMNS = _BAN_COLUMNS[1:-1]
-
-
-def _shared_dict(ban: Ban) -> dict[str, Any]:
-    return {
-        "jail": ban.jail,
-        "scope": scope_text(ban.scope),
-        "reason": ban.reason,
-        "created_at": ban.created_at,
-        "expires_at": ban.expires_at,
-        "first_failure": ban.first_failure,
-        "last_failure": ban.last_failure,
-        "failures": ban.failures,
-        "offence": ban.offence,
-    }
-
-
-# SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT (a parsing ambiguity).
-_SQLITE_UPSERT_FROM_JSON = (
-    f"INSERT INTO bans (subnet, {', '.join(_SHARED_COLUMNS)}) "
-    f"SELECT value, {', '.join('?' for _ in _SHARED_COLUMNS)} FROM json_each(?) WHERE true "
-    "ON CONFLICT (subnet, jail) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _SHARED_COLUMNS if c != "jail")
-)
-
-
-def _upsert_statement(table: Table, dialect: str) -> Any:
-    """INSERT … ON CONFLICT (subnet, jail) DO UPDATE, for SQLite or PostgreSQL."""
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt: Any = sqlite_insert(table)
-    else:
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        stmt = postgresql_insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.subnet, table.c.jail],
-        set_={c: stmt.excluded[c] for c in _SHARED_COLUMNS if c != "jail"},
-    )
-
-
-@functools.cache
-def _sqlite_has_json() -> bool:
-    """Is SQLite's JSON support built in (the default since SQLite 3.38)?"""
-    import sqlite3
-
-    try:
-        with contextlib.closing(sqlite3.connect(":memory:")) as connection:
-            connection.execute("SELECT value FROM json_each('[1]')").fetchall()
-    except sqlite3.Error:
-        return False
-    return True
 
 
 class Store:
@@ -580,11 +236,10 @@ class Store:
         try:
             with factory() as session, session.begin():
                 yield Repository(session)
-        except OperationalError as exc:
-            message = str(exc.orig)
-            if "no such table" in message:
-                raise StorageError("the database is not initialised; run `pbxfw init`") from None
-            raise StorageError(f"database error: {message}") from None
+        except (OperationalError, ProgrammingError) as exc:
+            if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) != "42P01":
+                raise  # a mistake in pbxfw's SQL, not a state of the database
+            raise storage_error(exc) from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, exists, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from pbxfw.domain.login_throttle import FREE_FAILURES, MEMORY, WINDOW, ThrottleRecord
-from pbxfw.errors import StorageError
+from pbxfw.storage.db import storage_error
 from pbxfw.storage.models import LoginThrottleRow, RevokedSessionRow, UserRow
 
 __all__ = ["AuthRepository", "SessionState", "session_state"]
@@ -57,10 +57,11 @@ def session_state(engine: Engine, user: str, sid: str | None, now: float) -> Ses
             row = connection.execute(
                 _state_query(), {"name": user, "sid": (sid or "")[:64], "now": now}
             ).first()
-    except OperationalError as exc:
-        if "no such table" in str(exc.orig):  # as Store does: a database from before 0003
-            raise StorageError("the database is not initialised; run `pbxfw init`") from None
-        raise StorageError(f"database error: {exc.orig}") from None
+    except (OperationalError, ProgrammingError) as exc:
+        # As Store does: a missing table is a database from before 0003.
+        if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) != "42P01":
+            raise
+        raise storage_error(exc) from None
     if row is None:
         return SessionState(None, False)
     return SessionState(float(row[0] or 0.0), bool(row[1]))

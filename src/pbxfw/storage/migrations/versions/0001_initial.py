@@ -12,11 +12,16 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+#: 64-bit on both engines: SQLite's INTEGER already is (and INTEGER PRIMARY
+#: KEY stays its rowid); PostgreSQL's INTEGER is 32-bit, too small for inode
+#: numbers, log offsets, counters and the ids a document may carry.
+INT = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
+
 
 def upgrade() -> None:
     op.create_table(
         "networks",
-        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("id", INT, primary_key=True),
         sa.Column("name", sa.String(64), nullable=False),
         sa.Column("subnet", sa.String(64), nullable=False),
         sa.Column("services", sa.Text, nullable=False),

@@ -21,6 +21,11 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
+#: 64-bit on both engines: SQLite's INTEGER already is (and INTEGER PRIMARY
+#: KEY stays its rowid); PostgreSQL's INTEGER is 32-bit, too small for inode
+#: numbers, log offsets, counters and the ids a document may carry.
+INT = sa.Integer().with_variant(sa.BigInteger(), "postgresql")
+
 
 def upgrade() -> None:
     op.create_table(
@@ -35,7 +40,7 @@ def upgrade() -> None:
     op.create_table(
         "login_throttle",
         sa.Column("key", sa.String(300), primary_key=True),
-        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("failures", INT, nullable=False),
         sa.Column("first_failure", sa.Float, nullable=False),
         sa.Column("last_failure", sa.Float, nullable=False),
         sa.Column("locked_until", sa.Float, nullable=False),
@@ -46,7 +51,7 @@ def upgrade() -> None:
         sa.Column("jail", sa.String(32), nullable=False),
         sa.Column("error", sa.Text, nullable=False),
         sa.Column("since", sa.Float, nullable=False),
-        sa.Column("failures", sa.Integer, nullable=False),
+        sa.Column("failures", INT, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
     )
 

@@ -1,0 +1,244 @@
+"""Bans: rows ↔ ``Ban`` (part of ``Repository``), and the bulk upsert of an import.
+
+A mix-in of :class:`pbxfw.storage.repository.Repository`: the methods work
+on ``self.session``, the unit of work the Repository was given. The upsert
+is one statement per dialect (SQLite's ``json_each`` fast path, else
+``INSERT … ON CONFLICT``, else delete-and-insert in chunks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import json
+import operator
+from collections.abc import Sequence
+from dataclasses import replace
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import ARRAY, Table, Text, bindparam, delete, insert, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session
+
+from pbxfw.bulk import gc_paused
+from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
+from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
+from pbxfw.storage.models import BanRow
+
+__all__ = ["BanRows", "cast_table"]
+
+
+class BanRows:
+    """Reads and writes of bans on ``self.session``."""
+
+    session: Session
+
+    # -- bans -------------------------------------------------------------
+    def bans(self, now: float | None = None) -> list[Ban]:
+        """Stored bans, those unexpired at ``now`` when given, oldest first."""
+        # The agent reads every ban on every change of the ban list, so
+        # 100,000 bans must load fast: Core rows, not ORM objects; rows in id
+        # order (a plain table scan), sorted by creation time here only when
+        # they are not already; each column converted at once; and no garbage
+        # collection while 10^5 objects that are no garbage are made.
+        table = cast_table(BanRow.__table__)
+        stmt = select(*(table.c[name] for name in _BAN_COLUMNS)).order_by(table.c.id)
+        if now is not None:
+            stmt = stmt.where(table.c.expires_at > now)
+        with gc_paused():
+            rows = self.session.execute(stmt).all()
+            if not rows:
+                return []
+            columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+            del rows
+            created = columns[_CREATED_AT]
+            if any(map(operator.gt, created, islice(created, 1, None))):
+                order = sorted(range(len(created)), key=created.__getitem__)  # stable: then id
+                columns = [[column[i] for i in order] for column in columns]
+            scopes = {text: scope_from_text(text) for text in set(columns[_SCOPE])}
+            columns[_SUBNET] = networks_from_text(columns[_SUBNET])
+            columns[_SCOPE] = [scopes[text] for text in columns[_SCOPE]]
+            columns[_EXPIRES_AT] = bounded_expiries(columns[_CREATED_AT], columns[_EXPIRES_AT])
+            bans = list(map(Ban, *columns))
+            del columns  # before collection resumes: 11 lists of 10^5 items to traverse
+        return bans
+
+    def save_ban(self, ban: Ban) -> Ban:
+        """Insert, or replace the ban of the same subnet and jail."""
+        self.session.execute(
+            delete(BanRow).where(BanRow.subnet == str(ban.subnet), BanRow.jail == ban.jail)
+        )
+        row = BanRow(**_ban_values(ban))
+        self.session.add(row)
+        self.session.flush()
+        return replace(ban, id=row.id)
+
+    def save_bans_like(self, subnets: Sequence[str], like: Ban) -> None:
+        """Ban each of ``subnets`` (canonical texts, no duplicates) as ``like``
+        is banned (its subnet and id aside): insert, or replace the ban of the
+        same subnet and jail. The bans import: one statement for them all."""
+        self._upsert_bans(subnets, _shared_dict(like))
+
+    def _upsert_bans(self, subnets: Sequence[str], values: dict[str, Any]) -> None:
+        if not subnets:
+            return
+        connection = self.session.connection()
+        dialect = connection.dialect.name
+        if dialect == "sqlite" and connection.dialect.driver == "pysqlite" and _sqlite_has_json():
+            # The subnets as one JSON array, unpacked by SQLite: 3× faster than
+            # executemany, which binds every value of every row from Python.
+            connection.exec_driver_sql(
+                _SQLITE_UPSERT_FROM_JSON,
+                (*(values[c] for c in _SHARED_COLUMNS), json.dumps(list(subnets))),
+            )
+            return
+        if dialect == "postgresql":
+            # The same on PostgreSQL: the subnets as one text[], unnested by
+            # the server (4× faster than executemany for 100,000: 1.2 s instead of 4.5 s).
+            connection.execute(_postgresql_upsert(), {"subnets": list(subnets), **values})
+            return
+        table = cast_table(BanRow.__table__)
+        rows = [{"subnet": subnet, **values} for subnet in subnets]
+        if dialect == "sqlite":
+            connection.execute(_upsert_statement(table), rows)
+            return
+        for start in range(0, len(rows), 500):  # any other database
+            chunk = rows[start : start + 500]
+            connection.execute(
+                delete(table).where(
+                    table.c.jail == values["jail"],
+                    table.c.subnet.in_([row["subnet"] for row in chunk]),
+                )
+            )
+            connection.execute(insert(table), chunk)
+
+    def remove_bans(self, subnet: str, jail: str | None = None) -> list[Ban]:
+        """Delete the bans of ``subnet`` (of one jail, or all); return them."""
+        stmt = select(BanRow.__table__).where(BanRow.subnet == subnet)
+        if jail is not None:
+            stmt = stmt.where(BanRow.jail == jail)
+        removed = [_ban_from_row(r) for r in self.session.execute(stmt)]
+        if removed:
+            self.session.execute(delete(BanRow).where(BanRow.id.in_([b.id for b in removed])))
+        return removed
+
+    def remove_ban_ids(self, ids: Sequence[int]) -> None:
+        if ids:
+            self.session.execute(delete(BanRow).where(BanRow.id.in_(list(ids))))
+
+    def purge_expired_bans(self, now: float) -> int:
+        result = self.session.execute(delete(BanRow).where(BanRow.expires_at <= now))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def cast_table(table: Any) -> Table:
+    """``Model.__table__`` typed as the Table it is (mypy sees a FromClause)."""
+    assert isinstance(table, Table)
+    return table
+
+
+def _ban_from_row(row: Any) -> Ban:
+    return Ban(
+        # Bans are mostly single IPv4 hosts; the C parser reads those 5× faster.
+        subnet=fast_ipv4_host(row.subnet) or ipaddress.ip_network(row.subnet),
+        jail=row.jail,
+        scope=scope_from_text(row.scope),
+        reason=row.reason,
+        created_at=row.created_at,
+        expires_at=bounded_expiries([row.created_at], [row.expires_at])[0],
+        first_failure=row.first_failure,
+        last_failure=row.last_failure,
+        failures=row.failures,
+        offence=row.offence,
+        id=row.id,
+    )
+
+
+def _ban_values(ban: Ban) -> dict[str, Any]:
+    return {"subnet": str(ban.subnet), **_shared_dict(ban)}
+
+
+#: The columns of a ban in the order of Ban's fields (Repository.bans builds
+#: each Ban from them positionally).
+_BAN_COLUMNS = (
+    "subnet",
+    "jail",
+    "scope",
+    "reason",
+    "created_at",
+    "expires_at",
+    "first_failure",
+    "last_failure",
+    "failures",
+    "offence",
+    "id",
+)
+_SUBNET, _SCOPE, _CREATED_AT, _EXPIRES_AT = 0, 2, 4, 5
+#: The columns besides subnet and id, which the bans of one import share.
+_SHARED_COLUMNS = _BAN_COLUMNS[1:-1]
+
+
+def _shared_dict(ban: Ban) -> dict[str, Any]:
+    return {
+        "jail": ban.jail,
+        "scope": scope_text(ban.scope),
+        "reason": ban.reason,
+        "created_at": ban.created_at,
+        "expires_at": ban.expires_at,
+        "first_failure": ban.first_failure,
+        "last_failure": ban.last_failure,
+        "failures": ban.failures,
+        "offence": ban.offence,
+    }
+
+
+# SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT (a parsing ambiguity).
+_SQLITE_UPSERT_FROM_JSON = (
+    f"INSERT INTO bans (subnet, {', '.join(_SHARED_COLUMNS)}) "
+    f"SELECT value, {', '.join('?' for _ in _SHARED_COLUMNS)} FROM json_each(?) WHERE true "
+    "ON CONFLICT (subnet, jail) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _SHARED_COLUMNS if c != "jail")
+)
+
+
+@functools.cache
+def _postgresql_upsert() -> Any:
+    """INSERT … SELECT FROM unnest(:subnets) ON CONFLICT DO UPDATE: one
+    statement, the shared values bound once through their columns' types."""
+    table = cast_table(BanRow.__table__)
+    statement = sql_text(
+        f"INSERT INTO bans (subnet, {', '.join(_SHARED_COLUMNS)}) "
+        f"SELECT s, {', '.join(f':{c}' for c in _SHARED_COLUMNS)} FROM unnest(:subnets) AS s "
+        "ON CONFLICT (subnet, jail) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _SHARED_COLUMNS if c != "jail")
+    )
+    return statement.bindparams(
+        bindparam("subnets", type_=ARRAY(Text())),
+        *(bindparam(c, type_=table.c[c].type) for c in _SHARED_COLUMNS),
+    )
+
+
+def _upsert_statement(table: Table) -> Any:
+    """INSERT … ON CONFLICT (subnet, jail) DO UPDATE, for SQLite's executemany."""
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    stmt: Any = sqlite_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.subnet, table.c.jail],
+        set_={c: stmt.excluded[c] for c in _SHARED_COLUMNS if c != "jail"},
+    )
+
+
+@functools.cache
+def _sqlite_has_json() -> bool:
+    """Is SQLite's JSON support built in (the default since SQLite 3.38)?"""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(":memory:")) as connection:
+            connection.execute("SELECT value FROM json_each('[1]')").fetchall()
+    except sqlite3.Error:
+        return False
+    return True

@@ -1,0 +1,177 @@
+"""Networks and custom services: rows ↔ domain objects (part of ``Repository``).
+
+A mix-in of :class:`pbxfw.storage.repository.Repository`: the methods work
+on ``self.session``, the unit of work the Repository was given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pbxfw.domain.addresses import IPNetwork, networks_from_text
+from pbxfw.domain.network_model import Network, Verdict, network_id
+from pbxfw.domain.services import CustomService, format_ports, parse_ports
+from pbxfw.errors import ConflictError, FieldError, NotFoundError
+from pbxfw.storage.models import CustomServiceRow, NetworkRow
+
+__all__ = ["NetworkRows"]
+
+
+_VERDICTS = {v.value: v for v in Verdict}
+
+
+def _network_from_row(
+    row: Any,
+    known: dict[str, dict[str, Verdict]] | None = None,
+    subnet: IPNetwork | None = None,
+) -> Network:
+    """A domain Network from an ORM row or a Core row (same attribute names).
+
+    ``known``: the verdicts already decoded from each services text (10,000
+    networks share a few hundred texts); each network gets its own copy.
+    ``subnet``: ``row.subnet`` already parsed.
+    """
+    cached = None if known is None else known.get(row.services)
+    if cached is None:
+        cached = {k: _VERDICTS[v] for k, v in json.loads(row.services).items()}
+        if known is not None:
+            known[row.services] = cached
+    services = dict(cached)
+    return Network(
+        name=row.name,
+        subnet=ipaddress.ip_network(row.subnet) if subnet is None else subnet,
+        services=services,
+        local=row.local,
+        never_block=row.never_block,
+        description=row.description,
+        permanent=row.permanent,
+        id=row.id,
+    )
+
+
+def _network_values(network: Network) -> dict[str, Any]:
+    return {
+        "name": network.name,
+        "subnet": str(network.subnet),
+        "services": json.dumps({k: str(v) for k, v in network.services.items()}),
+        "local": network.local,
+        "never_block": network.never_block,
+        "description": network.description,
+        "permanent": network.permanent,
+    }
+
+
+class NetworkRows:
+    """Reads and writes of networks and custom services on ``self.session``."""
+
+    session: Session
+
+    # -- networks -------------------------------------------------------
+    def networks(self) -> list[Network]:
+        # Core rows, not ORM objects: listing 10,000 networks must stay fast.
+        rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id)).all()
+        known: dict[str, dict[str, Verdict]] = {}
+        subnets = networks_from_text([r.subnet for r in rows])
+        return [_network_from_row(r, known, s) for r, s in zip(rows, subnets, strict=True)]
+
+    def network(self, ref: str | int) -> Network:
+        """A network by id or by name (an all-digit name is tried as a name too).
+
+        A reference that cannot be an id (0, negative, beyond 64 bits) is
+        looked up as a name only: not found, never a database overflow.
+        """
+        row = None
+        by_id = network_id(ref)
+        if by_id is not None:
+            row = self.session.get(NetworkRow, by_id)
+        if row is None:
+            row = self.session.scalar(select(NetworkRow).where(NetworkRow.name == str(ref)))
+        if row is None:
+            raise NotFoundError(f"no network {ref!r}; see `pbxfw network list`")
+        return _network_from_row(row)
+
+    def _check_unique(self, network: Network) -> None:
+        clash = self.session.execute(
+            select(NetworkRow.id, NetworkRow.name, NetworkRow.subnet).where(
+                (NetworkRow.name == network.name) | (NetworkRow.subnet == str(network.subnet))
+            )
+        ).all()
+        errors = []
+        for other_id, name, subnet in clash:
+            if other_id == network.id:
+                continue
+            if name == network.name:
+                errors.append(FieldError("name", f"a network named {name!r} exists already"))
+            if subnet == str(network.subnet):
+                errors.append(
+                    FieldError("subnet", f"{subnet} is already the subnet of network {name!r}")
+                )
+        if errors:
+            raise ConflictError(errors)
+
+    def add_network(self, network: Network) -> Network:
+        self._check_unique(network)
+        row = NetworkRow(**_network_values(network))
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError as exc:  # a race the pre-check could not see
+            raise ConflictError(
+                FieldError("name", f"name or subnet already taken: {exc.orig}")
+            ) from None
+        return network.with_changes(id=row.id)
+
+    def add_networks(self, networks: Sequence[Network]) -> None:
+        """Bulk insert (import); uniqueness is the caller's, checked beforehand."""
+        with_id = [_network_values(n) | {"id": n.id} for n in networks if n.id is not None]
+        without = [_network_values(n) for n in networks if n.id is None]
+        for rows in (with_id, without):
+            if rows:
+                self.session.execute(insert(NetworkRow), rows)
+
+    def update_network(self, network: Network) -> Network:
+        self._check_unique(network)
+        self.session.execute(
+            update(NetworkRow).where(NetworkRow.id == network.id).values(**_network_values(network))
+        )
+        return network
+
+    def remove_network(self, network_id: int) -> None:
+        self.session.execute(delete(NetworkRow).where(NetworkRow.id == network_id))
+
+    def remove_all_networks(self, keep_permanent: bool = True) -> None:
+        stmt = delete(NetworkRow)
+        if keep_permanent:
+            stmt = stmt.where(NetworkRow.permanent.is_(False))
+        self.session.execute(stmt)
+
+    # -- custom services ------------------------------------------------
+    def custom_services(self) -> list[CustomService]:
+        rows = self.session.scalars(select(CustomServiceRow).order_by(CustomServiceRow.key))
+        return [CustomService(r.key, r.label, parse_ports(r.tcp), parse_ports(r.udp)) for r in rows]
+
+    def add_custom_service(self, service: CustomService) -> None:
+        if self.session.get(CustomServiceRow, service.key) is not None:
+            raise ConflictError(FieldError("key", f"a service {service.key!r} exists already"))
+        self.session.add(
+            CustomServiceRow(
+                key=service.key,
+                label=service.label,
+                tcp=format_ports(service.tcp).replace(" ", ""),
+                udp=format_ports(service.udp).replace(" ", ""),
+            )
+        )
+        self.session.flush()
+
+    def remove_custom_service(self, key: str) -> None:
+        self.session.execute(delete(CustomServiceRow).where(CustomServiceRow.key == key))
+
+    def remove_all_custom_services(self) -> None:
+        self.session.execute(delete(CustomServiceRow))
