@@ -109,13 +109,13 @@ def test_ips_scan_says_a_repeated_line_counts_n_times(cli: Cli, tmp_path: Path) 
 def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
     cli: Cli, tmp_path: Path
 ) -> None:
-    """The CLI's fast JSON writer prints exactly ``json.dumps(failure_json(f))``:
+    """The CLI's fast JSON lines (pbxfw.ips.output) are exactly ``json.dumps(failure_json(f))``:
     every fixture log (each kind), a file name JSON must escape, a failure
     time in another zone, the same address object many times."""
     from datetime import datetime, timedelta, timezone
 
-    from pbxfw.cli.ips import _write_json_lines
     from pbxfw.ips.events import Failure
+    from pbxfw.ips.output import JsonLines
     from pbxfw.ips.scan import failure_json, scan_files
 
     odd = tmp_path / 'a "quoted" \\ naïve\tname.log'
@@ -129,9 +129,8 @@ def test_ips_scan_json_is_byte_for_byte_json_dumps_of_failure_json(
         Failure(datetime(2026, 11, 1, 3, 4, 5, tzinfo=zone), "web", host, "é", "f", 8),
     ]
     expected = "".join(json.dumps(failure_json(f), ensure_ascii=False) + "\n" for f in found)
-    written: list[str] = []
-    _write_json_lines(found, written.append)
-    assert "".join(written) == expected
+    fmt = JsonLines()
+    assert "".join(fmt.line(f) for f in found) == expected
     result = cli("ips", "scan", *map(str, logs), "--json")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "".join(
@@ -312,3 +311,23 @@ def test_recorded_bans_are_stored_counted_and_bump_the_revision(svc: ConfigServi
     bans.lift(bans.active()[:1])
     assert [b.address_text() for b in bans.active()] == ["198.51.100.8"]
     assert bans.revision() == before + 2
+
+
+def test_ips_scan_text_lines_and_summary(cli: Cli, tmp_path: Path) -> None:
+    """``FILE:LINE: JAIL HOST EVENT`` of each failure, in order (a repeated
+    message says how many times it counts), and the count on stderr."""
+    from pbxfw.ips.scan import scan_files
+
+    odd = tmp_path / "a: naïve name.log"
+    odd.write_bytes((FIXTURES / "auth.log").read_bytes())
+    logs = [*sorted(FIXTURES.glob("*.log")), odd]
+    found = list(scan_files(logs))
+    result = cli("ips", "scan", *map(str, logs))
+    assert result.exit_code == 0, result.stderr
+    lines = [f"{f.file}:{f.line}: {f.jail} {f.host} {f.event}" for f in found]
+    assert result.stdout == "".join(
+        f"{line} (counts {f.count} times)\n" if f.count != 1 else line + "\n"
+        for line, f in zip(lines, found, strict=True)
+    )
+    assert any(f.count != 1 for f in found)
+    assert result.stderr == f"{sum(f.count for f in found)} failures\n"

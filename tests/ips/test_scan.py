@@ -202,17 +202,17 @@ def test_a_worker_that_dies_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_closing_the_scan_early_reaps_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pbxfw.ips import parallel
+    from pbxfw.ips.workers import Worker
 
     pids: list[int] = []
-    close = parallel._Worker.close
+    close = Worker.close
 
-    def record(self: parallel._Worker) -> None:
+    def record(self: Worker) -> None:
         if self.pid is not None:
             pids.append(self.pid)
         close(self)
 
-    monkeypatch.setattr(parallel._Worker, "close", record)
+    monkeypatch.setattr(Worker, "close", record)
     found = scan_file(FIXTURES / "asterisk_messages.log", reference=REFERENCE, workers=3)
     assert isinstance(found, Generator)
     next(found)

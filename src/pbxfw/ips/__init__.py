@@ -14,8 +14,9 @@ The parts, in the order a line meets them:
   re-exports the public names of the parts.
 * :mod:`.scanner` — the whole-file search (``scan_text`` / ``scan_bytes``)
   over the coarse triggers of the tables.
-* :mod:`.scan` (``pbxfw ips scan``: files read in blocks, :mod:`.parallel`
-  for big ones), :mod:`.detector` (failures → :class:`~pbxfw.ips.events.BanDecision`,
+* :mod:`.scan` (``pbxfw ips scan``: files read in blocks by :mod:`.reading`,
+  :mod:`.parallel` with :mod:`.workers` for big ones, the output lines of
+  :mod:`.output`), :mod:`.detector` (failures → :class:`~pbxfw.ips.events.BanDecision`,
   parameters in :mod:`.params`), :mod:`.events` (the event types).
 
 Recognisers' contract

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pbxfw.domain.addresses import IPAddress
 
-__all__ = ["Ordinals", "failure_key"]
+__all__ = ["NoKeys", "Ordinals", "failure_key"]
 
 
 def failure_key(jail: str, host: IPAddress | str, epoch: int, ordinal: int) -> str:
@@ -66,3 +66,13 @@ class Ordinals:
     def state(self) -> tuple[int, dict[tuple[str, str, str], int]]:
         """(second, ordinals of its keyed failures)."""
         return self._epoch, self._counts
+
+
+class NoKeys(Ordinals):
+    """The ordinals of a scan whose output shows no key (``pbxfw ips scan``'s
+    lines, :func:`pbxfw.ips.scan.scan_lines`): every key is "", made at no cost."""
+
+    __slots__ = ()
+
+    def key(self, level: str, jail: str, host: str, epoch: int) -> str:
+        return ""

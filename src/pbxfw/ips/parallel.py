@@ -14,16 +14,15 @@ renumbered on the running state of the ranges before. The lines of one SSH
 attempt are paired in file order by this process (the workers tag them), as
 the serial scan pairs them. The result is exactly that of the serial scan
 (tested).
+
+:func:`lines_parallel` is the same scan for ``pbxfw ips scan``'s output
+(:func:`pbxfw.ips.scan.scan_lines`): the workers send the text of their
+failures' lines instead of columns, and no Failure is built.
 """
 
 from __future__ import annotations
 
-import gc
 import os
-import pickle
-import signal
-import struct
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime, tzinfo
@@ -33,11 +32,14 @@ from typing import cast
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
-from pbxfw.ips.grammars.ssh import SSH_TAG
-from pbxfw.ips.reading import ScanStats, scan_blocks
+from pbxfw.ips.grammars.ssh import SSH_TAG, SshAttempts
+from pbxfw.ips.keys import NoKeys
+from pbxfw.ips.output import LineFormat
+from pbxfw.ips.reading import ScanStats, batched, scan_blocks
 from pbxfw.ips.recognisers import Recogniser
+from pbxfw.ips.workers import Worker
 
-__all__ = ["bounds", "scan_parallel"]
+__all__ = ["bounds", "lines_parallel", "scan_parallel"]
 
 # A worker's failures as columns: time, jail, host, event, line relative to
 # the worker's range, key (a list: this process renumbers some keys), count.
@@ -57,18 +59,20 @@ _State = tuple[int, dict[tuple[str, str, str], int]]
 _Result = tuple[_Columns, int, list[tuple[str, str, str, int]], _State, list[tuple[int, str]], int]
 
 
-def bounds(fd: int, size: int, workers: int) -> list[int]:
+def bounds(fd: int, size: int, workers: int, *, lines: bool = False) -> list[int]:
     """Offsets cutting ``size`` bytes into ranges for ``workers`` processes, each after a newline.
 
-    The first range is this process's, :data:`_FIRST_SHARE` of a worker
+    The first range is this process's, :data:`_FIRST_SHARE` (``lines``:
+    :data:`_LINES_FIRST_SHARE`, for :func:`lines_parallel`) of a worker
     process's share; each worker's share is cut into :data:`_TASKS_PER_WORKER`
     ranges so that its failures come back while it scans the next.
     """
     bounds = [0]
-    total = _FIRST_SHARE + workers - 1
+    first = _LINES_FIRST_SHARE if lines else _FIRST_SHARE
+    total = first + workers - 1
     tasks = (workers - 1) * _TASKS_PER_WORKER
     for i in range(tasks):
-        target = size * (_FIRST_SHARE + i / _TASKS_PER_WORKER) / total
+        target = size * (first + i / _TASKS_PER_WORKER) / total
         target = max(int(target), bounds[-1])
         limit = target + _BOUND_SEARCH
         while True:
@@ -92,6 +96,9 @@ def bounds(fd: int, size: int, workers: int) -> list[int]:
 #: This process's share of the file relative to a worker process's: it also
 #: builds the Failures of the workers' ranges.
 _FIRST_SHARE = 0.92
+#: The same for lines_parallel, where this process only joins the text the
+#: workers made (measured: both processes then finish together).
+_LINES_FIRST_SHARE = 1.0
 #: Ranges per worker process (see bounds).
 _TASKS_PER_WORKER = 4
 #: How far past its target _bounds looks for a newline to cut a range at.
@@ -140,130 +147,12 @@ def _scan_range(
     return columns, recogniser.newlines, lead, state, tags, stats.long_lines
 
 
-# A worker's message on its pipe: (0: result, 1: exception), offset and size
-# of the pickle in its results file.
-_HEADER = struct.Struct("<BQQ")
-
-
-class _Worker:
-    """A forked process scanning some ranges of a file, in order.
-
-    It pickles each range's :func:`_scan_range` result into an anonymous file
-    and announces it on a pipe, so it never waits for this process (which is
-    busy with its own range until it asks for the results).
-    """
-
-    def __init__(
-        self,
-        name: str,
-        ranges: list[tuple[int, int]],
-        kind: str | None,
-        reference: datetime,
-        tz: tzinfo | None,
-    ) -> None:
-        self.name = name
-        self.pending = len(ranges)
-        self.results = _anonymous_file()
-        read, write = os.pipe()
-        try:
-            pid = os.fork()
-        except BaseException:
-            for fd in (read, write, self.results):
-                os.close(fd)
-            raise
-        if pid == 0:  # pragma: no cover - the child; its results are tested
-            status = 1
-            try:
-                os.close(read)
-                gc.disable()  # short-lived: nothing to collect
-                self._serve(ranges, kind, reference, tz, write)
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write)
-        self.pid: int | None = pid
-        self.pipe = read
-
-    def _serve(
-        self,
-        ranges: list[tuple[int, int]],
-        kind: str | None,
-        reference: datetime,
-        tz: tzinfo | None,
-        pipe: int,
-    ) -> None:  # pragma: no cover - runs in the child
-        offset = 0
-        with open(self.name, "rb") as handle:
-            for start, end in ranges:
-                flag = 0
-                try:
-                    result = _scan_range(
-                        handle.fileno(), start, end, self.name, kind, reference, tz
-                    )
-                    payload = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
-                except Exception as exc:  # re-raised in the parent
-                    flag = 1
-                    try:
-                        payload = pickle.dumps(exc, pickle.HIGHEST_PROTOCOL)
-                    except Exception:  # an unpicklable exception
-                        payload = pickle.dumps(RuntimeError(repr(exc)))
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(self.results, view) :]
-                os.write(pipe, _HEADER.pack(flag, offset, len(payload)))
-                offset += len(payload)
-                if flag:
-                    return
-
-    def result(self) -> _Result:
-        """The next range's result, waiting for it; re-raises the worker's exception."""
-        header = b""
-        while len(header) < _HEADER.size:
-            chunk = os.read(self.pipe, _HEADER.size - len(header))
-            if not chunk:
-                raise RuntimeError(f"the scan worker for {self.name} exited unexpectedly")
-            header += chunk
-        flag, offset, size = _HEADER.unpack(header)
-        payload = _pread_all(self.results, offset, size)
-        self.pending -= 1
-        value = pickle.loads(payload)
-        if flag:
-            raise value
-        result: _Result = value
-        return result
-
-    def close(self) -> None:
-        """Reap the process (killed first if it still has ranges to scan) and close its files."""
-        if self.pid is not None:
-            pid, self.pid = self.pid, None
-            try:
-                if self.pending:
-                    os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ChildProcessError, ProcessLookupError):  # reaped by someone else
-                pass
-            finally:
-                os.close(self.pipe)
-                os.close(self.results)
-
-
-def _pread_all(fd: int, offset: int, size: int) -> bytes:
-    chunks = []
-    while size > 0:
-        chunk = os.pread(fd, size, offset)
-        if not chunk:
-            raise RuntimeError("scan worker results truncated")
-        chunks.append(chunk)
-        offset += len(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
-def _anonymous_file() -> int:
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("pbxfw-scan", os.MFD_CLOEXEC)
-    with tempfile.TemporaryFile() as handle:  # pragma: no cover - not Linux
-        return os.dup(handle.fileno())
+def _parts(bounds: list[int], workers: int) -> list[list[tuple[int, int]]]:
+    """Ranges 1.. for workers - 1 processes, each a contiguous run of them
+    (this process reads the results in file order)."""
+    ranges = [(bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
+    count = min(workers - 1, len(ranges))
+    return [ranges[len(ranges) * i // count : len(ranges) * (i + 1) // count] for i in range(count)]
 
 
 def scan_parallel(
@@ -275,15 +164,13 @@ def scan_parallel(
     tz: tzinfo | None,
     stats: ScanStats,
 ) -> Iterator[Failure]:
-    # Ranges 1.. go to workers - 1 processes, each a contiguous run of them
-    # (this process reads the results in file order).
-    ranges = [(bounds[i], bounds[i + 1]) for i in range(1, len(bounds) - 1)]
-    count = min(workers - 1, len(ranges))
-    children: list[_Worker] = []
+    def task(fd: int, start: int, end: int) -> _Result:
+        return _scan_range(fd, start, end, name, kind, reference, tz)
+
+    children: list[Worker] = []
     try:
-        for i in range(count):
-            part = ranges[len(ranges) * i // count : len(ranges) * (i + 1) // count]
-            children.append(_Worker(name, part, kind, reference, tz))
+        for part in _parts(bounds, workers):
+            children.append(Worker(name, part, task))
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz)
         with open(name, "rb") as handle:
             yield from scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1], stats)
@@ -293,7 +180,8 @@ def scan_parallel(
         state: _State = recogniser.ordinal_state()
         for child in children:
             while child.pending:
-                columns, newlines, lead, worker_state, tags, long_lines = child.result()
+                result = cast(_Result, child.result())
+                columns, newlines, lead, worker_state, tags, long_lines = result
                 times, jails, hosts, events, numbers, keys, counts = columns
                 stats.long_lines += long_lines
                 keyed = len(keys) - keys.count("")
@@ -351,3 +239,131 @@ def _paired(
                 yield replace(failure, count=failure.count - 1)
             continue
         yield failure
+
+
+# (index, tag, (time, jail, host, event, count)) of an SSH line a worker left
+# to pair.
+_Tag = tuple[int, str, tuple[datetime, str, IPAddress, str, int]]
+# What a worker returns for one range in lines_parallel: the tails of its
+# failures' lines, their line numbers relative to the range, its newline
+# count, its SSH lines to pair, its long lines, its repeats (ScanStats).
+_Lines = tuple[list[str], list[int], int, list[_Tag], int, int]
+
+
+def _lines_task(
+    name: str, kind: str | None, reference: datetime, tz: tzinfo | None, fmt: LineFormat
+) -> Callable[[int, int, int], _Lines]:
+    """A worker's task for :func:`lines_parallel`: ``task(fd, start, end)`` is
+    what it needs of bytes [start, end) of ``name``.
+
+    One Recogniser serves all the ranges of a worker: they are consecutive,
+    and its caches of stamps and addresses (pure: a text's value never
+    changes) then stay warm from one range to the next (~20,000 attackers
+    are parsed once per worker, not once per range); the rest of its state
+    is off (no SSH pairing, no keys), so a range's result does not depend on
+    the ranges before."""
+    recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, pair_ssh=False)
+    recogniser.ordinals = NoKeys()
+    tail = fmt.tail
+
+    def task(fd: int, start: int, end: int) -> _Lines:  # pragma: no cover - in the workers
+        numbers: list[int] = []
+        tags: list[_Tag] = []
+        number = numbers.append
+        stats = ScanStats()
+
+        def make(
+            time: datetime,
+            jail: str,
+            host: IPAddress,
+            event: str,
+            _file: str,
+            line: int,
+            key: str,
+            count: int,
+        ) -> str:
+            if key.startswith(SSH_TAG):
+                tags.append((len(numbers), key, (time, jail, host, event, count)))
+            elif count != 1:
+                stats.repeats += count - 1
+            number(line)
+            return tail(time, jail, host, event, count)
+
+        recogniser.make = cast("Callable[..., Failure]", make)
+        tails = cast("list[str]", list(scan_blocks(recogniser, fd, start, end, stats)))
+        return tails, numbers, recogniser.newlines, tags, stats.long_lines, stats.repeats
+
+    return task
+
+
+def lines_parallel(
+    name: str,
+    bounds: list[int],
+    workers: int,
+    kind: str | None,
+    reference: datetime,
+    tz: tzinfo | None,
+    stats: ScanStats,
+    fmt: LineFormat,
+) -> Iterator[list[str]]:
+    """:func:`scan_parallel` giving ``fmt``'s lines in batches (see
+    :func:`pbxfw.ips.scan.scan_lines`): no Failure is built, the workers make
+    the tails of their lines and this process joins them to their heads and
+    line numbers. Keys are not output, so they are not made (:class:`NoKeys`)."""
+    children: list[Worker] = []
+    try:
+        for part in _parts(bounds, workers):
+            children.append(Worker(name, part, _lines_task(name, kind, reference, tz, fmt)))
+        make = cast("Callable[..., Failure]", fmt.maker(name, stats))
+        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
+        recogniser.ordinals = NoKeys()
+        with open(name, "rb") as handle:
+            found = scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1], stats)
+            yield from batched(cast("Iterator[str]", found))
+        lines = recogniser.newlines
+        attempts = recogniser.ssh_attempts
+        assert attempts is not None
+        head = fmt.head(name)
+        for child in children:
+            while child.pending:
+                result = cast(_Lines, child.result())
+                tails, numbers, newlines, tags, long_lines, repeats = result
+                stats.long_lines += long_lines
+                stats.repeats += repeats
+                if tags:
+                    tails, numbers = _paired_lines(tails, numbers, tags, attempts, fmt, stats)
+                texts = map(str, map(add, numbers, repeat(lines)))
+                if tails:
+                    yield list(map("".join, zip(repeat(head), texts, tails, strict=False)))
+                lines += newlines
+            child.close()
+    finally:
+        for child in children:
+            child.close()
+
+
+def _paired_lines(
+    tails: list[str],
+    numbers: list[int],
+    tags: list[_Tag],
+    attempts: SshAttempts,
+    fmt: LineFormat,
+    stats: ScanStats,
+) -> tuple[list[str], list[int]]:
+    """The lines of a worker's range with its SSH lines paired in file order,
+    as the serial scan pairs them: a line that continues an attempt already
+    counted is not shown, unless it is a ``message repeated N times`` line,
+    whose other N - 1 copies count (its tail says so)."""
+    drop = set()
+    for i, tag, (time, jail, host, event, count) in tags:
+        if attempts.follows_tag(tag, host, int(time.timestamp())):
+            if count == 1:
+                drop.add(i)
+                continue
+            count -= 1
+            tails[i] = fmt.tail(time, jail, host, event, count)
+        stats.repeats += count - 1
+    if not drop:
+        return tails, numbers
+    keep = [i for i in range(len(tails)) if i not in drop]
+    return [tails[i] for i in keep], [numbers[i] for i in keep]

@@ -14,12 +14,13 @@ import errno
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from pbxfw.ips.events import Failure
 from pbxfw.ips.recognisers import Recogniser
 from pbxfw.ips.scanner import MAX_LINE
 
-__all__ = ["ScanStats", "scan_blocks", "scan_reader"]
+__all__ = ["ScanStats", "batched", "scan_blocks", "scan_reader"]
 
 
 @dataclass
@@ -29,6 +30,10 @@ class ScanStats:
     #: Lines longer than :data:`~pbxfw.ips.recognisers.MAX_LINE` bytes: cut
     #: (never held whole), not recognised, counted here as bad lines.
     long_lines: int = 0
+    #: The copies beyond the first of rsyslog's ``message repeated N times``
+    #: lines among the failures :func:`~pbxfw.ips.scan.scan_lines` reported
+    #: (such a line counts N times; filled by scan_lines only).
+    repeats: int = 0
 
 
 #: Bytes read and scanned at a time: the whole-block passes (sniffing, coarse
@@ -168,3 +173,9 @@ def _long_lines(block: bytes, end: int) -> int:
             count += 1
         probe = (last // step + 1) * step
     return count
+
+
+def batched(items: Iterator[str], size: int = 4096) -> Iterator[list[str]]:
+    """``items`` in lists of ``size`` (the last one shorter; no empty list)."""
+    while batch := list(islice(items, size)):
+        yield batch

@@ -1,10 +1,11 @@
 """Offline recognition of failures in log files: ``pbxfw ips scan FILE…`` (DESIGN §5).
 
 Like ``fail2ban-regex``: read whole files, report every recognised failure,
-ban nothing. The CLI prints :func:`failure_json` of each failure as one JSON
-line. Each file gets its own :class:`~pbxfw.ips.recognisers.Recogniser`
-(kind detected per line), so the dedup keys of one file do not depend on the
-files scanned before it.
+ban nothing. The CLI prints the lines :func:`scan_lines` makes (one per
+failure, :mod:`pbxfw.ips.output`; with ``--json`` each is
+:func:`failure_json` of the failure). Each file gets its own
+:class:`~pbxfw.ips.recognisers.Recogniser` (kind detected per line), so the
+dedup keys of one file do not depend on the files scanned before it.
 
 A file is read and scanned in blocks (:mod:`pbxfw.ips.reading`: memory
 bounded whatever the file holds, a line longer than
@@ -18,14 +19,24 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
+from typing import cast
 
 from pbxfw.ips.events import Failure
-from pbxfw.ips.reading import ScanStats, scan_blocks, scan_reader
+from pbxfw.ips.keys import NoKeys
+from pbxfw.ips.output import LineFormat
+from pbxfw.ips.reading import ScanStats, batched, scan_blocks, scan_reader
 from pbxfw.ips.recognisers import Recogniser
 
-__all__ = ["PARALLEL_MIN_BYTES", "ScanStats", "failure_json", "scan_file", "scan_files"]
+__all__ = [
+    "PARALLEL_MIN_BYTES",
+    "ScanStats",
+    "failure_json",
+    "scan_file",
+    "scan_files",
+    "scan_lines",
+]
 
 #: Files at least this big are scanned in parallel when ``workers`` is None.
 PARALLEL_MIN_BYTES = 32 << 20
@@ -61,8 +72,45 @@ def scan_file(
     (:class:`~pbxfw.ips.grammars.ssh.SshAttempts`), so the scan reports what
     the detector counts. Raises OSError if unreadable.
     """
-    if stats is None:
-        stats = ScanStats()
+    return cast(
+        "Iterator[Failure]", _scan(path, kind, reference, tz, workers, stats or ScanStats(), None)
+    )
+
+
+def scan_lines(
+    paths: Iterable[str | os.PathLike[str]],
+    fmt: LineFormat,
+    *,
+    kind: str | None = None,
+    reference: datetime | None = None,
+    tz: tzinfo | None = None,
+    workers: int | None = None,
+    stats: ScanStats | None = None,
+) -> Iterator[list[str]]:
+    """``fmt.line(f)`` of each failure :func:`scan_files` finds, in order, in
+    batches: ``pbxfw ips scan``'s output.
+
+    The same text, byte for byte (tested), made faster: no Failure is built
+    (the recognisers make each line), and a parallel scan's workers make the
+    text of their own failures (:func:`~pbxfw.ips.parallel.lines_parallel`).
+    """
+    stats = stats or ScanStats()
+    for path in paths:
+        yield from cast(
+            "Iterator[list[str]]", _scan(path, kind, reference, tz, workers, stats, fmt)
+        )
+
+
+def _scan(
+    path: str | os.PathLike[str],
+    kind: str | None,
+    reference: datetime | None,
+    tz: tzinfo | None,
+    workers: int | None,
+    stats: ScanStats,
+    fmt: LineFormat | None,
+) -> Iterator[Failure] | Iterator[list[str]]:
+    """:func:`scan_file` (``fmt`` None) or one file of :func:`scan_lines`."""
     name = os.fspath(path)
     with open(name, "rb") as handle:
         status = os.fstat(handle.fileno())
@@ -72,20 +120,30 @@ def scan_file(
             workers = _cpus() if status.st_size >= PARALLEL_MIN_BYTES else 1
         regular = stat.S_ISREG(status.st_mode)
         if workers > 1 and regular and hasattr(os, "fork"):
-            from pbxfw.ips.parallel import bounds, scan_parallel
+            from pbxfw.ips.parallel import bounds, lines_parallel, scan_parallel
 
-            cuts = bounds(handle.fileno(), status.st_size, workers)
+            cuts = bounds(handle.fileno(), status.st_size, workers, lines=fmt is not None)
             if len(cuts) > 2:
-                yield from scan_parallel(name, cuts, workers, kind, reference, tz, stats)
+                if fmt is None:
+                    yield from scan_parallel(name, cuts, workers, kind, reference, tz, stats)
+                else:
+                    yield from lines_parallel(name, cuts, workers, kind, reference, tz, stats, fmt)
                 return
         # Bytes: only the hit lines are decoded (UTF-8, errors replaced,
         # "\r\n" kept as is; the recognisers strip a trailing "\r"). Read to
         # the end of the file, also past the size it had when opened.
-        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz)
+        make = Failure if fmt is None else cast("Callable[..., Failure]", fmt.maker(name, stats))
+        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
+        if fmt is not None:  # the lines show no key
+            recogniser.ordinals = NoKeys()
         if not regular:  # a pipe: no pread
-            yield from scan_reader(recogniser, handle.read, stats)
-            return
-        yield from scan_blocks(recogniser, handle.fileno(), 0, sys.maxsize, stats)
+            found = scan_reader(recogniser, handle.read, stats)
+        else:
+            found = scan_blocks(recogniser, handle.fileno(), 0, sys.maxsize, stats)
+        if fmt is None:
+            yield from found
+        else:
+            yield from batched(cast("Iterator[str]", found))
 
 
 def scan_files(
