@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 
+from pbxfw.errors import StorageError
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -57,8 +59,9 @@ class Listener:
     Not pooled and never used for anything else: its socket (``fileno``)
     joins the agent's ``select``; when it is readable, :meth:`received`
     returns the payloads that arrived, without blocking. A lost connection
-    (server stopped, ``pg_terminate_backend``) raises from :meth:`received`;
-    the caller closes it and connects a new one later.
+    (server stopped, ``pg_terminate_backend``) raises ``StorageError`` from
+    :meth:`received`, as does a connection that cannot be made; the caller
+    closes it and connects a new one later.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -68,10 +71,17 @@ class Listener:
         args, kwargs = engine.dialect.create_connect_args(engine.url)
         kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT)
         kwargs["application_name"] = "pbxfw-listen"
-        self.connection: Any = psycopg.connect(*args, **kwargs, autocommit=True)
+        try:
+            self.connection: Any = psycopg.connect(*args, **kwargs, autocommit=True)
+        except psycopg.Error as exc:
+            raise _unreachable("cannot listen for changes", exc) from None
         # A listener dropped without close() (an agent a test let go) closes its connection.
         self._finalizer = weakref.finalize(self, _close_quietly, self.connection)
-        self.connection.execute(f"LISTEN {CHANNEL}")
+        try:
+            self.connection.execute(f"LISTEN {CHANNEL}")
+        except psycopg.Error as exc:
+            self.close()
+            raise _unreachable("cannot listen for changes", exc) from None
 
     def fileno(self) -> int:
         return int(self.connection.fileno())
@@ -81,25 +91,32 @@ class Listener:
         return int(self.connection.info.backend_pid)
 
     def received(self) -> list[str]:
-        """The payloads that arrived (possibly none); raises ``psycopg.OperationalError``
+        """The payloads that arrived (possibly none); raises ``StorageError``
         when the connection is lost."""
         import psycopg
         from psycopg.pq import ConnStatus
 
         pgconn = self.connection.pgconn
-        pgconn.consume_input()  # raises when the socket is gone
+        try:
+            pgconn.consume_input()  # raises when the socket is gone
+        except psycopg.Error as exc:
+            raise _unreachable("the listening connection was lost", exc) from None
         payloads: list[str] = []
         while (note := pgconn.notifies()) is not None:
             payloads.append(note.extra.decode("utf-8", "replace"))
         if pgconn.status != ConnStatus.OK:
-            raise psycopg.OperationalError(
-                pgconn.get_error_message().decode("utf-8", "replace").strip()
-                or "the listening connection was closed"
-            )
+            why = pgconn.get_error_message().decode("utf-8", "replace").strip()
+            raise StorageError(f"the listening connection was lost: {why or 'closed'}")
         return payloads
 
     def close(self) -> None:
         self._finalizer()
+
+
+def _unreachable(what: str, exc: BaseException) -> StorageError:
+    """A StorageError, as any other part's unreachable database: the agent
+    logs an outage once, whichever part notices it first (agent.health)."""
+    return StorageError(f"{what}: {' '.join(str(exc).split())}")
 
 
 def _close_quietly(connection: Any) -> None:
