@@ -18,6 +18,10 @@ One loop, one thread:
 - **node** (agent.node): registers this PBX as a node and reports its state every 5 s
   (``pbxfw node list``).
 
+On PostgreSQL the revisions are not polled: a notification wakes the loop
+and names what to read again (agent.wake); polling is the fallback on
+SQLite and while the listening connection is lost.
+
 Each of these parts, and each log file, runs on its own (agent.health): an
 exception in one is logged once, recorded in ``source_status`` for ``pbxfw
 ips status`` and the web page, and retried with backoff, while the others
@@ -31,6 +35,7 @@ so tests drive ``tick()`` directly.
 from __future__ import annotations
 
 import logging
+import select
 import signal
 import socket
 import threading
@@ -46,6 +51,7 @@ from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
 from pbxfw.agent.spool import SPOOL_NAME, BanSpool
+from pbxfw.agent.wake import Wake, listen_enabled
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.kernel import Backend, NftBackend
 from pbxfw.kernel.confirm_state import namespace_dir
@@ -82,6 +88,8 @@ class AgentOptions:
     journal_directory: str | None = None
     #: this PBX's node name (None: the host name); validated by the caller
     node: str | None = None
+    #: PostgreSQL: wake on LISTEN/NOTIFY instead of polling (``PBXFW_LISTEN=0``: poll)
+    listen: bool = field(default_factory=lambda: listen_enabled())
 
 
 class Agent:
@@ -141,6 +149,7 @@ class Agent:
         )
         self.rules.forget = self.ips.forget
         self.pjsip = Pjsip(store)
+        self.wake = Wake(store, self.health, enabled=options.listen)
         rules = self.rules
         self.node = NodeReporter(
             store,
@@ -173,12 +182,20 @@ class Agent:
             self.health.run("agent:counters", self.flush, force=True)
             self.health.persist(self.store)
             self.ips.close()
+            self.wake.close()
             log.info("agent stopped")
 
     def _wait(self) -> None:
-        """Sleep until a watched folder changes or ``revision_interval`` passes."""
-        if not self.ips.wait(self.options.revision_interval):
-            self.stop_event.wait(self.options.revision_interval)
+        """Sleep until a watched folder changes, a notification arrives, or
+        ``revision_interval`` passes."""
+        interval = self.options.revision_interval
+        fds = self.wake.fds()
+        if not self.ips.wait(interval, fds):
+            if fds:
+                select.select(fds, [], [], interval)
+            else:
+                self.stop_event.wait(interval)
+        self.wake.drain()
 
     def start(self) -> None:
         """What happens once: replay the ban spool, discover the PBX's ports,
@@ -194,10 +211,15 @@ class Agent:
         failure is recorded in ``self.health`` and retried with backoff."""
         now = self.clock()
         run = self.health.run
-        rules, ips, pjsip = self.rules, self.ips, self.pjsip
+        rules, ips, pjsip, wake = self.rules, self.ips, self.pjsip, self.wake
         if not self.outbox.restored:  # the spool could not be read at start
             run("agent:spool", self.outbox.restore)
-        run("agent:config", lambda: self._load(force_rules))
+        wake.keep()
+        # What a notification named (or everything, while polling); a read
+        # that did not succeed is due again at the next tick.
+        config_due = wake.take_config()
+        if not run("agent:config", lambda: self._load(force_rules, config_due)):
+            wake.config = True
         run("agent:rules", rules.enforce)
         if pjsip.pending:
             run("agent:pjsip", lambda: pjsip.refresh(rules.config))
@@ -206,20 +228,23 @@ class Agent:
         if rules.config is not None:
             config = rules.config
             run("agent:ips", lambda: ips.setup(config))
-        run("agent:ban-sets", rules.sync)
+        if (wake.take_bans() or rules.bans_dirty) and not run("agent:ban-sets", rules.sync):
+            wake.bans = True
         run("agent:logs", ips.logs)
         if now - ips.last_flush >= 1.0:
             run("agent:counters", self.flush)
         if now - self._own_checked >= 30:
             run("agent:host", self._refresh_own)
-        run("agent:whitelist", rules.follow_stored_revision)
+        if config_due and not run("agent:whitelist", rules.follow_stored_revision):
+            wake.config = True
         if self.node.due(now):
             run(NODE_PART, self.node.report)
         self.health.persist(self.store)
 
-    def _load(self, force: bool) -> None:
-        """Read the applied configuration when it changed; the PJSIP include follows."""
-        if self.rules.load(force):
+    def _load(self, force: bool, check: bool = True) -> None:
+        """Read the applied configuration when it changed (``check``: its
+        revision may have moved); the PJSIP include follows."""
+        if self.rules.load(force, check):
             self.pjsip.pending = True
 
     def _refresh_own(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -191,16 +191,17 @@ class Ips:
 
         self.health.run("agent:inotify", create, force=True)
 
-    def wait(self, interval: float) -> bool:
+    def wait(self, interval: float, extra: Sequence[int] = ()) -> bool:
         """Sleep until a watched folder changes, a journal source has new
-        entries, or ``interval`` passes; False when there is no watch to wait
-        on (the caller sleeps instead)."""
+        entries, an ``extra`` descriptor is readable (the database's
+        notifications), or ``interval`` passes; False when there is no watch
+        to wait on (the caller sleeps instead)."""
         if self.inotify is None:
             return False
         journals = [s.reader for s in self._sources.values() if isinstance(s.reader, JournalReader)]
         try:
-            if journals:
-                self.inotify.wait(interval, reader_fds(journals))
+            if journals or extra:
+                self.inotify.wait(interval, [*reader_fds(journals), *extra])
             else:
                 self.inotify.wait(interval)
             return True

@@ -110,9 +110,11 @@ class Rules:
         self.from_cache = False
 
     # -- the table ------------------------------------------------------------------
-    def load(self, force: bool) -> bool:
+    def load(self, force: bool, check: bool = True) -> bool:
         """Read the applied configuration when it changed (or ``force``);
-        True when it was read (the PJSIP include is then due).
+        True when it was read (the PJSIP include is then due). Without
+        ``check`` (no notification said it moved: agent.wake) its revision
+        is not even asked.
 
         Each configuration read is kept in the state folder
         (agent.config_cache); when the database cannot be read and no
@@ -127,7 +129,7 @@ class Rules:
                 not force
                 and not self.from_cache
                 and self.config is not None
-                and self.firewall.applied_revision() == self.loaded_revision
+                and (not check or self.firewall.applied_revision() == self.loaded_revision)
             ):
                 return False
             revision, config = self.firewall.applied_configuration()

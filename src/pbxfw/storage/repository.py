@@ -34,6 +34,7 @@ from pbxfw.storage.models import (
     UserRow,
 )
 from pbxfw.storage.networks import NetworkRows
+from pbxfw.storage.notify import notify
 
 __all__ = ["Repository", "Store"]
 
@@ -58,7 +59,9 @@ class Repository(NetworkRows, BanRows):
             .where(MetaRow.key == "revision")
             .values(value=cast(cast(MetaRow.value, Integer) + 1, Text))
         )
-        return self.revision()
+        revision = self.revision()
+        notify(self.session, "revision", revision)  # storage.notify: at commit
+        return revision
 
     def get_meta(self, key: str) -> str | None:
         return self.session.scalar(select(MetaRow.value).where(MetaRow.key == key))
@@ -68,6 +71,7 @@ class Repository(NetworkRows, BanRows):
         if value is not None:
             self.session.add(MetaRow(key=key, value=value))
             self.session.flush()
+            notify(self.session, key, value)  # the watched revisions (storage.notify)
 
     # -- settings -------------------------------------------------------
     def stored_settings(self) -> dict[str, Any]:

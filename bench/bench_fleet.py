@@ -1,0 +1,201 @@
+"""Ban propagation across a fleet (issue 16): N agents, N namespaces, one PostgreSQL.
+
+Run as root: ``.venv/bin/python bench/bench_fleet.py [--nodes 10] [--bans 200]
+[--burst 10000]``. A throw-away PostgreSQL server is started as the tests do
+(tests/pgserver.py); N real ``pbxfw agent`` processes run as the nodes of one
+site, each in its own network namespace with its own state folder and its own
+Asterisk logs (tests/fleet/nodes.py), all removed afterwards.
+
+- **propagation**: a failure line appended to node A's Asterisk logs
+  (``ips_maxretry`` 1: each attacker is banned at its first failure) until
+  the ban is in the kernel set of *every other* node (each asked with one
+  netlink element lookup, every ~2 ms, bounded); p50/p99 over ``--bans``
+  attackers, one after the other.
+- **burst** (``--burst``): that many failures from distinct attackers written
+  to A's logs at once, until every other node's kernel holds all of them.
+
+Baseline in the same run: the same with ``PBXFW_LISTEN=0``, the agents
+polling the revisions every 0.2 s (their loop's interval) instead of
+waking on PostgreSQL's ``LISTEN/NOTIFY``. ``--json``: one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fleet.nodes import SET, Fleet, Node, failure_lines
+from tests.kernel.lab import Lab, kernel_available
+from tests.pgserver import PgServer, pg_unavailable
+
+import pbxfw
+from pbxfw.kernel.netlink import has_element
+
+#: Seconds one ban may take before the run gives up on it (bounded loops).
+TIMEOUT = 10.0
+
+
+def attackers(count: int, block: int) -> list[str]:
+    """``count`` distinct attacker addresses, different for each ``block``."""
+    base = int(ipaddress.ip_address("100.64.0.0")) + block * 0x40000
+    return [str(ipaddress.ip_address(base + 1 + i)) for i in range(count)]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def start_all(fleet: Fleet, *, listen: bool) -> None:
+    for node in fleet.nodes:
+        fleet.start(node, listen=listen)
+    deadline = time.monotonic() + 60
+    ready = "listening for" if listen else "following "
+    while time.monotonic() < deadline:
+        if all(ready in n.log.read_text() for n in fleet.nodes):
+            time.sleep(0.5)  # the first counters and statuses are written
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"the agents did not start: {fleet.nodes[0].log.read_text()[-2000:]}")
+
+
+def propagation(fleet: Fleet, addresses: list[str]) -> list[float]:
+    """Seconds from each failure at A to its ban in every other node's kernel."""
+    a, others = fleet.nodes[0], fleet.nodes[1:]
+    took: list[float] = []
+    pause = random.Random(16)
+    for address in addresses:
+        key = ipaddress.ip_address(address).packed
+        waiting = list(others)
+        a.fail(address, 1)
+        start = time.monotonic()
+        while waiting and time.monotonic() - start < TIMEOUT:
+            waiting = [n for n in waiting if not has_element(SET, key, n.ns)]
+            if waiting:
+                time.sleep(0.002)
+        if waiting:
+            raise SystemExit(f"{address} not in {waiting[0].name}'s kernel after {TIMEOUT} s")
+        took.append(time.monotonic() - start)
+        # A random pause: the next failure falls anywhere in the pollers'
+        # 0.2 s interval, not always just after their tick (which would
+        # make the baseline look worse than it is).
+        time.sleep(pause.uniform(0.02, 0.25))
+    return took
+
+
+def burst(fleet: Fleet, addresses: list[str]) -> tuple[float, float]:
+    """Seconds from writing all ``addresses``' failures at A to all of them in
+    A's own kernel, and in every other node's kernel (each node's set read
+    from the kernel)."""
+    a, others = fleet.nodes[0], fleet.nodes[1:]
+    at_a: float | None = None
+    notices, securities = zip(*(failure_lines(x, 1) for x in addresses), strict=True)
+    wanted = set(addresses)
+    start = time.monotonic()
+    with open(a.folder / "logs" / "messages", "a") as f:
+        f.write("".join(notices))
+    with open(a.folder / "logs" / "security_log", "a") as f:
+        f.write("".join(securities))
+    waiting: list[Node] = [a, *others]
+    while waiting and time.monotonic() - start < 6 * TIMEOUT:
+        waiting = [n for n in waiting if not wanted <= n.banned()]
+        if at_a is None and a not in waiting:
+            at_a = time.monotonic() - start
+        if waiting:
+            time.sleep(0.05)
+    if waiting or at_a is None:
+        missing = len(wanted - waiting[0].banned())
+        raise SystemExit(f"burst: {missing} bans missing at {waiting[0].name}")
+    return at_a, time.monotonic() - start
+
+
+def run(args: argparse.Namespace, server: PgServer, listen: bool, block: int) -> dict[str, float]:
+    database = server.create_database()
+    folder = Path(tempfile.mkdtemp(prefix="pbxfw-fleet-"))
+    tag = f"bf{os.getpid() % 10000}{'l' if listen else 'p'}"
+    try:
+        with Lab(tag) as lab:
+            fleet = Fleet(lab, server.url(database), folder)
+            try:
+                fleet.configure(maxretry=1)
+                for i in range(args.nodes):
+                    fleet.add(f"n{i}")
+                start_all(fleet, listen=listen)
+                took = propagation(fleet, attackers(args.bans, block))
+                figures = {
+                    "p50_ms": statistics.median(took) * 1000,
+                    "p99_ms": percentile(took, 99) * 1000,
+                    "max_ms": max(took) * 1000,
+                }
+                if args.burst:
+                    figures["burst_at_a_s"], figures["burst_s"] = burst(
+                        fleet, attackers(args.burst, block + 1)
+                    )
+                return figures
+            finally:
+                fleet.close()
+    finally:
+        server.drop_database(database)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10)
+    parser.add_argument("--bans", type=int, default=200)
+    parser.add_argument("--burst", type=int, default=0, help="also a burst of this many bans")
+    parser.add_argument("--json", action="store_true", help="one JSON object, no table")
+    args = parser.parse_args()
+    why = kernel_available() or pg_unavailable()
+    if why:
+        raise SystemExit(why)
+    server = PgServer()
+    try:
+        server.create_template()
+        listening = run(args, server, listen=True, block=0)
+        polling = run(args, server, listen=False, block=4)
+    finally:
+        server.stop()
+    result = {
+        "version": pbxfw.__version__,
+        "nodes": args.nodes,
+        "bans": args.bans,
+        "listen": listening,
+        "poll": polling,
+    }
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+        return
+    print(f"pbxfw {pbxfw.__version__}: {args.nodes} agents, {args.bans} bans made at node A")
+    print(f"{'failure at A → in every other kernel':40} {'p50':>9} {'p99':>9} {'max':>9}")
+    for name, figures in (("LISTEN/NOTIFY", listening), ("polling 0.2 s (baseline)", polling)):
+        print(
+            f"{name:40} {figures['p50_ms']:7.1f}ms {figures['p99_ms']:7.1f}ms "
+            f"{figures['max_ms']:7.1f}ms"
+        )
+    print(
+        f"{'ratio (baseline / LISTEN)':40} {polling['p50_ms'] / listening['p50_ms']:8.2f}x "
+        f"{polling['p99_ms'] / listening['p99_ms']:8.2f}x"
+    )
+    if args.burst:
+        print(
+            f"burst of {args.burst} bans at A, in every other kernel: "
+            f"LISTEN {listening['burst_s']:.2f} s, polling {polling['burst_s']:.2f} s "
+            f"(in A's own kernel: {listening['burst_at_a_s']:.2f} s, "
+            f"{polling['burst_at_a_s']:.2f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
