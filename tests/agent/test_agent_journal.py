@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -208,11 +208,11 @@ def test_a_stop_signal_that_also_ends_journalctl_is_no_source_failure(
     journalctl = reader._proc
     real_wait = a.ips.wait
 
-    def signalled(interval: float) -> bool:
+    def signalled(interval: float, extra: Sequence[int] = ()) -> bool:
         journalctl.send_signal(signal.SIGTERM)  # what the group's signal does to it
         journalctl.wait(5)
         a.stop_event.set()  # what the agent's own handler does
-        return real_wait(interval)  # journalctl's pipe has ended: it wakes at once
+        return real_wait(interval, extra)  # journalctl's pipe has ended: it wakes at once
 
     monkeypatch.setattr(a.ips, "wait", signalled)
     monkeypatch.setattr(a, "start", lambda: None)
