@@ -10,53 +10,32 @@ from __future__ import annotations
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.script import ScriptDirectory
 
-from pbxfw.storage.db import _alembic_config, make_engine, migrate
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.ips_state import journal_cursors, log_offsets, save_log_offsets
+from tests.storage.migration_steps import database_at, downgraded, head, revisions, stored_version
 
 CURSOR = "s=69820a28b0b14e21b8f06c5913559500;i=3;b=0123456789abcdef0123456789abcdef;m=1;t=2;x=3"
 
 
-def _revisions() -> list[str]:
-    return [s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()]
-
-
-def _head() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
-
-
 def test_0004_upgrades_a_0003_database_and_keeps_its_offsets(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = make_engine(url, create_dir=True)
-    try:
-        config = _alembic_config()
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
-            connection.execute(
-                sa.text(
-                    'INSERT INTO log_offsets (path, inode, "offset", updated_at) '
-                    "VALUES ('/var/log/auth.log', 42, 1234, 1.0)"
-                )
+    def fill(connection: sa.Connection) -> None:
+        connection.execute(
+            sa.text(
+                'INSERT INTO log_offsets (path, inode, "offset", updated_at) '
+                "VALUES ('/var/log/auth.log', 42, 1234, 1.0)"
             )
-            connection.commit()
-            columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
-            assert "journal_cursor" not in columns
-    finally:
-        engine.dispose()
+        )
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
+        assert "journal_cursor" not in columns
 
+    url = database_at(tmp_path, "0003", fill)
     store = Store.open(url, create=True)  # what `pbxfw init` does
     try:
         with store.engine.connect() as connection:
-            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
             # Upgraded to the newest revision, through 0004.
-            assert version.scalar_one() == _head()
-            assert "0004" in _revisions()
+            assert stored_version(connection) == head()
+            assert "0004" in revisions()
             columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
             assert "journal_cursor" in columns
         assert log_offsets(store) == {"/var/log/auth.log": (42, 1234)}
@@ -74,15 +53,6 @@ def test_0004_upgrades_a_0003_database_and_keeps_its_offsets(tmp_path: Path) -> 
 
 
 def test_0004_downgrades_to_0003(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}", create_dir=True)
-    try:
-        migrate(engine)
-        config = _alembic_config()
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0003")
-            connection.commit()
-            columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
-        assert "journal_cursor" not in columns
-    finally:
-        engine.dispose()
+    with downgraded(tmp_path, "0003") as (connection, _config):
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("log_offsets")}
+    assert "journal_cursor" not in columns

@@ -14,54 +14,34 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from pbxfw.domain.nodes import Node
-from pbxfw.storage.db import _alembic_config, make_engine, migrate
 from pbxfw.storage.models import Base
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.ips_state import journal_cursors
 from pbxfw.usecases.nodes import NodeService
+from tests.storage.migration_steps import database_at, downgraded, head, revisions, stored_version
 
 CURSOR = "s=69820a28b0b14e21b8f06c5913559500;i=3;b=0123456789abcdef0123456789abcdef;m=1;t=2;x=3"
 
 
-def _revisions() -> list[str]:
-    return [s.revision for s in ScriptDirectory.from_config(_alembic_config()).walk_revisions()]
-
-
-def _head() -> str:
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    assert head is not None
-    return head
-
-
 def test_0005_upgrades_a_0004_database_and_stores_nodes(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = make_engine(url, create_dir=True)
-    try:
-        config = _alembic_config()
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0004")
-            connection.execute(
-                sa.text(
-                    'INSERT INTO log_offsets (path, inode, "offset", updated_at, journal_cursor) '
-                    f"VALUES ('journal:ssh.service', 0, 0, 1.0, '{CURSOR}')"
-                )
+    def fill(connection: sa.Connection) -> None:
+        connection.execute(
+            sa.text(
+                'INSERT INTO log_offsets (path, inode, "offset", updated_at, journal_cursor) '
+                f"VALUES ('journal:ssh.service', 0, 0, 1.0, '{CURSOR}')"
             )
-            connection.commit()
-            assert "nodes" not in sa.inspect(connection).get_table_names()
-    finally:
-        engine.dispose()
+        )
+        assert "nodes" not in sa.inspect(connection).get_table_names()
 
+    url = database_at(tmp_path, "0004", fill)
     store = Store.open(url, create=True)  # what `pbxfw init` does
     try:
         with store.engine.connect() as connection:
-            version = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
             # Upgraded to the newest revision, through 0005.
-            assert version.scalar_one() == _head()
-            assert "0005" in _revisions()
+            assert stored_version(connection) == head()
+            assert "0005" in revisions()
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
         assert journal_cursors(store) == {"journal:ssh.service": CURSOR}
@@ -82,17 +62,8 @@ def test_0005_upgrades_a_0004_database_and_stores_nodes(tmp_path: Path) -> None:
 
 
 def test_0005_downgrades_to_0004(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'down.db'}", create_dir=True)
-    try:
-        migrate(engine)
-        config = _alembic_config()
-        with engine.connect() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, "0004")
-            connection.commit()
-            assert "nodes" not in sa.inspect(connection).get_table_names()
-            command.upgrade(config, "head")
-            connection.commit()
-            assert "nodes" in sa.inspect(connection).get_table_names()
-    finally:
-        engine.dispose()
+    with downgraded(tmp_path, "0004") as (connection, config):
+        assert "nodes" not in sa.inspect(connection).get_table_names()
+        command.upgrade(config, "head")
+        connection.commit()
+        assert "nodes" in sa.inspect(connection).get_table_names()
