@@ -22,6 +22,7 @@ __all__ = [
     "NodeRow",
     "RevokedSessionRow",
     "SettingRow",
+    "SiteRow",
     "SourceStatusRow",
     "UserRow",
 ]
@@ -184,3 +185,12 @@ class NodeRow(Base):
     version: Mapped[str] = mapped_column(text(64), default="")
     log_lag_bytes: Mapped[int] = mapped_column(Int64, default=0)
     last_error: Mapped[str] = mapped_column(text(), default="")
+
+
+class SiteRow(Base):
+    """One configuration of the fleet (migration 0006); ``default`` always exists."""
+
+    __tablename__ = "sites"
+
+    name: Mapped[str] = mapped_column(text(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
