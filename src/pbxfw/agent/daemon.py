@@ -132,6 +132,7 @@ class Agent:
             netns=options.netns,
             state_dir=options.state_dir,
             table_interval=options.table_interval,
+            node=options.node or socket.gethostname(),
         )
         #: the bans decided here on their way to the database, through a
         #: spool file that survives a restart (agent.outbox, agent.spool)
@@ -154,7 +155,7 @@ class Agent:
         self.node = NodeReporter(
             store,
             self.health,
-            name=options.node or socket.gethostname(),
+            name=self.rules.receiver.node,
             clock=clock,
             applied_revision=lambda: rules.applied_revision,
             kernel_bans=lambda now: rules.ban_sets.active(now),
@@ -228,6 +229,8 @@ class Agent:
         if rules.config is not None:
             config = rules.config
             run("agent:ips", lambda: ips.setup(config))
+        if wake.take_full_bans():  # (re)connected: a notification may have been missed
+            rules.bans_dirty = True
         if (wake.take_bans() or rules.bans_dirty) and not run("agent:ban-sets", rules.sync):
             wake.bans = True
         run("agent:logs", ips.logs)
