@@ -81,6 +81,9 @@ class Receiver:
 
     def owns(self, ban: Ban) -> bool:
         """May this node lift ``ban`` from the store when its whitelist covers
-        it? An administrator's ban (no site) and its own site's detections:
-        yes; another site's: no, it is only not enforced here."""
-        return ban.site is None or ban.site == self.here.site
+        it? Its own detections and an administrator's bans (no node): yes, as
+        a single PBX always did. Another node's: no: that node's whitelist
+        may differ (its own addresses, its site's networks); it is only not
+        enforced here (a site's never-block change lifts its site's bans in
+        the store: usecases.bans ``lift_whitelisted``)."""
+        return ban.node is None or ban.node == self.here.node

@@ -310,8 +310,8 @@ class Rules(BanSync):
         """The bans this node enforces (agent.receive): bans being restored
         are checked against the whitelist too (this host's addresses may
         have changed). Those it covers are lifted in the store when they are
-        this site's or an administrator's; another site's stay stored (that
-        site enforces them) and are only left out here."""
+        its own or an administrator's (``Receiver.owns``); another node's
+        stay stored (they are enforced elsewhere) and are only left out here."""
         self.config = config
         self.refresh_whitelist()
         selection = self.receiver.select(bans)
