@@ -106,3 +106,20 @@ def test_a_database_behind_the_agent_is_read_in_full(svc: ConfigService) -> None
     revision = bans.record([detected("198.51.100.1")])
     delta = bans.changed_since(revision + 10)
     assert delta.full and len(delta.bans or []) == 1
+
+
+def test_record_writes_a_batch_at_once_and_the_last_of_a_subnet_and_jail_wins(
+    svc: ConfigService,
+) -> None:
+    bans = service(svc)
+    batch = [detected(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}") for i in range(10_000)]
+    again = detected("10.0.0.5", node="pbx-b")
+    revision = bans.record([*batch, again])
+    stored = bans.active()
+    assert len(stored) == 10_000
+    assert next(b for b in stored if b.address_text() == "10.0.0.5").node == "pbx-b"
+    delta = bans.changed_since(revision - 1)
+    assert not delta.full and len(delta.bans or []) == 10_000
+    # Written again: replaced, not doubled.
+    bans.record([detected("10.0.0.5", node="pbx-c")])
+    assert len(bans.active()) == 10_000

