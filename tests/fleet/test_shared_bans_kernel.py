@@ -126,7 +126,7 @@ def set_size(node: Node) -> int:
 
 
 def test_a_burst_of_10000_bans_at_one_node_reaches_the_other_kernels(fleet: Fleet) -> None:
-    a, b, c = fleet.nodes
+    _a, b, c = fleet.nodes
     now = datetime.now(UTC)
     first = int(ipaddress.ip_address("100.64.0.1"))
     bans = [
