@@ -12,7 +12,11 @@ Asterisk logs (tests/fleet/nodes.py), all removed afterwards.
   netlink element lookup, every ~2 ms, bounded); p50/p99 over ``--bans``
   attackers, one after the other.
 - **burst** (``--burst``): that many failures from distinct attackers written
-  to A's logs at once, until every other node's kernel holds all of them.
+  to A's logs at once, until every other node's kernel holds all of them;
+  and that many bans recorded at once as A's agent records a batch it
+  decided (``BanService.record``, origin ``jail:asterisk`` at A), from the
+  call until every other node's kernel holds all of them (the kernels'
+  set sizes, read every 0.1 s).
 
 Baseline in the same run: the same with ``PBXFW_LISTEN=0``, the agents
 polling the revisions every 0.2 s (their loop's interval) instead of
@@ -31,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,7 +45,11 @@ from tests.kernel.lab import Lab, kernel_available
 from tests.pgserver import PgServer, pg_unavailable
 
 import pbxfw
+from pbxfw.domain.bans import Ban, jail_origin
+from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.kernel.netlink import has_element
+from pbxfw.storage.repository import Store
+from pbxfw.usecases.bans import BanService
 
 #: Seconds one ban may take before the run gives up on it (bounded loops).
 TIMEOUT = 10.0
@@ -120,6 +129,44 @@ def burst(fleet: Fleet, addresses: list[str]) -> tuple[float, float]:
     return at_a, time.monotonic() - start
 
 
+def recorded_burst(fleet: Fleet, addresses: list[str]) -> tuple[float, float]:
+    """Seconds to record ``addresses`` as bans detected at A (one batch, the
+    use case A's agent uses), and from the start of that until every other
+    node's kernel set holds as many elements as it held before plus them."""
+    a, others = fleet.nodes[0], fleet.nodes[1:]
+    before = {n.name: n.set_size() for n in others}
+    now = datetime.now(UTC)
+    bans = [
+        Ban(
+            ipaddress.ip_network(x),
+            "asterisk",
+            JAIL_SCOPES["asterisk"],
+            "burst",
+            now.timestamp(),
+            now.timestamp() + 3600,
+            origin=jail_origin("asterisk"),
+            node=a.name,
+            site="default",
+        )
+        for x in addresses
+    ]
+    store = Store.open(fleet.db)
+    try:
+        start = time.monotonic()
+        BanService(store).record(bans)
+        stored = time.monotonic() - start
+    finally:
+        store.close()
+    waiting = list(others)
+    while waiting and time.monotonic() - start < 6 * TIMEOUT:
+        waiting = [n for n in waiting if n.set_size() < before[n.name] + len(addresses)]
+        if waiting:
+            time.sleep(0.1)
+    if waiting:
+        raise SystemExit(f"recorded burst: not all in {waiting[0].name}'s kernel")
+    return stored, time.monotonic() - start
+
+
 def run(args: argparse.Namespace, server: PgServer, listen: bool, block: int) -> dict[str, float]:
     database = server.create_database()
     folder = Path(tempfile.mkdtemp(prefix="pbxfw-fleet-"))
@@ -141,6 +188,9 @@ def run(args: argparse.Namespace, server: PgServer, listen: bool, block: int) ->
                 if args.burst:
                     figures["burst_at_a_s"], figures["burst_s"] = burst(
                         fleet, attackers(args.burst, block + 1)
+                    )
+                    figures["recorded_store_s"], figures["recorded_s"] = recorded_burst(
+                        fleet, attackers(args.burst, block + 2)
                     )
                 return figures
             finally:
@@ -194,6 +244,12 @@ def main() -> None:
             f"LISTEN {listening['burst_s']:.2f} s, polling {polling['burst_s']:.2f} s "
             f"(in A's own kernel: {listening['burst_at_a_s']:.2f} s, "
             f"{polling['burst_at_a_s']:.2f} s)"
+        )
+        print(
+            f"{args.burst} bans recorded at A in one batch, in every other kernel: "
+            f"LISTEN {listening['recorded_s']:.2f} s, polling {polling['recorded_s']:.2f} s "
+            f"(the store write: {listening['recorded_store_s']:.2f} s, "
+            f"{polling['recorded_store_s']:.2f} s)"
         )
 
 
