@@ -15,8 +15,8 @@ Asterisk logs (tests/fleet/nodes.py), all removed afterwards.
   to A's logs at once, until every other node's kernel holds all of them;
   and that many bans recorded at once as A's agent records a batch it
   decided (``BanService.record``, origin ``jail:asterisk`` at A), from the
-  call until every other node's kernel holds all of them (the kernels'
-  set sizes, read every 0.1 s).
+  call until every other node's kernel holds the first and the last of them
+  (a netlink lookup each, every 5 ms; then every set is counted).
 
 Baseline in the same run: the same with ``PBXFW_LISTEN=0``, the agents
 polling the revisions every 0.2 s (their loop's interval) instead of
@@ -157,14 +157,20 @@ def recorded_burst(fleet: Fleet, addresses: list[str]) -> tuple[float, float]:
         stored = time.monotonic() - start
     finally:
         store.close()
+    # The first and the last address, each one netlink lookup every 5 ms
+    # (listing 10,000 elements of 9 sets would load the machine it measures);
+    # every address is counted once they are there.
+    ends = [ipaddress.ip_address(addresses[0]).packed, ipaddress.ip_address(addresses[-1]).packed]
     waiting = list(others)
     while waiting and time.monotonic() - start < 6 * TIMEOUT:
-        waiting = [n for n in waiting if n.set_size() < before[n.name] + len(addresses)]
+        waiting = [n for n in waiting if not all(has_element(SET, k, n.ns) for k in ends)]
         if waiting:
-            time.sleep(0.1)
-    if waiting:
-        raise SystemExit(f"recorded burst: not all in {waiting[0].name}'s kernel")
-    return stored, time.monotonic() - start
+            time.sleep(0.005)
+    took = time.monotonic() - start
+    short = [n.name for n in others if n.set_size() < before[n.name] + len(addresses)]
+    if waiting or short:
+        raise SystemExit(f"recorded burst: not all in the kernel of {(waiting or short)[0]}")
+    return stored, took
 
 
 def run(args: argparse.Namespace, server: PgServer, listen: bool, block: int) -> dict[str, float]:
