@@ -133,6 +133,7 @@ class Agent:
             state_dir=options.state_dir,
             table_interval=options.table_interval,
             node=options.node or socket.gethostname(),
+            site=store.site,
         )
         #: the bans decided here on their way to the database, through a
         #: spool file that survives a restart (agent.outbox, agent.spool)
@@ -156,6 +157,7 @@ class Agent:
             store,
             self.health,
             name=self.rules.receiver.node,
+            site=store.site,
             clock=clock,
             applied_revision=lambda: rules.applied_revision,
             kernel_bans=lambda now: rules.ban_sets.active(now),

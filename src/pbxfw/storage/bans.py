@@ -35,7 +35,8 @@ from sqlalchemy.orm import Session
 from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
-from pbxfw.storage.models import BanRow
+from pbxfw.domain.setting_rules import SHARE_MODES
+from pbxfw.storage.models import BanRow, SettingRow
 
 __all__ = ["BanRows", "cast_table"]
 
@@ -75,6 +76,19 @@ class BanRows:
         # Through get_meta: the fleet's meta values are where it keeps them.
         written = self.get_meta("bans_revision")
         return int(written or 0), int(self.get_meta("bans_removed_revision") or 0)
+
+    def site_shares(self) -> dict[str, str]:
+        """Each site's stored ``ips_share`` (sites that never set it share
+        ``fleet``: domain.sharing); a stored value no longer valid is left out."""
+        rows = self.session.execute(
+            select(SettingRow.site, SettingRow.value).where(SettingRow.key == "ips_share")
+        ).all()
+        shares = {}
+        for site, value in rows:
+            share = json.loads(value)
+            if share in SHARE_MODES:
+                shares[site] = share
+        return shares
 
     # -- bans -------------------------------------------------------------
     def bans(self, now: float | None = None, since: int | None = None) -> list[Ban]:

@@ -25,7 +25,6 @@ from itertools import compress
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.jails import JAIL_SCOPES, MANUAL_JAIL, validate_jail
-from pbxfw.domain.nodes import DEFAULT_SITE
 from pbxfw.domain.setting_rules import check_ban_seconds
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
@@ -74,8 +73,8 @@ def bump_bans_revision(repo: Repository) -> int:
 
 
 def site_shares(repo: Repository) -> dict[str, str]:
-    """Each site's ``ips_share`` (domain.sharing)."""
-    return {DEFAULT_SITE: repo.settings().ips_share}
+    """Each site's ``ips_share`` (domain.sharing: a site not named shares ``fleet``)."""
+    return repo.site_shares()
 
 
 def local_addresses() -> list[IPAddress]:
@@ -270,7 +269,7 @@ def lift_whitelisted(repo: Repository, own: Sequence[IPAddress] = ()) -> list[Ba
     site). Another site's bans stay stored: that site enforces them, and this
     site's nodes leave them out by their own whitelist (agent.receive)."""
     whitelist = Whitelist(repo.configuration().normalised(), own).index()
-    site = DEFAULT_SITE
+    site = repo.site
     lifted = [
         b for b in repo.bans() if (b.site is None or b.site == site) and whitelist.reason(b.subnet)
     ]

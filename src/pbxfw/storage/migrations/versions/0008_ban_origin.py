@@ -1,7 +1,7 @@
 """Bans: their origin, the node and site that detected them, and the revision that wrote them.
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 
 Shared bans (issue 16, docs/fleet-bans.md):
 
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
