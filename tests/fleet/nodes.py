@@ -130,14 +130,17 @@ class Fleet:
             [PBXFW, *args, "--db", self.db], capture_output=True, text=True, timeout=60, env=environ
         )
 
-    def configure(self, maxretry: int = 5) -> None:
-        """``init`` and the site's settings: every node reads ``logs``."""
+    def configure(self, maxretry: int = 5, site: str | None = None) -> None:
+        """``init`` and the site's settings: every node reads ``logs``. With
+        ``site``: that site made (``site add``) and given the same settings."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        at = ("--site", site) if site else ()
         for command in (
-            ("init",),
+            ("site", "add", site) if site else ("init",),
             (
                 "settings",
                 "set",
+                *at,
                 f"ips_maxretry={maxretry}",
                 f"log_asterisk_messages={self.logs / 'messages'}",
                 f"log_asterisk_security={self.logs / 'security_log'}",
@@ -158,8 +161,9 @@ class Fleet:
         self.nodes.append(node)
         return node
 
-    def start(self, node: Node, *, listen: bool = True) -> None:
-        """Start ``node``'s agent (``listen=False``: ``PBXFW_LISTEN=0``, polling)."""
+    def start(self, node: Node, *, listen: bool = True, site: str | None = None) -> None:
+        """Start ``node``'s agent (``listen=False``: ``PBXFW_LISTEN=0``, polling),
+        in the site ``site`` (None: ``default``)."""
         environ = {**os.environ, "PBXFW_LISTEN": "1" if listen else "0"}
         bind = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
         argv = [
@@ -168,6 +172,7 @@ class Fleet:
             str(self.logs),
             *(PBXFW, "agent", "--netns", node.ns, "--node", node.name, "--db", self.db),
             *("--state-dir", str(node.folder / "state")),
+            *(("--site", site) if site else ()),
         ]
         with open(node.log, "ab") as log:
             node.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environ)

@@ -24,6 +24,7 @@ from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.jails import JAIL_SCOPES
+from pbxfw.domain.sharing import origin_seen_from
 from pbxfw.errors import KernelError
 from pbxfw.kernel import Backend, BanSets, commit_changes
 from pbxfw.kernel.bansets import subnet_key
@@ -107,6 +108,7 @@ class BanSync:
         self.receiver.set_shares(delta.shares)
         with gc_paused():  # 100,000 bans: hundreds of thousands of kernel elements
             selection = self.receiver.select(delta.bans)
+            _log_left_out(selection.whitelisted, delta.full, self.receiver.node)
             if delta.full:
                 self._sync_bans(self.with_unsaved(selection.enforced))
                 self.last_full_sync = now
@@ -165,3 +167,24 @@ class BanSync:
             return False
         self.ban_sets.landed(changes)
         return True
+
+
+def _log_left_out(whitelisted: list[tuple[Ban, str]], full: bool, node: str) -> None:
+    """Say which bans this node's whitelist leaves out (the first few; on a
+    full read, at debug level: they were said when they first came), each
+    origin as this node names it (``fleet:NODE`` for another node's)."""
+    level = logging.DEBUG if full else logging.INFO
+    for ban, why in whitelisted[:3]:
+        log.log(
+            level,
+            "not enforcing here the ban of %s (%s): %s",
+            ban.address_text(),
+            origin_seen_from(ban.origin, ban.node, node),
+            why,
+        )
+    if len(whitelisted) > 3:
+        log.log(
+            level,
+            "not enforcing here %d more bans this node's whitelist covers",
+            len(whitelisted) - 3,
+        )
