@@ -69,6 +69,13 @@ def test_bans_rm_lifts_a_ban_from_every_kernel(fleet: Fleet) -> None:
     assert (ban["origin"], ban["node"], ban["site"]) == ("jail:asterisk", "a", "default")
     table = fleet.pbxfw("bans", "list")
     assert "jail:asterisk at a" in table.stdout
+    # As node b sees it: received from a.
+    at_b = fleet.pbxfw("bans", "list", "--node", "b", "--json")
+    assert at_b.returncode == 0, at_b.stderr
+    ban = next(x for x in json.loads(at_b.stdout) if x["address"] == "198.51.100.20")
+    assert ban["origin"] == "fleet:a"
+    unknown = fleet.pbxfw("bans", "list", "--node", "z")
+    assert unknown.returncode == 2 and "no node 'z'" in unknown.stderr, unknown.stderr
 
     removed = fleet.pbxfw("bans", "rm", "198.51.100.20")
     assert removed.returncode == 0, removed.stderr

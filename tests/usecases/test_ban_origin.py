@@ -6,10 +6,15 @@ from __future__ import annotations
 import ipaddress
 from datetime import UTC, datetime
 
+import pytest
+
 from pbxfw.domain.bans import Ban
+from pbxfw.domain.nodes import Node
+from pbxfw.errors import ValidationError
 from pbxfw.ips.events import BanDecision
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.nodes import NodeService
 
 NOW = 1_800_000_000.0
 
@@ -123,3 +128,23 @@ def test_record_writes_a_batch_at_once_and_the_last_of_a_subnet_and_jail_wins(
     # Written again: replaced, not doubled.
     bans.record([detected("10.0.0.5", node="pbx-c")])
     assert len(bans.active()) == 10_000
+
+
+def test_bans_as_a_node_sees_them(svc: ConfigService) -> None:
+    """``bans list --node N``: the bans N enforces by ips_share, another
+    node's detection reading ``fleet:NODE``; an unknown node is refused."""
+    for name in ("pbx-a", "pbx-b"):
+        node = Node(name, "default", NOW, NOW, NOW, None, 0, "", 0, "")
+        NodeService(svc.store, clock=clock).report(node)
+    bans = service(svc)
+    bans.record([detected("198.51.100.1", node="pbx-a")])
+    bans.add("203.0.113.9", seconds=600)
+    seen = {b.address_text(): b.origin for b in bans.seen_from("pbx-b")}
+    assert seen == {"198.51.100.1": "fleet:pbx-a", "203.0.113.9": "manual"}
+    own = {b.address_text(): b.origin for b in bans.seen_from("pbx-a")}
+    assert own == {"198.51.100.1": "jail:asterisk", "203.0.113.9": "manual"}
+    svc.update_settings({"ips_share": "off"})
+    assert [b.address_text() for b in bans.seen_from("pbx-b")] == ["203.0.113.9"]
+    with pytest.raises(ValidationError) as refused:
+        bans.seen_from("pbx-z")
+    assert refused.value.errors[0].field == "node" and "pbx-z" in refused.value.errors[0].message

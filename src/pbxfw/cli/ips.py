@@ -95,9 +95,20 @@ def agent(
 
 
 @bans_app.command("list")
-def bans_list(json_: JsonOption = False, db: DbOption = None) -> None:
+def bans_list(
+    json_: JsonOption = False,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            help="As this node sees them: only the bans it enforces by ips_share, "
+            "another node's reading fleet:NODE."
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
     """Who is banned, by which jail, from where (origin, node, site), why and until when."""
-    bans = _ban_service(db).active()
+    service = _ban_service(db)
+    bans = service.active() if node is None else service.seen_from(node)
     now = time.time()
     if json_:
         print_json([b.as_json(now) for b in bans])

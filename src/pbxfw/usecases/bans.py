@@ -19,15 +19,17 @@ import operator
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.jails import JAIL_SCOPES, MANUAL_JAIL, validate_jail
 from pbxfw.domain.setting_rules import check_ban_seconds
+from pbxfw.domain.sharing import Here, origin_seen_from
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
+from pbxfw.storage.nodes import nodes
 from pbxfw.storage.repository import Repository, Store
 
 __all__ = ["BanDelta", "BanImportReport", "BanService"]
@@ -102,6 +104,25 @@ class BanService:
     def active(self) -> list[Ban]:
         with self.store.read() as repo:
             return repo.bans(now=self.clock())
+
+    def seen_from(self, node: str) -> list[Ban]:
+        """The active bans the node ``node`` enforces by ``ips_share``
+        (domain.sharing; its own whitelist is its agent's check), each origin
+        as that node names it: another node's detection reads ``fleet:NODE``.
+        An unknown node is refused naming ``node``."""
+        with self.store.read() as repo:
+            found = next((n for n in nodes(repo) if n.name == node), None)
+            if found is None:
+                raise ValidationError(
+                    FieldError("node", f"there is no node {node!r}; see `pbxfw node list`")
+                )
+            here = Here(found.name, found.site, repo.site_shares())
+            bans = repo.bans(now=self.clock())
+        return [
+            replace(b, origin=origin_seen_from(b.origin, b.node, node))
+            for b in bans
+            if here.enforces(b.node, b.site)
+        ]
 
     def revision(self) -> int:
         with self.store.read() as repo:
