@@ -254,8 +254,10 @@ def main() -> None:
         print(
             f"{args.burst} bans recorded at A in one batch, in every other kernel: "
             f"LISTEN {listening['recorded_s']:.2f} s, polling {polling['recorded_s']:.2f} s "
-            f"(the store write: {listening['recorded_store_s']:.2f} s, "
-            f"{polling['recorded_store_s']:.2f} s)"
+            f"(of which the store write: {listening['recorded_store_s']:.2f} s, "
+            f"{polling['recorded_store_s']:.2f} s; from its commit: "
+            f"{listening['recorded_s'] - listening['recorded_store_s']:.2f} s, "
+            f"{polling['recorded_s'] - polling['recorded_store_s']:.2f} s)"
         )
 
 
