@@ -34,6 +34,10 @@ def loads(node: Node) -> int:
     return node.log.read_text().count("applied configuration revision")
 
 
+def loaded_once(node: Node) -> bool:
+    return loads(node) >= 1
+
+
 def listening(node: Node) -> bool:
     return "listening for" in node.log.read_text()
 
@@ -56,7 +60,7 @@ def fleet(tmp_path: Path, db_url: str) -> Iterator[Fleet]:
             for node in fleet.nodes:
                 took = wait_until(partial(listening, node), 15, 0.05)
                 assert took is not None, node.log.read_text()[-3000:]
-                took = wait_until(lambda n=node: loads(n) >= 1, 15, 0.05)
+                took = wait_until(partial(loaded_once, node), 15, 0.05)
                 assert took is not None, node.log.read_text()[-3000:]
             yield fleet
         finally:
