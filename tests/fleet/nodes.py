@@ -131,16 +131,16 @@ class Fleet:
         )
 
     def configure(self, maxretry: int = 5, site: str | None = None) -> None:
-        """``init`` and the site's settings: every node reads ``logs``. With
-        ``site``: that site made (``site add``) and given the same settings."""
+        """``init`` and the site's settings (``site``: another than ``default``,
+        made with ``pbxfw site add`` first): every node reads ``logs``."""
         self.logs.mkdir(parents=True, exist_ok=True)
-        at = ("--site", site) if site else ()
+        chosen = () if site is None else ("--site", site)
         for command in (
-            ("site", "add", site) if site else ("init",),
+            ("init",) if site is None else ("site", "add", site),
             (
+                *chosen,
                 "settings",
                 "set",
-                *at,
                 f"ips_maxretry={maxretry}",
                 f"log_asterisk_messages={self.logs / 'messages'}",
                 f"log_asterisk_security={self.logs / 'security_log'}",
@@ -162,9 +162,11 @@ class Fleet:
         return node
 
     def start(self, node: Node, *, listen: bool = True, site: str | None = None) -> None:
-        """Start ``node``'s agent (``listen=False``: ``PBXFW_LISTEN=0``, polling),
-        in the site ``site`` (None: ``default``)."""
+        """Start ``node``'s agent (``listen=False``: ``PBXFW_LISTEN=0``, polling;
+        ``site``: its ``PBXFW_SITE``, by default the environment's)."""
         environ = {**os.environ, "PBXFW_LISTEN": "1" if listen else "0"}
+        if site is not None:
+            environ["PBXFW_SITE"] = site
         bind = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
         argv = [
             *("unshare", "--mount", "--propagation", "private", "sh", "-c", bind, "sh"),
@@ -172,7 +174,6 @@ class Fleet:
             str(self.logs),
             *(PBXFW, "agent", "--netns", node.ns, "--node", node.name, "--db", self.db),
             *("--state-dir", str(node.folder / "state")),
-            *(("--site", site) if site else ()),
         ]
         with open(node.log, "ab") as log:
             node.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=environ)
