@@ -16,6 +16,8 @@ from typing import Literal
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_address
 from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.countries import CountryRule
+from pbxfw.domain.geo import CountryTable, rule_runs
 from pbxfw.domain.network_model import Network, Verdict
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
@@ -35,11 +37,18 @@ ALL_SERVICES = "*"
 
 @dataclass(frozen=True, slots=True)
 class Segment:
-    """Addresses ``first``–``last`` (as integers) decided by ``network``."""
+    """Addresses ``first``–``last`` (as integers) decided by ``network``.
+
+    In a permanent ``Internet`` network refined by a country rule, ``rule``
+    is that rule and ``network`` carries the rule's verdicts over the
+    network's (same id, name and subnet): the compiler reads the verdicts,
+    ``check`` names both.
+    """
 
     first: int
     last: int
     network: Network
+    rule: CountryRule | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,8 @@ class Decision:
     network: Network | None
     reason: str
     ban: ActiveBan | None = None
+    #: ``{"code": "DE"|None, "rule": NAME}`` when a country rule decided.
+    country: dict[str, str | None] | None = None
 
     def as_json(self) -> dict[str, object]:
         network = self.network
@@ -76,7 +87,7 @@ class Decision:
             if network is None
             else {"id": network.id, "name": network.name, "subnet": str(network.subnet)},
             "reason": self.reason,
-        }
+        } | ({} if self.country is None else {"country": self.country})
 
 
 def _flatten(networks: Sequence[Network], bits: int) -> list[Segment]:
@@ -117,32 +128,91 @@ def _flatten(networks: Sequence[Network], bits: int) -> list[Segment]:
     return segments
 
 
+def _refine(
+    segments: list[Segment], runs: Sequence[tuple[int, int, CountryRule | None]]
+) -> list[Segment]:
+    """Cut the segments of the permanent networks along the country rules' runs.
+
+    Only a permanent (``Internet``) network's segments are cut: every
+    explicit network wins over any country rule. A rule's verdicts replace
+    the network's for the services it names; the others stay the network's.
+    """
+    out: list[Segment] = []
+    derived: dict[tuple[int, str], Network] = {}
+    j = 0
+    for segment in segments:
+        network = segment.network
+        if not network.permanent:
+            out.append(segment)
+            continue
+        while runs[j][1] < segment.first:
+            j += 1
+        pos = segment.first
+        k = j
+        while pos <= segment.last:
+            _, last, rule = runs[k]
+            end = min(last, segment.last)
+            if rule is None or not rule.services:
+                out.append(Segment(pos, end, network))
+            else:
+                key = (id(network), rule.name)
+                if key not in derived:
+                    merged = dict(network.services)
+                    merged.update(rule.services)
+                    derived[key] = network.with_changes(services=merged)
+                out.append(Segment(pos, end, derived[key], rule))
+            pos = end + 1
+            if end == last:
+                k += 1
+    return out
+
+
 class PolicyIndex:
-    """Longest-prefix lookup over a set of networks (both families)."""
+    """Longest-prefix lookup over a set of networks (both families), refined
+    by the country rules where the most specific network is permanent."""
 
     __slots__ = ("_segments", "_starts")
 
-    def __init__(self, networks: Iterable[Network]) -> None:
+    def __init__(
+        self,
+        networks: Iterable[Network],
+        rules: Sequence[CountryRule] = (),
+        table: CountryTable | None = None,
+    ) -> None:
         by_family: dict[int, list[Network]] = {4: [], 6: []}
         for network in networks:
             by_family[network.subnet.version].append(network)
         self._segments = {4: _flatten(by_family[4], 32), 6: _flatten(by_family[6], 128)}
+        if rules:
+            for version in (4, 6):
+                runs = rule_runs(table, rules, version)
+                self._segments[version] = _refine(self._segments[version], runs)
         self._starts = {v: [s.first for s in segs] for v, segs in self._segments.items()}
+
+    @classmethod
+    def of(cls, config: Configuration) -> PolicyIndex:
+        """The index of a whole configuration: its networks and country rules."""
+        return cls(config.networks, config.country_rules, config.countries)
 
     def segments(self, version: int) -> list[Segment]:
         """The flattened segments of one family, in address order."""
         return self._segments[version]
 
-    def lookup(self, address: IPAddress) -> Network | None:
-        """The most specific network containing ``address``, or None."""
+    def segment(self, address: IPAddress) -> Segment | None:
+        """The segment holding ``address``, or None (no network contains it)."""
         version = address.version
         value = int(address)
         i = bisect_right(self._starts[version], value) - 1
         if i >= 0:
             segment = self._segments[version][i]
             if segment.first <= value <= segment.last:
-                return segment.network
+                return segment
         return None
+
+    def lookup(self, address: IPAddress) -> Network | None:
+        """The most specific network containing ``address``, or None."""
+        segment = self.segment(address)
+        return None if segment is None else segment.network
 
 
 def check(
@@ -174,10 +244,18 @@ def check(
                 return Decision(text, service, "banned", None, why, ban)
     if not config.settings.firewall_enabled:
         return Decision(text, service, "allow", None, "the firewall is switched off")
-    network = (index or PolicyIndex(config.networks)).lookup(ip)
-    if network is None:
+    segment = (index or PolicyIndex.of(config)).segment(ip)
+    if segment is None:
         return Decision(text, service, "block", None, "no network contains this address")
+    network = segment.network
     verdict = network.verdict(service)
     word = "allows" if verdict is Verdict.ALLOW else "blocks"
-    reason = f'most specific network "{network.name}" ({network.subnet}) {word} {service}'
-    return Decision(text, service, verdict.value, network, reason)
+    where = f'most specific network "{network.name}" ({network.subnet})'
+    rule = segment.rule
+    if rule is not None and service in rule.services:
+        code = None if config.countries is None else config.countries.code(ip)
+        done = "allowed" if verdict is Verdict.ALLOW else "blocked"
+        reason = f"{done}: country {code or 'unknown'}, rule {rule.name!r} ({where})"
+        country: dict[str, str | None] = {"code": code, "rule": rule.name}
+        return Decision(text, service, verdict.value, network, reason, country=country)
+    return Decision(text, service, verdict.value, network, f"{where} {word} {service}")
