@@ -141,3 +141,32 @@ def test_the_stored_table_reads_back_the_same(db_url: str, tmp_path: Path) -> No
         assert list(table.ranges(6)) == [(0x2A00 << 112, (0x2A10 << 112) - 1, "NL")]
     finally:
         store.close()
+
+
+def test_the_applied_configuration_and_the_kept_copy_carry_the_countries(
+    svc: ConfigService, tmp_path: Path
+) -> None:
+    """What the agent loads after an apply (the applied document, or its kept
+    copy during an outage) compiles to the same ruleset as the stored one."""
+    from pbxfw.agent.config_cache import read_cached_config, write_cached_config
+    from pbxfw.compiler import compile_ruleset
+    from pbxfw.kernel.dryrun import DryRunBackend
+    from pbxfw.usecases.firewall import FirewallService
+
+    data = write_csv(tmp_path / "c.csv", "198.51.100.0/24,DE\n203.0.113.0/24,CN\n")
+    GeoService(svc.store).import_file(data, now=NOW, built="2026-12-01")
+    svc.add_country("DACH", "DE,AT,CH", allow=["sip"])
+    svc.add_country("Elsewhere", "*", block=["sip"])
+    svc.update_settings({"firewall_enabled": True})
+    firewall = FirewallService(svc.store, tmp_path / "state", backend=DryRunBackend)
+    firewall.apply()
+    revision, applied = firewall.applied_configuration()
+    stored = svc.configuration()
+    assert [r.name for r in applied.country_rules] == ["DACH", "Elsewhere"]
+    assert compile_ruleset(applied) == compile_ruleset(stored)
+    kept = tmp_path / "kept.json"
+    write_cached_config(kept, revision, applied)
+    again = read_cached_config(kept)
+    assert again is not None
+    assert compile_ruleset(again[1]) == compile_ruleset(stored)
+    assert "203.0.113.0-203.0.113.255" not in compile_ruleset(stored)  # CN: no sip

@@ -142,7 +142,10 @@ def _refine(
     j = 0
     for segment in segments:
         network = segment.network
-        if not network.permanent:
+        # The permanent networks are exactly the two /0s (subnets are unique
+        # and the permanent ones are never deleted); by subnet, because a
+        # configuration read back from a document does not carry the flag.
+        if network.subnet.prefixlen != 0:
             out.append(segment)
             continue
         while runs[j][1] < segment.first:

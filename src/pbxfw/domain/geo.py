@@ -4,11 +4,16 @@
 addresses (as integers) with the ISO code of their country; an address in no
 range is in no country (``unknown``). A lookup is one ``bisect``. ``GeoInfo``
 says where the table came from. Building the table from a file, and keeping
-it, are the use cases' and storage's (pure here: no I/O, no clock).
+it, are the use cases' and storage's (pure here: no I/O, no clock);
+``pack_table``/``unpack_table`` convert a table to bytes and back (the
+stored form, and the agent's kept copy).
 """
 
 from __future__ import annotations
 
+import struct
+import zlib
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,7 +21,15 @@ from dataclasses import dataclass
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.countries import CountryRule, rule_for
 
-__all__ = ["CountryRange", "CountryTable", "GeoInfo", "RuleRun", "rule_runs"]
+__all__ = [
+    "CountryRange",
+    "CountryTable",
+    "GeoInfo",
+    "RuleRun",
+    "pack_table",
+    "rule_runs",
+    "unpack_table",
+]
 
 #: (first, last, code): addresses ``first``–``last`` are in country ``code``.
 CountryRange = tuple[int, int, str]
@@ -89,6 +102,17 @@ class CountryTable:
             self._ends[version] = [r[1] for r in flat]
             self._codes[version] = [r[2] for r in flat]
 
+    @classmethod
+    def flat(cls, v4: list[CountryRange], v6: list[CountryRange]) -> CountryTable:
+        """A table of ranges already sorted, disjoint and joined (what
+        :func:`unpack_table` reads back): no second sweep over a million ranges."""
+        table = cls((), ())
+        for version, ranges in ((4, v4), (6, v6)):
+            table._starts[version] = [r[0] for r in ranges]
+            table._ends[version] = [r[1] for r in ranges]
+            table._codes[version] = [r[2] for r in ranges]
+        return table
+
     def count(self, version: int) -> int:
         return len(self._starts[version])
 
@@ -141,3 +165,77 @@ def rule_runs(
     if pos <= end:
         add(pos, end, unknown)
     return runs
+
+
+_MAGIC = b"pbxfw-geo 1\n"
+#: array's items are in the machine's order; the blob's are big-endian.
+_LITTLE = array("I", [1]).tobytes()[0] == 1
+
+
+def pack_table(table: CountryTable) -> bytes:
+    """The ranges of ``table`` as bytes: per family a count, the starts and ends
+    (4 or 16 bytes each, big-endian) and an index into the code list."""
+    codes = sorted(table.codes())
+    index = {c: i for i, c in enumerate(codes)}
+    out = [_MAGIC, struct.pack(">H", len(codes)), "".join(codes).encode("ascii")]
+    for version, width in ((4, 4), (6, 16)):
+        ranges = list(table.ranges(version))
+        bounds = ([r[0] for r in ranges], [r[1] for r in ranges])
+        out.append(struct.pack(">Q", len(ranges)))
+        if width == 4:
+            for column in bounds:
+                values = array("I", column)
+                if _LITTLE:
+                    values.byteswap()
+                out.append(values.tobytes())
+        else:
+            for column in bounds:
+                out.append(b"".join(v.to_bytes(16, "big") for v in column))
+        which = array("H", (index[r[2]] for r in ranges))
+        if _LITTLE:
+            which.byteswap()
+        out.append(which.tobytes())
+    return zlib.compress(b"".join(out), 6)
+
+
+def unpack_table(data: bytes) -> CountryTable:
+    """:func:`pack_table` backwards; a damaged blob raises ValueError."""
+    try:
+        raw = zlib.decompress(data)
+        if not raw.startswith(_MAGIC):
+            raise ValueError("not a pbxfw country table")
+        at = len(_MAGIC)
+        (ncodes,) = struct.unpack_from(">H", raw, at)
+        at += 2
+        text = raw[at : at + 2 * ncodes].decode("ascii")
+        at += 2 * ncodes
+        codes = [text[i : i + 2] for i in range(0, len(text), 2)]
+        families: dict[int, list[CountryRange]] = {}
+        for version, width in ((4, 4), (6, 16)):
+            (count,) = struct.unpack_from(">Q", raw, at)
+            at += 8
+            columns: list[list[int]] = []
+            for _ in (0, 1):
+                chunk = raw[at : at + width * count]
+                at += width * count
+                if width == 4:
+                    values = array("I")
+                    values.frombytes(chunk)
+                    if _LITTLE:
+                        values.byteswap()
+                    columns.append(values.tolist())
+                else:
+                    columns.append(
+                        [int.from_bytes(chunk[i : i + 16], "big") for i in range(0, len(chunk), 16)]
+                    )
+            which = array("H")
+            which.frombytes(raw[at : at + 2 * count])
+            if _LITTLE:
+                which.byteswap()
+            at += 2 * count
+            families[version] = [
+                (a, b, codes[c]) for a, b, c in zip(columns[0], columns[1], which, strict=True)
+            ]
+    except (zlib.error, struct.error, ValueError, IndexError) as exc:
+        raise ValueError(f"not a packed country table: {exc}") from None
+    return CountryTable.flat(families[4], families[6])

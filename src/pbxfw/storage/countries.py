@@ -7,103 +7,26 @@ The rules belong to a site's configuration; until the site scoping of issue
 The country database is kept in the database itself, one row, so every node
 of a fleet reads the same ranges from the store it already reads (PostgreSQL)
 and an import replaces it in one transaction. Its ranges are packed
-(:func:`pack_table`): fixed-width integers per family, zlib-compressed.
+(``pbxfw.domain.geo.pack_table``): fixed-width integers per family, compressed.
 """
 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
-from array import array
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from pbxfw.domain.countries import CountryRule
-from pbxfw.domain.geo import CountryRange, CountryTable, GeoInfo
+from pbxfw.domain.geo import CountryTable, GeoInfo, pack_table, unpack_table
 from pbxfw.domain.network_model import Verdict
 from pbxfw.errors import NotFoundError, StorageError
 from pbxfw.storage.models import CountryRuleRow, GeoDatabaseRow
 
-__all__ = ["SITE", "CountryRows", "pack_table", "unpack_table"]
+__all__ = ["SITE", "CountryRows"]
 
 #: The site whose configuration these rows are (issue 16 makes it a parameter).
 SITE = "default"
-_MAGIC = b"pbxfw-geo 1\n"
-#: array's items are in the machine's order; the blob's are big-endian.
-_LITTLE = array("I", [1]).tobytes()[0] == 1
-
-
-def pack_table(table: CountryTable) -> bytes:
-    """The ranges of ``table`` as bytes: per family a count, the starts and ends
-    (4 or 16 bytes each, big-endian) and an index into the code list."""
-    codes = sorted(table.codes())
-    index = {c: i for i, c in enumerate(codes)}
-    out = [_MAGIC, struct.pack(">H", len(codes)), "".join(codes).encode("ascii")]
-    for version, width in ((4, 4), (6, 16)):
-        ranges = list(table.ranges(version))
-        bounds = ([r[0] for r in ranges], [r[1] for r in ranges])
-        out.append(struct.pack(">Q", len(ranges)))
-        if width == 4:
-            for column in bounds:
-                values = array("I", column)
-                if _LITTLE:
-                    values.byteswap()
-                out.append(values.tobytes())
-        else:
-            for column in bounds:
-                out.append(b"".join(v.to_bytes(16, "big") for v in column))
-        which = array("H", (index[r[2]] for r in ranges))
-        if _LITTLE:
-            which.byteswap()
-        out.append(which.tobytes())
-    return zlib.compress(b"".join(out), 6)
-
-
-def unpack_table(data: bytes) -> CountryTable:
-    """:func:`pack_table` backwards; a damaged blob raises StorageError."""
-    try:
-        raw = zlib.decompress(data)
-        if not raw.startswith(_MAGIC):
-            raise ValueError("not a pbxfw country table")
-        at = len(_MAGIC)
-        (ncodes,) = struct.unpack_from(">H", raw, at)
-        at += 2
-        text = raw[at : at + 2 * ncodes].decode("ascii")
-        at += 2 * ncodes
-        codes = [text[i : i + 2] for i in range(0, len(text), 2)]
-        families: dict[int, list[CountryRange]] = {}
-        for version, width in ((4, 4), (6, 16)):
-            (count,) = struct.unpack_from(">Q", raw, at)
-            at += 8
-            columns: list[list[int]] = []
-            for _ in (0, 1):
-                chunk = raw[at : at + width * count]
-                at += width * count
-                if width == 4:
-                    values = array("I")
-                    values.frombytes(chunk)
-                    if _LITTLE:
-                        values.byteswap()
-                    columns.append(values.tolist())
-                else:
-                    columns.append(
-                        [int.from_bytes(chunk[i : i + 16], "big") for i in range(0, len(chunk), 16)]
-                    )
-            which = array("H")
-            which.frombytes(raw[at : at + 2 * count])
-            if _LITTLE:
-                which.byteswap()
-            at += 2 * count
-            families[version] = [
-                (a, b, codes[c]) for a, b, c in zip(columns[0], columns[1], which, strict=True)
-            ]
-    except (zlib.error, struct.error, ValueError, IndexError) as exc:
-        raise StorageError(
-            f"the stored country database is damaged ({exc}); import it again"
-        ) from None
-    return CountryTable(families[4], families[6])
 
 
 def _rule(row: CountryRuleRow) -> CountryRule:
@@ -175,7 +98,14 @@ class CountryRows:
 
     def geo_table(self) -> CountryTable | None:
         data = self.session.scalar(select(GeoDatabaseRow.data).where(GeoDatabaseRow.id == 1))
-        return None if data is None else unpack_table(data)
+        if data is None:
+            return None
+        try:
+            return unpack_table(data)
+        except ValueError as exc:
+            raise StorageError(
+                f"the stored country database is damaged ({exc}); import it again"
+            ) from None
 
     def set_geo(self, table: CountryTable, info: GeoInfo) -> None:
         """Replace the country database (inside the caller's one transaction)."""
