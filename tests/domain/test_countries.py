@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from itertools import pairwise
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ from pbxfw.domain.countries import (
     validate_country_rule,
 )
 from pbxfw.domain.decision import PolicyIndex, check
-from pbxfw.domain.geo import CountryTable, rule_runs
+from pbxfw.domain.geo import CountryTable, rule_runs, verdict_signature
 from pbxfw.domain.networks import Network, Verdict, permanent_networks
 from pbxfw.domain.services import BUILTIN_KEYS
 from pbxfw.domain.settings import Settings
@@ -162,3 +163,32 @@ def test_check_agrees_with_the_compiled_intervals(
     value = int(address)
     allowed = any(a <= value <= b for a, b in allow_intervals(index, service, 4))
     assert (check(c, address, service, index=index).verdict == "allow") == allowed
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 255), st.integers(0, 3), st.sampled_from(["DE", "CN", "FR", "US"])
+        ),
+        max_size=12,
+    ),
+    st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20),
+    st.booleans(),
+)
+def test_runs_cover_the_space_and_give_each_address_its_verdicts(
+    blocks: list[tuple[int, int, str]], probes: list[int], with_unknown: bool
+) -> None:
+    spans = [(a << 24, (a << 24) + (1 << (24 - 2 * b)) - 1, code) for a, b, code in blocks]
+    table = CountryTable(spans, [])
+    rules = [DACH, ELSEWHERE, ASIA]
+    if with_unknown:
+        rules.append(CountryRule("nowhere", ("unknown",), {"sip": B}))
+    runs = rule_runs(table, rules, 4)
+    assert runs[0][0] == 0 and runs[-1][1] == 2**32 - 1
+    sig = verdict_signature
+    # Touching runs that decide alike are one run.
+    assert all(a[1] + 1 == b[0] and sig(a[2]) != sig(b[2]) for a, b in pairwise(runs))
+    for value in [*probes, *(s[0] for s in spans), *(s[1] for s in spans)]:
+        run = next(r for r in runs if r[0] <= value <= r[1])
+        assert sig(run[2]) == sig(rule_for(table.code(ipaddress.IPv4Address(value)), rules))

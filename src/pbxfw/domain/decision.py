@@ -12,12 +12,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_address
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.countries import CountryRule
-from pbxfw.domain.geo import CountryTable, rule_runs
+from pbxfw.domain.countries import CountryRule, rule_for
+from pbxfw.domain.geo import CountryTable, rule_runs, verdict_signature
 from pbxfw.domain.network_model import Network, Verdict
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
@@ -35,14 +35,15 @@ __all__ = [
 ALL_SERVICES = "*"
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """Addresses ``first``–``last`` (as integers) decided by ``network``.
 
-    In a permanent ``Internet`` network refined by a country rule, ``rule``
-    is that rule and ``network`` carries the rule's verdicts over the
-    network's (same id, name and subnet): the compiler reads the verdicts,
-    ``check`` names both.
+    In a permanent ``Internet`` network refined by country rules, ``rule`` is
+    one of the rules with the verdicts of these addresses (neighbouring
+    countries whose rules say the same are one segment) and ``network``
+    carries those verdicts over the network's (same id, name and subnet):
+    the compiler reads the verdicts; ``check`` names the address's own rule. A tuple: a compile with every country makes
+    hundreds of thousands of them.
     """
 
     first: int
@@ -138,7 +139,8 @@ def _refine(
     the network's for the services it names; the others stay the network's.
     """
     out: list[Segment] = []
-    derived: dict[tuple[int, str], Network] = {}
+    append = out.append
+    derived: dict[tuple[int, tuple[tuple[str, str], ...]], Network] = {}
     j = 0
     for segment in segments:
         network = segment.network
@@ -146,24 +148,26 @@ def _refine(
         # and the permanent ones are never deleted); by subnet, because a
         # configuration read back from a document does not carry the flag.
         if network.subnet.prefixlen != 0:
-            out.append(segment)
+            append(segment)
             continue
-        while runs[j][1] < segment.first:
+        seg_first, seg_last = segment.first, segment.last
+        while runs[j][1] < seg_first:
             j += 1
-        pos = segment.first
+        pos = seg_first
         k = j
-        while pos <= segment.last:
+        while pos <= seg_last:
             _, last, rule = runs[k]
-            end = min(last, segment.last)
+            end = last if last < seg_last else seg_last
             if rule is None or not rule.services:
-                out.append(Segment(pos, end, network))
+                append(Segment(pos, end, network))
             else:
-                key = (id(network), rule.name)
-                if key not in derived:
+                key = (id(network), verdict_signature(rule))
+                refined = derived.get(key)
+                if refined is None:
                     merged = dict(network.services)
                     merged.update(rule.services)
-                    derived[key] = network.with_changes(services=merged)
-                out.append(Segment(pos, end, derived[key], rule))
+                    refined = derived[key] = network.with_changes(services=merged)
+                append(Segment(pos, end, refined, rule))
             pos = end + 1
             if end == last:
                 k += 1
@@ -254,9 +258,13 @@ def check(
     verdict = network.verdict(service)
     word = "allows" if verdict is Verdict.ALLOW else "blocks"
     where = f'most specific network "{network.name}" ({network.subnet})'
-    rule = segment.rule
-    if rule is not None and service in rule.services:
+    rule = None
+    if segment.rule is not None:
+        # Runs of rules with the same verdicts are joined in the segments:
+        # the address's own country names its rule.
         code = None if config.countries is None else config.countries.code(ip)
+        rule = rule_for(code, config.country_rules)
+    if rule is not None and service in rule.services:
         done = "allowed" if verdict is Verdict.ALLOW else "blocked"
         reason = f"{done}: country {code or 'unknown'}, rule {rule.name!r} ({where})"
         country: dict[str, str | None] = {"code": code, "rule": rule.name}

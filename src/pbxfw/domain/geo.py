@@ -29,6 +29,7 @@ __all__ = [
     "pack_table",
     "rule_runs",
     "unpack_table",
+    "verdict_signature",
 ]
 
 #: (first, last, code): addresses ``first``–``last`` are in country ``code``.
@@ -136,34 +137,55 @@ class CountryTable:
         return None if found is None else found[2]
 
 
+def verdict_signature(rule: CountryRule | None) -> tuple[tuple[str, str], ...]:
+    """What a rule does to the verdicts: rules with the same signature
+    (and no rule, and a rule naming no service) decide alike."""
+    if rule is None:
+        return ()
+    return tuple(sorted((k, str(v)) for k, v in rule.services.items()))
+
+
 def rule_runs(
     table: CountryTable | None, rules: Sequence[CountryRule], version: int
 ) -> list[RuleRun]:
     """The whole address space of a family cut into runs, each decided by one
     rule (or none): named countries, ``*``, ``unknown`` for the gaps. Touching
-    runs of one rule are joined, so two rules over the whole database give a
-    few thousand runs, not a million."""
-    by_code: dict[str, CountryRule | None] = {}
-    unknown = rule_for(None, rules)
-    runs: list[RuleRun] = []
+    runs whose rules give the same verdicts are joined (the run keeps one of
+    them), so two rules over the whole database give a few thousand runs, not
+    a million; ``check`` finds an address's own rule from its country."""
+    # One representative rule per signature: "the same rule" below is "the
+    # same verdicts".
+    first_of: dict[tuple[tuple[str, str], ...], CountryRule | None] = {}
 
-    def add(first: int, last: int, rule: CountryRule | None) -> None:
-        if runs and runs[-1][2] is rule and runs[-1][1] + 1 == first:
-            runs[-1] = (runs[-1][0], last, rule)
-        else:
-            runs.append((first, last, rule))
+    def canonical(rule: CountryRule | None) -> CountryRule | None:
+        return first_of.setdefault(verdict_signature(rule), rule)
 
-    pos = 0
-    for first, last, code in table.ranges(version) if table is not None else ():
-        if pos < first:
-            add(pos, first - 1, unknown)
-        if code not in by_code:
-            by_code[code] = rule_for(code, rules)
-        add(first, last, by_code[code])
-        pos = last + 1
+    unknown = canonical(rule_for(None, rules))
     end = (1 << _BITS[version]) - 1
-    if pos <= end:
-        add(pos, end, unknown)
+    if table is None:
+        return [(0, end, unknown)]
+    codes = table._codes[version]
+    by_code = {code: canonical(rule_for(code, rules)) for code in sorted(set(codes))}
+    runs: list[RuleRun] = []
+    append = runs.append
+    # The run being built: from ``current_first``, decided by ``current``.
+    current_first, current = 0, unknown
+    pos = 0
+    for first, last, rule in zip(
+        table._starts[version], table._ends[version], map(by_code.__getitem__, codes), strict=True
+    ):
+        if first > pos and current is not unknown:  # a gap: no country
+            append((current_first, pos - 1, current))
+            current_first, current = pos, unknown
+        if rule is not current:
+            if first > current_first:
+                append((current_first, first - 1, current))
+            current_first, current = first, rule
+        pos = last + 1
+    if pos <= end and current is not unknown:
+        append((current_first, pos - 1, current))
+        current_first, current = pos, unknown
+    append((current_first, end, current))
     return runs
 
 
