@@ -17,7 +17,7 @@ from typing import Literal, NamedTuple
 from pbxfw.domain.addresses import IPAddress, IPNetwork, parse_address
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.countries import CountryRule, rule_for
-from pbxfw.domain.geo import CountryTable, rule_runs, verdict_signature
+from pbxfw.domain.geo import CountryTable, rule_runs
 from pbxfw.domain.network_model import Network, Verdict
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, ValidationError
@@ -140,7 +140,7 @@ def _refine(
     """
     out: list[Segment] = []
     append = out.append
-    derived: dict[tuple[int, tuple[tuple[str, str], ...]], Network] = {}
+    derived: dict[tuple[int, int], Network] = {}
     j = 0
     for segment in segments:
         network = segment.network
@@ -161,7 +161,8 @@ def _refine(
             if rule is None or not rule.services:
                 append(Segment(pos, end, network))
             else:
-                key = (id(network), verdict_signature(rule))
+                # The runs carry one rule object per set of verdicts.
+                key = (id(network), id(rule))
                 refined = derived.get(key)
                 if refined is None:
                     merged = dict(network.services)
