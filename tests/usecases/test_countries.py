@@ -170,3 +170,18 @@ def test_the_applied_configuration_and_the_kept_copy_carry_the_countries(
     assert again is not None
     assert compile_ruleset(again[1]) == compile_ruleset(stored)
     assert "203.0.113.0-203.0.113.255" not in compile_ruleset(stored)  # CN: no sip
+
+
+def test_rules_added_after_an_import_with_ids_get_free_ids(svc: ConfigService) -> None:
+    """An import keeps the document's ids; a later add must not collide with
+    them (PostgreSQL's sequence did not hand those ids out)."""
+    document = svc.export_document() | {
+        "countries": [
+            {"id": 1, "name": "DACH", "codes": ["DE"], "services": {"sip": "allow"}},
+            {"id": 2, "name": "Elsewhere", "codes": ["*"], "services": {"sip": "block"}},
+        ]
+    }
+    svc.import_document(document)
+    rule = svc.add_country("Nowhere", "unknown", block=["sip"])
+    assert rule.id not in (1, 2)
+    assert [r.name for r in svc.country_rules()] == ["DACH", "Elsewhere", "Nowhere"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pbxfw.domain.countries import CountryRule
@@ -62,8 +62,13 @@ class CountryRows:
     def add_country_rule(self, rule: CountryRule) -> CountryRule:
         row = CountryRuleRow(site=SITE)
         _fill(row, rule)
+        # The next id by hand, not the database's sequence: an import keeps
+        # the document's ids, which PostgreSQL's sequence never handed out.
+        # Safe: every write holds the one writer's lock (db.py).
         if rule.id is not None:
             row.id = rule.id
+        else:
+            row.id = (self.session.scalar(select(func.max(CountryRuleRow.id))) or 0) + 1
         self.session.add(row)
         self.session.flush()
         return rule.with_changes(id=row.id)
