@@ -185,3 +185,11 @@ def test_rules_added_after_an_import_with_ids_get_free_ids(svc: ConfigService) -
     rule = svc.add_country("Nowhere", "unknown", block=["sip"])
     assert rule.id not in (1, 2)
     assert [r.name for r in svc.country_rules()] == ["DACH", "Elsewhere", "Nowhere"]
+
+
+def test_removing_a_custom_service_removes_it_from_the_rules(svc: ConfigService) -> None:
+    svc.add_service("prov", "Provisioning", tcp="8080")
+    svc.add_country("DACH", "DE", allow=["sip", "prov"])
+    svc.remove_service("prov")
+    svc.add_service("prov", "Provisioning again", tcp="8081")
+    assert dict(svc.country_rules()[0].services) == {"sip": "allow"}
