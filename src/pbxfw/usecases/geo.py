@@ -80,9 +80,12 @@ def _read_mmdb(path: Path) -> tuple[list[CountryRange], list[CountryRange], str]
                 code = _record_code(record)
                 if code is None or not _CODE.fullmatch(code):
                     continue  # an address in no country
+                # The last address by arithmetic: ``broadcast_address`` builds
+                # an address object per network (a million of them).
                 first = int(network.network_address)
-                last = int(network.broadcast_address)
-                (v4 if network.version == 4 else v6).append((first, last, code.upper()))
+                bits = 32 if network.version == 4 else 128
+                last = first + (1 << (bits - network.prefixlen)) - 1
+                (v4 if bits == 32 else v6).append((first, last, code.upper()))
     except (maxminddb.InvalidDatabaseError, ValueError, OSError) as exc:
         raise _bad(f"{path} is not a readable MaxMind DB: {exc}") from None
     return v4, v6, built.date().isoformat()
