@@ -50,6 +50,8 @@ class Segment(NamedTuple):
     last: int
     network: Network
     rule: CountryRule | None = None
+    #: the permanent network itself, when ``network`` carries a rule's verdicts
+    base: Network | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +170,7 @@ def _refine(
                     merged = dict(network.services)
                     merged.update(rule.services)
                     refined = derived[key] = network.with_changes(services=merged)
-                append(Segment(pos, end, refined, rule))
+                append(Segment(pos, end, refined, rule, network))
             pos = end + 1
             if end == last:
                 k += 1
@@ -233,7 +235,8 @@ def check(
 ) -> Decision:
     """Decide a packet from ``address`` to ``service`` (DESIGN §2, in order).
 
-    ``index`` may be passed to reuse one PolicyIndex over many calls.
+    ``index`` may be passed to reuse one PolicyIndex over many calls (the
+    networks' alone, or ``PolicyIndex.of(config)``: the same answers).
     Raises ValidationError for a bad address or an unknown service.
     """
     ip = parse_address(address) if isinstance(address, str) else address
@@ -252,19 +255,24 @@ def check(
                 return Decision(text, service, "banned", None, why, ban)
     if not config.settings.firewall_enabled:
         return Decision(text, service, "allow", None, "the firewall is switched off")
-    segment = (index or PolicyIndex.of(config)).segment(ip)
+    # Without an index, the networks' alone: the country's rule is looked up
+    # below (one bisect), not folded into a whole refined index for one answer.
+    segment = (index or PolicyIndex(config.networks)).segment(ip)
     if segment is None:
         return Decision(text, service, "block", None, "no network contains this address")
-    network = segment.network
-    verdict = network.verdict(service)
-    word = "allows" if verdict is Verdict.ALLOW else "blocks"
-    where = f'most specific network "{network.name}" ({network.subnet})'
-    rule = None
-    if segment.rule is not None:
-        # Runs of rules with the same verdicts are joined in the segments:
-        # the address's own country names its rule.
+    network = segment.base or segment.network
+    rule = code = None
+    if network.subnet.prefixlen == 0 and config.country_rules:
+        # The address's own country names its rule (in a refined index, runs
+        # of rules with the same verdicts are joined).
         code = None if config.countries is None else config.countries.code(ip)
         rule = rule_for(code, config.country_rules)
+    verdict = network.verdict(service)
+    if rule is not None and service in rule.services:
+        # The refined index already carries it; the networks' alone do not.
+        verdict = rule.services[service]
+    word = "allows" if verdict is Verdict.ALLOW else "blocks"
+    where = f'most specific network "{network.name}" ({network.subnet})'
     if rule is not None and service in rule.services:
         done = "allowed" if verdict is Verdict.ALLOW else "blocked"
         reason = f"{done}: country {code or 'unknown'}, rule {rule.name!r} ({where})"
