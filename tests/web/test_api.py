@@ -638,6 +638,7 @@ def test_ips_status_names_a_failing_source(
             "since": 200.0,
             "failures": 3,
             "updated_at": 207.0,
+            "node": "",
         },
         {
             "source": "/var/log/asterisk/messages",
@@ -647,6 +648,7 @@ def test_ips_status_names_a_failing_source(
             "since": 100.0,
             "failures": 0,
             "updated_at": 100.0,
+            "node": "",
         },
     ]
 
