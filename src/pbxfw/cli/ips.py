@@ -68,6 +68,7 @@ def agent(
     import logging
 
     from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.usecases.fleet import require_current_schema
 
     node = agent_node_name(node)
     logging.basicConfig(
@@ -76,6 +77,9 @@ def agent(
     )
     url = db_url_for(db)
     svc = config_service(db)
+    # The agent never migrates (a node's database role may not): an old
+    # schema is refused here, before anything runs on it.
+    require_current_schema(svc.store)
     folder = state_dir_for(url, state_dir)
     options = AgentOptions(
         netns=netns,

@@ -18,7 +18,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from pbxfw.cli import asterisk, firewall, ips, networks, nodes, services, settings, users, web
+from pbxfw.cli import (
+    asterisk,
+    firewall,
+    fleet,
+    ips,
+    networks,
+    nodes,
+    services,
+    settings,
+    users,
+    web,
+)
 from pbxfw.cli.common import (
     DbOption,
     JsonOption,
@@ -68,6 +79,7 @@ app.add_typer(settings.app, name="settings")
 app.add_typer(asterisk.app, name="asterisk")
 app.add_typer(users.app, name="user")
 app.add_typer(nodes.app, name="node")
+app.add_typer(fleet.app, name="fleet")
 firewall.register(app)
 ips.register(app)
 web.register(app)

@@ -41,6 +41,7 @@ __all__ = [
     "make_engine",
     "migrate",
     "private_folder",
+    "schema_behind",
     "storage_error",
 ]
 
@@ -246,3 +247,34 @@ def migrate(engine: Engine) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()
+
+
+def schema_behind(engine: Engine) -> str | None:
+    """Why the database's schema is older than this pbxfw's migrations, or
+    None when it is at the newest one (or at one this pbxfw does not know: a
+    newer pbxfw upgraded it, which is logged, not refused).
+
+    Reads ``alembic_version`` only: a role that may not migrate can ask.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    newest = script.get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as exc:
+        raise storage_error(exc) from None
+    if current == newest:
+        return None
+    if current is None:
+        return "the database is not initialised; run `pbxfw init` (as the database's owner)"
+    known = {s.revision for s in script.walk_revisions()}
+    if current not in known:
+        log.warning("the database's schema %s is newer than this pbxfw's %s", current, newest)
+        return None
+    return (
+        f"the database's schema is at revision {current}, this pbxfw needs {newest}: "
+        "run `pbxfw init` as the database's owner first (the agent never migrates)"
+    )
