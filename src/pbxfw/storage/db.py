@@ -256,14 +256,14 @@ def schema_behind(engine: Engine) -> str | None:
 
     Reads ``alembic_version`` only: a role that may not migrate can ask.
     """
-    from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
+    from sqlalchemy import text
 
     script = ScriptDirectory.from_config(_alembic_config())
     newest = script.get_current_head()
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = connection.scalar(text("SELECT version_num FROM alembic_version"))
     except DBAPIError as exc:
         raise storage_error(exc) from None
     if current == newest:
