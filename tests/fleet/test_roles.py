@@ -98,9 +98,17 @@ def test_the_node_role_is_refused_by_postgresql_itself(roles: Roles, cli: Any) -
             "INSERT INTO nodes (name, site, registered_at, started_at, last_seen) "
             "VALUES ('b', 'default', 1, 1, 1)"
         )
+    # Another site's configuration, which node a (site default) never sees.
+    assert cli("site", "add", "other").exit_code == 0
+    assert cli("network", "add", "Elsewhere", "10.7.0.0/16", "--site", "other").exit_code == 0
     with roles.connect(roles.login) as node:
-        # The configuration: read, never changed.
-        assert node.execute("SELECT count(*) FROM networks").fetchone() == (3,)
+        # The configuration: its site's only, read, never changed.
+        names = {r[0] for r in node.execute("SELECT name FROM networks")}
+        assert names == {"Internet", "Internet IPv6", "Office"}
+        sites = {r[0] for r in node.execute("SELECT DISTINCT site FROM settings")}
+        assert sites <= {"default"}
+        metas = {r[0] for r in node.execute("SELECT DISTINCT site FROM meta")}
+        assert metas == {"default", ""}
         assert "permission denied" in refused(node, "UPDATE networks SET name = 'x'")
         refused(
             node,
@@ -250,7 +258,7 @@ def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any) -> None:
         assert result.exit_code == 2, (args, result.stdout)
         assert field in result.stderr, (args, result.stderr)
     missing = cli("fleet", "roles", "--apply", "--node", "n2", "--site", "nowhere")
-    assert missing.exit_code == 3 and "nowhere" in missing.stderr
+    assert missing.exit_code == 2 and "nowhere" in missing.stderr and "--site" in missing.stderr
     # Printed, not applied: the SQL names the role, the node and the site.
     printed = cli("fleet", "roles", "--role", roles.group, "--node", "n2", "--site", "default")
     assert printed.exit_code == 0

@@ -1,6 +1,6 @@
-"""Migration 0009 (node-owned rows) upgrades a 0006 database, and goes back down.
+"""Migration 0009 (node-owned rows) upgrades an older database, and goes back down.
 
-A real SQLite file is brought to 0006 with Alembic and given a log position,
+A real SQLite file is brought to the revision before 0009 with Alembic and given a log position,
 a journal cursor, counters and a source status as that version stored them,
 then upgraded as ``pbxfw init`` does: every row is kept with the empty node;
 the first agent's node takes them over (its positions, its counters), a
@@ -18,6 +18,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from pbxfw.domain.sources import SourceStatus
+from pbxfw.storage.db import _alembic_config
 from pbxfw.storage.models import Base
 from pbxfw.storage.repository import Store
 from pbxfw.storage.source_status import source_statuses
@@ -26,10 +27,22 @@ from pbxfw.usecases.ips_status import ips_status
 from pbxfw.usecases.source_status import record_source_statuses
 from tests.storage.migration_steps import database_at, downgraded, head, revisions, stored_version
 
+
+def _before(revision: str) -> str:
+    """The revision ``revision`` upgrades from (the chain is re-made at merges)."""
+    from alembic.script import ScriptDirectory
+
+    down = ScriptDirectory.from_config(_alembic_config()).get_revision(revision).down_revision
+    assert isinstance(down, str)
+    return down
+
+
+BEFORE = _before("0009")
+
 FULL = "/var/log/asterisk/full"
 
 
-def _fill_0006(connection: sa.Connection) -> None:
+def _fill_old(connection: sa.Connection) -> None:
     for sql in (
         'INSERT INTO log_offsets (path, inode, "offset", updated_at) '
         f"VALUES ('{FULL}', 77, 4096, 1.0)",
@@ -43,10 +56,10 @@ def _fill_0006(connection: sa.Connection) -> None:
         connection.execute(sa.text(sql))
 
 
-def test_0009_upgrades_a_0006_database_and_the_first_agent_keeps_its_rows(
+def test_0009_upgrades_an_older_database_and_the_first_agent_keeps_its_rows(
     tmp_path: Path,
 ) -> None:
-    url = database_at(tmp_path, "0006", _fill_0006)
+    url = database_at(tmp_path, BEFORE, _fill_old)
     store = Store.open(url, create=True)  # what `pbxfw init` does
     try:
         with store.engine.connect() as connection:
@@ -113,7 +126,7 @@ def test_node_rows_are_each_nodes_and_the_readers_sum_or_pick(tmp_path: Path) ->
         store.close()
 
 
-def test_0009_downgrades_to_0006_keeping_one_row_per_key(tmp_path: Path) -> None:
+def test_0009_downgrades_keeping_one_row_per_key(tmp_path: Path) -> None:
     with downgraded(tmp_path, "0009") as (connection, config):
         for node, offset, at in (("a", 10, 1.0), ("b", 20, 2.0)):
             connection.execute(
@@ -129,7 +142,7 @@ def test_0009_downgrades_to_0006_keeping_one_row_per_key(tmp_path: Path) -> None
                 )
             )
         connection.commit()
-        command.downgrade(config, "0006")
+        command.downgrade(config, BEFORE)
         connection.commit()
         assert connection.execute(sa.text('SELECT "offset" FROM log_offsets')).all() == [(20,)]
         counters = connection.execute(sa.text("SELECT lines, failures FROM ips_counters"))

@@ -161,6 +161,7 @@ class Agent:
             store,
             self.health,
             name=self.node_name,
+            site=store.site,
             clock=clock,
             applied_revision=lambda: rules.applied_revision,
             kernel_bans=lambda now: rules.ban_sets.active(now),

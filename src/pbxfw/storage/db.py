@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from pbxfw.errors import StorageError
 
@@ -264,6 +264,13 @@ def schema_behind(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
             current = connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except OperationalError as exc:
+        if "no such table" in str(exc.orig):  # SQLite: never initialised
+            raise storage_error(exc) from None
+        # Unreachable: not refused; the agent starts from its kept
+        # configuration and reports the outage (docs/fleet-outage.md).
+        log.debug("schema version not read: %s", exc.orig)
+        return None
     except DBAPIError as exc:
         raise storage_error(exc) from None
     if current == newest:

@@ -24,8 +24,10 @@ import re
 
 from sqlalchemy import Engine
 
+from pbxfw.domain.sites import FLEET_SITE
 from pbxfw.errors import FieldError, StorageError, ValidationError
 from pbxfw.storage.models import Base
+from pbxfw.storage.repository import FLEET_META
 
 __all__ = [
     "DEFAULT_GROUP",
@@ -41,11 +43,10 @@ __all__ = [
 DEFAULT_GROUP = "pbxfw_node"
 #: The table binding each node's login role to its node and site.
 MAPPING = "pbxfw_node_roles"
-#: Meta keys a node may write: the fleet's ban revision, bumped with every
-#: batch of bans it stores (storage.notify wakes the other nodes on it).
-WRITABLE_META = ("bans_revision",)
-#: The site of the fleet's own meta values (0007: ``''``, no site's name).
-FLEET_SITE = ""
+#: Meta keys a node may write: the fleet's own values (``bans_revision``,
+#: bumped with every batch of bans it stores; storage.notify wakes the
+#: other nodes on it), never a site's.
+WRITABLE_META = tuple(sorted(FLEET_META))
 
 #: The configuration a node reads (only its site's rows, once they have a site).
 CONFIG_TABLES = ("networks", "custom_services", "settings")

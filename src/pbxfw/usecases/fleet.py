@@ -13,7 +13,8 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 from pbxfw.domain.nodes import validate_node_name
-from pbxfw.errors import FieldError, NotFoundError, StorageError, ValidationError
+from pbxfw.domain.sites import UnknownSiteError, validate_site_name
+from pbxfw.errors import FieldError, StorageError, ValidationError
 from pbxfw.storage.db import schema_behind
 from pbxfw.storage.models import SiteRow
 from pbxfw.storage.repository import Store
@@ -63,9 +64,7 @@ class RolesRequest:
         node = validate_node_name(self.node, "--node")
         if self.site is None:
             raise ValidationError(FieldError("--site", "give the node's site: --site NAME"))
-        site = self.site
-        if not site or not site.isprintable() or len(site) > 64 or "'" in site:
-            raise ValidationError(FieldError("--site", f"{site!r} is not a site name"))
+        site = validate_site_name(self.site, "--site")
         login = validate_role_name(self.login or login_role_for(node), "--login")
         return RolesRequest(group, node, site, login)
 
@@ -94,7 +93,7 @@ class FleetRoles:
                     text("SELECT 1 FROM pg_roles WHERE rolname = :name"), {"name": r.group}
                 )
             if found is None:
-                raise NotFoundError(f"--site: no site {r.site!r} (pbxfw site list)")
+                raise UnknownSiteError(str(r.site), "--site")
             if group is None:
                 raise ValidationError(
                     FieldError(

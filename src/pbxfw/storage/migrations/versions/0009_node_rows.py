@@ -1,7 +1,7 @@
 """Node-owned rows: each agent's log positions, source health and counters (issue 16).
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0007
 
 ``log_offsets`` (keyed by path), ``source_status`` (keyed by source) and
 ``ips_counters`` (keyed by jail) were one row per key for the whole
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
