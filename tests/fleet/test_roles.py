@@ -263,3 +263,29 @@ def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any) -> None:
     printed = cli("fleet", "roles", "--role", roles.group, "--node", "n2", "--site", "default")
     assert printed.exit_code == 0
     assert f'GRANT "{roles.group}" TO "pbxfw_node_n2"' in printed.stdout
+
+
+def test_an_agent_claiming_another_node_is_refused_and_keeps_running(
+    roles: Roles, tmp_path: Path
+) -> None:
+    """Node a's role running ``pbxfw agent --node b`` (in-process, dry-run
+    kernel): PostgreSQL refuses b's row; the agent logs its node part as
+    failing and goes on."""
+    from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.kernel.dryrun import DryRunBackend
+    from pbxfw.storage.repository import Store
+
+    store = Store.open(roles.url_as(roles.login))
+    options = AgentOptions(state_dir=str(tmp_path / "state"), node="b", discover_asterisk=False)
+    agent = Agent(store, options, backend=DryRunBackend())
+    try:
+        agent.start()
+        agent.tick()
+        failing = {s.source: s.error for s in agent.health.failing()}
+        assert "row-level security" in failing.get("agent:node", ""), failing
+    finally:
+        agent.ips.close()
+        agent.wake.close()
+        store.close()
+    with _admin(roles.owner_url) as admin:
+        assert admin.execute("SELECT name FROM nodes").fetchall() == []

@@ -73,8 +73,9 @@ def validate_role_name(name: str, field: str) -> str:
 
 
 def login_role_for(node: str) -> str:
-    """The default login role of ``node``: ``pbxfw_node_`` + its name, lower case."""
-    name = f"pbxfw_node_{node.lower()}"
+    """The default login role of ``node``: ``pbxfw_node_`` + its name, as it is
+    (a quoted identifier keeps its case, so ``A`` and ``a`` stay two roles)."""
+    name = f"pbxfw_node_{node}"
     if len(name) > 63:
         raise ValidationError(
             FieldError("--login", f"{name!r} is longer than 63 characters; give one with --login")
