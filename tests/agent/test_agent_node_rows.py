@@ -3,8 +3,8 @@
 Two agents (nodes a and b) on one database read a log at the same path, as
 two PBXs each read their own /var/log/asterisk/messages: each stores its own
 position and counters, a restarted agent continues at its own position, and
-``ips status`` shows the counters summed or one node's (docs/decisions.md,
-"Node-owned rows"). In-process, dry-run kernels.
+``ips status`` shows the counters summed or one node's, and ``node rm``
+takes a node's source health with it (docs/decisions.md, "Node-owned rows"). In-process, dry-run kernels.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.ips_state import log_offsets
 from pbxfw.usecases.ips_status import ips_status
+from pbxfw.usecases.nodes import NodeService
 from tests.agent.test_agent_unit import failure, setup
 
 
@@ -64,3 +65,8 @@ def test_two_nodes_reading_one_path_keep_their_own_positions_and_counters(
     sources = ips_status(svc.store).sources
     assert {(s.node, s.source) for s in sources if s.is_log} >= {("a", str(log)), ("b", str(log))}
     assert {s.node for s in ips_status(svc.store, node="b").sources} == {"b"}
+    # `node rm b` (a PBX that is gone): its sources' health goes with it, its
+    # counters stay in the fleet's totals.
+    NodeService(svc.store).remove("b")
+    assert {s.node for s in ips_status(svc.store).sources} == {"a"}
+    assert ips_status(svc.store).jails["asterisk"]["lines"] == 6
