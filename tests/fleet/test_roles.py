@@ -247,7 +247,7 @@ def test_fleet_roles_on_sqlite_says_postgresql_only(tmp_path: Path) -> None:
     assert "PostgreSQL only" in result.stderr and "--db" in result.stderr
 
 
-def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any) -> None:
+def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any, tmp_path: Path) -> None:
     for args, field in (
         (("--role", 'x"; DROP TABLE bans; --'), "--role"),
         (("--node", "-bad", "--site", "default"), "--node"),
@@ -259,6 +259,15 @@ def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any) -> None:
         assert field in result.stderr, (args, result.stderr)
     missing = cli("fleet", "roles", "--apply", "--node", "n2", "--site", "nowhere")
     assert missing.exit_code == 2 and "nowhere" in missing.stderr and "--site" in missing.stderr
+    # Applying again changes nothing and fails nothing (idempotent).
+    again = cli("fleet", "roles", "--apply", "--role", roles.group)
+    assert again.exit_code == 0, again.stderr
+    # A role that may not create roles nor own the tables is told what it lacks.
+    result = pbxfw(
+        tmp_path, roles.url_as(roles.login), "fleet", "roles", "--apply", "--role", roles.group
+    )
+    assert result.returncode == 4, result.stderr
+    assert "permission denied" in result.stderr and "CREATEROLE" in result.stderr
     # Printed, not applied: the SQL names the role, the node and the site.
     printed = cli("fleet", "roles", "--role", roles.group, "--node", "n2", "--site", "default")
     assert printed.exit_code == 0
