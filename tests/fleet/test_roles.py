@@ -20,7 +20,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ class Roles:
     owner_url: str
     group: str
     login: str
+    #: login roles a test made besides ``login`` (dropped at the end too)
+    extra: list[str] = field(default_factory=list)
 
     def url_as(self, role: str) -> str:
         """The test database's URL, connecting as ``role`` (trust: no password)."""
@@ -75,7 +77,7 @@ def roles(db_url: str, cli: Any) -> Iterator[Roles]:
         yield made
     finally:
         with _admin(db_url) as admin:
-            for role in (login, group):
+            for role in (*made.extra, login, group):
                 exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
                 if exists.fetchone():
                     admin.execute(f'DROP OWNED BY "{role}"')  # type: ignore[arg-type]
@@ -248,7 +250,7 @@ def test_fleet_roles_on_sqlite_says_postgresql_only(tmp_path: Path) -> None:
 
 
 def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any, tmp_path: Path) -> None:
-    for args, field in (
+    for args, option in (
         (("--role", 'x"; DROP TABLE bans; --'), "--role"),
         (("--node", "-bad", "--site", "default"), "--node"),
         (("--node", "ok"), "--site"),
@@ -256,7 +258,7 @@ def test_bad_role_node_and_site_names_exit_2(roles: Roles, cli: Any, tmp_path: P
     ):
         result = cli("fleet", "roles", *args)
         assert result.exit_code == 2, (args, result.stdout)
-        assert field in result.stderr, (args, result.stderr)
+        assert option in result.stderr, (args, result.stderr)
     missing = cli("fleet", "roles", "--apply", "--node", "n2", "--site", "nowhere")
     assert missing.exit_code == 2 and "nowhere" in missing.stderr and "--site" in missing.stderr
     # Applying again changes nothing and fails nothing (idempotent).
@@ -298,3 +300,46 @@ def test_an_agent_claiming_another_node_is_refused_and_keeps_running(
         store.close()
     with _admin(roles.owner_url) as admin:
         assert admin.execute("SELECT name FROM nodes").fetchall() == []
+
+
+def test_a_node_of_another_site_loads_only_its_sites_rules(
+    roles: Roles, tmp_path: Path, db_url: str
+) -> None:
+    """Node b, bound to site other by its own login role, runs a real agent:
+    it loads site other's rules (not default's) and takes the fleet's bans."""
+    require_kernel()
+    login_b = f"{roles.group}_b"
+    roles.extra.append(login_b)
+    with Lab(f"rs{os.getpid() % 10000}") as lab:
+        fleet = Fleet(lab, db_url, tmp_path)
+        try:
+            fleet.configure(maxretry=3)
+            fleet.configure(maxretry=3, site="other")  # `site add other` and its settings
+            for site, subnet in (("default", "10.61.0.0/16"), ("other", "10.62.0.0/16")):
+                added = fleet.pbxfw(
+                    "network", "add", f"Net-{site}", subnet, "--block", "sip", "--site", site
+                )  # fmt: skip
+                assert added.returncode == 0, added.stderr
+            bound = fleet.pbxfw(
+                "fleet", "roles", "--apply", "--role", roles.group, "--node", "b",
+                "--site", "other", "--login", login_b,
+            )  # fmt: skip
+            assert bound.returncode == 0, bound.stderr
+            applied = fleet.pbxfw("apply", "--site", "other", "--netns", lab.namespace("adm"))
+            assert applied.returncode == 0, applied.stderr
+            b = fleet.add("b")
+            fleet.db = roles.url_as(login_b)  # the agent connects as node b's role
+            fleet.start(b, site="other")
+            fleet.db = db_url
+            # SIP is allowed around site other's hole (10.62/16), not default's (10.61/16).
+            took = wait_until(lambda: "10.61.255.255" in b.ruleset(), 20, 0.1)
+            assert took is not None, b.log.read_text()[-4000:] + b.ruleset()
+            assert "10.60.255.255" not in b.ruleset() and "10.63.0.0" in b.ruleset()
+            banned = fleet.pbxfw("bans", "add", "203.0.113.88", "--jail", "asterisk")
+            assert banned.returncode == 0, banned.stderr
+            took = wait_until(lambda: "203.0.113.88" in b.banned(), 10, 0.05)
+            assert took is not None, b.log.read_text()[-4000:]
+            text = b.log.read_text()
+            assert "permission denied" not in text and "row-level security" not in text, text
+        finally:
+            fleet.close()

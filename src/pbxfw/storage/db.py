@@ -256,11 +256,19 @@ def schema_behind(engine: Engine) -> str | None:
 
     Reads ``alembic_version`` only: a role that may not migrate can ask.
     """
-    from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
-    script = ScriptDirectory.from_config(_alembic_config())
-    newest = script.get_current_head()
+    # Alembic announces its plugins at INFO when it loads: not news in an agent's log.
+    quiet = logging.getLogger("alembic")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(_alembic_config())
+        newest = script.get_current_head()
+    finally:
+        quiet.setLevel(level)
     try:
         with engine.connect() as connection:
             current = connection.scalar(text("SELECT version_num FROM alembic_version"))
