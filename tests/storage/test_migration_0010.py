@@ -1,6 +1,6 @@
-"""Migration 0010 (country rules, the country database) upgrades a 0006 database, and goes back down.
+"""Migration 0010 (country rules, the country database) upgrades a 0009 database, and goes back down.
 
-A real SQLite file is brought to 0006 with Alembic and given a network as
+A real SQLite file is brought to 0009 with Alembic and given a network as
 that version stored it, then upgraded as ``pbxfw init`` does: the network is
 kept, the two new tables are empty, and the schema is what models.py says.
 """
@@ -19,7 +19,7 @@ from pbxfw.storage.repository import Store
 from tests.storage.migration_steps import database_at, downgraded, head, revisions, stored_version
 
 
-def test_0010_upgrades_a_0006_database(tmp_path: Path) -> None:
+def test_0010_upgrades_a_0009_database(tmp_path: Path) -> None:
     def fill(connection: sa.Connection) -> None:
         connection.execute(
             sa.text(
@@ -29,7 +29,7 @@ def test_0010_upgrades_a_0006_database(tmp_path: Path) -> None:
         )
         assert "country_rules" not in sa.inspect(connection).get_table_names()
 
-    url = database_at(tmp_path, "0006", fill)
+    url = database_at(tmp_path, "0009", fill)
     store = Store.open(url, create=True)  # what `pbxfw init` does
     try:
         with store.engine.connect() as connection:
@@ -53,8 +53,8 @@ def test_0010_upgrades_a_0006_database(tmp_path: Path) -> None:
         store.close()
 
 
-def test_0010_downgrades_to_0006(tmp_path: Path) -> None:
-    with downgraded(tmp_path, "0006") as (connection, config):
+def test_0010_downgrades_to_0009(tmp_path: Path) -> None:
+    with downgraded(tmp_path, "0009") as (connection, config):
         names = sa.inspect(connection).get_table_names()
         assert "country_rules" not in names and "geo_database" not in names
         command.upgrade(config, "head")

@@ -193,3 +193,25 @@ def test_removing_a_custom_service_removes_it_from_the_rules(svc: ConfigService)
     svc.remove_service("prov")
     svc.add_service("prov", "Provisioning again", tcp="8081")
     assert dict(svc.country_rules()[0].services) == {"sip": "allow"}
+
+
+def test_rules_belong_to_their_site(svc: ConfigService, tmp_path: Path) -> None:
+    """Country rules are part of a site's configuration; the database is the fleet's."""
+    from pbxfw.usecases.sites import SiteService
+
+    SiteService(svc.store).add("branch")
+    branch = ConfigService(svc.store.at_site("branch"))
+    branch.init()
+    data = write_csv(tmp_path / "c.csv", "198.51.100.0/24,DE\n")
+    GeoService(svc.store).import_file(data, now=NOW, built="2026-12-01")
+    svc.add_country("DACH", "DE", allow=["sip"])
+    branch.add_country("DACH", "DE", block=["sip"])  # the same name: another site
+    assert [dict(r.services) for r in svc.country_rules()] == [{"sip": "allow"}]
+    assert [dict(r.services) for r in branch.country_rules()] == [{"sip": "block"}]
+    assert branch.lookup_country("198.51.100.1").country == "DE"
+    document = branch.export_document()
+    svc.import_document(document)  # ids of another site's rules are not reused
+    assert [dict(r.services) for r in svc.country_rules()] == [{"sip": "block"}]
+    assert [dict(r.services) for r in branch.country_rules()] == [{"sip": "block"}]
+    SiteService(svc.store).remove("branch")
+    assert [r.name for r in svc.country_rules()] == ["DACH"]

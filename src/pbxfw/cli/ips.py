@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pbxfw.cli.common import (
     DbOption,
     JsonOption,
     NetnsOption,
+    SiteOption,
     StateDirOption,
     config_service,
     console,
@@ -24,7 +26,7 @@ from pbxfw.cli.common import (
     state_dir_for,
 )
 from pbxfw.cli.nodes import NodeOption, agent_node_name
-from pbxfw.errors import FieldError, ValidationError
+from pbxfw.errors import FieldError, StorageError, ValidationError
 
 __all__ = ["bans_app", "ips_app", "register"]
 
@@ -62,12 +64,14 @@ def agent(
         ),
     ] = None,
     node: NodeOption = None,
+    site: SiteOption = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
     import logging
 
     from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.usecases.fleet import require_current_schema
 
     node = agent_node_name(node)
     logging.basicConfig(
@@ -75,7 +79,15 @@ def agent(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     url = db_url_for(db)
-    svc = config_service(db)
+    svc = config_service(db, site=site)
+    # The agent never migrates (a node's database role may not): an old
+    # schema is refused here, before anything runs on it (exit 4); a
+    # database that is down is not (below).
+    require_current_schema(svc.store)
+    # An unknown site stops the agent before it starts (exit 2); a database
+    # that is down does not: the agent starts from its kept configuration.
+    with contextlib.suppress(StorageError):
+        svc.store.check_site()
     folder = state_dir_for(url, state_dir)
     options = AgentOptions(
         netns=netns,
@@ -146,10 +158,11 @@ def bans_trust(
     address: Annotated[str, typer.Argument(help="An address or CIDR.")],
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Never block an address and lift its bans: marks the network with exactly that
     subnet never-block, or adds one (its services keep their verdicts)."""
-    report = config_service(db).trust(address)
+    report = config_service(db, site=site).trust(address)
     if json_:
         print_json(report.as_json())
         return
@@ -284,12 +297,27 @@ def _long_lines_note(count: int) -> str:
 
 
 @ips_app.command("status")
-def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
+def ips_status(
+    json_: JsonOption = False,
+    db: DbOption = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="Only this node's counters and sources (default: every node's, the "
+            "counters summed).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Counters per jail (lines read, failures, bans, whitelisted skips) and the
-    health of every log source the agent follows: which one fails, why, since when."""
+    health of every log source the agents follow: which one fails, why, since when."""
+    from pbxfw.domain.nodes import validate_node_name
     from pbxfw.usecases.ips_status import ips_status as read_ips_status
 
-    status = read_ips_status(config_service(db).store)
+    if node is not None:
+        node = validate_node_name(node, "--node")
+    status = read_ips_status(config_service(db).store, node=node)
     if json_:
         # The same answer as GET /api/v1/ips/status.
         print_json(status.as_json())
@@ -312,11 +340,14 @@ def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
         f"{len(failing)} of {len(sources)} sources failing" if failing else "sources: all healthy"
     )
     health = Table(title=title, title_justify="left")
-    for column in ("source", "jail", "state", "since", "attempts", "error"):
+    # The node column only when the sources come from more than one node.
+    nodes = len({s.node for s in sources}) > 1
+    for column in ("node",) * nodes + ("source", "jail", "state", "since", "attempts", "error"):
         # Fold, never cut: the path and the reason are what the reader needs.
         health.add_column(column, overflow="fold")
     for s in sources:
         health.add_row(
+            *(s.node or "-",) * nodes,
             s.source if s.source.isprintable() else repr(s.source),
             s.jail or "-",
             "ok" if s.ok else "FAILING",

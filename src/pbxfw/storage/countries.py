@@ -1,8 +1,7 @@
 """Country rules and the country database: rows ↔ domain objects (part of ``Repository``).
 
-The rules belong to a site's configuration; until the site scoping of issue
-16 lands, every read and write here is of the site ``default``
-(:data:`SITE`: the one seam to replace by the repository's site).
+The rules belong to a site's configuration: every read and write here is of
+the repository's site (``self.site``, docs/fleet-sites.md).
 
 The country database is kept in the database itself, one row, so every node
 of a fleet reads the same ranges from the store it already reads (PostgreSQL)
@@ -23,10 +22,7 @@ from pbxfw.domain.network_model import Verdict
 from pbxfw.errors import NotFoundError, StorageError
 from pbxfw.storage.models import CountryRuleRow, GeoDatabaseRow
 
-__all__ = ["SITE", "CountryRows"]
-
-#: The site whose configuration these rows are (issue 16 makes it a parameter).
-SITE = "default"
+__all__ = ["CountryRows"]
 
 
 def _rule(row: CountryRuleRow) -> CountryRule:
@@ -44,11 +40,14 @@ class CountryRows:
     """Reads and writes of country rules and the country database on ``self.session``."""
 
     session: Session
+    site: str
 
     # -- rules ------------------------------------------------------------
     def country_rules(self) -> list[CountryRule]:
         rows = self.session.scalars(
-            select(CountryRuleRow).where(CountryRuleRow.site == SITE).order_by(CountryRuleRow.id)
+            select(CountryRuleRow)
+            .where(CountryRuleRow.site == self.site)
+            .order_by(CountryRuleRow.id)
         )
         return [_rule(r) for r in rows]
 
@@ -60,12 +59,14 @@ class CountryRows:
         raise NotFoundError(f"no country rule {ref!r}; see `pbxfw country list`")
 
     def add_country_rule(self, rule: CountryRule) -> CountryRule:
-        row = CountryRuleRow(site=SITE)
+        row = CountryRuleRow(site=self.site)
         _fill(row, rule)
         # The next id by hand, not the database's sequence: an import keeps
         # the document's ids, which PostgreSQL's sequence never handed out.
         # Safe: every write holds the one writer's lock (db.py).
-        if rule.id is not None:
+        # An id is unique in the whole database: a document's id that another
+        # site's rule holds is replaced.
+        if rule.id is not None and self.session.get(CountryRuleRow, rule.id) is None:
             row.id = rule.id
         else:
             row.id = (self.session.scalar(select(func.max(CountryRuleRow.id))) or 0) + 1
@@ -75,18 +76,20 @@ class CountryRows:
 
     def update_country_rule(self, rule: CountryRule) -> None:
         row = self.session.get(CountryRuleRow, rule.id)
-        if row is None or row.site != SITE:
+        if row is None or row.site != self.site:
             raise NotFoundError(f"no country rule {rule.id!r}; see `pbxfw country list`")
         _fill(row, rule)
         self.session.flush()
 
     def remove_country_rule(self, rule_id: int) -> None:
         self.session.execute(
-            delete(CountryRuleRow).where(CountryRuleRow.id == rule_id, CountryRuleRow.site == SITE)
+            delete(CountryRuleRow).where(
+                CountryRuleRow.id == rule_id, CountryRuleRow.site == self.site
+            )
         )
 
     def clear_country_rules(self) -> None:
-        self.session.execute(delete(CountryRuleRow).where(CountryRuleRow.site == SITE))
+        self.session.execute(delete(CountryRuleRow).where(CountryRuleRow.site == self.site))
 
     # -- the country database -------------------------------------------------
     def geo_info(self) -> GeoInfo | None:

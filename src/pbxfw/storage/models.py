@@ -34,14 +34,20 @@ class Base(DeclarativeBase):
     pass
 
 
+def _site(*, primary_key: bool = False) -> Mapped[str]:
+    """The site a configuration row belongs to (migration 0007; domain.sites)."""
+    return mapped_column(text(64), primary_key=primary_key, server_default="default")
+
+
 class NetworkRow(Base):
     __tablename__ = "networks"
     __table_args__ = (
-        UniqueConstraint("name", name="uq_networks_name"),
-        UniqueConstraint("subnet", name="uq_networks_subnet"),
+        UniqueConstraint("site", "name", name="uq_networks_site_name"),
+        UniqueConstraint("site", "subnet", name="uq_networks_site_subnet"),
     )
 
     id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    site: Mapped[str] = _site()
     name: Mapped[str] = mapped_column(text(64))
     #: canonical text, e.g. ``10.0.0.0/8`` or ``2001:db8::/32``
     subnet: Mapped[str] = mapped_column(text(64))
@@ -56,6 +62,7 @@ class NetworkRow(Base):
 class CustomServiceRow(Base):
     __tablename__ = "custom_services"
 
+    site: Mapped[str] = _site(primary_key=True)
     key: Mapped[str] = mapped_column(text(32), primary_key=True)
     label: Mapped[str] = mapped_column(text(64))
     #: ports as text, e.g. ``5000,6000-6010``
@@ -66,16 +73,22 @@ class CustomServiceRow(Base):
 class SettingRow(Base):
     __tablename__ = "settings"
 
+    site: Mapped[str] = _site(primary_key=True)
     key: Mapped[str] = mapped_column(text(64), primary_key=True)
     #: JSON value
     value: Mapped[str] = mapped_column(text())
 
 
 class MetaRow(Base):
-    """Small named values: ``revision`` (bumped by every configuration change)."""
+    """Small named values: ``revision`` (bumped by every configuration change).
+
+    Per site; the fleet's own values (``bans_revision``) have the site ``''``
+    (domain.sites.FLEET_SITE, storage.repository.FLEET_META).
+    """
 
     __tablename__ = "meta"
 
+    site: Mapped[str] = _site(primary_key=True)
     key: Mapped[str] = mapped_column(text(64), primary_key=True)
     value: Mapped[str] = mapped_column(text())
 
@@ -133,10 +146,13 @@ class BanRow(Base):
 
 
 class LogOffsetRow(Base):
-    """How far the agent has read a log file, or a journal source (survives restarts)."""
+    """How far one node's agent has read a log file, or a journal source (survives restarts)."""
 
     __tablename__ = "log_offsets"
 
+    #: the agent's node name (migration 0009); ``''``: stored before, taken
+    #: over by the first agent that starts (usecases.ips_state)
+    node: Mapped[str] = mapped_column(text(63), primary_key=True, default="")
     path: Mapped[str] = mapped_column(text(), primary_key=True)
     inode: Mapped[int] = mapped_column(Int64)
     offset: Mapped[int] = mapped_column(Int64)
@@ -148,6 +164,8 @@ class LogOffsetRow(Base):
 class IpsCounterRow(Base):
     __tablename__ = "ips_counters"
 
+    #: the agent's node name (migration 0009), as in ``log_offsets``
+    node: Mapped[str] = mapped_column(text(63), primary_key=True, default="")
     jail: Mapped[str] = mapped_column(text(32), primary_key=True)
     lines: Mapped[int] = mapped_column(Int64)
     failures: Mapped[int] = mapped_column(Int64)
@@ -160,6 +178,8 @@ class SourceStatusRow(Base):
 
     __tablename__ = "source_status"
 
+    #: the agent's node name (migration 0009), as in ``log_offsets``
+    node: Mapped[str] = mapped_column(text(63), primary_key=True, default="")
     source: Mapped[str] = mapped_column(text(), primary_key=True)
     jail: Mapped[str] = mapped_column(text(32))
     error: Mapped[str] = mapped_column(text())
@@ -171,8 +191,9 @@ class SourceStatusRow(Base):
 class NodeRow(Base):
     """One PBX running the agent, as it last reported (migration 0005); times are epoch seconds.
 
-    ``site`` is plain text for now (every node is in ``default``); the sites
-    work adds the ``sites`` table and the foreign key.
+    ``site`` names a row of ``sites`` (migration 0006); no foreign key: ``site
+    rm`` refuses a site with nodes, and the agent checks its site at start
+    (docs/fleet-sites.md, "Decisions").
     """
 
     __tablename__ = "nodes"

@@ -19,6 +19,7 @@ from pbxfw.web.api import (
     nodes,
     services,
     settings,
+    sites,
 )
 from pbxfw.web.deps import bearer_admin
 
@@ -32,7 +33,7 @@ def api_router() -> APIRouter:
     root = APIRouter(prefix=PREFIX)
     root.include_router(auth.router())
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
-    for module in (networks, services, settings, check, bans, apply, ips, nodes, countries):
+    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites, countries):
         protected.include_router(module.router())
     root.include_router(protected)
     return root

@@ -1,7 +1,7 @@
 """Country rules and the country database (issue 17).
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0009
 
 ``country_rules``: one row per rule, part of a site's configuration (``site``,
 ``default`` on a single PBX; the site scoping of issue 16 reads it). ``codes``
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0006"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
