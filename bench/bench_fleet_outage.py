@@ -35,16 +35,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fleet.nodes import SET, Fleet, Node
-from tests.kernel.lab import Lab, kernel_available
-from tests.pgserver import PgServer, pg_unavailable
+from tests.kernel.lab import Lab
+from tests.pgserver import PgServer
 
 import pbxfw
 from bench_fleet import attackers, percentile
-from bench_fleet_scale import agents_cpu, postgres_cpu, start_agents
+from bench_fleet_scale import agents_cpu, measure, postgres_cpu, start_agents
 from pbxfw.kernel.netlink import has_element
 
 #: Seconds one ban may take in its own node's kernel before the run gives up.
@@ -111,7 +112,7 @@ def stored_counts(fleet: Fleet, wanted: set[str]) -> tuple[dict[str, int], int]:
     return counts, int(json.loads(status.stdout)["jails"]["asterisk"]["bans"])
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     server = PgServer()
     folder = Path(tempfile.mkdtemp(prefix="pbxfw-outage-"))
     try:
@@ -189,15 +190,10 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--outage", type=float, default=15.0, help="seconds the server is down")
     parser.add_argument("--every", type=float, default=0.5, help="seconds between attackers")
-    parser.add_argument("--json", action="store_true", help="one JSON object, no table")
-    args = parser.parse_args()
-    why = kernel_available() or pg_unavailable()
-    if why:
-        raise SystemExit(why)
-    r = run(args)
-    if args.json:
-        print(json.dumps(r, sort_keys=True))
+    measured = measure(parser, run)
+    if measured is None:
         return
+    args, r = measured
     back = r["every_node_every_ban_s"]
     print(
         f"pbxfw {pbxfw.__version__}: {args.nodes} agents, PostgreSQL down {r['outage_s']:.1f} s, "
@@ -223,6 +219,10 @@ def main() -> None:
     print(
         f"| lost / duplicated | {r['lost']} / {r['duplicated_rows']} rows, "
         f"{r['duplicated_counts']} counts | — | — |"
+    )
+    print(
+        f"| agent CPU while the database is down | "
+        f"{r['agents_cpu_s_per_node_s_down'] * 100:.1f} % of a core per node | — | — |"
     )
     print(
         f"| spool entries left / outage logged per node | {r['spools_left']} / "

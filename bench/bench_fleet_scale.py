@@ -44,7 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -62,7 +64,7 @@ from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.nodes import NodeService
 
-__all__ = ["cpu_seconds", "postgres_cpu", "start_agents"]
+__all__ = ["agents_cpu", "cpu_seconds", "measure", "postgres_cpu", "start_agents"]
 
 TICK = os.sysconf("SC_CLK_TCK")
 SET = ban_set_name(MANUAL_JAIL, 4)
@@ -240,7 +242,7 @@ def _nft_file(ns: str, banned: list[str]) -> float:
         os.unlink(f.name)
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, Any]:
     server = PgServer()
     folder = Path(tempfile.mkdtemp(prefix="pbxfw-scale-"))
     sims: subprocess.Popen[str] | None = None
@@ -314,13 +316,12 @@ def nft_baseline_fresh(lab: Lab, banned: list[str], k: int) -> float:
     return _nft_file(ns, banned)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--agents", type=int, default=10, help="real agents in namespaces")
-    parser.add_argument("--sims", type=int, default=40, help="light simulated nodes")
-    parser.add_argument("--bans", type=int, default=100_000)
-    parser.add_argument("--batches", type=int, default=20, help="committed batches of bans")
-    parser.add_argument("--joins", type=int, default=3, help="new nodes joining, one by one")
+def measure(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace], dict[str, Any]]
+) -> tuple[argparse.Namespace, dict[str, Any]] | None:
+    """Parse ``parser``'s arguments and ``--json``, stop when the kernel or
+    PostgreSQL cannot be used, ``run``; with ``--json`` print the result as
+    one JSON object and return None, else return the arguments and the result."""
     parser.add_argument("--json", action="store_true", help="one JSON object, no table")
     args = parser.parse_args()
     why = kernel_available() or pg_unavailable()
@@ -329,7 +330,21 @@ def main() -> None:
     result = run(args)
     if args.json:
         print(json.dumps(result, sort_keys=True))
+        return None
+    return args, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--agents", type=int, default=10, help="real agents in namespaces")
+    parser.add_argument("--sims", type=int, default=40, help="light simulated nodes")
+    parser.add_argument("--bans", type=int, default=100_000)
+    parser.add_argument("--batches", type=int, default=20, help="committed batches of bans")
+    parser.add_argument("--joins", type=int, default=3, help="new nodes joining, one by one")
+    measured = measure(parser, run)
+    if measured is None:
         return
+    args, result = measured
     s = result["share"]
     assert isinstance(s, dict)
     nodes = args.agents + args.sims

@@ -18,9 +18,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["PgServer", "pg_binaries", "pg_unavailable"]
+__all__ = ["PgServer", "pg_binaries", "pg_unavailable", "running_server"]
 
 #: The template every test database is cloned from (migrated to head once).
 TEMPLATE = "pbxfw_template"
@@ -175,3 +177,22 @@ class PgServer:
             self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data))
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def running_server() -> Iterator[PgServer]:
+    """A started server with the migrated template; stopped and removed afterwards.
+
+    In a test, skipped (a failure under CI=true) when none can start here.
+    """
+    reason = pg_unavailable()
+    if reason is not None:
+        import pytest
+
+        pytest.skip(reason)
+    server = PgServer()
+    try:
+        server.create_template()
+        yield server
+    finally:
+        server.stop()
