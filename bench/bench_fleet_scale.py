@@ -164,7 +164,8 @@ def share(
     assert in_kernels is not None
     wall = time.monotonic() - wall0
     pg, agent = postgres_cpu(server) - pg0, agents_cpu(agents) - agents0
-    # Each ban-set update is one whole read of the stored bans (``Rules.sync``).
+    # Each ban-set update follows one read of the stored bans (``Rules.sync``):
+    # of every active ban, or, with incremental reads, of those written since.
     updates = [n.log.read_text()[marks[n.name] :].count("ban sets: ") for n in agents]
     return {
         "agent_updates_median": statistics.median(updates),
@@ -371,7 +372,7 @@ def main() -> None:
     )
     print(
         f"| reads of the bans while sharing | each agent {s['agent_updates_median']:.0f} "
-        f"(median); the simulated nodes {result['sims_reads']} in all, CPU "
+        f"ban-set updates (median); the simulated nodes {result['sims_reads']} reads in all, CPU "
         f"{s['sims_cpu_s']:.1f} s | one per node | — |"
     )
     print(

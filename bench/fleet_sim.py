@@ -9,10 +9,13 @@ what a real agent speaks to PostgreSQL:
   ``Listener``, application name ``pbxfw-listen``);
 - on a ``bans_revision`` notification (and once at start) one
   ``REPEATABLE READ`` transaction on its own connection that reads the ban
-  revision and, when it moved, every active ban with the columns and the
-  order the agent's ``Repository.bans`` asks for: the same statement, so
-  PostgreSQL does the same work. The rows are fetched and dropped (no
-  ``Ban`` objects, no kernel): that is what makes it light;
+  revisions and, when they moved, the bans as the agent's
+  ``BanService.changed_since`` does: every active ban, or (where the bans
+  table records the revision that wrote each row) only those written since
+  the revision it read last, unless one was removed since; with the columns
+  and the order of ``Repository.bans``: the same statements, so PostgreSQL
+  does the same work. The rows are fetched and dropped (no ``Ban`` objects,
+  no kernel): that is what makes it light;
 - a node report every 5 s through ``NodeService.report`` (the agent's write).
 
 Every 0.1 s STATUS gets ``{"sim00": revision read, ...}`` (written whole,
@@ -47,20 +50,26 @@ from pbxfw.usecases.nodes import NodeService
 __all__ = ["ban_query", "main"]
 
 
-def ban_query() -> str:
+def ban_query(since: bool = False) -> str:
     """The agent's read of the active bans (storage.bans ``BanRows.bans``), as SQL
-    with one ``%(now)s`` parameter."""
+    with a ``%(now)s`` parameter; with ``since`` (incremental reads: the bans
+    table has a ``revision`` column) only the rows written after ``%(since)s``."""
     table = cast_table(BanRow.__table__)
-    stmt = (
-        sql_select(*(table.c[name] for name in _BAN_COLUMNS))
-        .where(table.c.expires_at > 0.5)
-        .order_by(table.c.id)
-    )
+    stmt = sql_select(*(table.c[name] for name in _BAN_COLUMNS)).order_by(table.c.id)
+    stmt = stmt.where(table.c.expires_at > 0.5)
+    if since:
+        stmt = stmt.where(table.c.revision > -1)
     sql = str(stmt.compile(dialect=postgresql.dialect(paramstyle="pyformat")))  # type: ignore[no-untyped-call]
-    return sql.replace("%(expires_at_1)s", "%(now)s")
+    return sql.replace("%(expires_at_1)s", "%(now)s").replace("%(revision_1)s", "%(since)s")
 
 
-REVISION = "SELECT value FROM meta WHERE key = 'bans_revision'"
+#: The bans table records the revision that wrote each row: the agent reads
+#: only what was written since its revision, unless a ban was removed since
+#: (usecases.bans ``BanService.changed_since``); else it reads every active ban.
+INCREMENTAL = "revision" in cast_table(BanRow.__table__).c
+#: The two reads the agent makes: every active ban, those written since a revision.
+FULL, SINCE = ban_query(), ban_query(since=True) if INCREMENTAL else ""
+REVISIONS = "SELECT key, value FROM meta WHERE key IN ('bans_revision', 'bans_removed_revision')"
 
 
 class SimNode(threading.Thread):
@@ -76,14 +85,21 @@ class SimNode(threading.Thread):
         self.rows_now = 0
         self.error = ""
 
-    def read(self, conn: psycopg.Connection[Any], sql: str) -> None:
+    def read(self, conn: psycopg.Connection[Any]) -> None:
+        """One tick's read of the bans, as the agent's ``changed_since``."""
         with conn.transaction():
-            row = conn.execute(REVISION).fetchone()
-            current = int(row[0]) if row else 0
+            meta = dict(conn.execute(REVISIONS).fetchall())
+            current = int(meta.get("bans_revision") or 0)
+            removed = int(meta.get("bans_removed_revision") or 0)
             if current == self.revision:
                 return
-            rows = conn.execute(sql, {"now": time.time()}).fetchall()  # type: ignore[arg-type]
-        self.revision, self.rows_now = current, len(rows)
+            full = not INCREMENTAL or self.revision < 0 or removed > self.revision
+            full = full or current < self.revision
+            sql = FULL if full else SINCE
+            params = {"now": time.time(), "since": self.revision}
+            rows = conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        self.rows_now = len(rows) if full else self.rows_now + len(rows)
+        self.revision = current
         self.reads += 1
         self.rows += len(rows)
 
@@ -113,7 +129,6 @@ class SimNode(threading.Thread):
     def _run(self) -> None:
         args, kwargs = self.store.engine.dialect.create_connect_args(self.store.engine.url)
         kwargs["application_name"] = f"pbxfw-{self.node}"
-        sql = ban_query()
         listener = Listener(self.store.engine)
         with psycopg.connect(*args, **kwargs) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -121,7 +136,7 @@ class SimNode(threading.Thread):
             due, next_report = True, 0.0
             while not self.stop.is_set():
                 if due:
-                    self.read(conn, sql)
+                    self.read(conn)
                     due = False
                 if time.time() >= next_report:
                     self.report(started)
