@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from tests.agent.test_agent_kernel import wait_until
-from tests.fleet.nodes import Fleet, Node
+from tests.fleet.nodes import Fleet, Node, listening  # noqa: F401 - hs-share's tests import it here
 
 pytestmark = pytest.mark.kernel
 
