@@ -187,6 +187,10 @@ class Fleet:
         node.proc = None
 
     def close(self) -> None:
+        """Stop every agent: all are asked at once, then each is waited for."""
+        for node in self.nodes:
+            if node.proc is not None:
+                node.proc.terminate()
         for node in self.nodes:
             self.stop(node)
 
