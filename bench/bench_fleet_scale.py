@@ -9,7 +9,8 @@ process (bench/fleet_sim.py: the agent's protocol on PostgreSQL, LISTEN, the
 same ban read, a node report every 5 s, no kernel). All removed afterwards.
 
 - **sharing**: ``--bans`` bans written as ``--batches`` committed batches
-  (``BanService.import_lines``: one notification each), back to back, until
+  (``BanService.import_lines``: one notification each), one every
+  ``--pace`` seconds (back to back when a write takes longer), until
   every real agent's kernel holds every one of them and every simulated node
   has read the last revision. Measured over that window: wall time,
   PostgreSQL's CPU (utime+stime of the postmaster and its backends, reaped
@@ -146,7 +147,9 @@ def share(
     samples = [batch[-1] for batch in batches]
     marks = {n.name: len(n.log.read_text()) for n in agents}
     pg0, agents0, wall0 = postgres_cpu(server), agents_cpu(agents), time.monotonic()
-    for batch in batches:
+    for i, batch in enumerate(batches):
+        # Paced, so the figure does not depend on how fast this writer gets the CPU.
+        time.sleep(max(0.0, wall0 + i * args.pace - time.monotonic()))
         service.import_lines(batch, jail=MANUAL_JAIL, seconds=86400)
     written = time.monotonic() - wall0
     final = service.revision()
@@ -301,6 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sims": args.sims,
             "bans": args.bans,
             "batches": args.batches,
+            "pace": args.pace,
             "share": shared,
             "sims_reads": summary.get("reads"),
             "postgres_cpu_per_s_at_rest": at_rest,
@@ -344,6 +348,7 @@ def main() -> None:
     parser.add_argument("--sims", type=int, default=40, help="light simulated nodes")
     parser.add_argument("--bans", type=int, default=100_000)
     parser.add_argument("--batches", type=int, default=20, help="committed batches of bans")
+    parser.add_argument("--pace", type=float, default=0.5, help="seconds from batch to batch")
     parser.add_argument("--joins", type=int, default=3, help="new nodes joining, one by one")
     measured = measure(parser, run)
     if measured is None:
@@ -353,7 +358,8 @@ def main() -> None:
     assert isinstance(s, dict)
     nodes = args.agents + args.sims
     print(
-        f"pbxfw {pbxfw.__version__}: {args.bans} bans in {args.batches} batches, "
+        f"pbxfw {pbxfw.__version__}: {args.bans} bans in {args.batches} batches "
+        f"every {args.pace} s, "
         f"{args.agents} agents + {args.sims} simulated nodes (load {result['load']})"
     )
     print("| figure | pbxfw | baseline (same run) | ratio |")
