@@ -201,11 +201,11 @@ def listening(node: Node) -> bool:
 
 
 def start_listening(fleet: Fleet, nodes: list[Node], timeout: float = 15) -> None:
-    """Start ``nodes``' agents and wait until each listens (bounded)."""
+    """Start ``nodes``' agents and wait until each listens (``timeout`` seconds each)."""
     for node in nodes:
         fleet.start(node)
-    deadline = time.monotonic() + timeout
     for node in nodes:
+        deadline = time.monotonic() + timeout
         while not listening(node):
             assert time.monotonic() < deadline, node.log.read_text()[-3000:]
             time.sleep(0.05)
