@@ -219,8 +219,9 @@ def join(fleet: Fleet, store: Store, name: str, probe: list[str], count: int) ->
     cpu = cpu_seconds(node.proc.pid)
     # The count, as the agent reports it after its kernel transaction
     # committed (listing 100,000 elements with nft takes seconds under load).
-    held = 0
-    while time.monotonic() - start < 90 and held != count:
+    progress(f"join {name}: in its kernel after {took:.2f} s, CPU {cpu:.2f} s")
+    held, reported = 0, time.monotonic()
+    while time.monotonic() - reported < 30 and held != count:
         time.sleep(0.5)
         held = next(
             (n.kernel_bans for n in NodeService(store).listing().nodes if n.name == name), 0
@@ -228,7 +229,6 @@ def join(fleet: Fleet, store: Store, name: str, probe: list[str], count: int) ->
     fleet.stop(node)
     if held != count:
         raise SystemExit(f"join: {name} reports {held} bans in its kernel, not {count}")
-    progress(f"join {name}: {took:.2f} s, CPU {cpu:.2f} s")
     return {"s": took, "cpu_s": cpu, "cpu_us_per_ban": cpu / count * 1e6}
 
 
