@@ -5,7 +5,8 @@
 writer's lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock;
 see db.py), so a read-modify-write inside ``write()`` never loses a
 concurrent update. The Repository is assembled from one part per kind of
-row: networks and custom services (``networks.py``), bans (``bans.py``);
+row: networks and custom services (``networks.py``), bans (``bans.py``),
+country rules and the country database (``countries.py``);
 the revision, meta values, settings, users, log offsets and counters are here.
 
 Sites (docs/fleet-sites.md): a ``Store`` and the ``Repository`` it gives are
@@ -34,6 +35,7 @@ from pbxfw.domain.settings import Settings
 from pbxfw.domain.sites import DEFAULT_SITE, FLEET_SITE, UnknownSiteError, validate_site_name
 from pbxfw.errors import StorageError
 from pbxfw.storage.bans import BanRows
+from pbxfw.storage.countries import CountryRows
 from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate, storage_error
 from pbxfw.storage.models import (
     IpsCounterRow,
@@ -53,7 +55,7 @@ __all__ = ["FLEET_META", "Repository", "Store"]
 FLEET_META = frozenset({"bans_revision", "bans_removed_revision"})
 
 
-class Repository(NetworkRows, BanRows):
+class Repository(NetworkRows, BanRows, CountryRows):
     """Domain-level reads and writes on one session (one transaction), for one site."""
 
     def __init__(self, session: Session, site: str = DEFAULT_SITE) -> None:
@@ -146,52 +148,65 @@ class Repository(NetworkRows, BanRows):
     def user_names(self) -> list[str]:
         return list(self.session.scalars(select(UserRow.name).order_by(UserRow.name)))
 
-    # -- log offsets and counters -------------------------------------------
-    def log_offsets(self) -> dict[str, tuple[int, int]]:
+    # -- log offsets and counters: one set per node (migration 0009) -----------
+    # ``node`` is the agent's node name; ``''`` holds the rows stored before
+    # nodes owned them (storage.node_rows ``adopt_unowned`` hands them over).
+    def log_offsets(self, node: str = "") -> dict[str, tuple[int, int]]:
         rows = self.session.execute(
             select(LogOffsetRow.path, LogOffsetRow.inode, LogOffsetRow.offset).where(
-                LogOffsetRow.journal_cursor.is_(None)
+                LogOffsetRow.node == node, LogOffsetRow.journal_cursor.is_(None)
             )
         )
         return {path: (inode, offset) for path, inode, offset in rows}
 
-    def journal_cursors(self) -> dict[str, str]:
-        """``journal:`` source → the cursor of the last entry the agent read."""
+    def journal_cursors(self, node: str = "") -> dict[str, str]:
+        """``journal:`` source → the cursor of the last entry ``node``'s agent read."""
         rows = self.session.execute(
             select(LogOffsetRow.path, LogOffsetRow.journal_cursor).where(
-                LogOffsetRow.journal_cursor.is_not(None)
+                LogOffsetRow.node == node, LogOffsetRow.journal_cursor.is_not(None)
             )
         )
         return {path: str(cursor) for path, cursor in rows}
 
-    def save_journal_cursor(self, source: str, cursor: str, now: float) -> None:
-        self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == source))
+    def save_journal_cursor(self, source: str, cursor: str, now: float, node: str = "") -> None:
+        self._forget_offset(source, node)
         self.session.add(
-            LogOffsetRow(path=source, inode=0, offset=0, updated_at=now, journal_cursor=cursor)
+            LogOffsetRow(
+                node=node, path=source, inode=0, offset=0, updated_at=now, journal_cursor=cursor
+            )
         )
         self.session.flush()
 
-    def save_log_offset(self, path: str, inode: int, offset: int, now: float) -> None:
-        self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == path))
-        self.session.add(LogOffsetRow(path=path, inode=inode, offset=offset, updated_at=now))
+    def save_log_offset(
+        self, path: str, inode: int, offset: int, now: float, node: str = ""
+    ) -> None:
+        self._forget_offset(path, node)
+        self.session.add(
+            LogOffsetRow(node=node, path=path, inode=inode, offset=offset, updated_at=now)
+        )
         self.session.flush()
 
-    def ips_counters(self) -> dict[str, dict[str, int]]:
-        rows = self.session.execute(select(IpsCounterRow.__table__))
+    def _forget_offset(self, path: str, node: str) -> None:
+        self.session.execute(
+            delete(LogOffsetRow).where(LogOffsetRow.node == node, LogOffsetRow.path == path)
+        )
+
+    def ips_counters(self, node: str | None = None) -> dict[str, dict[str, int]]:
+        """Jail → its counters: of ``node``'s agent, or (None) summed over every node."""
+        table = IpsCounterRow.__table__.c
+        names = ("lines", "failures", "bans", "whitelisted")
+        query = select(table.jail, *(func.sum(table[n]) for n in names)).group_by(table.jail)
+        if node is not None:
+            query = query.where(table.node == node)
         return {
-            r.jail: {
-                "lines": r.lines,
-                "failures": r.failures,
-                "bans": r.bans,
-                "whitelisted": r.whitelisted,
-            }
-            for r in rows
+            jail: {n: int(v or 0) for n, v in zip(names, values, strict=True)}
+            for jail, *values in self.session.execute(query)
         }
 
-    def add_ips_counters(self, jail: str, **increments: int) -> None:
-        row = self.session.get(IpsCounterRow, jail)
+    def add_ips_counters(self, jail: str, node: str = "", **increments: int) -> None:
+        row = self.session.get(IpsCounterRow, (node, jail))
         if row is None:
-            row = IpsCounterRow(jail=jail, lines=0, failures=0, bans=0, whitelisted=0)
+            row = IpsCounterRow(node=node, jail=jail, lines=0, failures=0, bans=0, whitelisted=0)
             self.session.add(row)
         for key, value in increments.items():
             setattr(row, key, getattr(row, key) + value)
@@ -199,10 +214,14 @@ class Repository(NetworkRows, BanRows):
 
     # -- the whole --------------------------------------------------------
     def configuration(self) -> Configuration:
+        rules = tuple(self.country_rules())
         return Configuration(
             networks=tuple(self.networks()),
             custom_services=tuple(self.custom_services()),
             settings=self.settings(),
+            country_rules=rules,
+            # The ranges are read only when a rule needs them.
+            countries=self.geo_table() if rules else None,
         )
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------

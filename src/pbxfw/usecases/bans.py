@@ -96,10 +96,13 @@ class BanService:
         store: Store,
         clock: Callable[[], float] = time.time,
         own_addresses: Callable[[], Sequence[IPAddress]] = local_addresses,
+        node: str = "",
     ) -> None:
         self.store = store
         self.clock = clock
         self.own_addresses = own_addresses
+        #: the agent's node: ``record`` counts its bans in that node's counters
+        self.node = node
 
     def active(self) -> list[Ban]:
         with self.store.read() as repo:
@@ -226,14 +229,15 @@ class BanService:
 
     def record(self, bans: Sequence[Ban]) -> int:
         """Store bans already decided (by the agent's detector), in one
-        transaction, each counted under its jail's ``bans`` counter; returns
+        transaction, each counted under its jail's ``bans`` counter (of
+        ``self.node``, the agent's node); returns
         the new ban revision (bumped once). No whitelist check here: the
         caller decided on the current whitelist; its next read of the
         whitelist lifts what a newer one covers."""
         with self.store.write() as repo:
             repo.save_bans(bans)  # one statement for the batch
             for jail, count in Counter(ban.jail for ban in bans).items():
-                repo.add_ips_counters(jail, bans=count)
+                repo.add_ips_counters(jail, node=self.node, bans=count)
             return bump_bans_revision(repo)
 
     def lift(self, bans: Sequence[Ban]) -> None:

@@ -1,7 +1,7 @@
 """Bans: their origin, the node and site that detected them, and the revision that wrote them.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 
 Shared bans (issue 16, docs/fleet-bans.md):
 
@@ -12,8 +12,8 @@ Shared bans (issue 16, docs/fleet-bans.md):
   bans in it), else ``jail:<jail>``.
 - ``bans.node`` / ``bans.site``: the node that detected the ban and its
   site; NULL for an administrator's ban (enforced at every node). Existing
-  rows made by a jail get the site ``default`` (the only site before 0006's
-  sites existed) and no node (their node was not recorded).
+  rows made by a jail get the site ``default`` (a single PBX's; which
+  site detected them was not recorded) and no node (their node was not recorded).
 - ``bans.revision``: the ``bans_revision`` value of the commit that last
   wrote the row (indexed), so an agent reads only the bans written since
   the revision it has. Existing rows: the current ``bans_revision``.
@@ -25,8 +25,8 @@ removed bans; an agent that sees it move reads every ban again.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
-down_revision = "0007"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
-"""Migration 0008 (a ban's origin, node, site and revision) upgrades an older
+"""Migration 0011 (a ban's origin, node, site and revision) upgrades an older
 database, and goes back down.
 
-A real SQLite file is brought to 0006 with Alembic and given bans as that
+A real SQLite file is brought to 0010 with Alembic and given bans as that
 version stored them (one an administrator's, one a jail's) and a ban
 revision, then upgraded as ``pbxfw init`` does: the administrator's ban reads
 ``manual`` without a site, the jail's ``jail:asterisk`` in the site
@@ -28,18 +28,20 @@ _BAN = (
 )
 
 
-def test_0008_gives_old_bans_their_origin_and_the_current_revision(tmp_path: Path) -> None:
+def test_0011_gives_old_bans_their_origin_and_the_current_revision(tmp_path: Path) -> None:
     def fill(connection: sa.Connection) -> None:
         connection.execute(sa.text(_BAN), {"subnet": "192.0.2.1/32", "jail": "manual"})
         connection.execute(sa.text(_BAN), {"subnet": "192.0.2.2/32", "jail": "asterisk"})
-        connection.execute(sa.text("INSERT INTO meta (key, value) VALUES ('bans_revision', '7')"))
+        connection.execute(
+            sa.text("INSERT INTO meta (site, key, value) VALUES ('', 'bans_revision', '7')")
+        )
 
-    url = database_at(tmp_path, "0006", fill)
+    url = database_at(tmp_path, "0010", fill)
     store = Store.open(url, create=True)  # what `pbxfw init` does
     try:
         with store.engine.connect() as connection:
             assert stored_version(connection) == head()
-            assert "0008" in revisions()
+            assert "0011" in revisions()
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, Base.metadata) == []
             rows = connection.execute(
@@ -63,8 +65,8 @@ def test_0008_gives_old_bans_their_origin_and_the_current_revision(tmp_path: Pat
         store.close()
 
 
-def test_0008_downgrades_to_0006(tmp_path: Path) -> None:
-    with downgraded(tmp_path, "0006") as (connection, config):
+def test_0011_downgrades_to_0010(tmp_path: Path) -> None:
+    with downgraded(tmp_path, "0010") as (connection, config):
         columns = {c["name"] for c in sa.inspect(connection).get_columns("bans")}
         assert not columns & {"origin", "node", "site", "revision"}
         command.upgrade(config, "head")
