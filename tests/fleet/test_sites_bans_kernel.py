@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from tests.agent.test_agent_kernel import wait_until
-from tests.fleet.nodes import Fleet, Node
-from tests.fleet.test_propagation_kernel import everywhere, listening
+from tests.fleet.nodes import Fleet, Node, listening
+from tests.fleet.test_propagation_kernel import everywhere
 from tests.kernel.lab import Lab, require_kernel
 
 pytestmark = pytest.mark.kernel
