@@ -114,6 +114,8 @@ class WebContext:
     session_ttl: int = 8 * 3600
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     login_throttle: bool = True
+    #: The applier of each site (None: ``applier`` applies the site ``default`` only).
+    applier_for: Callable[[str], Applier | None] | None = None
     config: ConfigService = field(init=False)
     users: UserService = field(init=False)
     bans: BanService = field(init=False)
