@@ -155,6 +155,7 @@ class Agent:
             store,
             self.health,
             name=options.node or socket.gethostname(),
+            site=store.site,
             clock=clock,
             applied_revision=lambda: rules.applied_revision,
             kernel_bans=lambda now: rules.ban_sets.active(now),

@@ -22,7 +22,7 @@ import logging
 import os
 
 from pbxfw.agent.health import Health
-from pbxfw.storage.notify import Listener, listens
+from pbxfw.storage.notify import Listener, listens, payload_site
 from pbxfw.storage.repository import Store
 
 __all__ = ["LISTEN_ENV", "LISTEN_PART", "Wake", "listen_enabled"]
@@ -94,8 +94,8 @@ class Wake:
         for payload in payloads:
             if payload.partition(":")[0] == "bans_revision":
                 self.bans = True
-            else:
-                self.config = True
+            elif payload_site(payload) == self.store.site:
+                self.config = True  # another site's change is not ours to read
 
     def _lost(self, exc: BaseException) -> None:
         """Back to polling; logged once (agent.health), connected again with backoff."""

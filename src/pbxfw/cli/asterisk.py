@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pbxfw.cli.common import DbOption, JsonOption, config_service, console, print_json
+from pbxfw.cli.common import DbOption, JsonOption, SiteOption, config_service, console, print_json
 
 __all__ = ["app"]
 
@@ -28,11 +28,12 @@ def discover(
     ] = "/etc/ssh/sshd_config",
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Read the PBX's ports (pjsip, rtp, http, manager, iax, sshd) into the settings."""
     from pbxfw.usecases import discover_asterisk
 
-    svc = config_service(db)
+    svc = config_service(db, site=site)
     folder = config_dir or svc.settings().asterisk_config_dir
     report = discover_asterisk(svc, folder, sshd_config or None)
     if json_:
@@ -58,11 +59,12 @@ def pjsip(
         bool, typer.Option("--reload", help="Then ask Asterisk to reload res_pjsip.")
     ] = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """The PJSIP NAT settings (local_net=…) for loopback and the local networks."""
     from pbxfw.asterisk.pjsip import reload_pjsip, render_pjsip, write_include
 
-    svc = config_service(db)
+    svc = config_service(db, site=site)
     text = render_pjsip(svc.configuration())
     target = write
     out = console()

@@ -1,8 +1,11 @@
-"""What every command shares: ``--db``, ``--json``, opening the services, output.
+"""What every command shares: ``--db``, ``--site``, ``--json``, opening the services, output.
 
 The database a command uses is, first to last: its own ``--db``, the global
 ``pbxfw --db URL COMMAND``, the environment variable ``PBXFW_DB``, and
-``var/pbxfw.db`` (:func:`db_url_for`).
+``var/pbxfw.db`` (:func:`db_url_for`). The site whose configuration it reads
+and writes (docs/fleet-sites.md) likewise: its own ``--site``, the global
+``pbxfw --site NAME COMMAND``, ``PBXFW_SITE``, and ``default``
+(:func:`site_for`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ __all__ = [
     "DbOption",
     "JsonOption",
     "NetnsOption",
+    "SiteOption",
     "StateDirOption",
     "close_stores",
     "config_service",
@@ -42,9 +46,11 @@ __all__ = [
     "firewall_service",
     "print_json",
     "say",
+    "site_for",
     "split_keys",
     "state_dir_for",
     "use_global_db",
+    "use_global_site",
 ]
 
 # No envvar here: PBXFW_DB is read last, by db_url_for, so that the global
@@ -55,6 +61,16 @@ DbOption = Annotated[
         "--db",
         help="SQLite file path or SQLAlchemy URL; wins over `pbxfw --db` and env PBXFW_DB "
         "(default var/pbxfw.db).",
+        show_default=False,
+    ),
+]
+# No envvar either: PBXFW_SITE is read last, by site_for.
+SiteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--site",
+        help="The site whose configuration to use; wins over `pbxfw --site` and env "
+        "PBXFW_SITE (default: default).",
         show_default=False,
     ),
 ]
@@ -82,6 +98,29 @@ def use_global_db(db: str | None) -> None:
     """Record the global ``pbxfw --db`` (the root command sets it for every command)."""
     global _global_db
     _global_db = db
+
+
+#: The global ``pbxfw --site`` of the running command (None: not given).
+_global_site: str | None = None
+
+
+def use_global_site(site: str | None) -> None:
+    """Record the global ``pbxfw --site`` (the root command sets it for every command)."""
+    global _global_site
+    _global_site = site
+
+
+def site_for(site: str | None) -> str:
+    """The site a command uses: its own ``--site``, else the global ``pbxfw
+    --site``, else ``PBXFW_SITE``, else ``default``; a name no site can have
+    is refused naming ``--site`` (exit 2)."""
+    import os
+
+    from pbxfw.domain.sites import DEFAULT_SITE, validate_site_name
+
+    return validate_site_name(
+        site or _global_site or os.environ.get("PBXFW_SITE") or DEFAULT_SITE, "--site"
+    )
 
 
 def db_url_for(db: str | None) -> str:
@@ -159,26 +198,31 @@ def close_stores() -> None:
         _open_stores.pop().close()
 
 
-def firewall_service(db: str | None, state_dir: str | None = None) -> FirewallService:
-    """A FirewallService on the database and state folder the options name
-    (its store is closed when the command ends)."""
+def firewall_service(
+    db: str | None, state_dir: str | None = None, site: str | None = None
+) -> FirewallService:
+    """A FirewallService on the database, state folder and site the options
+    name (its store is closed when the command ends)."""
     with _loading():
         from pbxfw.usecases.firewall import FirewallService
 
     url = db_url_for(db)
-    return FirewallService(_open_store(url), state_dir_for(url, state_dir))
+    return FirewallService(_open_store(url), state_dir_for(url, state_dir), site=site_for(site))
 
 
-def config_service(db: str | None, *, create: bool = False) -> ConfigService:
+def config_service(
+    db: str | None, *, create: bool = False, site: str | None = None
+) -> ConfigService:
     """A ConfigService on the database named by ``--db`` / ``PBXFW_DB`` / the
-    default (its store is closed when the command ends)."""
+    default, for the site named by ``--site`` / ``PBXFW_SITE`` / ``default``
+    (its store is closed when the command ends)."""
     import os
 
     with _loading():
         from pbxfw.usecases import ConfigService
 
     url = db_url_for(db)
-    service = ConfigService(_open_store(url, create=create))
+    service = ConfigService(_open_store(url, create=create), site=site_for(site))
     if create:
         # `init` makes the state folder too, private from the start.
         state_dir_for(url, os.environ.get("PBXFW_STATE_DIR"))

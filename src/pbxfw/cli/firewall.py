@@ -12,6 +12,7 @@ from pbxfw.cli.common import (
     DbOption,
     JsonOption,
     NetnsOption,
+    SiteOption,
     StateDirOption,
     console,
     firewall_service,
@@ -30,9 +31,9 @@ def register(app: typer.Typer) -> None:
     app.command("rollback")(rollback)
 
 
-def compile_(db: DbOption = None) -> None:
+def compile_(db: DbOption = None, site: SiteOption = None) -> None:
     """Print the nftables ruleset that `pbxfw apply` would load."""
-    typer.echo(firewall_service(db).compile(), nl=False)
+    typer.echo(firewall_service(db, site=site).compile(), nl=False)
 
 
 def apply(
@@ -46,10 +47,11 @@ def apply(
     ] = False,
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
     state_dir: StateDirOption = None,
 ) -> None:
     """Apply the stored configuration as one nftables transaction (table inet pbxfw)."""
-    fw = firewall_service(db, state_dir)
+    fw = firewall_service(db, state_dir, site)
     admin = fw.admin_access(os.environ.get("SSH_CLIENT"))
     result = fw.apply(netns, confirm_seconds=confirm_seconds, admin=admin, force=force)
     where = f" in network namespace {netns}" if netns else ""
@@ -66,10 +68,13 @@ def apply(
 
 
 def confirm(
-    netns: NetnsOption = None, db: DbOption = None, state_dir: StateDirOption = None
+    netns: NetnsOption = None,
+    db: DbOption = None,
+    site: SiteOption = None,
+    state_dir: StateDirOption = None,
 ) -> None:
     """Keep the change applied with --confirm."""
-    change = firewall_service(db, state_dir).confirm(netns)
+    change = firewall_service(db, state_dir, site).confirm(netns)
     console().print(
         "confirmed: the change stays" if change else "nothing was waiting for confirmation",
         markup=False,
@@ -77,10 +82,13 @@ def confirm(
 
 
 def rollback(
-    netns: NetnsOption = None, db: DbOption = None, state_dir: StateDirOption = None
+    netns: NetnsOption = None,
+    db: DbOption = None,
+    site: SiteOption = None,
+    state_dir: StateDirOption = None,
 ) -> None:
     """Undo the pending change now; the stored configuration returns to the last confirmed."""
-    fw = firewall_service(db, state_dir)
+    fw = firewall_service(db, state_dir, site)
     rejected = fw.rollback(netns)
     out = console()
     if rejected is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pbxfw.cli.common import (
     DbOption,
     JsonOption,
     NetnsOption,
+    SiteOption,
     StateDirOption,
     config_service,
     console,
@@ -24,7 +26,7 @@ from pbxfw.cli.common import (
     state_dir_for,
 )
 from pbxfw.cli.nodes import NodeOption, agent_node_name
-from pbxfw.errors import FieldError, ValidationError
+from pbxfw.errors import FieldError, StorageError, ValidationError
 
 __all__ = ["bans_app", "ips_app", "register"]
 
@@ -62,6 +64,7 @@ def agent(
         ),
     ] = None,
     node: NodeOption = None,
+    site: SiteOption = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
@@ -75,7 +78,11 @@ def agent(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     url = db_url_for(db)
-    svc = config_service(db)
+    svc = config_service(db, site=site)
+    # An unknown site stops the agent before it starts (exit 2); a database
+    # that is down does not: the agent starts from its kept configuration.
+    with contextlib.suppress(StorageError):
+        svc.store.check_site()
     folder = state_dir_for(url, state_dir)
     options = AgentOptions(
         netns=netns,
@@ -146,10 +153,11 @@ def bans_trust(
     address: Annotated[str, typer.Argument(help="An address or CIDR.")],
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Never block an address and lift its bans: marks the network with exactly that
     subnet never-block, or adds one (its services keep their verdicts)."""
-    report = config_service(db).trust(address)
+    report = config_service(db, site=site).trust(address)
     if json_:
         print_json(report.as_json())
         return

@@ -18,18 +18,32 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from pbxfw.cli import asterisk, firewall, ips, networks, nodes, services, settings, users, web
+from pbxfw.cli import (
+    asterisk,
+    firewall,
+    ips,
+    networks,
+    nodes,
+    services,
+    settings,
+    sites,
+    users,
+    web,
+)
 from pbxfw.cli.common import (
     DbOption,
     JsonOption,
+    SiteOption,
     close_stores,
     config_service,
     console,
     fail,
     print_json,
     use_global_db,
+    use_global_site,
 )
 from pbxfw.cli.params import install as install_plain_params
+from pbxfw.domain.sites import UnknownSiteError
 from pbxfw.errors import FieldError, PbxfwError, ValidationError
 
 __all__ = ["app", "main"]
@@ -47,11 +61,16 @@ class _Group(TyperGroup):
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
+        except UnknownSiteError as error:
+            # The site came from --site (or PBXFW_SITE): name the option.
+            shown = error.on("--site") if error.errors[0].field == "site" else error
+            raise typer.Exit(fail(shown)) from None
         except PbxfwError as error:
             raise typer.Exit(fail(error)) from None
         finally:
             close_stores()
             use_global_db(None)
+            use_global_site(None)
 
 
 app = typer.Typer(
@@ -68,6 +87,7 @@ app.add_typer(settings.app, name="settings")
 app.add_typer(asterisk.app, name="asterisk")
 app.add_typer(users.app, name="user")
 app.add_typer(nodes.app, name="node")
+app.add_typer(sites.app, name="site")
 firewall.register(app)
 ips.register(app)
 web.register(app)
@@ -99,6 +119,16 @@ def _root(
             show_default=False,
         ),
     ] = None,
+    site: Annotated[
+        str | None,
+        typer.Option(
+            "--site",
+            help="The site whose configuration any command uses (before the command); "
+            "a command's own --site wins, and this wins over env PBXFW_SITE "
+            "(default: default).",
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -109,11 +139,13 @@ def _root(
     # Set on every run, so an in-process caller (tests) never sees the
     # previous command's value.
     use_global_db(db)
+    use_global_site(site)
 
 
 @app.command()
 def init(
     db: DbOption = None,
+    site: SiteOption = None,
     auth_log: Annotated[
         str,
         typer.Option(hidden=True, help="The file that stands for /var/log/auth.log (tests)."),
@@ -129,7 +161,7 @@ def init(
     """
     from pbxfw.usecases.hostlogs import ssh_log_for_host
 
-    svc = config_service(db, create=True)
+    svc = config_service(db, create=True, site=site)
     report = svc.init(os.environ.get("SSH_CLIENT"), ssh_log=ssh_log_for_host(auth_log))
     out = console()
     out.print(
@@ -154,11 +186,12 @@ def check(
     service: Annotated[str, typer.Argument(help="Service key, e.g. sip.")],
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Would a packet from ADDRESS to SERVICE pass? Names the network or ban that decides."""
     from pbxfw.usecases.bans import BanService
 
-    svc = config_service(db)
+    svc = config_service(db, site=site)
     bans = [b.as_active() for b in BanService(svc.store).active()]
     decision = svc.check(address, service, bans=bans)
     if json_:
@@ -173,9 +206,10 @@ def export(
         bool, typer.Option("--json", help="JSON (the only format; accepted for symmetry).")
     ] = True,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Print the whole configuration as one JSON document (deterministic)."""
-    print_json(config_service(db).export_document())
+    print_json(config_service(db, site=site).export_document())
 
 
 @app.command("import")
@@ -184,6 +218,7 @@ def import_(
         Path, typer.Argument(help="A document made by `pbxfw export` ('-' for stdin).")
     ],
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Replace the configuration with FILE's, all or nothing."""
     try:
@@ -200,7 +235,7 @@ def import_(
                 "file", f"{file} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             )
         ) from None
-    config, notes = config_service(db).import_document(document)
+    config, notes = config_service(db, site=site).import_document(document)
     err = console(stderr=True)
     for note in notes:
         err.print(f"note: {note}", markup=False)

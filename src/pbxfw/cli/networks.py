@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from pbxfw.cli.common import DbOption, JsonOption, config_service, console, print_json, split_keys
+from pbxfw.cli.common import (
+    DbOption,
+    JsonOption,
+    SiteOption,
+    config_service,
+    console,
+    print_json,
+    split_keys,
+)
 
 __all__ = ["app", "network_table"]
 
@@ -91,6 +99,7 @@ def add(
     description: Annotated[str | None, typer.Option(help="Up to 255 characters.")] = None,
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Add a network. Services not named keep the verdict their addresses had."""
     from pbxfw.usecases import NetworkChange
@@ -104,14 +113,14 @@ def add(
         never_block=never_block,
         description=description,
     )
-    network, notes = config_service(db).add_network(change)
+    network, notes = config_service(db, site=site).add_network(change)
     _report("added", network, notes, json_)
 
 
 @app.command("list")
-def list_(json_: JsonOption = False, db: DbOption = None) -> None:
+def list_(json_: JsonOption = False, db: DbOption = None, site: SiteOption = None) -> None:
     """List the networks, with the verdict for every service."""
-    svc = config_service(db)
+    svc = config_service(db, site=site)
     config = svc.configuration()
     if json_:
         print_json([_network_json(n) for n in config.networks])
@@ -124,9 +133,10 @@ def show(
     ref: Annotated[str, typer.Argument(help="Id or name.")],
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Show one network."""
-    network = config_service(db).network(ref)
+    network = config_service(db, site=site).network(ref)
     if json_:
         print_json(_network_json(network))
         return
@@ -150,6 +160,7 @@ def set_(
     description: Annotated[str | None, typer.Option()] = None,
     json_: JsonOption = False,
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Change a network; what is not named stays as it is."""
     from pbxfw.usecases import NetworkChange
@@ -163,12 +174,16 @@ def set_(
         never_block=never_block,
         description=description,
     )
-    network, notes = config_service(db).update_network(ref, change)
+    network, notes = config_service(db, site=site).update_network(ref, change)
     _report("updated", network, notes, json_)
 
 
 @app.command("rm")
-def rm(ref: Annotated[str, typer.Argument(help="Id or name.")], db: DbOption = None) -> None:
+def rm(
+    ref: Annotated[str, typer.Argument(help="Id or name.")],
+    db: DbOption = None,
+    site: SiteOption = None,
+) -> None:
     """Remove a network (not the permanent ones)."""
-    network = config_service(db).remove_network(ref)
+    network = config_service(db, site=site).remove_network(ref)
     console().print(f"removed network {network.id}: {network.name} {network.subnet}", markup=False)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pbxfw.cli.common import DbOption, JsonOption, config_service, console, print_json
+from pbxfw.cli.common import DbOption, JsonOption, SiteOption, config_service, console, print_json
 
 __all__ = ["app"]
 
@@ -14,9 +14,9 @@ app = typer.Typer(help="The service catalogue and custom services.", no_args_is_
 
 
 @app.command("list")
-def list_(json_: JsonOption = False, db: DbOption = None) -> None:
+def list_(json_: JsonOption = False, db: DbOption = None, site: SiteOption = None) -> None:
     """The catalogue with ports resolved from the settings."""
-    services = config_service(db).services()
+    services = config_service(db, site=site).services()
     if json_:
         print_json(
             [
@@ -50,14 +50,15 @@ def add(
     tcp: Annotated[str, typer.Option(help="TCP ports and ranges, e.g. 5000,6000-6010.")] = "",
     udp: Annotated[str, typer.Option(help="UDP ports and ranges.")] = "",
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Add a custom service; every network blocks it until you allow it."""
-    service = config_service(db).add_service(key, label, tcp, udp)
+    service = config_service(db, site=site).add_service(key, label, tcp, udp)
     console().print(f"added service {service.key}: {service.resolve().ports_text()}", markup=False)
 
 
 @app.command("rm")
-def rm(key: Annotated[str, typer.Argument()], db: DbOption = None) -> None:
+def rm(key: Annotated[str, typer.Argument()], db: DbOption = None, site: SiteOption = None) -> None:
     """Remove a custom service."""
-    config_service(db).remove_service(key)
+    config_service(db, site=site).remove_service(key)
     console().print(f"removed service {key}", markup=False)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from pbxfw.cli.common import DbOption, JsonOption, config_service, console, print_json
+from pbxfw.cli.common import DbOption, JsonOption, SiteOption, config_service, console, print_json
 from pbxfw.errors import FieldError, ValidationError
 
 __all__ = ["app"]
@@ -17,9 +17,9 @@ app = typer.Typer(
 
 
 @app.command("show")
-def show(json_: JsonOption = False, db: DbOption = None) -> None:
+def show(json_: JsonOption = False, db: DbOption = None, site: SiteOption = None) -> None:
     """Every setting with its current value."""
-    settings = config_service(db).settings()
+    settings = config_service(db, site=site).settings()
     if json_:
         print_json(settings.model_dump())
         return
@@ -32,6 +32,7 @@ def show(json_: JsonOption = False, db: DbOption = None) -> None:
 def set_(
     pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE … (ips_preset=normal sets three).")],
     db: DbOption = None,
+    site: SiteOption = None,
 ) -> None:
     """Change settings; all are validated together, then stored at once."""
     changes: dict[str, str] = {}
@@ -52,7 +53,7 @@ def set_(
             errors.append(FieldError(pair, "write KEY=VALUE, e.g. sip_port=5070"))
     if errors:
         raise ValidationError(errors)
-    updated = config_service(db).update_settings(changes)
+    updated = config_service(db, site=site).update_settings(changes)
     out = console()
     for key in changes:
         if key == "ips_preset":

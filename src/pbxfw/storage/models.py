@@ -32,14 +32,20 @@ class Base(DeclarativeBase):
     pass
 
 
+def _site(*, primary_key: bool = False) -> Mapped[str]:
+    """The site a configuration row belongs to (migration 0007; domain.sites)."""
+    return mapped_column(text(64), primary_key=primary_key, server_default="default")
+
+
 class NetworkRow(Base):
     __tablename__ = "networks"
     __table_args__ = (
-        UniqueConstraint("name", name="uq_networks_name"),
-        UniqueConstraint("subnet", name="uq_networks_subnet"),
+        UniqueConstraint("site", "name", name="uq_networks_site_name"),
+        UniqueConstraint("site", "subnet", name="uq_networks_site_subnet"),
     )
 
     id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    site: Mapped[str] = _site()
     name: Mapped[str] = mapped_column(text(64))
     #: canonical text, e.g. ``10.0.0.0/8`` or ``2001:db8::/32``
     subnet: Mapped[str] = mapped_column(text(64))
@@ -54,6 +60,7 @@ class NetworkRow(Base):
 class CustomServiceRow(Base):
     __tablename__ = "custom_services"
 
+    site: Mapped[str] = _site(primary_key=True)
     key: Mapped[str] = mapped_column(text(32), primary_key=True)
     label: Mapped[str] = mapped_column(text(64))
     #: ports as text, e.g. ``5000,6000-6010``
@@ -64,16 +71,22 @@ class CustomServiceRow(Base):
 class SettingRow(Base):
     __tablename__ = "settings"
 
+    site: Mapped[str] = _site(primary_key=True)
     key: Mapped[str] = mapped_column(text(64), primary_key=True)
     #: JSON value
     value: Mapped[str] = mapped_column(text())
 
 
 class MetaRow(Base):
-    """Small named values: ``revision`` (bumped by every configuration change)."""
+    """Small named values: ``revision`` (bumped by every configuration change).
+
+    Per site; the fleet's own values (``bans_revision``) have the site ``''``
+    (domain.sites.FLEET_SITE, storage.repository.FLEET_META).
+    """
 
     __tablename__ = "meta"
 
+    site: Mapped[str] = _site(primary_key=True)
     key: Mapped[str] = mapped_column(text(64), primary_key=True)
     value: Mapped[str] = mapped_column(text())
 

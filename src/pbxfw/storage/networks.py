@@ -1,7 +1,9 @@
 """Networks and custom services: rows ↔ domain objects (part of ``Repository``).
 
 A mix-in of :class:`pbxfw.storage.repository.Repository`: the methods work
-on ``self.session``, the unit of work the Repository was given.
+on ``self.session``, the unit of work the Repository was given, and on the
+rows of ``self.site`` only (names, subnets and service keys are unique per
+site; a network's id is unique in the whole database).
 """
 
 from __future__ import annotations
@@ -56,8 +58,9 @@ def _network_from_row(
     )
 
 
-def _network_values(network: Network) -> dict[str, Any]:
+def _network_values(network: Network, site: str) -> dict[str, Any]:
     return {
+        "site": site,
         "name": network.name,
         "subnet": str(network.subnet),
         "services": json.dumps({k: str(v) for k, v in network.services.items()}),
@@ -72,11 +75,15 @@ class NetworkRows:
     """Reads and writes of networks and custom services on ``self.session``."""
 
     session: Session
+    site: str
 
     # -- networks -------------------------------------------------------
     def networks(self) -> list[Network]:
         # Core rows, not ORM objects: listing 10,000 networks must stay fast.
-        rows = self.session.execute(select(NetworkRow.__table__).order_by(NetworkRow.id)).all()
+        table = NetworkRow.__table__
+        rows = self.session.execute(
+            select(table).where(NetworkRow.site == self.site).order_by(NetworkRow.id)
+        ).all()
         known: dict[str, dict[str, Verdict]] = {}
         subnets = networks_from_text([r.subnet for r in rows])
         return [_network_from_row(r, known, s) for r, s in zip(rows, subnets, strict=True)]
@@ -91,8 +98,12 @@ class NetworkRows:
         by_id = network_id(ref)
         if by_id is not None:
             row = self.session.get(NetworkRow, by_id)
+            if row is not None and row.site != self.site:
+                row = None  # another site's network: not one of this configuration
         if row is None:
-            row = self.session.scalar(select(NetworkRow).where(NetworkRow.name == str(ref)))
+            row = self.session.scalar(
+                select(NetworkRow).where(NetworkRow.site == self.site, NetworkRow.name == str(ref))
+            )
         if row is None:
             raise NotFoundError(f"no network {ref!r}; see `pbxfw network list`")
         return _network_from_row(row)
@@ -100,7 +111,8 @@ class NetworkRows:
     def _check_unique(self, network: Network) -> None:
         clash = self.session.execute(
             select(NetworkRow.id, NetworkRow.name, NetworkRow.subnet).where(
-                (NetworkRow.name == network.name) | (NetworkRow.subnet == str(network.subnet))
+                NetworkRow.site == self.site,
+                (NetworkRow.name == network.name) | (NetworkRow.subnet == str(network.subnet)),
             )
         ).all()
         errors = []
@@ -118,7 +130,7 @@ class NetworkRows:
 
     def add_network(self, network: Network) -> Network:
         self._check_unique(network)
-        row = NetworkRow(**_network_values(network))
+        row = NetworkRow(**_network_values(network, self.site))
         self.session.add(row)
         try:
             self.session.flush()
@@ -129,9 +141,24 @@ class NetworkRows:
         return network.with_changes(id=row.id)
 
     def add_networks(self, networks: Sequence[Network]) -> None:
-        """Bulk insert (import); uniqueness is the caller's, checked beforehand."""
-        with_id = [_network_values(n) | {"id": n.id} for n in networks if n.id is not None]
-        without = [_network_values(n) for n in networks if n.id is None]
+        """Bulk insert (import); uniqueness is the caller's, checked beforehand.
+
+        A network keeps its id unless another site's network has it (ids are
+        unique in the whole database: a document exported from one site and
+        imported into another gets new ones).
+        """
+        wanted = [n.id for n in networks if n.id is not None]
+        taken: set[int] = set()
+        for start in range(0, len(wanted), 1000):  # bound the statement's parameters
+            taken.update(
+                self.session.scalars(
+                    select(NetworkRow.id).where(NetworkRow.id.in_(wanted[start : start + 1000]))
+                )
+            )
+        keep = [n for n in networks if n.id is not None and n.id not in taken]
+        with_id = [_network_values(n, self.site) | {"id": n.id} for n in keep]
+        kept = {id(n) for n in keep}
+        without = [_network_values(n, self.site) for n in networks if id(n) not in kept]
         for rows in (with_id, without):
             if rows:
                 self.session.execute(insert(NetworkRow), rows)
@@ -139,29 +166,38 @@ class NetworkRows:
     def update_network(self, network: Network) -> Network:
         self._check_unique(network)
         self.session.execute(
-            update(NetworkRow).where(NetworkRow.id == network.id).values(**_network_values(network))
+            update(NetworkRow)
+            .where(NetworkRow.site == self.site, NetworkRow.id == network.id)
+            .values(**_network_values(network, self.site))
         )
         return network
 
     def remove_network(self, network_id: int) -> None:
-        self.session.execute(delete(NetworkRow).where(NetworkRow.id == network_id))
+        self.session.execute(
+            delete(NetworkRow).where(NetworkRow.site == self.site, NetworkRow.id == network_id)
+        )
 
     def remove_all_networks(self, keep_permanent: bool = True) -> None:
-        stmt = delete(NetworkRow)
+        stmt = delete(NetworkRow).where(NetworkRow.site == self.site)
         if keep_permanent:
             stmt = stmt.where(NetworkRow.permanent.is_(False))
         self.session.execute(stmt)
 
     # -- custom services ------------------------------------------------
     def custom_services(self) -> list[CustomService]:
-        rows = self.session.scalars(select(CustomServiceRow).order_by(CustomServiceRow.key))
+        rows = self.session.scalars(
+            select(CustomServiceRow)
+            .where(CustomServiceRow.site == self.site)
+            .order_by(CustomServiceRow.key)
+        )
         return [CustomService(r.key, r.label, parse_ports(r.tcp), parse_ports(r.udp)) for r in rows]
 
     def add_custom_service(self, service: CustomService) -> None:
-        if self.session.get(CustomServiceRow, service.key) is not None:
+        if self.session.get(CustomServiceRow, (self.site, service.key)) is not None:
             raise ConflictError(FieldError("key", f"a service {service.key!r} exists already"))
         self.session.add(
             CustomServiceRow(
+                site=self.site,
                 key=service.key,
                 label=service.label,
                 tcp=format_ports(service.tcp).replace(" ", ""),
@@ -171,7 +207,11 @@ class NetworkRows:
         self.session.flush()
 
     def remove_custom_service(self, key: str) -> None:
-        self.session.execute(delete(CustomServiceRow).where(CustomServiceRow.key == key))
+        self.session.execute(
+            delete(CustomServiceRow).where(
+                CustomServiceRow.site == self.site, CustomServiceRow.key == key
+            )
+        )
 
     def remove_all_custom_services(self) -> None:
-        self.session.execute(delete(CustomServiceRow))
+        self.session.execute(delete(CustomServiceRow).where(CustomServiceRow.site == self.site))

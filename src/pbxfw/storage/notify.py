@@ -3,6 +3,7 @@
 Every write of a watched revision (``revision``: the stored configuration,
 ``applied_revision``: the configuration the kernels must hold,
 ``bans_revision``: the active bans) sends ``NOTIFY pbxfw, '<key>:<value>'``
+(another site's than ``default``: ``'<key>:<value>:<site>'``, docs/fleet-sites.md)
 in the same transaction (:func:`notify`, called by ``Repository.set_meta``
 and ``Repository.bump_revision``). PostgreSQL delivers a notification only
 when its transaction commits, once per distinct payload, in commit order;
@@ -22,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 
+from pbxfw.domain.sites import DEFAULT_SITE
 from pbxfw.errors import StorageError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-__all__ = ["CHANNEL", "WATCHED", "Listener", "listens", "notify"]
+__all__ = ["CHANNEL", "WATCHED", "Listener", "listens", "notify", "payload", "payload_site"]
 
 #: The one channel pbxfw notifies on.
 CHANNEL = "pbxfw"
@@ -42,15 +44,27 @@ def listens(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def notify(session: Session, key: str, value: object) -> None:
-    """Inside a write: notify ``key:value`` when this transaction commits
-    (PostgreSQL; nothing on SQLite)."""
+def notify(session: Session, key: str, value: object, site: str = "") -> None:
+    """Inside a write: notify ``key:value`` (``key:value:site`` for a site's
+    value) when this transaction commits (PostgreSQL; nothing on SQLite)."""
     if key not in WATCHED or session.get_bind().dialect.name != "postgresql":
         return
     session.execute(
         text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": CHANNEL, "payload": f"{key}:{value}"},
+        {"channel": CHANNEL, "payload": payload(key, value, site)},
     )
+
+
+def payload(key: str, value: object, site: str = "") -> str:
+    """The text of a notification: small, naming the site a change is of
+    (none for the site ``default``, as before sites, and for the fleet's values)."""
+    return f"{key}:{value}:{site}" if site not in ("", DEFAULT_SITE) else f"{key}:{value}"
+
+
+def payload_site(text: str) -> str:
+    """The site a configuration notification is of (no site named: ``default``)."""
+    parts = text.split(":", 2)
+    return parts[2] if len(parts) == 3 else DEFAULT_SITE
 
 
 class Listener:

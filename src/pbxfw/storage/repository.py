@@ -7,6 +7,14 @@ see db.py), so a read-modify-write inside ``write()`` never loses a
 concurrent update. The Repository is assembled from one part per kind of
 row: networks and custom services (``networks.py``), bans (``bans.py``);
 the revision, meta values, settings, users, log offsets and counters are here.
+
+Sites (docs/fleet-sites.md): a ``Store`` and the ``Repository`` it gives are
+bound to one site (``Store.site``, default ``default``; ``Store.at_site(name)``
+gives a view of the same engine bound to another). Every configuration
+read and write (networks, custom services, settings, the revision and the
+meta values of applying) is that site's; users, sessions, bans, nodes and
+the fleet's meta values (:data:`FLEET_META`) are the fleet's. A unit of work
+on a site that does not exist raises ``UnknownSiteError``.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.settings import Settings
+from pbxfw.domain.sites import DEFAULT_SITE, FLEET_SITE, UnknownSiteError, validate_site_name
 from pbxfw.errors import StorageError
 from pbxfw.storage.bans import BanRows
 from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate, storage_error
@@ -31,23 +40,35 @@ from pbxfw.storage.models import (
     LogOffsetRow,
     MetaRow,
     SettingRow,
+    SiteRow,
     UserRow,
 )
 from pbxfw.storage.networks import NetworkRows
 from pbxfw.storage.notify import notify
 
-__all__ = ["Repository", "Store"]
+__all__ = ["FLEET_META", "Repository", "Store"]
+
+#: Meta keys of the fleet, not of one site: stored under ``FLEET_SITE``
+#: whichever site a Repository is bound to (docs/fleet-sites.md).
+FLEET_META = frozenset({"bans_revision"})
 
 
 class Repository(NetworkRows, BanRows):
-    """Domain-level reads and writes on one session (one transaction)."""
+    """Domain-level reads and writes on one session (one transaction), for one site."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, site: str = DEFAULT_SITE) -> None:
         self.session = session
+        #: the site whose configuration this unit of work reads and writes
+        self.site = site
+
+    def _meta(self, key: str) -> Any:
+        """The condition of the meta row ``key`` (this site's, or the fleet's)."""
+        site = FLEET_SITE if key in FLEET_META else self.site
+        return (MetaRow.site == site) & (MetaRow.key == key)
 
     # -- revision -------------------------------------------------------
     def revision(self) -> int:
-        value = self.session.scalar(select(MetaRow.value).where(MetaRow.key == "revision"))
+        value = self.session.scalar(select(MetaRow.value).where(self._meta("revision")))
         if value is None:
             raise StorageError("the database is not initialised; run `pbxfw init`")
         return int(value)
@@ -56,27 +77,31 @@ class Repository(NetworkRows, BanRows):
         """Count one configuration change; the agent watches this number."""
         self.session.execute(
             update(MetaRow)
-            .where(MetaRow.key == "revision")
+            .where(self._meta("revision"))
             .values(value=cast(cast(MetaRow.value, Integer) + 1, Text))
         )
         revision = self.revision()
-        notify(self.session, "revision", revision)  # storage.notify: at commit
+        notify(self.session, "revision", revision, self.site)  # storage.notify: at commit
         return revision
 
     def get_meta(self, key: str) -> str | None:
-        return self.session.scalar(select(MetaRow.value).where(MetaRow.key == key))
+        return self.session.scalar(select(MetaRow.value).where(self._meta(key)))
 
     def set_meta(self, key: str, value: str | None) -> None:
-        self.session.execute(delete(MetaRow).where(MetaRow.key == key))
+        self.session.execute(delete(MetaRow).where(self._meta(key)))
         if value is not None:
-            self.session.add(MetaRow(key=key, value=value))
+            site = FLEET_SITE if key in FLEET_META else self.site
+            self.session.add(MetaRow(site=site, key=key, value=value))
             self.session.flush()
-            notify(self.session, key, value)  # the watched revisions (storage.notify)
+            # the watched revisions (storage.notify); a fleet value names no site
+            notify(self.session, key, value, site)
 
     # -- settings -------------------------------------------------------
     def stored_settings(self) -> dict[str, Any]:
         """Only the values set explicitly; the rest take the current defaults."""
-        rows = self.session.execute(select(SettingRow.key, SettingRow.value)).all()
+        rows = self.session.execute(
+            select(SettingRow.key, SettingRow.value).where(SettingRow.site == self.site)
+        ).all()
         return {k: json.loads(v) for k, v in rows}
 
     def settings(self) -> Settings:
@@ -94,12 +119,14 @@ class Repository(NetworkRows, BanRows):
     def save_settings(self, values: Mapping[str, Any]) -> None:
         """Store ``values`` (already validated) over the stored ones."""
         for key, value in values.items():
-            self.session.execute(delete(SettingRow).where(SettingRow.key == key))
-            self.session.add(SettingRow(key=key, value=json.dumps(value)))
+            self.session.execute(
+                delete(SettingRow).where(SettingRow.site == self.site, SettingRow.key == key)
+            )
+            self.session.add(SettingRow(site=self.site, key=key, value=json.dumps(value)))
         self.session.flush()
 
     def replace_settings(self, values: Mapping[str, Any]) -> None:
-        self.session.execute(delete(SettingRow))
+        self.session.execute(delete(SettingRow).where(SettingRow.site == self.site))
         self.save_settings(values)
 
     # -- users ------------------------------------------------------------
@@ -180,11 +207,11 @@ class Repository(NetworkRows, BanRows):
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------
     def meta_items(self, prefix: str) -> dict[str, str]:
-        """Every meta key starting with ``prefix`` (case counts) and its value."""
+        """Every meta key of this site starting with ``prefix`` (case counts) and its value."""
         # Not LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
         rows = self.session.execute(
             select(MetaRow.key, MetaRow.value).where(
-                func.substr(MetaRow.key, 1, len(prefix)) == prefix
+                MetaRow.site == self.site, func.substr(MetaRow.key, 1, len(prefix)) == prefix
             )
         )
         return {key: value for key, value in rows}
@@ -196,7 +223,7 @@ class Repository(NetworkRows, BanRows):
         value, exactly one gets True, on every database.
         """
         result = self.session.execute(
-            delete(MetaRow).where(MetaRow.key == key, MetaRow.value == value)
+            delete(MetaRow).where(self._meta(key), MetaRow.value == value)
         )
         return int(getattr(result, "rowcount", 0) or 0) == 1
 
@@ -206,12 +233,33 @@ _REPORTED_SETTINGS: set[str] = set()
 
 
 class Store:
-    """The database: an engine and units of work on it."""
+    """The database: an engine and units of work on it, for one site (``site``)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, site: str = DEFAULT_SITE) -> None:
         self.engine = engine
+        #: the site of every Repository this store gives
+        self.site = site
         self._write = sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
         self._read = sessionmaker(engine)
+
+    def at_site(self, site: str) -> Store:
+        """This database bound to ``site`` (the same engine; closing either closes both).
+
+        Raises ``ValidationError`` for a name no site can have; a site that
+        does not exist is refused by the first unit of work
+        (``UnknownSiteError``), and by :meth:`check_site` at once.
+        """
+        if site == self.site:
+            return self
+        view = Store.__new__(Store)
+        view.engine, view._write, view._read = self.engine, self._write, self._read
+        view.site = validate_site_name(site)
+        return view
+
+    def check_site(self) -> None:
+        """Raise ``UnknownSiteError`` unless this store's site exists."""
+        with self.read():
+            pass
 
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
@@ -239,7 +287,11 @@ class Store:
     def _session(self, factory: sessionmaker[Session]) -> Iterator[Repository]:
         try:
             with factory() as session, session.begin():
-                yield Repository(session)
+                # `default` always exists (migration 0006; `site rm` refuses it):
+                # a single PBX pays nothing for sites.
+                if self.site != DEFAULT_SITE and session.get(SiteRow, self.site) is None:
+                    raise UnknownSiteError(self.site)
+                yield Repository(session, self.site)
         except (OperationalError, ProgrammingError) as exc:
             if isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) != "42P01":
                 raise  # a mistake in pbxfw's SQL, not a state of the database

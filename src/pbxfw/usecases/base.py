@@ -24,10 +24,22 @@ def stored_configuration(repo: Repository) -> Configuration:
 
 
 class ConfigBase:
-    """One Store, the edit unit of work and the shared reads; the nouns build on it."""
+    """One Store, the edit unit of work and the shared reads; the nouns build on it.
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    Every read and write is the configuration of one site: ``site`` if given,
+    else the store's own (``Store.site``, ``default`` unless the store was
+    made with ``Store.at_site``). A site that does not exist raises
+    ``UnknownSiteError`` (a ``ValidationError`` on ``site``) at the first
+    unit of work, before anything is stored.
+    """
+
+    def __init__(self, store: Store, site: str | None = None) -> None:
+        self.store = store if site is None else store.at_site(site)
+
+    @property
+    def site(self) -> str:
+        """The site whose configuration this service reads and writes."""
+        return self.store.site
 
     @contextmanager
     def _edit(self) -> Iterator[Repository]:

@@ -33,6 +33,7 @@ from pbxfw.compiler import BanElement, compile_ruleset
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import PolicyIndex, check
+from pbxfw.domain.sites import DEFAULT_SITE
 from pbxfw.errors import LockoutError, PbxfwError, ValidationError
 from pbxfw.kernel.backend import Backend
 from pbxfw.kernel.confirm import (
@@ -80,6 +81,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("pbxfw.firewall")
+
+#: The environment variable naming the site (the CLI's ``--site``, the watchdog's carry).
+SITE_ENV = "PBXFW_SITE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +140,12 @@ def ban_elements(bans: list[Ban], now: float) -> list[BanElement]:
 
 
 class FirewallService:
-    """The configuration → kernel use cases, for one network namespace at a time."""
+    """The configuration → kernel use cases, for one network namespace at a time.
+
+    Of one site's configuration: ``site``, else the store's own (``Store.site``);
+    the applied, confirmed and pending state kept in the database is that
+    site's (docs/fleet-sites.md).
+    """
 
     def __init__(
         self,
@@ -145,8 +154,9 @@ class FirewallService:
         *,
         backend: Callable[[str | None], Backend] = NftBackend,
         clock: Callable[[], float] = time.time,
+        site: str | None = None,
     ) -> None:
-        self.store = store
+        self.store = store if site is None else store.at_site(site)
         self.state_dir = Path(state_dir)
         self.backend = backend
         self.clock = clock
@@ -302,7 +312,7 @@ class FirewallService:
             return [], {}
         return (
             [sys.executable, "-m", "pbxfw.usecases.firewall"],
-            {"PBXFW_DB": url.render_as_string(hide_password=False)},
+            {"PBXFW_DB": url.render_as_string(hide_password=False), SITE_ENV: self.store.site},
         )
 
     def confirm(self, netns: str | None = None) -> dict[str, object] | None:
@@ -368,12 +378,13 @@ def __getattr__(name: str) -> object:
 
 def main() -> int:
     """``python -m pbxfw.usecases.firewall``: carry rollbacks into the database
-    named by ``PBXFW_DB`` (the rollback watchdog runs it right after a restore)."""
+    named by ``PBXFW_DB``, of the site ``PBXFW_SITE`` (the rollback watchdog
+    runs it right after a restore)."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s carry[%(process)d] %(levelname)s %(message)s"
     )
     try:
-        store = Store.open(database_url(None))
+        store = Store.open(database_url(None)).at_site(os.environ.get(SITE_ENV) or DEFAULT_SITE)
         try:
             settle_rollbacks(store)
         finally:

@@ -30,6 +30,7 @@ __all__ = [
     "NetworkChange",
     "TrustReport",
     "network_json",
+    "start_configuration",
     "trusted_network",
 ]
 
@@ -121,6 +122,28 @@ def network_json(network: Network) -> dict[str, Any]:
     }
 
 
+def start_configuration(repo: Repository) -> list[str]:
+    """Inside a write unit of work: the starting content of ``repo.site``'s
+    configuration, as ``pbxfw init`` makes it (the revision counter, the
+    permanent networks); the names of the networks it added. Idempotent;
+    does not bump the revision (the caller does when something changed).
+    ``SiteService.add`` makes a new site's configuration with it.
+    """
+    if repo.get_meta("revision") is None:
+        repo.set_meta("revision", "0")
+    created = []
+    config = stored_configuration(repo)
+    existing = {str(n.subnet) for n in config.networks}
+    for network in permanent_networks(config.service_keys()):
+        if str(network.subnet) not in existing:
+            name = network.name
+            if name_clash(name, config.networks) is not None:
+                name = f"{name} ({network.subnet})"
+            repo.add_network(network.with_changes(name=name))
+            created.append(name)
+    return created
+
+
 class NetworkCases(ConfigBase):
     """The network use cases of :class:`~pbxfw.usecases.config.ConfigService`."""
 
@@ -137,20 +160,8 @@ class NetworkCases(ConfigBase):
         """
         report = InitReport()
         with self._edit() as repo:
-            if repo.get_meta("revision") is None:
-                repo.set_meta("revision", "0")
-            changed = False
-            config = stored_configuration(repo)
-            existing = {str(n.subnet) for n in config.networks}
-            keys = config.service_keys()
-            for network in permanent_networks(keys):
-                if str(network.subnet) not in existing:
-                    name = network.name
-                    if name_clash(name, config.networks) is not None:
-                        name = f"{name} ({network.subnet})"
-                    repo.add_network(network.with_changes(name=name))
-                    report.created_permanent.append(name)
-                    changed = True
+            report.created_permanent = start_configuration(repo)
+            changed = bool(report.created_permanent)
             if ssh_log is not None and "log_ssh" not in repo.stored_settings():
                 repo.save_settings(
                     {"log_ssh": repo.settings().updated({"log_ssh": ssh_log}).log_ssh}

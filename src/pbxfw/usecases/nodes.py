@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pbxfw.domain.nodes import Node, NodeState, node_state, validate_node_name
+from pbxfw.domain.nodes import DEFAULT_SITE, Node, NodeState, node_state, validate_node_name
 from pbxfw.errors import NotFoundError
 from pbxfw.storage.nodes import nodes as _stored_nodes
 from pbxfw.storage.nodes import remove_node, save_node
 from pbxfw.storage.repository import Store
+from pbxfw.storage.sites import site_revisions
 
 __all__ = ["NodeListing", "NodeService", "one_line"]
 
@@ -41,25 +42,35 @@ def one_line(text: str, limit: int = ERROR_MAX) -> str:
 
 @dataclass(frozen=True, slots=True)
 class NodeListing:
-    """Every node with the stored revision and the moment they were read."""
+    """Every node with the stored revision and the moment they were read.
+
+    ``stored_revision`` is the site ``default``'s; ``site_revisions`` every
+    site's, against which each node is judged (its own site's configuration).
+    """
 
     nodes: list[Node]
     stored_revision: int
     now: float
+    site_revisions: dict[str, int] = field(default_factory=dict)
+
+    def revision_of(self, node: Node) -> int:
+        """The stored revision of ``node``'s site."""
+        return self.site_revisions.get(node.site, self.stored_revision)
 
     def state(self, node: Node) -> NodeState:
-        return node_state(node, self.now, self.stored_revision)
+        return node_state(node, self.now, self.revision_of(node))
 
     def as_json(self) -> list[dict[str, Any]]:
         """The answer of ``pbxfw node list --json`` and ``GET /api/v1/nodes``."""
-        return [n.as_json(self.now, self.stored_revision) for n in self.nodes]
+        return [n.as_json(self.now, self.revision_of(n)) for n in self.nodes]
 
 
 class NodeService:
     """Reports, the list of nodes and their removal (one unit of work each)."""
 
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
-        self.store = store
+        # Nodes are the fleet's; the revisions shown are each node's own site's.
+        self.store = store.at_site(DEFAULT_SITE)
         self.clock = clock
 
     def report(self, node: Node) -> bool:
@@ -82,7 +93,8 @@ class NodeService:
         with self.store.read() as repo:
             found = _stored_nodes(repo)
             stored = repo.revision()
-        return NodeListing(found, stored, self.clock() if now is None else now)
+            revisions = site_revisions(repo)
+        return NodeListing(found, stored, self.clock() if now is None else now, revisions)
 
     def remove(self, name: str) -> None:
         """Forget the node ``name`` (see the module docstring: a running agent
