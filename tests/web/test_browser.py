@@ -554,6 +554,10 @@ def test_the_site_selector_switches_the_pages_and_the_pbxs_filter(page: Page, si
     shot(page, "sites", full_page=False)
     assert "HQ office" in [n.name for n in ConfigService(site.store, site="hq").networks()]
     assert "HQ office" not in [n.name for n in ConfigService(site.store).networks()]
+    page.get_by_role("switch", name="Firewall enabled").check()
+    expect(page.get_by_role("status")).to_contain_text("Firewall enabled")
+    assert ConfigService(site.store, site="hq").settings().firewall_enabled
+    assert not ConfigService(site.store).settings().firewall_enabled
 
     # The choice is kept: another page of the same browser works on hq too.
     page.goto("/check?address=10.1.2.3&service=ssh")

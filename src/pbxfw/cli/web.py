@@ -68,11 +68,17 @@ def serve(
     store = config_service(db).store
     folder = state_dir_for(url, state_dir)
     applier = FirewallApplier(FirewallService(store, folder), netns)
+
+    def applier_for(site: str) -> FirewallApplier:
+        # The page's Apply of the site chosen in its selector (docs/web.md, "Sites").
+        return FirewallApplier(FirewallService(store, folder, site=site), netns)
+
     run(
         store,
         host,
         port,
         applier=applier,
+        applier_for=applier_for,
         secret_key=secret_key(folder),
         web_log=Path(web_log or Path(folder).parent / "web.log"),
         ssl_certfile=ssl_certfile,

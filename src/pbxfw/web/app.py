@@ -342,6 +342,7 @@ def serve(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     forwarded_allow_ips: str | None = None,
+    applier_for: Callable[[str], Applier | None] | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Run the page and the API with uvicorn until interrupted.
@@ -353,7 +354,9 @@ def serve(
     """
     import uvicorn
 
-    app = create_app(store, applier=applier, secret_key=secret_key, web_log=web_log)
+    app = create_app(
+        store, applier=applier, secret_key=secret_key, web_log=web_log, applier_for=applier_for
+    )
     uvicorn.run(
         app,
         host=host,

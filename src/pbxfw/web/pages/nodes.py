@@ -28,7 +28,8 @@ def nodes_page(
     # node's report can come later): its site is offered in the filter too.
     names = sorted({*sites, *(node.site for node in listing.nodes)})
     shown = [n for n in listing.nodes if not filter or n.site == filter]
-    rows = [(node, str(listing.state(node))) for node in shown]
+    # Each node is judged against its own site's stored revision.
+    rows = [(node, str(listing.state(node)), listing.revision_of(node)) for node in shown]
     return render(
         request,
         "nodes.html",
