@@ -14,7 +14,7 @@ What the test changes, and only that: in ``PBXFW_DB``,
 ``/etc/pbxfw/db-ca.pem`` the test CA's file; ``PBXFW_STATE_DIR`` is the
 node's folder; ``pbxfw apply`` gets ``--netns`` (the PBX's kernel is its
 namespace); ``systemctl enable --now pbxfw-agent`` starts what the unit
-runs (``pbxfw agent`` with the node's ``fleet.env``) and
+runs (step 4's ``ExecStart``, with ``fleet.env``, plus ``--netns``) and
 ``systemctl daemon-reload`` is nothing to do; the database server's
 commands run as ``postgres`` on its unix socket.
 """
@@ -84,12 +84,27 @@ def fenced(text: str, first_line: str) -> list[str]:
 
 
 def fleet_env(text: str) -> dict[str, str]:
-    """Step 2's /etc/pbxfw/fleet.env of pbx-hq-1, as systemd and ``. FILE`` read it."""
+    """Step 2's /etc/pbxfw/fleet.env, as systemd and ``. FILE`` read it."""
     values: dict[str, str] = {}
-    for line in fenced(text, "# /etc/pbxfw/fleet.env on pbx-hq-1"):
+    for line in fenced(text, "# /etc/pbxfw/fleet.env"):
         key, _, value = line.partition("=")
         [values[key]] = shlex.split(value)
     return values
+
+
+def exec_start(text: str) -> dict[str, list[str]]:
+    """Step 4's ``ExecStart=`` of each PBX: pbx-hq-1's drop-in, and the others'
+    as the sentence after it says."""
+    lines = fenced(text, "# /etc/systemd/system/pbxfw-agent.service.d/fleet.conf on pbx-hq-1")
+    assert "EnvironmentFile=/etc/pbxfw/fleet.env" in lines and "ExecStartPre=" in lines
+    [command] = [
+        line.removeprefix("ExecStart=") for line in lines if line.startswith("ExecStart=/")
+    ]
+    argv = shlex.split(command)
+    assert argv[1:] == ["agent", "--site", "hq", "--node", "pbx-hq-1"], argv
+    said = "On `pbx-hq-2` the last line ends `--site hq --node pbx-hq-2`, on `pbx-br`\n`--site branch --node pbx-br`"
+    assert said in text
+    return {name: ["agent", "--site", site, "--node", name] for name, site in NODES.items()}
 
 
 # -- the fleet --------------------------------------------------------------------------
@@ -99,13 +114,16 @@ def fleet_env(text: str) -> dict[str, str]:
 class Pbx:
     node: Node
     env: dict[str, str]
+    unit: list[str]
     agent: subprocess.Popen[bytes] | None = None
 
 
 class Walk:
     """The database server, the three PBXs, and how each runs a line of the page."""
 
-    def __init__(self, server: TlsPgServer, lab: Lab, folder: Path, env: dict[str, str]) -> None:
+    def __init__(self, server: TlsPgServer, lab: Lab, folder: Path, text: str) -> None:
+        env = fleet_env(text)
+        units = exec_start(text)
         self.server = server
         self.folder = folder
         # The database server's working folder (pg_dump's file): its user writes there.
@@ -118,16 +136,11 @@ class Walk:
         url = url.replace("db.example.net:5432", f"localhost:{server.port}")
         self.url = url.replace("/etc/pbxfw/db-ca.pem", str(server.ca))
         self.pbxs: dict[str, Pbx] = {}
-        for name, site in NODES.items():
+        for name in NODES:
             node = Node(name, lab.namespace(name.removeprefix("pbx-")), folder / name)
             (node.folder / "log" / "asterisk").mkdir(parents=True)
-            values = env | {
-                "PBXFW_DB": self.url,
-                "PBXFW_STATE_DIR": str(node.folder / "state"),
-                "PBXFW_SITE": site,
-                "PBXFW_NODE": name,
-            }
-            self.pbxs[name] = Pbx(node, values)
+            values = env | {"PBXFW_DB": self.url, "PBXFW_STATE_DIR": str(node.folder / "state")}
+            self.pbxs[name] = Pbx(node, values, units[name])
 
     def environ(self, pbx: Pbx) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith("PBXFW_")}
@@ -165,12 +178,12 @@ class Walk:
         return self.run(host, shlex.join(["pbxfw", *args]))
 
     def start(self, pbx: Pbx) -> None:
-        """What the unit runs: ``pbxfw agent`` with the node's fleet.env, in its namespace,
-        with the node's own /var/log."""
+        """What the unit runs (its ``ExecStart``, with fleet.env), in the PBX's
+        namespace, with the PBX's own /var/log."""
         bind = 'mount --bind "$1" /var/log && shift && exec "$@"'
         argv = [
             *("unshare", "--mount", "--propagation", "private", "sh", "-c", bind, "sh"),
-            *(str(pbx.node.folder / "log"), PBXFW, "agent", "--netns", pbx.node.ns),
+            *(str(pbx.node.folder / "log"), PBXFW, *pbx.unit, "--netns", pbx.node.ns),
         ]
         with open(pbx.node.log, "ab") as log:
             pbx.agent = subprocess.Popen(
@@ -201,12 +214,7 @@ def walk(tmp_path: Path) -> Iterator[Walk]:
     server = TlsPgServer()
     try:
         with Lab(f"wk{os.getpid() % 10000}") as lab:
-            walk = Walk(
-                server,
-                lab,
-                tmp_path,
-                fleet_env(section("Setting up three PBXs and one PostgreSQL")),
-            )
+            walk = Walk(server, lab, tmp_path, section("Setting up three PBXs and one PostgreSQL"))
             try:
                 yield walk
             finally:
@@ -237,9 +245,6 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
     # Step 1: the role and the database, as the page writes them.
     sql = "\n".join(fenced(setup, "-- on the database server, as postgres"))
     walk.server.run("psql", "-d", "postgres", "-v", "ON_ERROR_STOP=1", input=sql)
-    # Step 2's other PBXs differ as the page says.
-    assert "On `pbx-hq-2` the same with `PBXFW_NODE=pbx-hq-2`; on `pbx-br` with" in setup
-    assert "`PBXFW_SITE=branch` and `PBXFW_NODE=pbx-br`" in setup
     # A connection without TLS is refused by the server; verify-full is what the PBXs use.
     plain = walk.url.split("?")[0].replace("postgresql+psycopg", "postgresql") + "?sslmode=disable"
     refused = subprocess.run(["psql", plain, "-c", "SELECT 1"], capture_output=True, text=True)
@@ -248,7 +253,15 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
 
     lines = steps(setup)
     assert [host for host, _ in lines][:1] == ["pbx-hq-1"] and len(lines) >= 15
-    output = {command: walk.run(host, command) for host, command in lines}
+    output: dict[str, str] = {}
+    for host, command in lines:
+        output[command] = walk.run(host, command)
+        if command == "systemctl enable --now pbxfw-agent":
+            # Step 4: registered at once, and waiting for their site's first apply.
+            assert wait_until(lambda: set(walk.nodes()) == set(NODES), 20, 0.25) is not None
+            for name, node in walk.nodes().items():
+                assert node["site"] == NODES[name]
+                assert (node["state"], node["applied_revision"]) == ("drifted", None), node
 
     sites = output["pbxfw site list"]
     assert all(name in sites for name in ("default", "hq", "branch")), sites
