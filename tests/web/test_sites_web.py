@@ -204,3 +204,35 @@ def test_the_pbxs_page_shows_and_filters_by_site(client: TestClient, store: Stor
     assert client.cookies.get(COOKIE) is None
     none = client.get("/nodes", params={"filter": "branch"}).text
     assert "No PBX of site branch has reported" in none
+
+
+def test_the_server_starts_on_its_own_site_and_applies_only_that(
+    store: Store, web_log: Path
+) -> None:
+    """As `pbxfw --site hq serve` on a PBX of hq: a browser starts on hq, and
+    the Apply page of another site says where to apply it instead."""
+    hq(store)
+    own = FakeApplier(preview="# hq's rules")
+    app = create_app(
+        store.at_site("hq"),
+        applier=own,
+        applier_for=lambda site: own if site == "hq" else None,
+        secret_key=b"k" * 32,
+        web_log=web_log,
+    )
+    with TestClient(app, client=CLIENT) as client:
+        log_in(client)
+        page = client.get("/firewall")
+        assert "HQ office" in page.text and selector(page.text) == [
+            ("default", False),
+            ("hq", True),
+        ]
+        assert client.cookies.get(COOKIE) is None
+        assert "hq&#39;s rules" in client.get("/apply").text
+        other = client.get("/apply", params={"site": "default"}).text
+        assert "This server does not apply the site <strong>default</strong>" in other
+        assert "pbxfw apply --site default" in other
+        csrf = csrf_of(other)
+        refused = client.post("/apply", data={"csrf_token": csrf, "site": "default"})
+        assert "Applying is not available on this server." in refused.text
+        assert own.calls == []

@@ -69,9 +69,11 @@ def serve(
     folder = state_dir_for(url, state_dir)
     applier = FirewallApplier(FirewallService(store, folder), netns)
 
-    def applier_for(site: str) -> FirewallApplier:
-        # The page's Apply of the site chosen in its selector (docs/web.md, "Sites").
-        return FirewallApplier(FirewallService(store, folder, site=site), netns)
+    def applier_for(site: str) -> FirewallApplier | None:
+        # This host's kernel is a PBX of the server's own site: the page applies
+        # that site only; another site is applied on one of its own PBXs
+        # (docs/web.md, "Sites").
+        return applier if site == store.site else None
 
     run(
         store,

@@ -19,7 +19,7 @@ from pbxfw.web.deps import (
     OptionalSession,
     WebContext,
 )
-from pbxfw.web.pages.sites import SITE_COOKIE, chosen_site, site_context
+from pbxfw.web.pages.sites import SITE_COOKIE, chosen_site, home_site, site_context
 from pbxfw.web.security import SESSION, Session, csrf_matches
 
 FLASH_COOKIE = "pbxfw_flash"
@@ -132,10 +132,10 @@ def redirect(
 
 def keep_site(request: Request, response: Response) -> None:
     """Remember in the browser the site this request worked on (pages/sites.py)."""
-    site, _ = chosen_site(request)
+    site: str | None = getattr(request.state, "pbxfw_site", None)
     kept = request.cookies.get(SITE_COOKIE)
-    if site == kept or (kept is None and site == "default"):
-        return
+    if site is None or site == kept or (kept is None and site == home_site(_context(request))):
+        return  # a route of no site (login), or nothing new to keep
     response.set_cookie(
         SITE_COOKIE,
         site,

@@ -8,11 +8,12 @@ cookie ``pbxfw_site``. How a request names its site, first match wins:
    shown for, even when another tab of the same browser switched meanwhile;
 2. the query parameter ``site`` (the header's selector, a shared link);
 3. the cookie;
-4. ``default``.
+4. the server's own site (``pbxfw serve`` with ``--site`` or ``PBXFW_SITE``;
+   ``default`` unless told).
 
 A site named by the form or the query that does not exist is an error page
 (404; nothing changes); a cookie naming a site removed since falls back to
-``default``. Whatever a request resolved is what the browser keeps: the
+the server's own site. Whatever a request resolved is what the browser keeps: the
 response sets the cookie when it differs (``common.render`` and
 ``common.redirect``). With one site (every single-PBX install) nothing
 changes: no selector, no hidden field, no cookie.
@@ -34,6 +35,7 @@ __all__ = [
     "SITE_COOKIE",
     "SiteContext",
     "chosen_site",
+    "home_site",
     "page_context",
     "site_context",
     "site_names",
@@ -49,12 +51,18 @@ def site_names(context: WebContext) -> list[str]:
     return sorted(names, key=lambda name: (name != DEFAULT_SITE, name))
 
 
+def home_site(context: WebContext) -> str:
+    """The site a browser starts on: the server's own (``pbxfw --site S serve``,
+    ``default`` unless told)."""
+    return context.store.site
+
+
 def _site_view(context: WebContext, site: str) -> WebContext:
     """``context`` with its configuration and applier bound to ``site``.
 
     The rest (store, users, bans, signer) is fleet-wide and shared.
     """
-    if site == DEFAULT_SITE and context.applier_for is None:
+    if site == context.store.site and context.applier_for is None:
         return context
     view = copy.copy(context)
     view.config = ConfigService(context.store, site=site)
@@ -81,7 +89,7 @@ async def page_context(request: Request, context: ContextDep) -> WebContext:
         )
     if wanted is None:
         kept = request.cookies.get(SITE_COOKIE)
-        wanted = kept if kept in names else DEFAULT_SITE
+        wanted = kept if kept in names else home_site(context)
     request.state.pbxfw_site = wanted
     request.state.pbxfw_view = view = _site_view(context, wanted)
     return view
