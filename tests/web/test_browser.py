@@ -567,8 +567,14 @@ def test_the_site_selector_switches_the_pages_and_the_pbxs_filter(page: Page, si
     page.goto("/firewall")
     expect(page.get_by_role("row").filter(has_text="HQ office")).to_have_count(0)
 
+    # The agents report their sites' revisions in their kernels: up.
+    now = time.time()
+    for name, where in (("pbx-hq-1", "hq"), ("pbx-hq-2", "hq"), ("pbx-br", "branch")):
+        applied = ConfigService(site.store, site=where).revision()
+        NodeService(site.store).report(Node(name, where, now, now, now, applied, 3, "0.1.0", 0, ""))
     page.get_by_role("link", name="PBXs").click()
     expect(page.get_by_role("row").filter(has_text="pbx-")).to_have_count(3)
+    expect(page.locator(".state").filter(has_text="up")).to_have_count(3)
     page.get_by_label("Show the PBXs of").select_option("hq")
     expect(page).to_have_url(re.compile(r"/nodes\?filter=hq$"))
     expect(page.get_by_role("row").filter(has_text="pbx-")).to_have_count(2)
