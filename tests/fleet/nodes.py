@@ -117,12 +117,15 @@ class Fleet:
             [PBXFW, *args, "--db", self.db], capture_output=True, text=True, timeout=60, env=environ
         )
 
-    def configure(self, maxretry: int = 5) -> None:
-        """``init`` and the site's settings: every node reads ``logs``."""
+    def configure(self, maxretry: int = 5, site: str | None = None) -> None:
+        """``init`` and the site's settings (``site``: another than ``default``,
+        made with ``pbxfw site add`` first): every node reads ``logs``."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        chosen = () if site is None else ("--site", site)
         for command in (
-            ("init",),
+            ("init",) if site is None else ("site", "add", site),
             (
+                *chosen,
                 "settings",
                 "set",
                 f"ips_maxretry={maxretry}",
@@ -145,9 +148,12 @@ class Fleet:
         self.nodes.append(node)
         return node
 
-    def start(self, node: Node, *, listen: bool = True) -> None:
-        """Start ``node``'s agent (``listen=False``: ``PBXFW_LISTEN=0``, polling)."""
+    def start(self, node: Node, *, listen: bool = True, site: str | None = None) -> None:
+        """Start ``node``'s agent (``listen=False``: ``PBXFW_LISTEN=0``, polling;
+        ``site``: its ``PBXFW_SITE``, by default the environment's)."""
         environ = {**os.environ, "PBXFW_LISTEN": "1" if listen else "0"}
+        if site is not None:
+            environ["PBXFW_SITE"] = site
         bind = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
         argv = [
             *("unshare", "--mount", "--propagation", "private", "sh", "-c", bind, "sh"),

@@ -182,8 +182,9 @@ class SourceStatusRow(Base):
 class NodeRow(Base):
     """One PBX running the agent, as it last reported (migration 0005); times are epoch seconds.
 
-    ``site`` is plain text for now (every node is in ``default``); the sites
-    work adds the ``sites`` table and the foreign key.
+    ``site`` names a row of ``sites`` (migration 0006); no foreign key: ``site
+    rm`` refuses a site with nodes, and the agent checks its site at start
+    (docs/fleet-sites.md, "Decisions").
     """
 
     __tablename__ = "nodes"

@@ -61,6 +61,11 @@ class FirewallApplier:
         self.firewall = firewall
         self.netns = netns
 
+    def at_site(self, site: str) -> FirewallApplier:
+        """The same button for ``site``'s configuration (``?site=NAME``): the
+        same namespace and state folder, the site's applied state."""
+        return FirewallApplier(self.firewall.at_site(site), self.netns)
+
     def preview(self) -> str:
         # What is shown is what Apply will load: a rollback is carried first.
         self.firewall.reconcile(self.netns)

@@ -161,6 +161,12 @@ class FirewallService:
         self.backend = backend
         self.clock = clock
 
+    def at_site(self, site: str) -> FirewallService:
+        """The same service (state folder, backend, clock) for ``site``'s configuration."""
+        return FirewallService(
+            self.store, self.state_dir, backend=self.backend, clock=self.clock, site=site
+        )
+
     # -- compiling ------------------------------------------------------------
     def compile(self, config: Configuration | None = None, with_bans: bool = True) -> str:
         """The ruleset for ``config`` (default: the stored one) and the active bans."""

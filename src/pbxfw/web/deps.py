@@ -1,7 +1,9 @@
 """What routes depend on: the services, the current administrator, the applier.
 
 Routes name their needs with the ``Annotated`` aliases below
-(``ConfigDep``, ``CurrentAdmin``, …) and stay one call long. Everything
+(``ConfigDep``, ``CurrentAdmin``, …) and stay one call long. ``ConfigDep``
+and ``ApplierDep`` are of the site the query names (``?site=NAME``, default
+``default``; docs/fleet-sites.md): an unknown site answers 422 on ``site``. Everything
 comes from the :class:`WebContext` that :func:`pbxfw.web.app.create_app`
 builds and keeps in ``app.state``; nothing here is created at import.
 """
@@ -14,12 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, Protocol, runtime_checkable
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
+from pbxfw.domain.sites import DEFAULT_SITE, SITE_NAME_MAX
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
@@ -46,6 +49,8 @@ __all__ = [
     "LoginOutcome",
     "LoginRequired",
     "OptionalSession",
+    "SiteApplier",
+    "SiteQuery",
     "WebContext",
     "bearer_admin",
     "client_address",
@@ -86,6 +91,13 @@ class Applier(Protocol):
     def rollback(self) -> dict[str, Any]: ...
 
     def pending(self) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class SiteApplier(Protocol):
+    """An Applier that can apply another site's configuration (``?site=NAME``)."""
+
+    def at_site(self, site: str) -> Applier: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +141,26 @@ class WebContext:
         self.bans = BanService(self.store, clock=self.clock)
         self.throttle = LoginThrottle(self.store, clock=self.clock) if self.login_throttle else None
 
-    def cached(self, name: str, build: Callable[[], Any]) -> bytes:
+    def config_for(self, site: str) -> ConfigService:
+        """The ConfigService of ``site`` (``self.config`` for ``default``)."""
+        return self.config if site == DEFAULT_SITE else ConfigService(self.store, site=site)
+
+    def cached(
+        self, name: str, build: Callable[[], Any], config: ConfigService | None = None
+    ) -> bytes:
         """``build()`` as JSON bytes, built again only when the configuration
-        revision changed (listing 1,000 networks costs ~30 ms; this costs one
-        small query)."""
-        revision = self.config.revision()
-        hit = self.cache.get(name)
+        revision (of ``config``'s site, default ``self.config``'s) changed
+        (listing 1,000 networks costs ~30 ms; this costs one small query)."""
+        config = config or self.config
+        key = name if config.site == DEFAULT_SITE else f"{name}@{config.site}"
+        revision = config.revision()
+        hit = self.cache.get(key)
         if hit is None or hit[0] != revision:
             body = json.dumps(build(), ensure_ascii=False, separators=(",", ":")).encode()
             # The revision is read again after building: a change during the
             # build must not be cached under the older revision.
-            hit = (revision if self.config.revision() == revision else -1, body)
-            self.cache[name] = hit
+            hit = (revision if config.revision() == revision else -1, body)
+            self.cache[key] = hit
         return hit[1]
 
     def session_of(self, request: Request) -> Session | None:
@@ -212,21 +232,42 @@ async def get_context(request: Request) -> WebContext:
 ContextDep = Annotated[WebContext, Depends(get_context)]
 
 
-async def get_config(context: ContextDep) -> ConfigService:
-    return context.config
+#: ``?site=NAME``: the site whose configuration a route reads or changes.
+SiteQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=SITE_NAME_MAX,
+        description="The site whose configuration to use (`GET /api/v1/sites`).",
+    ),
+]
+
+
+async def get_config(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> ConfigService:
+    # A name no site can have is refused here (422 on `site`); a site that
+    # does not exist by the use case's first unit of work (the same 422).
+    return context.config_for(site)
 
 
 async def get_bans(context: ContextDep) -> BanService:
     return context.bans
 
 
-async def get_applier(context: ContextDep) -> Applier:
+async def get_applier(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> Applier:
     if context.applier is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "applying is not available: this server was started without the dataplane",
         )
-    return context.applier
+    if site == DEFAULT_SITE:
+        return context.applier
+    context.config_for(site).store.check_site()  # 422 on `site` when there is none
+    if not isinstance(context.applier, SiteApplier):
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"applying the site {site!r} is not available on this server",
+        )
+    return context.applier.at_site(site)
 
 
 ConfigDep = Annotated[ConfigService, Depends(get_config)]

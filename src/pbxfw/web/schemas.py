@@ -39,6 +39,8 @@ __all__ = [
     "PortRangePublic",
     "ServicePublic",
     "SettingsPatch",
+    "SiteCreate",
+    "SitePublic",
     "SourceStatusPublic",
     "Token",
 ]
@@ -264,3 +266,19 @@ class NodePublic(BaseModel):
     last_error: str = Field(description="its agent's newest failure, one line; empty when none")
     started_at: float = Field(description="when its agent started")
     registered_at: float = Field(description="when the node first reported (again after rm)")
+
+
+class SiteCreate(_Input):
+    """``POST /api/v1/sites``: a new site (its configuration starts as `pbxfw init` makes it)."""
+
+    name: str = Field(
+        max_length=63,
+        description="1-63 letters, digits, '-', '_', '.', first a letter or a digit",
+    )
+
+
+class SitePublic(BaseModel):
+    """One site, as ``pbxfw site list --json`` shows it; ``created_at`` in epoch seconds."""
+
+    name: str
+    created_at: float

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from pbxfw.web.api import apply, auth, bans, check, ips, networks, nodes, services, settings
+from pbxfw.web.api import (
+    apply,
+    auth,
+    bans,
+    check,
+    ips,
+    networks,
+    nodes,
+    services,
+    settings,
+    sites,
+)
 from pbxfw.web.deps import bearer_admin
 
 __all__ = ["PREFIX", "api_router"]
@@ -21,7 +32,7 @@ def api_router() -> APIRouter:
     root = APIRouter(prefix=PREFIX)
     root.include_router(auth.router())
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
-    for module in (networks, services, settings, check, bans, apply, ips, nodes):
+    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites):
         protected.include_router(module.router())
     root.include_router(protected)
     return root

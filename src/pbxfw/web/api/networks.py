@@ -32,11 +32,11 @@ def _by_id(config: ConfigService, network_id: int) -> Network:
     return network
 
 
-async def list_networks(context: ContextDep) -> Response:
+async def list_networks(context: ContextDep, config: ConfigDep) -> Response:
     """Every network, in the order they were added."""
     # In the event loop, not the thread pool: a cache hit costs one small
     # query, less than the hop to a worker thread.
-    body = context.cached("networks", lambda: [network_json(n) for n in context.config.networks()])
+    body = context.cached("networks", lambda: [network_json(n) for n in config.networks()], config)
     return Response(content=body, media_type="application/json")
 
 
