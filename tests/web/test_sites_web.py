@@ -23,7 +23,7 @@ from pbxfw.usecases import ConfigService, NetworkChange
 from pbxfw.usecases.nodes import NodeService
 from pbxfw.usecases.sites import SiteService
 from pbxfw.web.app import create_app
-from tests.web.conftest import CLIENT, TestClient
+from tests.web.conftest import ADMIN, CLIENT, PASSWORD, TestClient
 from tests.web.fakes import FakeApplier
 from tests.web.test_pages import csrf_of, log_in
 
@@ -236,3 +236,11 @@ def test_the_server_starts_on_its_own_site_and_applies_only_that(
         refused = client.post("/apply", data={"csrf_token": csrf, "site": "default"})
         assert "Applying is not available on this server." in refused.text
         assert own.calls == []
+        # The REST API applies the same way (?site=NAME).
+        token = client.post("/api/v1/auth/token", data={"username": ADMIN, "password": PASSWORD})
+        auth = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        api = client.post("/api/v1/apply", params={"site": "default"}, json={}, headers=auth)
+        assert api.status_code == 503 and "applies the site 'hq' only" in api.json()["detail"]
+        assert own.calls == []
+        done = client.post("/api/v1/apply", params={"site": "hq"}, json={}, headers=auth)
+        assert done.status_code == 200 and [c[0] for c in own.calls] == ["apply"]

@@ -26,7 +26,6 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 
-from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.sites import SiteService
 from pbxfw.web.deps import ContextDep, WebContext
 
@@ -65,7 +64,7 @@ def _site_view(context: WebContext, site: str) -> WebContext:
     if site == context.store.site and context.applier_for is None:
         return context
     view = copy.copy(context)
-    view.config = ConfigService(context.store, site=site)
+    view.config = context.config_for(site)
     view.applier = context.applier_for(site) if context.applier_for else None
     view.cache = {}
     return view
