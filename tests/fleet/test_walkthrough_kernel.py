@@ -228,6 +228,10 @@ def everything_up(walk: Walk) -> bool:
     return set(nodes) == set(NODES) and all(n["state"] == "up" for n in nodes.values())
 
 
+def holds(node: Node, address: str) -> bool:
+    return address in node.banned()
+
+
 def the_sites_rules(walk: Walk) -> None:
     """hq's kernels hold hq's office and not branch's, and branch's the other way round."""
     for name, pbx in walk.pbxs.items():
@@ -292,3 +296,8 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
     the_sites_rules(walk)
     assert "203.0.113.9" not in walk.pbxfw("pbx-hq-1", "bans", "list")
     assert wait_until(lambda: "203.0.113.9" not in hq2.banned(), 70, 0.5) is not None
+    # And the fleet works as before: a ban made now reaches the other nodes.
+    walk.pbxfw("pbx-hq-1", "bans", "add", "203.0.113.77", "--jail", "asterisk")
+    for name in ("pbx-hq-2", "pbx-br"):
+        arrived = wait_until(partial(holds, walk.pbxs[name].node, "203.0.113.77"), 10, 0.1)
+        assert arrived is not None, name
