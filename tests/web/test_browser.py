@@ -580,3 +580,9 @@ def test_the_site_selector_switches_the_pages_and_the_pbxs_filter(page: Page, si
     expect(page.get_by_role("row").filter(has_text="pbx-")).to_have_count(2)
     expect(page.get_by_role("row").filter(has_text="pbx-br")).to_have_count(0)
     shot(page, "pbxs-by-site")
+    # On a phone the header with its selector still fits the width.
+    page.set_viewport_size(PHONE)
+    page.goto("/firewall")
+    expect(page.get_by_label("Site", exact=True)).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
