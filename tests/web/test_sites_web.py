@@ -156,6 +156,10 @@ def test_a_form_works_on_the_site_it_was_shown_for(client: TestClient, store: St
 
 def test_an_unknown_site_is_a_404_and_changes_nothing(client: TestClient, store: Store) -> None:
     hq(store)
+    # Nobody learns which sites exist without logging in: the login page, as always.
+    for name in ("hq", "nowhere"):
+        anonymous = client.get("/firewall", params={"site": name}, follow_redirects=False)
+        assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
     csrf = log_in(client)
     missing = client.get("/firewall", params={"site": "nowhere"})
     assert missing.status_code == 404 and "no site named “nowhere”" in missing.text

@@ -71,7 +71,15 @@ def _site_view(context: WebContext, site: str) -> WebContext:
 
 
 async def page_context(request: Request, context: ContextDep) -> WebContext:
-    """The request's :class:`WebContext`, bound to the site the request works on."""
+    """The request's :class:`WebContext`, bound to the site the request works on.
+
+    Only for a logged-in administrator: an anonymous request is left to the
+    route's own session check (the login page, or 401), so that nobody
+    learns which sites exist without logging in.
+    """
+    session = context.session_of(request)
+    if session is None or not session.user:
+        return context
     names = site_names(context)
     request.state.pbxfw_sites = names
     wanted: str | None = None
