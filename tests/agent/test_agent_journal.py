@@ -113,7 +113,7 @@ def test_restart_continues_at_the_cursor(
     run_until(first, lambda: lines_read(first) == 3)
     assert ssh_failures(first) == 2
     assert first.backend.bans == {}  # type: ignore[attr-defined]
-    run_until(first, lambda: SOURCE in journal_cursors(svc.store))
+    run_until(first, lambda: SOURCE in journal_cursors(svc.store, first.node_name))
     first.flush()
     first.ips.close()
     assert counters(svc)["lines"] == 3 and counters(svc)["failures"] == 2

@@ -232,3 +232,12 @@ def test_store_at_site_shares_the_engine(svc: ConfigService) -> None:
     view.check_site()
     with pytest.raises(UnknownSiteError):
         store.at_site("c").check_site()
+
+
+def test_the_watchdogs_carry_is_told_the_site(branch: ConfigService, tmp_path: Path) -> None:
+    """A rollback of site branch's change is carried into its configuration: the
+    command the watchdog runs after a restore gets ``PBXFW_SITE=branch``."""
+    command, environment = _firewall(branch, tmp_path, DryRunBackend())._after_rollback()
+    assert command[-2:] == ["-m", "pbxfw.usecases.firewall"]
+    assert environment["PBXFW_SITE"] == "branch"
+    assert environment["PBXFW_DB"]

@@ -638,6 +638,7 @@ def test_ips_status_names_a_failing_source(
             "since": 200.0,
             "failures": 3,
             "updated_at": 207.0,
+            "node": "",
         },
         {
             "source": "/var/log/asterisk/messages",
@@ -647,6 +648,7 @@ def test_ips_status_names_a_failing_source(
             "since": 100.0,
             "failures": 0,
             "updated_at": 100.0,
+            "node": "",
         },
     ]
 
@@ -669,6 +671,36 @@ def test_ips_status_is_one_answer_for_the_cli_and_the_api(
     assert json.loads(result.stdout) == rest
     assert rest["enabled"] is False and rest["active_bans"] == 1
     assert rest["jails"]["ssh"]["whitelisted"] == 1 and rest["sources"][0]["failures"] == 3
+
+
+def test_ips_status_sums_the_nodes_or_shows_one(
+    client: TestClient, auth: dict[str, str], store: Store, cli: Any
+) -> None:
+    """Each node's agent keeps its own counters and sources (migration 0009):
+    the whole fleet summed, or one node with ``?node=`` / ``--node``."""
+    with store.write() as repo:
+        repo.add_ips_counters("ssh", node="pbx-a", lines=3, failures=1)
+        repo.add_ips_counters("ssh", node="pbx-b", lines=4, bans=2)
+        save_source_statuses(
+            repo,
+            [
+                SourceStatus("/var/log/auth.log", "ssh", "", 1.0, 0, 1.0, "pbx-a"),
+                SourceStatus("/var/log/auth.log", "ssh", "gone", 1.0, 2, 3.0, "pbx-b"),
+            ],
+        )
+    whole = client.get(f"{API}/ips/status", headers=auth).json()
+    assert whole["jails"]["ssh"] == {"lines": 7, "failures": 1, "bans": 2, "whitelisted": 0}
+    assert [(s["node"], s["ok"]) for s in whole["sources"]] == [("pbx-a", True), ("pbx-b", False)]
+    one = client.get(f"{API}/ips/status", params={"node": "pbx-b"}, headers=auth).json()
+    assert one["jails"]["ssh"]["lines"] == 4 and [s["node"] for s in one["sources"]] == ["pbx-b"]
+    result = cli("ips", "status", "--json", "--node", "pbx-b")
+    assert result.exit_code == 0 and json.loads(result.stdout) == one
+    text = cli("ips", "status")
+    assert text.exit_code == 0 and "pbx-a" in text.stdout and "pbx-b" in text.stdout
+    bad = client.get(f"{API}/ips/status", params={"node": "a/b"}, headers=auth)
+    assert bad.status_code == 422 and locs(bad) == [["query", "node"]]
+    refused = cli("ips", "status", "--node", "a/b")
+    assert refused.exit_code == 2 and "--node" in refused.stderr
 
 
 # -- found by the OpenAPI fuzz test ---------------------------------------------------

@@ -356,3 +356,26 @@ def test_the_ips_page_names_a_failing_source_and_why(client: TestClient, store: 
     with store.write() as repo:
         save_source_statuses(repo, [SourceStatus("/tmp/<b>x", "ssh", "", 300.0, 0, 300.0)])
     assert 'id="sources-failing"' not in client.get("/ips").text
+
+
+def test_the_ips_page_names_each_pbx_when_several_report(client: TestClient, store: Store) -> None:
+    """Each node's agent records its own sources and counters (migration 0009):
+    with more than one, every source row names its PBX and the counters are
+    summed over them; with one, the page is as before."""
+    log_in(client)
+    with store.write() as repo:
+        repo.add_ips_counters("ssh", node="pbx-a", lines=3)
+        save_source_statuses(
+            repo, [SourceStatus("/var/log/auth.log", "ssh", "", 1.0, 0, 1.0, "pbx-a")]
+        )
+    page = client.get("/ips").text
+    assert 'data-label="PBX"' not in page and "Summed over every PBX" not in page
+    with store.write() as repo:
+        repo.add_ips_counters("ssh", node="pbx-b", lines=4)
+        save_source_statuses(
+            repo, [SourceStatus("/var/log/auth.log", "ssh", "gone", 1.0, 1, 2.0, "pbx-b")]
+        )
+    page = client.get("/ips").text
+    assert '<td data-label="PBX">pbx-a</td>' in page and '<td data-label="PBX">pbx-b</td>' in page
+    assert '<td data-label="Lines read">7</td>' in page and "Summed over every PBX" in page
+    assert "pbx-b: <code>/var/log/auth.log</code> (ssh): gone" in page

@@ -115,10 +115,15 @@ class Agent:
         self.options = options
         self.clock = clock
         self.backend: Backend = backend or NftBackend(options.netns)
-        self.health = Health(clock, backoff)
+        #: this PBX's node: its report, and the rows it owns (log positions,
+        #: source health, counters: migration 0009)
+        self.node_name = options.node or socket.gethostname()
+        self.health = Health(clock, backoff, node=self.node_name)
         #: the use case that stores the bans decided here (own addresses:
         #: those the agent keeps, never read by the calls it makes)
-        self.bans = BanService(store, clock=clock, own_addresses=lambda: self._own)
+        self.bans = BanService(
+            store, clock=clock, own_addresses=lambda: self._own, node=self.node_name
+        )
         self.stop_event = threading.Event()
         self._own: list[IPAddress] = []
         self._own_checked = 0.0
@@ -146,6 +151,7 @@ class Agent:
             web_log=options.web_log,
             extra_sources=options.extra_sources,
             journal_directory=options.journal_directory,
+            node=self.node_name,
         )
         self.rules.forget = self.ips.forget
         self.pjsip = Pjsip(store)
@@ -154,7 +160,7 @@ class Agent:
         self.node = NodeReporter(
             store,
             self.health,
-            name=options.node or socket.gethostname(),
+            name=self.node_name,
             site=store.site,
             clock=clock,
             applied_revision=lambda: rules.applied_revision,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pbxfw.domain.sources import AGENT_PART_PREFIX, SourceStatus
 from pbxfw.errors import PbxfwError, StorageError
@@ -125,8 +125,12 @@ class _Part:
 class Health:
     """The state of every part of the agent's loop; see the module docstring."""
 
-    def __init__(self, clock: Callable[[], float], backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, clock: Callable[[], float], backoff: Backoff | None = None, *, node: str = ""
+    ) -> None:
         self.clock = clock
+        #: the node whose ``source_status`` rows ``persist`` writes (migration 0009)
+        self.node = node
         self.backoff = backoff or Backoff()
         self._parts: dict[str, _Part] = {}
         #: source → the status to write (None: delete its row)
@@ -294,11 +298,11 @@ class Health:
         try:
             if reset:
                 changed = [p.status() for p in self._parts.values() if p.tracked or p.error]
-                record_source_statuses(store, changed, forget_all=True)
+                record_source_statuses(store, self._mine(changed), forget_all=True, node=self.node)
             else:
                 gone = [s for s, v in dirty.items() if v is None]
                 changed = [v for v in dirty.values() if v is not None]
-                record_source_statuses(store, changed, forget=gone)
+                record_source_statuses(store, self._mine(changed), forget=gone, node=self.node)
         except Exception as exc:
             self._status_failed(exc, now)
             return
@@ -310,6 +314,9 @@ class Health:
             level = self._recovery_level(self._status)
             log.log(level, "%s: recovered", PART_LABELS["agent:status"])
             self._status = _Part("agent:status", "", tracked=False, since=now)
+
+    def _mine(self, statuses: list[SourceStatus]) -> list[SourceStatus]:
+        return [replace(s, node=self.node) for s in statuses]
 
     def _status_failed(self, exc: BaseException, now: float) -> None:
         part = self._status

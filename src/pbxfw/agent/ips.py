@@ -34,8 +34,7 @@ from pbxfw.ips.recognisers import Recogniser
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.ips_state import (
     add_ips_counters,
-    journal_cursors,
-    log_offsets,
+    reading_positions,
     save_log_offsets,
 )
 
@@ -60,8 +59,11 @@ class Ips:
         web_log: str | None,
         extra_sources: list[tuple[str, str]],
         journal_directory: str | None = None,
+        node: str = "",
     ) -> None:
         self.store = store
+        #: this agent's node: its log positions and counters are that node's rows
+        self.node = node
         self.rules = rules
         self.health = health
         #: the spool and the store writes of the bans decided here
@@ -111,9 +113,7 @@ class Ips:
         sources = log_sources(config, self.web_log) + self.extra_sources
         if sources != self._source_list:
             nothing: dict[str, tuple[int, int] | str] = {}
-            offsets = self._stored(
-                lambda: {**log_offsets(self.store), **journal_cursors(self.store)}, nothing
-            )
+            offsets = self._stored(lambda: reading_positions(self.store, self.node), nothing)
             names = {getattr(config.settings, key): key for key in LOG_SETTINGS}
             following: dict[str, Source] = {}
             for path, kind in sources:
@@ -276,7 +276,7 @@ class Ips:
     def _save_offsets(self) -> None:
         now = self.clock()
         pending, cursors = dict(self._offsets), dict(self._cursors)
-        save_log_offsets(self.store, pending, now, cursors)
+        save_log_offsets(self.store, pending, now, cursors, node=self.node)
         for path, value in pending.items():
             if self._offsets.get(path) == value:
                 del self._offsets[path]
@@ -355,7 +355,7 @@ class Ips:
         pending = {j: c for j, c in self._counters.items() if any(c.values())}
         if not pending:
             return
-        add_ips_counters(self.store, pending)
+        add_ips_counters(self.store, pending, node=self.node)
         self._counters = {}
 
 

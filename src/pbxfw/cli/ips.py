@@ -71,6 +71,7 @@ def agent(
     import logging
 
     from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.usecases.fleet import require_current_schema
 
     node = agent_node_name(node)
     logging.basicConfig(
@@ -79,6 +80,10 @@ def agent(
     )
     url = db_url_for(db)
     svc = config_service(db, site=site)
+    # The agent never migrates (a node's database role may not): an old
+    # schema is refused here, before anything runs on it (exit 4); a
+    # database that is down is not (below).
+    require_current_schema(svc.store)
     # An unknown site stops the agent before it starts (exit 2); a database
     # that is down does not: the agent starts from its kept configuration.
     with contextlib.suppress(StorageError):
@@ -292,12 +297,27 @@ def _long_lines_note(count: int) -> str:
 
 
 @ips_app.command("status")
-def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
+def ips_status(
+    json_: JsonOption = False,
+    db: DbOption = None,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            "--node",
+            help="Only this node's counters and sources (default: every node's, the "
+            "counters summed).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
     """Counters per jail (lines read, failures, bans, whitelisted skips) and the
-    health of every log source the agent follows: which one fails, why, since when."""
+    health of every log source the agents follow: which one fails, why, since when."""
+    from pbxfw.domain.nodes import validate_node_name
     from pbxfw.usecases.ips_status import ips_status as read_ips_status
 
-    status = read_ips_status(config_service(db).store)
+    if node is not None:
+        node = validate_node_name(node, "--node")
+    status = read_ips_status(config_service(db).store, node=node)
     if json_:
         # The same answer as GET /api/v1/ips/status.
         print_json(status.as_json())
@@ -320,11 +340,14 @@ def ips_status(json_: JsonOption = False, db: DbOption = None) -> None:
         f"{len(failing)} of {len(sources)} sources failing" if failing else "sources: all healthy"
     )
     health = Table(title=title, title_justify="left")
-    for column in ("source", "jail", "state", "since", "attempts", "error"):
+    # The node column only when the sources come from more than one node.
+    nodes = len({s.node for s in sources}) > 1
+    for column in ("node",) * nodes + ("source", "jail", "state", "since", "attempts", "error"):
         # Fold, never cut: the path and the reason are what the reader needs.
         health.add_column(column, overflow="fold")
     for s in sources:
         health.add_row(
+            *(s.node or "-",) * nodes,
             s.source if s.source.isprintable() else repr(s.source),
             s.jail or "-",
             "ok" if s.ok else "FAILING",

@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from pbxfw.cli import (
     asterisk,
     firewall,
+    fleet,
     ips,
     networks,
     nodes,
@@ -88,6 +89,7 @@ app.add_typer(asterisk.app, name="asterisk")
 app.add_typer(users.app, name="user")
 app.add_typer(nodes.app, name="node")
 app.add_typer(sites.app, name="site")
+app.add_typer(fleet.app, name="fleet")
 firewall.register(app)
 ips.register(app)
 web.register(app)

@@ -25,7 +25,9 @@ class SourceStatus:
 
     ``error`` is empty when the source is healthy; ``since`` is when the
     current state began (failing since, or healthy since); ``failures``
-    counts the failed attempts of the current episode (0 when healthy).
+    counts the failed attempts of the current episode (0 when healthy);
+    ``node`` is the node whose agent saw it (``''``: stored before nodes
+    owned their rows, or a test's).
     """
 
     source: str
@@ -34,6 +36,7 @@ class SourceStatus:
     since: float
     failures: int
     updated_at: float
+    node: str = ""
 
     @property
     def ok(self) -> bool:
@@ -54,4 +57,5 @@ class SourceStatus:
             "since": self.since,
             "failures": self.failures,
             "updated_at": self.updated_at,
+            "node": self.node,
         }

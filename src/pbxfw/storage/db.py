@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 
 from pbxfw.errors import StorageError
 
@@ -41,6 +41,7 @@ __all__ = [
     "make_engine",
     "migrate",
     "private_folder",
+    "schema_behind",
     "storage_error",
 ]
 
@@ -246,3 +247,49 @@ def migrate(engine: Engine) -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()
+
+
+def schema_behind(engine: Engine) -> str | None:
+    """Why the database's schema is older than this pbxfw's migrations, or
+    None when it is at the newest one (or at one this pbxfw does not know: a
+    newer pbxfw upgraded it, which is logged, not refused).
+
+    Reads ``alembic_version`` only: a role that may not migrate can ask.
+    """
+    from sqlalchemy import text
+
+    # Alembic announces its plugins at INFO when it loads: not news in an agent's log.
+    quiet = logging.getLogger("alembic")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        from alembic.script import ScriptDirectory
+
+        script = ScriptDirectory.from_config(_alembic_config())
+        newest = script.get_current_head()
+    finally:
+        quiet.setLevel(level)
+    try:
+        with engine.connect() as connection:
+            current = connection.scalar(text("SELECT version_num FROM alembic_version"))
+    except OperationalError as exc:
+        if "no such table" in str(exc.orig):  # SQLite: never initialised
+            raise storage_error(exc) from None
+        # Unreachable: not refused; the agent starts from its kept
+        # configuration and reports the outage (docs/fleet-outage.md).
+        log.debug("schema version not read: %s", exc.orig)
+        return None
+    except DBAPIError as exc:
+        raise storage_error(exc) from None
+    if current == newest:
+        return None
+    if current is None:
+        return "the database is not initialised; run `pbxfw init` (as the database's owner)"
+    known = {s.revision for s in script.walk_revisions()}
+    if current not in known:
+        log.warning("the database's schema %s is newer than this pbxfw's %s", current, newest)
+        return None
+    return (
+        f"the database's schema is at revision {current}, this pbxfw needs {newest}: "
+        "run `pbxfw init` as the database's owner first (the agent never migrates)"
+    )

@@ -144,10 +144,13 @@ class BanRow(Base):
 
 
 class LogOffsetRow(Base):
-    """How far the agent has read a log file, or a journal source (survives restarts)."""
+    """How far one node's agent has read a log file, or a journal source (survives restarts)."""
 
     __tablename__ = "log_offsets"
 
+    #: the agent's node name (migration 0009); ``''``: stored before, taken
+    #: over by the first agent that starts (usecases.ips_state)
+    node: Mapped[str] = mapped_column(text(63), primary_key=True, default="")
     path: Mapped[str] = mapped_column(text(), primary_key=True)
     inode: Mapped[int] = mapped_column(Int64)
     offset: Mapped[int] = mapped_column(Int64)
@@ -159,6 +162,8 @@ class LogOffsetRow(Base):
 class IpsCounterRow(Base):
     __tablename__ = "ips_counters"
 
+    #: the agent's node name (migration 0009), as in ``log_offsets``
+    node: Mapped[str] = mapped_column(text(63), primary_key=True, default="")
     jail: Mapped[str] = mapped_column(text(32), primary_key=True)
     lines: Mapped[int] = mapped_column(Int64)
     failures: Mapped[int] = mapped_column(Int64)
@@ -171,6 +176,8 @@ class SourceStatusRow(Base):
 
     __tablename__ = "source_status"
 
+    #: the agent's node name (migration 0009), as in ``log_offsets``
+    node: Mapped[str] = mapped_column(text(63), primary_key=True, default="")
     source: Mapped[str] = mapped_column(text(), primary_key=True)
     jail: Mapped[str] = mapped_column(text(32))
     error: Mapped[str] = mapped_column(text())

@@ -146,52 +146,65 @@ class Repository(NetworkRows, BanRows):
     def user_names(self) -> list[str]:
         return list(self.session.scalars(select(UserRow.name).order_by(UserRow.name)))
 
-    # -- log offsets and counters -------------------------------------------
-    def log_offsets(self) -> dict[str, tuple[int, int]]:
+    # -- log offsets and counters: one set per node (migration 0009) -----------
+    # ``node`` is the agent's node name; ``''`` holds the rows stored before
+    # nodes owned them (storage.node_rows ``adopt_unowned`` hands them over).
+    def log_offsets(self, node: str = "") -> dict[str, tuple[int, int]]:
         rows = self.session.execute(
             select(LogOffsetRow.path, LogOffsetRow.inode, LogOffsetRow.offset).where(
-                LogOffsetRow.journal_cursor.is_(None)
+                LogOffsetRow.node == node, LogOffsetRow.journal_cursor.is_(None)
             )
         )
         return {path: (inode, offset) for path, inode, offset in rows}
 
-    def journal_cursors(self) -> dict[str, str]:
-        """``journal:`` source → the cursor of the last entry the agent read."""
+    def journal_cursors(self, node: str = "") -> dict[str, str]:
+        """``journal:`` source → the cursor of the last entry ``node``'s agent read."""
         rows = self.session.execute(
             select(LogOffsetRow.path, LogOffsetRow.journal_cursor).where(
-                LogOffsetRow.journal_cursor.is_not(None)
+                LogOffsetRow.node == node, LogOffsetRow.journal_cursor.is_not(None)
             )
         )
         return {path: str(cursor) for path, cursor in rows}
 
-    def save_journal_cursor(self, source: str, cursor: str, now: float) -> None:
-        self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == source))
+    def save_journal_cursor(self, source: str, cursor: str, now: float, node: str = "") -> None:
+        self._forget_offset(source, node)
         self.session.add(
-            LogOffsetRow(path=source, inode=0, offset=0, updated_at=now, journal_cursor=cursor)
+            LogOffsetRow(
+                node=node, path=source, inode=0, offset=0, updated_at=now, journal_cursor=cursor
+            )
         )
         self.session.flush()
 
-    def save_log_offset(self, path: str, inode: int, offset: int, now: float) -> None:
-        self.session.execute(delete(LogOffsetRow).where(LogOffsetRow.path == path))
-        self.session.add(LogOffsetRow(path=path, inode=inode, offset=offset, updated_at=now))
+    def save_log_offset(
+        self, path: str, inode: int, offset: int, now: float, node: str = ""
+    ) -> None:
+        self._forget_offset(path, node)
+        self.session.add(
+            LogOffsetRow(node=node, path=path, inode=inode, offset=offset, updated_at=now)
+        )
         self.session.flush()
 
-    def ips_counters(self) -> dict[str, dict[str, int]]:
-        rows = self.session.execute(select(IpsCounterRow.__table__))
+    def _forget_offset(self, path: str, node: str) -> None:
+        self.session.execute(
+            delete(LogOffsetRow).where(LogOffsetRow.node == node, LogOffsetRow.path == path)
+        )
+
+    def ips_counters(self, node: str | None = None) -> dict[str, dict[str, int]]:
+        """Jail → its counters: of ``node``'s agent, or (None) summed over every node."""
+        table = IpsCounterRow.__table__.c
+        names = ("lines", "failures", "bans", "whitelisted")
+        query = select(table.jail, *(func.sum(table[n]) for n in names)).group_by(table.jail)
+        if node is not None:
+            query = query.where(table.node == node)
         return {
-            r.jail: {
-                "lines": r.lines,
-                "failures": r.failures,
-                "bans": r.bans,
-                "whitelisted": r.whitelisted,
-            }
-            for r in rows
+            jail: {n: int(v or 0) for n, v in zip(names, values, strict=True)}
+            for jail, *values in self.session.execute(query)
         }
 
-    def add_ips_counters(self, jail: str, **increments: int) -> None:
-        row = self.session.get(IpsCounterRow, jail)
+    def add_ips_counters(self, jail: str, node: str = "", **increments: int) -> None:
+        row = self.session.get(IpsCounterRow, (node, jail))
         if row is None:
-            row = IpsCounterRow(jail=jail, lines=0, failures=0, bans=0, whitelisted=0)
+            row = IpsCounterRow(node=node, jail=jail, lines=0, failures=0, bans=0, whitelisted=0)
             self.session.add(row)
         for key, value in increments.items():
             setattr(row, key, getattr(row, key) + value)

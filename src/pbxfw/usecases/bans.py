@@ -69,10 +69,13 @@ class BanService:
         store: Store,
         clock: Callable[[], float] = time.time,
         own_addresses: Callable[[], Sequence[IPAddress]] = local_addresses,
+        node: str = "",
     ) -> None:
         self.store = store
         self.clock = clock
         self.own_addresses = own_addresses
+        #: the agent's node: ``record`` counts its bans in that node's counters
+        self.node = node
 
     def active(self) -> list[Ban]:
         with self.store.read() as repo:
@@ -177,14 +180,15 @@ class BanService:
 
     def record(self, bans: Sequence[Ban]) -> int:
         """Store bans already decided (by the agent's detector), in one
-        transaction, each counted under its jail's ``bans`` counter; returns
+        transaction, each counted under its jail's ``bans`` counter (of
+        ``self.node``, the agent's node); returns
         the new ban revision (bumped once). No whitelist check here: the
         caller decided on the current whitelist; its next read of the
         whitelist lifts what a newer one covers."""
         with self.store.write() as repo:
             for ban in bans:
                 repo.save_ban(ban)
-                repo.add_ips_counters(ban.jail, bans=1)
+                repo.add_ips_counters(ban.jail, node=self.node, bans=1)
             bump_bans_revision(repo)
             return int(repo.get_meta("bans_revision") or "0")
 

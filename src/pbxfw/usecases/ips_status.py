@@ -1,8 +1,11 @@
 """The intrusion prevention's status: one answer for the CLI, the REST API and the web page.
 
 ``pbxfw ips status --json``, ``GET /api/v1/ips/status`` and the IPS page all
-show this value, so their fields and figures cannot drift apart. The agent
-writes the counters and the source health; this reader never writes.
+show this value, so their fields and figures cannot drift apart. Each
+node's agent writes its own counters and source health (migration 0009);
+this reader never writes. Without a node it shows the whole fleet: the
+counters summed over every node, and every node's sources, each naming its
+node; with ``node`` only that node's (docs/decisions.md, "Node-owned rows").
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ __all__ = ["IpsStatus", "ips_status"]
 class IpsStatus:
     """``enabled``: the ``ips_enabled`` switch; ``active_bans``: bans not yet
     expired; ``jails``: per jail, lines read, failures recognised, bans made
-    and whitelisted hits; ``sources``: every log source the agent follows and
-    every failing part of its loop, log sources first (as the agent recorded it)."""
+    and whitelisted hits (summed over the nodes read); ``sources``: every log
+    source the agents follow and every failing part of their loops, log
+    sources first (as each agent recorded it, naming its node)."""
 
     enabled: bool
     active_bans: int
@@ -45,12 +49,15 @@ class IpsStatus:
         }
 
 
-def ips_status(store: Store, clock: Callable[[], float] = time.time) -> IpsStatus:
-    """Read the status in one unit of work (one consistent snapshot)."""
+def ips_status(
+    store: Store, clock: Callable[[], float] = time.time, node: str | None = None
+) -> IpsStatus:
+    """Read the status in one unit of work (one consistent snapshot): of the
+    node ``node`` (its counters and sources), or of every node (None)."""
     with store.read() as repo:
         return IpsStatus(
             enabled=repo.settings().ips_enabled,
             active_bans=len(repo.bans(now=clock())),
-            jails=repo.ips_counters(),
-            sources=_stored_sources(repo),
+            jails=repo.ips_counters(node),
+            sources=_stored_sources(repo, node),
         )

@@ -7,9 +7,11 @@ is decided when it is read (domain.nodes.node_state), from its last report,
 the reader's clock and the stored configuration revision, so a node that
 stopped reporting turns ``stale`` without anyone writing.
 
-``remove`` deletes the row only: a node whose agent still runs registers
-again at its next report (within 5 s). Stop the agent first to remove a
-node for good.
+``remove`` deletes the row and the health of the node's sources (a PBX
+that is gone must not leave a failing source on the IPS page); its log
+positions and counters stay (the counters are part of the fleet's totals).
+A node whose agent still runs registers again at its next report (within
+5 s). Stop the agent first to remove a node for good.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pbxfw.storage.nodes import nodes as _stored_nodes
 from pbxfw.storage.nodes import remove_node, save_node
 from pbxfw.storage.repository import Store
 from pbxfw.storage.sites import site_revisions
+from pbxfw.storage.source_status import forget_source_statuses
 
 __all__ = ["NodeListing", "NodeService", "one_line"]
 
@@ -104,3 +107,4 @@ class NodeService:
         with self.store.write() as repo:
             if not remove_node(repo, name):
                 raise NotFoundError(f"no node named {name!r}; see `pbxfw node list`")
+            forget_source_statuses(repo, node=name)

@@ -16,11 +16,12 @@ from pbxfw.storage.source_status import source_statuses as _stored
 __all__ = ["record_source_statuses", "source_statuses"]
 
 
-def source_statuses(store: Store) -> list[SourceStatus]:
-    """What the agent last recorded: every log source it follows (healthy or
-    not) and every part of its loop that is failing; log sources first."""
+def source_statuses(store: Store, node: str | None = None) -> list[SourceStatus]:
+    """What the agent of ``node`` (None: of every node) last recorded: every
+    log source it follows (healthy or not) and every part of its loop that is
+    failing; log sources first."""
     with store.read() as repo:
-        return _stored(repo)
+        return _stored(repo, node)
 
 
 def record_source_statuses(
@@ -29,12 +30,14 @@ def record_source_statuses(
     *,
     forget: Sequence[str] = (),
     forget_all: bool = False,
+    node: str = "",
 ) -> None:
-    """In one transaction: forget the rows of ``forget`` (every row when
-    ``forget_all``), then store ``changed`` (one row per source)."""
+    """In one transaction: forget ``node``'s rows of ``forget`` (every row of
+    ``node`` when ``forget_all``), then store ``changed`` (one row per source
+    and node: each status names its node)."""
     with store.write() as repo:
         if forget_all:
-            forget_source_statuses(repo)
+            forget_source_statuses(repo, node=node)
         else:
-            forget_source_statuses(repo, list(forget))
+            forget_source_statuses(repo, list(forget), node=node)
         save_source_statuses(repo, changed)

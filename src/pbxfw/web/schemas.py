@@ -226,6 +226,9 @@ class SourceStatusPublic(BaseModel):
     since: float = Field(description="when the current state (failing or healthy) began")
     failures: int = Field(description="failed attempts in the current episode")
     updated_at: float
+    node: str = Field(
+        default="", description="the node whose agent recorded it (empty: before nodes)"
+    )
 
 
 class IpsStatus(BaseModel):

@@ -99,6 +99,9 @@ def _ips_page(
             "counters": ips.jails,
             "sources": ips.sources,
             "failing": ips.failing,
+            # Several PBXs' agents (fleet): each source row names its node;
+            # the counters above are summed over the nodes.
+            "several_nodes": len({s.node for s in ips.sources}) > 1,
             "web_log": str(context.web_log),
         },
         session=session,
