@@ -14,7 +14,9 @@ What the test changes, and only that: in ``PBXFW_DB``,
 ``/etc/pbxfw/db-ca.pem`` the test CA's file; ``PBXFW_STATE_DIR`` is the
 node's folder; ``pbxfw apply`` gets ``--netns`` (the PBX's kernel is its
 namespace); ``systemctl enable --now pbxfw-agent`` starts what the unit
-runs (step 4's ``ExecStart``, with ``fleet.env``, plus ``--netns``) and
+runs (step 4's ``ExecStart``, with ``fleet.env``, plus ``--netns``),
+``systemctl restart pbxfw-agent`` starts it again with step 6's
+``agent.env`` (each PBX's own role), and
 ``systemctl daemon-reload`` is nothing to do; the database server's
 commands run as ``postgres`` on its unix socket.
 """
@@ -92,6 +94,16 @@ def fleet_env(text: str) -> dict[str, str]:
     return values
 
 
+def agent_env(text: str) -> dict[str, str]:
+    """Step 6's /etc/pbxfw/agent.env of pbx-hq-1 (the node's own role)."""
+    values: dict[str, str] = {}
+    for line in fenced(text, "# /etc/pbxfw/agent.env on pbx-hq-1 (chmod 600)"):
+        key, _, value = line.partition("=")
+        [values[key]] = shlex.split(value)
+    assert "pbxfw_node_pbx-hq-1:secret-of-pbx-hq-1@" in values["PBXFW_DB"]
+    return values
+
+
 def exec_start(text: str) -> dict[str, list[str]]:
     """Step 4's ``ExecStart=`` of each PBX: pbx-hq-1's drop-in, and the others'
     as the sentence after it says."""
@@ -115,7 +127,10 @@ class Pbx:
     node: Node
     env: dict[str, str]
     unit: list[str]
+    #: the agent's environment once it has its own role (step 6)
+    role_env: dict[str, str]
     agent: subprocess.Popen[bytes] | None = None
+    own_role: bool = False
 
 
 class Walk:
@@ -124,6 +139,8 @@ class Walk:
     def __init__(self, server: TlsPgServer, lab: Lab, folder: Path, text: str) -> None:
         env = fleet_env(text)
         units = exec_start(text)
+        own = agent_env(text)
+        assert "On `pbx-hq-2` and `pbx-br` the same with their own role and password." in text
         self.server = server
         self.folder = folder
         # The database server's working folder (pg_dump's file): its user writes there.
@@ -131,21 +148,26 @@ class Walk:
         self.dumps.mkdir()
         if os.geteuid() == 0:
             shutil.chown(self.dumps, "postgres", "postgres")
-        url = env["PBXFW_DB"]
-        assert "db.example.net:5432" in url and "/etc/pbxfw/db-ca.pem" in url
-        url = url.replace("db.example.net:5432", f"localhost:{server.port}")
-        self.url = url.replace("/etc/pbxfw/db-ca.pem", str(server.ca))
+        self.url = self.here(env["PBXFW_DB"])
         self.pbxs: dict[str, Pbx] = {}
         for name in NODES:
             node = Node(name, lab.namespace(name.removeprefix("pbx-")), folder / name)
             (node.folder / "log" / "asterisk").mkdir(parents=True)
-            values = env | {"PBXFW_DB": self.url, "PBXFW_STATE_DIR": str(node.folder / "state")}
-            self.pbxs[name] = Pbx(node, values, units[name])
+            state = {"PBXFW_STATE_DIR": str(node.folder / "state")}
+            values = env | {"PBXFW_DB": self.url} | state
+            role = own | {"PBXFW_DB": self.here(own["PBXFW_DB"].replace("pbx-hq-1", name))} | state
+            self.pbxs[name] = Pbx(node, values, units[name], role)
 
-    def environ(self, pbx: Pbx) -> dict[str, str]:
+    def here(self, url: str) -> str:
+        """``url`` of the page, at the test's server and with its CA."""
+        assert "db.example.net:5432" in url and "/etc/pbxfw/db-ca.pem" in url
+        url = url.replace("db.example.net:5432", f"localhost:{self.server.port}")
+        return url.replace("/etc/pbxfw/db-ca.pem", str(self.server.ca))
+
+    def environ(self, pbx: Pbx, agent: bool = False) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if not k.startswith("PBXFW_")}
         path = f"{Path(PBXFW).parent}{os.pathsep}{keep.get('PATH', '')}"
-        return keep | pbx.env | {"PATH": path}
+        return keep | (pbx.role_env if agent and pbx.own_role else pbx.env) | {"PATH": path}
 
     def run(self, host: str, command: str) -> str:
         """One line of the page on ``host``; its output. A failure fails the test."""
@@ -154,6 +176,13 @@ class Walk:
         elif host == "every PBX":
             if command == "systemctl enable --now pbxfw-agent":
                 for pbx in self.pbxs.values():
+                    self.start(pbx)
+                return ""
+            if command == "systemctl restart pbxfw-agent":
+                # Step 6: the drop-in now names agent.env, the node's own role.
+                for pbx in self.pbxs.values():
+                    self.stop(pbx)
+                    pbx.own_role = True
                     self.start(pbx)
                 return ""
             assert command == "systemctl daemon-reload", command
@@ -187,22 +216,35 @@ class Walk:
         ]
         with open(pbx.node.log, "ab") as log:
             pbx.agent = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, env=self.environ(pbx)
+                argv, stdout=log, stderr=subprocess.STDOUT, env=self.environ(pbx, agent=True)
             )
 
     def nodes(self) -> dict[str, dict[str, object]]:
         listing = json.loads(self.pbxfw("pbx-hq-1", "node", "list", "--json"))
         return {str(n["name"]): n for n in listing}
 
+    def stop(self, pbx: Pbx) -> None:
+        if pbx.agent is not None:
+            pbx.agent.terminate()
+            try:
+                pbx.agent.wait(10)
+            except subprocess.TimeoutExpired:
+                pbx.agent.kill()
+                pbx.agent.wait(5)
+            pbx.agent = None
+
     def close(self) -> None:
         for pbx in self.pbxs.values():
-            if pbx.agent is not None:
-                pbx.agent.terminate()
-                try:
-                    pbx.agent.wait(10)
-                except subprocess.TimeoutExpired:
-                    pbx.agent.kill()
-                    pbx.agent.wait(5)
+            self.stop(pbx)
+
+    def agents_roles(self) -> set[str]:
+        """The roles the agents' listening connections log in as."""
+        sql = (
+            "SELECT DISTINCT usename FROM pg_stat_activity"
+            " WHERE datname = 'pbxfw' AND application_name = 'pbxfw-listen'"
+        )
+        out = self.server.run("psql", "-d", "postgres", "-At", "-c", sql).stdout
+        return set(out.split())
 
 
 @pytest.fixture
@@ -279,6 +321,13 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
     the_sites_rules(walk)
     listing = output["pbxfw node list"]
     assert all(name in listing for name in NODES), listing
+    # Step 6: each agent connects as its own role, which PostgreSQL holds to its rights.
+    roles = {f"pbxfw_node_{name}" for name in NODES}
+    assert wait_until(lambda: walk.agents_roles() == roles, 20, 0.25) is not None
+    node_url = walk.pbxs["pbx-br"].role_env["PBXFW_DB"].replace("postgresql+psycopg", "postgresql")
+    change = "UPDATE networks SET description = 'x'"
+    refused = subprocess.run(["psql", node_url, "-c", change], capture_output=True, text=True)
+    assert refused.returncode != 0 and "permission denied for table networks" in refused.stderr
 
     # Backing up and restoring, as the page says; a ban recorded after the dump is lost.
     backup = section("Backing up and restoring")
