@@ -248,3 +248,41 @@ def test_the_server_starts_on_its_own_site_and_applies_only_that(
         assert own.calls == []
         done = client.post("/api/v1/apply", params={"site": "hq"}, json={}, headers=auth)
         assert done.status_code == 200 and [c[0] for c in own.calls] == ["apply"]
+
+
+def test_services_ips_and_never_block_work_on_the_chosen_site(
+    client: TestClient, store: Store
+) -> None:
+    hq(store)
+    log_in(client)
+    csrf = csrf_of(client.get("/services", params={"site": "hq"}).text)
+    added = client.post(
+        "/services/custom",
+        data={
+            "csrf_token": csrf,
+            "site": "hq",
+            "key": "prov",
+            "label": "Provisioning",
+            "tcp": "8090",
+        },
+    )
+    assert added.status_code == 200 and "Service “Provisioning” added" in added.text
+    assert "prov" in [s.key for s in ConfigService(store, site="hq").services()]
+    assert "prov" not in [s.key for s in ConfigService(store).services()]
+    # The IPS page's form saves hq's settings (the whitelist here), as shown.
+    ips = client.get("/ips").text
+    form = {k: v for k, v in re.findall(r'name="([a-z_]+)"[^>]*value="([^"]*)"', ips)}
+    form |= {"csrf_token": csrf, "site": "hq", "ips_enabled": "on", "ips_preset": "custom"}
+    form["ips_whitelist"] = "192.0.2.10"
+    saved = client.post("/ips", data=form)
+    assert saved.status_code == 200 and "Intrusion prevention settings saved." in saved.text
+    assert ConfigService(store, site="hq").settings().as_text("ips_whitelist") == "192.0.2.10/32"
+    assert ConfigService(store).settings().as_text("ips_whitelist") == ""
+    # Never block from the banned list adds the network to hq.
+    trusted = client.post(
+        "/bans/never-block", data={"csrf_token": csrf, "site": "hq", "subnet": "198.51.100.7"}
+    )
+    assert "is now never blocked" in trusted.text
+    subnets = {str(n.subnet) for n in ConfigService(store, site="hq").networks() if n.never_block}
+    assert "198.51.100.7/32" in subnets
+    assert not any(str(n.subnet) == "198.51.100.7/32" for n in ConfigService(store).networks())
