@@ -14,6 +14,7 @@ declare -A wanted=(
   [logrotate]=logrotate
   [python3]=python3
   [journalctl]=systemd
+  [openssl]=openssl
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

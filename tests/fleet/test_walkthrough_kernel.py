@@ -293,7 +293,9 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
     walk.server.run("psql", "-d", "postgres", "-v", "ON_ERROR_STOP=1", input=sql)
     # A connection without TLS is refused by the server; verify-full is what the PBXs use.
     plain = walk.url.split("?")[0].replace("postgresql+psycopg", "postgresql") + "?sslmode=disable"
-    refused = subprocess.run(["psql", plain, "-c", "SELECT 1"], capture_output=True, text=True)
+    refused = subprocess.run(
+        [str(walk.server.bin / "psql"), plain, "-c", "SELECT 1"], capture_output=True, text=True
+    )
     assert refused.returncode != 0 and "no pg_hba.conf entry" in refused.stderr
     assert "sslmode=verify-full" in walk.url
 
@@ -326,7 +328,9 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
     assert wait_until(lambda: walk.agents_roles() == roles, 20, 0.25) is not None
     node_url = walk.pbxs["pbx-br"].role_env["PBXFW_DB"].replace("postgresql+psycopg", "postgresql")
     change = "UPDATE networks SET description = 'x'"
-    refused = subprocess.run(["psql", node_url, "-c", change], capture_output=True, text=True)
+    refused = subprocess.run(
+        [str(walk.server.bin / "psql"), node_url, "-c", change], capture_output=True, text=True
+    )
     assert refused.returncode != 0 and "permission denied for table networks" in refused.stderr
 
     # Backing up and restoring, as the page says; a ban recorded after the dump is lost.
