@@ -274,6 +274,10 @@ def holds(node: Node, address: str) -> bool:
     return address in node.banned()
 
 
+def lacks(node: Node, subnet: str) -> bool:
+    return subnet not in node.ruleset()
+
+
 def the_sites_rules(walk: Walk) -> None:
     """hq's kernels hold hq's office and not branch's, and branch's the other way round."""
     for name, pbx in walk.pbxs.items():
@@ -341,11 +345,21 @@ def test_the_walkthrough_sets_up_two_sites_and_three_pbxs(walk: Walk) -> None:
     walk.pbxfw("pbx-hq-1", "bans", "add", "203.0.113.9", "--jail", "asterisk", "--seconds", "3600")
     hq2 = walk.pbxs["pbx-hq-2"].node
     assert wait_until(lambda: "203.0.113.9" in hq2.banned(), 10, 0.1) is not None
+    # A configuration applied after the dump: in hq's kernels until the restore.
+    walk.pbxfw(
+        "pbx-hq-1", "network", "add", "Later", "10.3.0.0/24", "--allow", "sip", "--site", "hq"
+    )
+    walk.run("pbx-hq-1", "pbxfw apply --site hq")
+    assert wait_until(lambda: "10.3.0.0/24" in hq2.ruleset(), 10, 0.1) is not None
     for host, command in restore:
         walk.run(host, command)
-    # The nodes reconnect, report again and hold their sites' rules; the ban is gone.
+    # The nodes reconnect, report again and hold their sites' rules as restored
+    # (the later network is gone from every kernel); the later ban is gone.
     took = wait_until(partial(everything_up, walk), 60, 0.5)
     assert took is not None, walk.nodes()
+    for name in ("pbx-hq-1", "pbx-hq-2"):
+        gone = wait_until(partial(lacks, walk.pbxs[name].node, "10.3.0.0/24"), 30, 0.25)
+        assert gone is not None, name
     the_sites_rules(walk)
     assert "203.0.113.9" not in walk.pbxfw("pbx-hq-1", "bans", "list")
     assert wait_until(lambda: "203.0.113.9" not in hq2.banned(), 70, 0.5) is not None
