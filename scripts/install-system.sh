@@ -15,6 +15,8 @@ declare -A wanted=(
   [python3]=python3
   [journalctl]=systemd
   [openssl]=openssl
+  # The fleet test of `node list` runs the reader with its clock moved (libfaketime).
+  [faketime]=faketime
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

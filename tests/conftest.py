@@ -26,7 +26,7 @@ from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
 from tests.helpers import Cli, CliResult
-from tests.pgserver import PgServer, pg_unavailable
+from tests.pgserver import PgServer, running_server
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 _skipped: list[str] = []
@@ -74,15 +74,8 @@ def engine(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """A real PostgreSQL server for the whole session (unix socket only)."""
-    reason = pg_unavailable()
-    if reason is not None:
-        pytest.skip(reason)  # a failure under CI=true
-    server = PgServer()
-    try:
-        server.create_template()
+    with running_server() as server:  # skipped (CI=true: failed) without PostgreSQL
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -18,9 +18,11 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["PgServer", "pg_binaries", "pg_unavailable"]
+__all__ = ["PgServer", "pg_binaries", "pg_unavailable", "running_server"]
 
 #: The template every test database is cloned from (migrated to head once).
 TEMPLATE = "pbxfw_template"
@@ -70,6 +72,8 @@ class PgServer:
             self._as = ["runuser", "-u", "postgres", "--"]
         self._names = itertools.count(1)
         self._admin: object | None = None
+        #: the server is started (False after :meth:`pause`)
+        self.running = False
         self._run(
             "initdb",
             "-D",
@@ -82,6 +86,10 @@ class PgServer:
             "--no-sync",
             "--no-instructions",
         )
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (``__init__`` does; again after :meth:`pause`)."""
         options = " ".join(
             [
                 "-c listen_addresses=''",
@@ -106,6 +114,14 @@ class PgServer:
             "-o",
             options,
         )
+        self.running = True
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data (a database outage: ``pg_ctl stop -m
+        fast`` ends every connection); :meth:`start` brings it back."""
+        self._close_admin()
+        self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data))
+        self.running = False
 
     def _run(self, program: str, *args: str) -> None:
         result = subprocess.run(
@@ -150,11 +166,33 @@ class PgServer:
         """Drop ``name``, ending any connection a test left open."""
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    def stop(self) -> None:
+    def _close_admin(self) -> None:
         if self._admin is not None:
             self._admin.close()  # type: ignore[attr-defined]
             self._admin = None
+
+    def stop(self) -> None:
+        self._close_admin()
         try:
             self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", "fast", "-D", str(self.data))
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@contextmanager
+def running_server() -> Iterator[PgServer]:
+    """A started server with the migrated template; stopped and removed afterwards.
+
+    In a test, skipped (a failure under CI=true) when none can start here.
+    """
+    reason = pg_unavailable()
+    if reason is not None:
+        import pytest
+
+        pytest.skip(reason)
+    server = PgServer()
+    try:
+        server.create_template()
+        yield server
+    finally:
+        server.stop()

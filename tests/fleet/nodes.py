@@ -17,9 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pbxfw.agent.spool import SPOOL_NAME, scan
 from tests.kernel.lab import Lab
 
-__all__ = ["PBXFW", "Fleet", "Node", "failure_lines"]
+__all__ = ["PBXFW", "Fleet", "Node", "failure_lines", "listening", "start_listening"]
 
 PBXFW = str(Path(sys.executable).with_name("pbxfw"))
 SET = "ban_asterisk_v4"
@@ -54,6 +55,18 @@ class Node:
     def log(self) -> Path:
         return self.folder / "agent.log"
 
+    @property
+    def spool(self) -> Path:
+        """The agent's local ban spool (agent.spool) in its state folder."""
+        return self.folder / "state" / f"netns-{self.ns}" / SPOOL_NAME
+
+    def spooled(self) -> set[str]:
+        """The addresses of the bans waiting in the spool (not acknowledged)."""
+        if not self.spool.exists():
+            return set()
+        pending = scan(self.spool.read_bytes()).pending.values()
+        return {str(record.ban.subnet.network_address) for record in pending}
+
     def fail(self, source: str, count: int) -> None:
         """Append ``count`` failures from ``source`` to this node's Asterisk logs."""
         notice, security = failure_lines(source, count)
@@ -64,10 +77,10 @@ class Node:
             messages.write(notice)
             secure.write(security)
 
-    def banned(self) -> set[str]:
-        """The addresses in this node's kernel ban set (read from the kernel)."""
+    def banned(self, set_name: str = SET) -> set[str]:
+        """The addresses in this node's kernel ban set ``set_name`` (read from the kernel)."""
         out = subprocess.run(
-            ["ip", "netns", "exec", self.ns, "nft", "-j", "list", "set", "inet", "pbxfw", SET],
+            ["ip", "netns", "exec", self.ns, "nft", "-j", "list", "set", "inet", "pbxfw", set_name],
             capture_output=True,
             text=True,
             timeout=10,
@@ -111,8 +124,11 @@ class Fleet:
         """The log folder the site's configuration names (each agent sees its own)."""
         return self.folder / "logs"
 
-    def pbxfw(self, *args: str) -> subprocess.CompletedProcess[str]:
-        environ = {**os.environ, "PBXFW_STATE_DIR": str(self.folder / "cli-state")}
+    def pbxfw(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``pbxfw ARGS --db DB`` (``env``: more environment variables)."""
+        environ = {**os.environ, "PBXFW_STATE_DIR": str(self.folder / "cli-state"), **(env or {})}
         return subprocess.run(
             [PBXFW, *args, "--db", self.db], capture_output=True, text=True, timeout=60, env=environ
         )
@@ -177,5 +193,25 @@ class Fleet:
         node.proc = None
 
     def close(self) -> None:
+        """Stop every agent: all are asked at once, then each is waited for."""
+        for node in self.nodes:
+            if node.proc is not None:
+                node.proc.terminate()
         for node in self.nodes:
             self.stop(node)
+
+
+def listening(node: Node) -> bool:
+    """Has ``node``'s agent logged that it listens (PostgreSQL LISTEN)?"""
+    return node.log.exists() and "listening for" in node.log.read_text()
+
+
+def start_listening(fleet: Fleet, nodes: list[Node], timeout: float = 15) -> None:
+    """Start ``nodes``' agents and wait until each listens (``timeout`` seconds each)."""
+    for node in nodes:
+        fleet.start(node)
+    for node in nodes:
+        deadline = time.monotonic() + timeout
+        while not listening(node):
+            assert time.monotonic() < deadline, node.log.read_text()[-3000:]
+            time.sleep(0.05)

@@ -15,41 +15,15 @@ namespace with its own state folder and its own Asterisk logs
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
-from functools import partial
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from tests.agent.test_agent_kernel import wait_until
-from tests.fleet.nodes import Fleet, Node
-from tests.kernel.lab import Lab, require_kernel
+from tests.fleet.nodes import Fleet, Node, listening  # noqa: F401 - hs-share's tests import it here
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, db_url: str) -> Iterator[Fleet]:
-    require_kernel()
-    with Lab(f"fl{os.getpid() % 10000}") as lab:
-        fleet = Fleet(lab, db_url, tmp_path)
-        try:
-            fleet.configure()
-            for name in ("a", "b", "c"):
-                fleet.start(fleet.add(name))
-            for node in fleet.nodes:
-                took = wait_until(partial(listening, node), 15, 0.05)
-                assert took is not None, node.log.read_text()[-3000:]
-            yield fleet
-        finally:
-            fleet.close()
-
-
-def listening(node: Node) -> bool:
-    return "listening for" in node.log.read_text()
 
 
 def listen_pids(db_url: str) -> list[int]:

@@ -241,3 +241,17 @@ def test_the_watchdogs_carry_is_told_the_site(branch: ConfigService, tmp_path: P
     assert command[-2:] == ["-m", "pbxfw.usecases.firewall"]
     assert environment["PBXFW_SITE"] == "branch"
     assert environment["PBXFW_DB"]
+
+
+def test_network_add_after_an_import_with_higher_ids(svc: ConfigService) -> None:
+    """Ids given by a document do not make the next ``network add`` collide
+    (PostgreSQL's sequence does not see explicit ids; it is moved past them)."""
+    svc.add_network(NetworkChange(name="HQ", subnet="192.0.2.0/24", allow=["web"]))
+    document = svc.export_document()
+    for number, network in enumerate(document["networks"]):
+        if not network.get("permanent"):
+            network["id"] = 1000 + number
+    svc.import_document(document)
+    added, _notes = svc.add_network(NetworkChange(name="Branch", subnet="198.51.100.0/24"))
+    assert added.id is not None and added.id > 1000
+    assert [n.name for n in svc.networks()][-2:] == ["HQ", "Branch"]

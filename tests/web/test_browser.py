@@ -586,3 +586,40 @@ def test_the_site_selector_switches_the_pages_and_the_pbxs_filter(page: Page, si
     expect(page.get_by_label("Site", exact=True)).to_be_visible()
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= PHONE["width"], width
+
+
+def test_country_rules_on_the_countries_page(page: Page, site: Site) -> None:
+    """Issue 17: add "SIP only from DACH" through the form, find it, every control named."""
+    log_in(page)
+    page.get_by_role("link", name="Countries").click()
+    expect(page.get_by_role("alert")).to_contain_text("no country database")
+    page.get_by_label("Name", exact=True).fill("DACH")
+    page.get_by_label("Countries", exact=True).fill("DE,AT,CH")
+    page.get_by_label("SIP & RTP", exact=True).select_option("allow")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_role("status")).to_contain_text("Country rule “DACH” added.")
+    page.get_by_label("Name", exact=True).fill("Elsewhere")
+    page.get_by_label("Countries", exact=True).fill("XX")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.locator("#new_codes-error")).to_contain_text("'XX' is not an ISO 3166-1 alpha-2")
+    page.get_by_label("Countries", exact=True).fill("*")
+    page.get_by_label("SIP & RTP", exact=True).select_option("block")
+    page.get_by_role("button", name="Add rule").click()
+    expect(page.get_by_role("status")).to_contain_text("Country rule “Elsewhere” added.")
+    shot(page, "countries")
+    page.get_by_label("Search by name or code").fill("AT")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("row", name="DACH")).to_be_visible()
+    expect(page.get_by_role("row", name="Elsewhere")).to_have_count(0)
+    rules = ConfigService(site.store).country_rules()
+    assert [(r.name, r.codes) for r in rules] == [
+        ("DACH", ("AT", "CH", "DE")),
+        ("Elsewhere", ("*",)),
+    ]
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
+            .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label')
+                           || (e.textContent || '').trim()))
+            .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []

@@ -20,6 +20,7 @@ from typer.core import TyperGroup
 
 from pbxfw.cli import (
     asterisk,
+    countries,
     firewall,
     fleet,
     ips,
@@ -90,6 +91,8 @@ app.add_typer(users.app, name="user")
 app.add_typer(nodes.app, name="node")
 app.add_typer(sites.app, name="site")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(countries.app, name="country")
+app.add_typer(countries.geo_app, name="geo")
 firewall.register(app)
 ips.register(app)
 web.register(app)

@@ -103,7 +103,7 @@ def compile_ruleset(
 ) -> str:
     """The whole ``table inet pbxfw`` as nft text, ending in a newline.
 
-    ``index``: ``PolicyIndex(config.networks)`` when the caller has built it
+    ``index``: ``PolicyIndex.of(config)`` when the caller has built it
     already (``apply`` checks the administrator's address first); the same
     text either way.
 
@@ -128,7 +128,7 @@ def compile_ruleset(
     # The allow policy is settled first, so its digest (the flow tag) is
     # known before the first rule is written: no rule is patched in later.
     if settings.firewall_enabled:
-        allow = _allow_items(index or PolicyIndex(config.networks), services)
+        allow = _allow_items(index or PolicyIndex.of(config), services)
         plan = service_plan(services)
         mark = flow_mark(_policy_digest(allow, plan))
     out: list[str] = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from pbxfw.domain.countries import CountryRule
+from pbxfw.domain.geo import CountryTable
 from pbxfw.domain.network_model import Network, normalised
 from pbxfw.domain.services import BUILTIN_KEYS, CustomService, Service, catalogue
 from pbxfw.domain.settings import Settings
@@ -18,6 +20,10 @@ class Configuration:
     networks: tuple[Network, ...] = ()
     custom_services: tuple[CustomService, ...] = ()
     settings: Settings = field(default_factory=Settings)
+    #: Country rules (issue 17) and the country database they read; the
+    #: table is loaded only when there are rules (None: no database).
+    country_rules: tuple[CountryRule, ...] = ()
+    countries: CountryTable | None = None
 
     def services(self) -> tuple[Service, ...]:
         return catalogue(self.settings, self.custom_services)
@@ -33,7 +39,13 @@ class Configuration:
         missing verdict is block.
         """
         keys = self.service_keys()
-        return replace(self, networks=tuple(normalised(n, keys) for n in self.networks))
+        rules = tuple(
+            r.with_changes(services={k: v for k, v in r.services.items() if k in keys})
+            for r in self.country_rules
+        )
+        return replace(
+            self, networks=tuple(normalised(n, keys) for n in self.networks), country_rules=rules
+        )
 
     def has_service(self, key: str) -> bool:
         """Cheap membership test (``check`` runs it on every call)."""

@@ -5,7 +5,7 @@ Column types are those of storage/types.py: the same values on SQLite and Postgr
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, UniqueConstraint
+from sqlalchemy import Boolean, Float, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pbxfw.storage.types import Int64, text
@@ -13,7 +13,9 @@ from pbxfw.storage.types import Int64, text
 __all__ = [
     "BanRow",
     "Base",
+    "CountryRuleRow",
     "CustomServiceRow",
+    "GeoDatabaseRow",
     "IpsCounterRow",
     "LogOffsetRow",
     "LoginThrottleRow",
@@ -215,3 +217,35 @@ class SiteRow(Base):
 
     name: Mapped[str] = mapped_column(text(64), primary_key=True)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class CountryRuleRow(Base):
+    """A country rule (migration 0010), part of one site's configuration."""
+
+    __tablename__ = "country_rules"
+    __table_args__ = (UniqueConstraint("site", "name", name="uq_country_rules_site_name"),)
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    #: the site whose configuration holds the rule (``default`` on one PBX)
+    site: Mapped[str] = mapped_column(text(64), server_default="default")
+    name: Mapped[str] = mapped_column(text(64))
+    #: canonical, comma-separated: ``*``, ``unknown``, ISO codes
+    codes: Mapped[str] = mapped_column(text())
+    #: JSON object service key → "allow" | "block", the named services only
+    services: Mapped[str] = mapped_column(text())
+
+
+class GeoDatabaseRow(Base):
+    """The country database of the fleet (migration 0010): one row, id 1."""
+
+    __tablename__ = "geo_database"
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    source: Mapped[str] = mapped_column(text(255))
+    #: the data's date, ``YYYY-MM-DD``
+    built: Mapped[str] = mapped_column(text(10))
+    loaded_at: Mapped[float] = mapped_column(Float)
+    ipv4_ranges: Mapped[int] = mapped_column(Int64)
+    ipv6_ranges: Mapped[int] = mapped_column(Int64)
+    #: the ranges, packed by storage/countries.py
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -159,9 +159,19 @@ class NetworkRows:
         with_id = [_network_values(n, self.site) | {"id": n.id} for n in keep]
         kept = {id(n) for n in keep}
         without = [_network_values(n, self.site) for n in networks if id(n) not in kept]
-        for rows in (with_id, without):
-            if rows:
-                self.session.execute(insert(NetworkRow), rows)
+        if with_id:
+            self.session.execute(insert(NetworkRow), with_id)
+            if self.session.get_bind().dialect.name == "postgresql":
+                # Ids given explicitly do not advance PostgreSQL's sequence: without
+                # this, the next `network add` (or a row below) is handed a taken id.
+                self.session.execute(
+                    text(
+                        "SELECT setval(pg_get_serial_sequence('networks', 'id'), "
+                        "(SELECT max(id) FROM networks))"
+                    )
+                )
+        if without:
+            self.session.execute(insert(NetworkRow), without)
 
     def update_network(self, network: Network) -> Network:
         self._check_unique(network)

@@ -5,7 +5,8 @@
 writer's lock (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: an advisory lock;
 see db.py), so a read-modify-write inside ``write()`` never loses a
 concurrent update. The Repository is assembled from one part per kind of
-row: networks and custom services (``networks.py``), bans (``bans.py``);
+row: networks and custom services (``networks.py``), bans (``bans.py``),
+country rules and the country database (``countries.py``);
 the revision, meta values, settings, users, log offsets and counters are here.
 
 Sites (docs/fleet-sites.md): a ``Store`` and the ``Repository`` it gives are
@@ -34,6 +35,7 @@ from pbxfw.domain.settings import Settings
 from pbxfw.domain.sites import DEFAULT_SITE, FLEET_SITE, UnknownSiteError, validate_site_name
 from pbxfw.errors import StorageError
 from pbxfw.storage.bans import BanRows
+from pbxfw.storage.countries import CountryRows
 from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate, storage_error
 from pbxfw.storage.models import (
     IpsCounterRow,
@@ -53,7 +55,7 @@ __all__ = ["FLEET_META", "Repository", "Store"]
 FLEET_META = frozenset({"bans_revision"})
 
 
-class Repository(NetworkRows, BanRows):
+class Repository(NetworkRows, BanRows, CountryRows):
     """Domain-level reads and writes on one session (one transaction), for one site."""
 
     def __init__(self, session: Session, site: str = DEFAULT_SITE) -> None:
@@ -212,10 +214,14 @@ class Repository(NetworkRows, BanRows):
 
     # -- the whole --------------------------------------------------------
     def configuration(self) -> Configuration:
+        rules = tuple(self.country_rules())
         return Configuration(
             networks=tuple(self.networks()),
             custom_services=tuple(self.custom_services()),
             settings=self.settings(),
+            country_rules=rules,
+            # The ranges are read only when a rule needs them.
+            countries=self.geo_table() if rules else None,
         )
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------

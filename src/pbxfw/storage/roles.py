@@ -49,7 +49,7 @@ MAPPING = "pbxfw_node_roles"
 WRITABLE_META = tuple(sorted(FLEET_META))
 
 #: The configuration a node reads (only its site's rows, once they have a site).
-CONFIG_TABLES = ("networks", "custom_services", "settings")
+CONFIG_TABLES = ("networks", "custom_services", "settings", "country_rules")
 #: The rows each node owns (migration 0009).
 NODE_TABLES = ("log_offsets", "source_status", "ips_counters")
 
@@ -135,7 +135,7 @@ def group_sql(group: str, database: str) -> str:
         f"REVOKE ALL ON {', '.join(tables)}, {MAPPING} FROM {g};",
         f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {g};",
         "-- Read: the schema version (the agent refuses an old schema), sites, the mapping.",
-        f"GRANT SELECT ON alembic_version, sites, {MAPPING} TO {g};",
+        f"GRANT SELECT ON alembic_version, sites, geo_database, {MAPPING} TO {g};",
         "-- Read its site's configuration (row-level security below).",
         f"GRANT SELECT ON {', '.join(CONFIG_TABLES)}, meta TO {g};",
         "-- Write only the fleet's ban revision among the meta values (row-level security).",

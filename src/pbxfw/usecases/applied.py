@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.geo import CountryTable
 from pbxfw.errors import ConflictError, FieldError, PbxfwError, StorageError, ValidationError
 from pbxfw.kernel.confirm import expire, last_rollback, namespace_dir
 from pbxfw.storage.repository import Repository, Store
@@ -50,9 +51,20 @@ __all__ = [
 log = logging.getLogger("pbxfw.firewall")
 
 
-def configuration_from_document(document: dict[str, Any]) -> Configuration:
+def configuration_from_document(
+    document: dict[str, Any], countries: CountryTable | None = None
+) -> Configuration:
+    """The configuration of a stored document; ``countries``: the country
+    database its rules read (None: every address is ``unknown``)."""
     parsed = parse_document(document, stored=True)
-    return Configuration(tuple(parsed.networks), tuple(parsed.custom_services), parsed.settings)
+    rules = tuple(parsed.country_rules)
+    return Configuration(
+        tuple(parsed.networks),
+        tuple(parsed.custom_services),
+        parsed.settings,
+        rules,
+        countries if rules else None,
+    )
 
 
 #: The file beside the kernel state that keeps the rejected configuration.
@@ -181,7 +193,11 @@ def applied_configuration(repo: Repository) -> tuple[int | None, Configuration]:
     if document is None or revision is None:
         return None, stored_configuration(repo)
     try:
-        return int(revision), configuration_from_document(json.loads(document))
+        parsed = json.loads(document)
+        # The country database is the fleet's current one: an import reaches
+        # the kernel at the next load (docs/countries-and-feeds.md).
+        table = repo.geo_table() if isinstance(parsed, dict) and parsed.get("countries") else None
+        return int(revision), configuration_from_document(parsed, table)
     except (ValueError, PbxfwError) as exc:
         raise ValidationError(
             FieldError("applied_document", f"the stored applied configuration is unreadable: {exc}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pbxfw.domain.network_model import normalised
 from pbxfw.usecases.asterisk import DiscoveryReport, discover_asterisk
 from pbxfw.usecases.base import ConfigBase, stored_configuration
+from pbxfw.usecases.countries import CountryCases
 from pbxfw.usecases.document import (
     DocumentCases,
     ParsedDocument,
@@ -55,5 +56,5 @@ __all__ = [
 ]
 
 
-class ConfigService(NetworkCases, ServiceCases, SettingCases, DocumentCases):
-    """Networks, services, settings, check, export and import over one Store."""
+class ConfigService(NetworkCases, ServiceCases, SettingCases, DocumentCases, CountryCases):
+    """Networks, services, settings, country rules, check, export and import over one Store."""

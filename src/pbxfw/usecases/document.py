@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.network_model import Network, clash_error, name_clash, resolve_services
+from pbxfw.domain.countries import CountryRule, country_rule_json, validate_country_rule
+from pbxfw.domain.network_model import (
+    Network,
+    Verdict,
+    clash_error,
+    name_clash,
+    resolve_services,
+)
 from pbxfw.domain.network_validation import NetworkIndex, validate_network
 from pbxfw.domain.networks import permanent_networks
 from pbxfw.domain.services import CustomService
@@ -69,6 +76,9 @@ def replace_configuration(repo: Repository, parsed: ParsedDocument) -> None:
         raise ConflictError(clashes)
     repo.remove_all_networks(keep_permanent=True)
     repo.remove_all_custom_services()
+    repo.clear_country_rules()
+    for rule in parsed.country_rules:
+        repo.add_country_rule(rule)
     repo.replace_settings(parsed.settings_values)
     for custom in parsed.custom_services:
         repo.add_custom_service(custom)
@@ -93,11 +103,16 @@ def replace_configuration(repo: Repository, parsed: ParsedDocument) -> None:
 
 
 def document_of(config: Configuration) -> dict[str, Any]:
-    return {
+    """The document; ``countries`` only when there are country rules, so a
+    configuration without them gives the same bytes as before issue 17."""
+    document: dict[str, Any] = {
         "networks": [network_json(n) for n in config.networks],
         "services": [custom_service_json(c) for c in config.custom_services],
         "settings": config.settings.model_dump(),
     }
+    if config.country_rules:
+        document["countries"] = [country_rule_json(r) for r in config.country_rules]
+    return document
 
 
 @dataclass(slots=True)
@@ -108,6 +123,7 @@ class ParsedDocument:
     settings_values: dict[str, Any]
     #: What was made canonical, by place (e.g. host bits zeroed).
     notes: list[str] = field(default_factory=list)
+    country_rules: list[CountryRule] = field(default_factory=list)
 
 
 _NETWORK_FIELDS = {"id", "name", "subnet", "services", "local", "never_block", "description"}
@@ -126,9 +142,9 @@ def parse_document(document: object, *, stored: bool = False) -> ParsedDocument:
             FieldError("document", "must be a JSON object with networks, services, settings")
         )
     errors: list[FieldError] = []
-    unknown = sorted(set(document) - {"networks", "services", "settings"})
+    unknown = sorted(set(document) - {"networks", "services", "settings", "countries"})
     errors += [
-        FieldError(k, "unknown top-level key; expected networks, services, settings")
+        FieldError(k, "unknown top-level key; expected networks, services, settings, countries")
         for k in unknown
     ]
 
@@ -181,9 +197,54 @@ def parse_document(document: object, *, stored: bool = False) -> ParsedDocument:
     keys = [s.key for s in Configuration((), tuple(custom), settings).services()]
     notes: list[str] = []
     networks = _parse_networks(document.get("networks", []), keys, errors, notes)
+    rules = _parse_countries(document.get("countries", []), keys, errors)
     if errors:
         raise ValidationError(errors)
-    return ParsedDocument(networks, custom, settings, settings_values, notes)
+    return ParsedDocument(networks, custom, settings, settings_values, notes, rules)
+
+
+_COUNTRY_FIELDS = {"id", "name", "codes", "services"}
+
+
+def _parse_countries(raw: object, keys: list[str], errors: list[FieldError]) -> list[CountryRule]:
+    """The document's country rules, each checked by ``validate_country_rule``
+    against the ones before it; errors carry the place (``countries[1].codes``)."""
+    if not isinstance(raw, list):
+        errors.append(FieldError("countries", "must be a list of country rules"))
+        return []
+    rules: list[CountryRule] = []
+    for i, item in enumerate(raw):
+        where = f"countries[{i}]"
+        if not isinstance(item, dict):
+            errors.append(FieldError(where, "must be an object with name, codes, services"))
+            continue
+        for extra in sorted(set(item) - _COUNTRY_FIELDS):
+            errors.append(FieldError(f"{where}.{extra}", "unknown field"))
+        codes, services = item.get("codes", []), item.get("services", {})
+        if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+            errors.append(FieldError(f"{where}.codes", 'must be a list of codes such as ["DE"]'))
+            continue
+        if not isinstance(services, dict) or not all(
+            v in ("allow", "block") for v in services.values()
+        ):
+            errors.append(
+                FieldError(f"{where}.services", 'must map service keys to "allow" or "block"')
+            )
+            continue
+        try:
+            rule = validate_country_rule(
+                str(item.get("name", "")),
+                codes,
+                {k: Verdict(v) for k, v in services.items()},
+                rules,
+                keys,
+            )
+        except ValidationError as exc:
+            errors += exc.prefixed(where).errors
+            continue
+        rule_id = item.get("id")
+        rules.append(rule.with_changes(id=rule_id if isinstance(rule_id, int) else None))
+    return rules
 
 
 def _parse_networks(

@@ -214,7 +214,7 @@ class FirewallService:
         self, config: Configuration, admin: AdminAccess | None, index: PolicyIndex | None = None
     ) -> None:
         """Refuse a configuration that would block ``admin`` from the service in use
-        (``index``: ``PolicyIndex(config.networks)`` if built already)."""
+        (``index``: ``PolicyIndex.of(config)`` if built already)."""
         if admin is None or not config.settings.firewall_enabled:
             return
         try:
@@ -268,7 +268,7 @@ class FirewallService:
                 bans = repo.bans(now=self.clock())
             # One index of the 10,000 networks for the lockout check and the
             # compiler (none needed with the firewall off).
-            index = PolicyIndex(config.networks) if config.settings.firewall_enabled else None
+            index = PolicyIndex.of(config) if config.settings.firewall_enabled else None
             if not force:
                 self.check_lockout(config, admin, index)
             text = compile_ruleset(config, ban_elements(bans, self.clock()), index=index)

@@ -48,6 +48,10 @@ class ServiceCases(ConfigBase):
                 if key in network.services:
                     services = {k: v for k, v in network.services.items() if k != key}
                     repo.update_network(network.with_changes(services=services))
+            for rule in repo.country_rules():
+                if key in rule.services:
+                    kept = {k: v for k, v in rule.services.items() if k != key}
+                    repo.update_country_rule(rule.with_changes(services=kept))
             repo.bump_revision()
 
 

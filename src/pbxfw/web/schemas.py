@@ -131,6 +131,13 @@ class CheckNetwork(BaseModel):
     subnet: str
 
 
+class CheckCountry(BaseModel):
+    """The country rule that decided, and the address's country (null: unknown)."""
+
+    code: str | None
+    rule: str
+
+
 class CheckPublic(BaseModel):
     """The decision for one address and service (as ``pbxfw check --json``)."""
 
@@ -139,6 +146,56 @@ class CheckPublic(BaseModel):
     verdict: Literal["allow", "block", "banned"]
     network: CheckNetwork | None
     reason: str
+    #: present only when a country rule decided (issue 17)
+    country: CheckCountry | None = None
+
+
+class CountryCreate(_Input):
+    """A new country rule. Services not named keep the Internet network's verdict."""
+
+    name: str = Field(description="1–64 printable characters, unique")
+    codes: list[str] = Field(
+        description="ISO 3166-1 alpha-2 codes, '*' (every other country), 'unknown'",
+        examples=[["DE", "AT", "CH"]],
+    )
+    allow: list[str] = Field(default_factory=list, description="service keys to allow")
+    block: list[str] = Field(default_factory=list, description="service keys to block")
+
+
+class CountryUpdate(_Input):
+    """A partial change: only the fields given change."""
+
+    name: str | None = None
+    codes: list[str] | None = None
+    allow: list[str] = Field(default_factory=list)
+    block: list[str] = Field(default_factory=list)
+    inherit: list[str] = Field(
+        default_factory=list, description="services given back to the Internet networks"
+    )
+
+
+class CountryPublic(BaseModel):
+    id: int | None
+    name: str
+    codes: list[str]
+    services: dict[str, Literal["allow", "block"]]
+
+
+class CountryLookupPublic(BaseModel):
+    address: str
+    country: str | None
+    range: str | None
+    rule: str | None
+
+
+class GeoStatusPublic(BaseModel):
+    source: str | None
+    date: str | None
+    loaded_at: float | None
+    ipv4_ranges: int
+    ipv6_ranges: int
+    age_days: int | None
+    warning: str | None
 
 
 class BanPublic(BaseModel):

@@ -13,6 +13,7 @@ from pbxfw.web.api import (
     auth,
     bans,
     check,
+    countries,
     ips,
     networks,
     nodes,
@@ -32,7 +33,7 @@ def api_router() -> APIRouter:
     root = APIRouter(prefix=PREFIX)
     root.include_router(auth.router())
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
-    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites):
+    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites, countries):
         protected.include_router(module.router())
     root.include_router(protected)
     return root

@@ -25,5 +25,12 @@ def check_address(
 
 def router() -> APIRouter:
     r = APIRouter(tags=["check"])
-    r.add_api_route("/check", check_address, methods=["GET"], response_model=CheckPublic)
+    r.add_api_route(
+        "/check",
+        check_address,
+        methods=["GET"],
+        response_model=CheckPublic,
+        # "country" only when a country rule decided, as `pbxfw check --json`.
+        response_model_exclude_unset=True,
+    )
     return r

@@ -1,4 +1,5 @@
-"""The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services, PBXs.
+"""The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services,
+countries, PBXs.
 
 Every page is plain HTML from a Jinja2 template and works without
 JavaScript; ``static/pbxfw.js`` only adds comfort (the mask list follows the
@@ -22,6 +23,12 @@ from pbxfw.web.pages.apply import apply_now, apply_page, apply_status, keep_chan
 from pbxfw.web.pages.bans import add_ban, bans_page, never_block, unban
 from pbxfw.web.pages.check import check_page
 from pbxfw.web.pages.common import error_page
+from pbxfw.web.pages.countries import (
+    add_country,
+    countries_page,
+    delete_country,
+    update_country,
+)
 from pbxfw.web.pages.firewall import firewall_page, save_switches
 from pbxfw.web.pages.ips import ips_page, save_ips
 from pbxfw.web.pages.login import home, login, login_page, login_url, logout
@@ -78,6 +85,10 @@ def router() -> APIRouter:
         ("/services/ports", save_ports, post),
         ("/services/custom", add_custom_service, post),
         ("/services/custom/{key}/delete", remove_custom_service, post),
+        ("/countries", countries_page, get),
+        ("/countries", add_country, post),
+        ("/countries/{rule_id}/edit", update_country, post),
+        ("/countries/{rule_id}/delete", delete_country, post),
         ("/nodes", nodes_page, get),
         ("/nodes/{name}/delete", remove_node, post),
     ]
