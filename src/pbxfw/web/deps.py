@@ -126,6 +126,8 @@ class WebContext:
     session_ttl: int = 8 * 3600
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     login_throttle: bool = True
+    #: The applier of each site (None: ``applier`` applies the site ``default`` only).
+    applier_for: Callable[[str], Applier | None] | None = None
     config: ConfigService = field(init=False)
     users: UserService = field(init=False)
     bans: BanService = field(init=False)
@@ -140,8 +142,9 @@ class WebContext:
         self.throttle = LoginThrottle(self.store, clock=self.clock) if self.login_throttle else None
 
     def config_for(self, site: str) -> ConfigService:
-        """The ConfigService of ``site`` (``self.config`` for ``default``)."""
-        return self.config if site == DEFAULT_SITE else ConfigService(self.store, site=site)
+        """The ConfigService of ``site`` (``self.config`` for the server's own site,
+        ``default`` unless ``pbxfw --site S serve``)."""
+        return self.config if site == self.config.site else ConfigService(self.store, site=site)
 
     def cached(
         self, name: str, build: Callable[[], Any], config: ConfigService | None = None
@@ -257,9 +260,19 @@ async def get_applier(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> Ap
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "applying is not available: this server was started without the dataplane",
         )
-    if site == DEFAULT_SITE:
+    if site == context.config.site:
         return context.applier
     context.config_for(site).store.check_site()  # 422 on `site` when there is none
+    if context.applier_for is not None:
+        # `pbxfw serve` applies its own site only, as the page does (docs/web.md, "Sites").
+        applier = context.applier_for(site)
+        if applier is None:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"this server applies the site {context.config.site!r} only: apply {site!r} "
+                f"on one of its PBXs (pbxfw apply --site {site})",
+            )
+        return applier
     if not isinstance(context.applier, SiteApplier):
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
