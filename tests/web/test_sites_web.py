@@ -248,6 +248,11 @@ def test_the_server_starts_on_its_own_site_and_applies_only_that(
         assert own.calls == []
         done = client.post("/api/v1/apply", params={"site": "hq"}, json={}, headers=auth)
         assert done.status_code == 200 and [c[0] for c in own.calls] == ["apply"]
+        # Without ?site= the REST API works on the server's own site, as the page does.
+        names = [n["name"] for n in client.get("/api/v1/networks", headers=auth).json()]
+        assert "HQ office" in names
+        again = client.post("/api/v1/apply", json={}, headers=auth)
+        assert again.status_code == 200 and [c[0] for c in own.calls] == ["apply", "apply"]
 
 
 def test_services_ips_and_never_block_work_on_the_chosen_site(

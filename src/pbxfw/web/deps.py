@@ -233,28 +233,31 @@ async def get_context(request: Request) -> WebContext:
 ContextDep = Annotated[WebContext, Depends(get_context)]
 
 
-#: ``?site=NAME``: the site whose configuration a route reads or changes.
+#: ``?site=NAME``: the site whose configuration a route reads or changes;
+#: without it, the server's own site (``pbxfw --site S serve``; ``default``).
 SiteQuery = Annotated[
-    str,
+    str | None,
     Query(
         min_length=1,
         max_length=SITE_NAME_MAX,
-        description="The site whose configuration to use (`GET /api/v1/sites`).",
+        description="The site whose configuration to use (`GET /api/v1/sites`); "
+        "the server's own site when not given.",
     ),
 ]
 
 
-async def get_config(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> ConfigService:
+async def get_config(context: ContextDep, site: SiteQuery = None) -> ConfigService:
     # A name no site can have is refused here (422 on `site`); a site that
     # does not exist by the use case's first unit of work (the same 422).
-    return context.config_for(site)
+    return context.config_for(site or context.config.site)
 
 
 async def get_bans(context: ContextDep) -> BanService:
     return context.bans
 
 
-async def get_applier(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> Applier:
+async def get_applier(context: ContextDep, site: SiteQuery = None) -> Applier:
+    site = site or context.config.site
     if context.applier is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
