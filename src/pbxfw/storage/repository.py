@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Text, cast, delete, func, select, update
+from sqlalchemy import Engine, Integer, Text, cast, delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -225,14 +225,15 @@ class Repository(NetworkRows, BanRows, CountryRows):
         )
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------
-    def meta_items(self, prefix: str) -> dict[str, str]:
-        """Every meta key of this site starting with ``prefix`` (case counts) and its value."""
+    def meta_items(self, prefix: str, *keys: str) -> dict[str, str]:
+        """Every meta key of this site starting with ``prefix`` (case counts),
+        and each of ``keys`` that is set (this site's, or the fleet's:
+        :data:`FLEET_META`), with its value: one query."""
         # Not LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
-        rows = self.session.execute(
-            select(MetaRow.key, MetaRow.value).where(
-                MetaRow.site == self.site, func.substr(MetaRow.key, 1, len(prefix)) == prefix
-            )
-        )
+        where = (MetaRow.site == self.site) & (func.substr(MetaRow.key, 1, len(prefix)) == prefix)
+        if keys:
+            where = or_(where, *(self._meta(key) for key in keys))
+        rows = self.session.execute(select(MetaRow.key, MetaRow.value).where(where))
         return {key: value for key, value in rows}
 
     def take_meta(self, key: str, value: str) -> bool:
