@@ -362,14 +362,19 @@ TABLE: tuple[Rule, ...] = (
     ),
 )
 
+#: A rule as :func:`recognise` tries it: (``rule.start``, ``rule.parse``, the rule).
+_Try = tuple[str, Parse, Rule]
 #: (level, module) -> its rules, in table order.
-_BY_SOURCE: dict[tuple[str, str], tuple[Rule, ...]] = {}
+_BY_SOURCE: dict[tuple[str, str], tuple[_Try, ...]] = {}
 for _rule in TABLE:
     for _module in _rule.modules:
-        _BY_SOURCE[_rule.level, _module] = (*_BY_SOURCE.get((_rule.level, _module), ()), _rule)
+        _BY_SOURCE[_rule.level, _module] = (
+            *_BY_SOURCE.get((_rule.level, _module), ()),
+            (_rule.start, _rule.parse, _rule),
+        )
 
 #: (level, source file as logged) -> its rules, or None (a cache of _BY_SOURCE).
-_BY_LOGGED: dict[tuple[str, str], tuple[Rule, ...] | None] = {}
+_BY_LOGGED: dict[tuple[str, str], tuple[_Try, ...] | None] = {}
 _MISSING: Any = object()
 
 #: The per-line triggers, from the table.
@@ -399,9 +404,9 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     if rules is None:
         return None
     body = line[end:].rstrip("\r\n")
-    for rule in rules:
-        if body.startswith(rule.start):
-            reading = rule.parse(rule, body, r.addresses)
+    for start, parse, rule in rules:
+        if body.startswith(start):
+            reading = parse(rule, body, r.addresses)
             if reading is not None:
                 break
     else:
