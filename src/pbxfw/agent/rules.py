@@ -33,7 +33,7 @@ from pbxfw.kernel import Backend, BanSets, commit_changes
 from pbxfw.kernel.bansets import subnet_key
 from pbxfw.kernel.confirm_state import namespace_dir
 from pbxfw.storage.repository import Store
-from pbxfw.usecases.applied import Revisions
+from pbxfw.usecases.applied import Revisions, read_revisions
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.firewall import FirewallService, ban_elements
@@ -128,7 +128,7 @@ class Rules:
             # The revisions are one small query (the rollbacks to carry with
             # them); the applied configuration itself (10,000 networks: a large
             # document) is parsed only when it changed.
-            self.revisions = revisions = self.firewall.revisions()
+            self.revisions = revisions = read_revisions(self.firewall.store)
             if (
                 not force
                 and not self.from_cache

@@ -51,7 +51,6 @@ from pbxfw.storage.db import database_url
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.applied import (
     REJECTED_CONFIG,
-    Revisions,
     applied_configuration,
     applied_services,
     carry_rollbacks,
@@ -59,7 +58,6 @@ from pbxfw.usecases.applied import (
     initial_document,
     pending_entry,
     pending_key,
-    read_revisions,
     rolled_back_under_you,
     settle_rollbacks,
 )
@@ -189,11 +187,6 @@ class FirewallService:
         with self.store.read() as repo:
             value = repo.get_meta("applied_revision")
         return None if value is None else int(value)
-
-    def revisions(self) -> Revisions:
-        """The rollbacks carried, then the revisions the agent polls (one query
-        while no confirmation window is open: :func:`read_revisions`)."""
-        return read_revisions(self.store)
 
     def applied_configuration(self) -> tuple[int | None, Configuration]:
         """(applied revision, configuration) the kernel should hold.
