@@ -186,6 +186,8 @@ def main() -> int:
         before = [r[field] for r in runs[what, "before"]]
         after = [r[field] for r in runs[what, "after"]]
         b, a = statistics.median(before), statistics.median(after)
+        if not (a or b):
+            continue  # no worker processes (--workers 1)
         rounds = ", ".join(f"{x:.3f}" for x in after)
         ratio = f"{a / b:.2f}" if b else "—"
         print(f"| {field} | {b:.3f} | {a:.3f} ({rounds}) | {ratio} |")
