@@ -14,6 +14,7 @@ declare -A wanted=(
   [logrotate]=logrotate
   [python3]=python3
   [journalctl]=systemd
+  [openssl]=openssl
   # The fleet test of `node list` runs the reader with its clock moved (libfaketime).
   [faketime]=faketime
 )

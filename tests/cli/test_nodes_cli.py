@@ -25,7 +25,7 @@ def report(db_path: Path, name: str, age: float, applied: int | None, **extra: o
         values |= extra
         node = Node(
             name=name,
-            site="default",
+            site=str(values.pop("site", "default")),
             registered_at=now - 100,
             started_at=now - 100,
             last_seen=now - age,
@@ -72,6 +72,18 @@ def test_node_list_shows_up_stale_and_drifted(cli: Cli, db_path: Path) -> None:
         [line] = [row for row in text.splitlines() if name in row]
         assert state in line
     assert "[nft] no" in text  # printed as text, not Rich markup
+
+
+def test_node_list_names_each_sites_revision(cli: Cli, db_path: Path) -> None:
+    cli("init")
+    cli("site", "add", "hq")
+    cli("--site", "hq", "network", "add", "HQ", "10.1.0.0/16", "--allow", "sip")
+    report(db_path, "pbx-main", 1, 1)
+    report(db_path, "pbx-hq", 1, 0, site="hq")  # hq is at revision 1 now
+    text = cli("node", "list").stdout
+    assert "stored configuration revisions default 1, hq 1" in text
+    [line] = [row for row in text.splitlines() if "pbx-hq" in row]
+    assert "drifted" in line
 
 
 def test_node_rm_forgets_a_node_and_names_an_unknown_one(cli: Cli, db_path: Path) -> None:

@@ -503,7 +503,11 @@ def test_a_failed_security_event_counts_only_with_severity_error(severity: str) 
 def test_the_security_pair_in_two_matches_is_the_one_grammar(
     remote: str, tail: list[tuple[str, str]], end: str
 ) -> None:
-    from pbxfw.ips.grammars.asterisk import _SECURITY_PAIR, _SECURITY_PAIR_ONLY, _SECURITY_TAIL
+    from pbxfw.ips.grammars.asterisk_parsers import (
+        _SECURITY_PAIR,
+        _SECURITY_PAIR_ONLY,
+        _SECURITY_TAIL,
+    )
 
     text = f'LocalAddress="IPV4/UDP/192.0.2.10/5060",RemoteAddress="{remote}"'
     text += "".join(f',{key}="{value}"' for key, value in tail) + end

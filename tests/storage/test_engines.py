@@ -95,6 +95,12 @@ def test_meta_prefixes_count_case_and_take_no_wildcards(svc: ConfigService) -> N
         assert sorted(repo.meta_items("pending:")) == ["pending:", "pending:ns1"]
         assert sorted(repo.meta_items("pending_")) == ["pending_ns4"]
         assert repo.meta_items("%") == {}
+        # Exact keys in the same query; a key not set is left out.
+        assert repo.meta_items("pending_", "pendingXns3", "PENDING:ns2", "absent") == {
+            "pending_ns4": "pending_ns4",
+            "pendingXns3": "pendingXns3",
+            "PENDING:ns2": "PENDING:ns2",
+        }
 
 
 def test_writers_take_turns(svc: ConfigService) -> None:

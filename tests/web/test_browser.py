@@ -521,6 +521,73 @@ def test_the_pbxs_page_shows_each_node_and_its_state(browser: Browser, site: Sit
         context.close()
 
 
+def test_the_site_selector_switches_the_pages_and_the_pbxs_filter(page: Page, site: Site) -> None:
+    """Issue 16: with one site the header has no selector; with two it has one,
+    every page follows the choice (kept by the browser), a form adds to the site
+    it was shown for, and the PBXs page filters by site (with JavaScript: the
+    choices apply as they change)."""
+    from pbxfw.domain.nodes import Node
+    from pbxfw.usecases.nodes import NodeService
+    from pbxfw.usecases.sites import SiteService
+
+    log_in(page)
+    expect(page.get_by_label("Site", exact=True)).to_have_count(0)
+    SiteService(site.store).add("hq")
+    SiteService(site.store).add("branch")
+    now = time.time()
+    for name, where in (("pbx-hq-1", "hq"), ("pbx-hq-2", "hq"), ("pbx-br", "branch")):
+        NodeService(site.store).report(Node(name, where, now, now, now - 1, 1, 3, "0.1.0", 0, ""))
+    page.reload()
+    choice = page.get_by_label("Site", exact=True)
+    expect(choice).to_have_value("default")
+    choice.select_option("hq")
+    expect(page).to_have_url(re.compile(r"/firewall\?site=hq$"))
+    expect(page.get_by_label("Site", exact=True)).to_have_value("hq")
+
+    page.get_by_role("link", name="Add network").click()
+    page.get_by_label("Name", exact=True).fill("HQ office")
+    page.get_by_label("Address", exact=True).fill("10.1.0.0/16")
+    page.get_by_role("switch", name="SSH", exact=True).check()
+    page.get_by_role("button", name="Add network").click()
+    expect(page.get_by_role("status")).to_contain_text("Network “HQ office” (10.1.0.0/16) added.")
+    expect(page.get_by_label("Site", exact=True)).to_have_value("hq")
+    shot(page, "sites", full_page=False)
+    assert "HQ office" in [n.name for n in ConfigService(site.store, site="hq").networks()]
+    assert "HQ office" not in [n.name for n in ConfigService(site.store).networks()]
+    page.get_by_role("switch", name="Firewall enabled").check()
+    expect(page.get_by_role("status")).to_contain_text("Firewall enabled")
+    assert ConfigService(site.store, site="hq").settings().firewall_enabled
+    assert not ConfigService(site.store).settings().firewall_enabled
+
+    # The choice is kept: another page of the same browser works on hq too.
+    page.goto("/check?address=10.1.2.3&service=ssh")
+    expect(page.get_by_text("HQ office").first).to_be_visible()
+    page.get_by_label("Site", exact=True).select_option("branch")
+    expect(page).to_have_url(re.compile(r"/check\?site=branch$"))
+    page.goto("/firewall")
+    expect(page.get_by_role("row").filter(has_text="HQ office")).to_have_count(0)
+
+    # The agents report their sites' revisions in their kernels: up.
+    now = time.time()
+    for name, where in (("pbx-hq-1", "hq"), ("pbx-hq-2", "hq"), ("pbx-br", "branch")):
+        applied = ConfigService(site.store, site=where).revision()
+        NodeService(site.store).report(Node(name, where, now, now, now, applied, 3, "0.1.0", 0, ""))
+    page.get_by_role("link", name="PBXs").click()
+    expect(page.get_by_role("row").filter(has_text="pbx-")).to_have_count(3)
+    expect(page.locator(".state").filter(has_text="up")).to_have_count(3)
+    page.get_by_label("Show the PBXs of").select_option("hq")
+    expect(page).to_have_url(re.compile(r"/nodes\?filter=hq$"))
+    expect(page.get_by_role("row").filter(has_text="pbx-")).to_have_count(2)
+    expect(page.get_by_role("row").filter(has_text="pbx-br")).to_have_count(0)
+    shot(page, "pbxs-by-site")
+    # On a phone the header with its selector still fits the width.
+    page.set_viewport_size(PHONE)
+    page.goto("/firewall")
+    expect(page.get_by_label("Site", exact=True)).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+
+
 def test_country_rules_on_the_countries_page(page: Page, site: Site) -> None:
     """Issue 17: add "SIP only from DACH" through the form, find it, every control named."""
     log_in(page)

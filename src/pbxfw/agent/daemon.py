@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pbxfw.agent.bansync import FULL_SYNC_SECONDS
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
@@ -227,6 +228,7 @@ class Agent:
         # What a notification named (or everything, while polling); a read
         # that did not succeed is due again at the next tick.
         config_due = wake.take_config()
+        rules.revisions = None  # read by this tick's load, else not known
         if not run("agent:config", lambda: self._load(force_rules, config_due)):
             wake.config = True
         run("agent:rules", rules.enforce)
@@ -237,9 +239,12 @@ class Agent:
         if rules.config is not None:
             config = rules.config
             run("agent:ips", lambda: ips.setup(config))
-        if wake.take_full_bans():  # (re)connected: a notification may have been missed
+        # A full read of the bans when the listening connection was made
+        # again (a notification may have been missed) and every
+        # FULL_SYNC_SECONDS (the fallback of the incremental reads).
+        if wake.take_full_bans() or now - rules.last_full_sync >= FULL_SYNC_SECONDS:
             rules.bans_dirty = True
-        if (wake.take_bans() or rules.bans_dirty) and not run("agent:ban-sets", rules.sync):
+        if (wake.take_bans() or rules.bans_dirty) and not run("agent:ban-sets", self._sync):
             wake.bans = True
         run("agent:logs", ips.logs)
         if now - ips.last_flush >= 1.0:
@@ -257,6 +262,15 @@ class Agent:
         revision may have moved); the PJSIP include follows."""
         if self.rules.load(force, check):
             self.pjsip.pending = True
+
+    def _sync(self) -> None:
+        """The ban-set sync, skipped when the ban revision this tick's load
+        read with the others has not moved (the sync would read it again
+        and find nothing to do: one query less before the logs)."""
+        rules = self.rules
+        read = rules.revisions
+        if read is None or rules.bans_dirty or read.bans != rules.bans_revision:
+            rules.sync()
 
     def _refresh_own(self) -> None:
         """This host's addresses (never banned), checked every 30 s."""

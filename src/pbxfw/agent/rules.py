@@ -34,6 +34,7 @@ from pbxfw.domain.whitelist import Whitelist
 from pbxfw.kernel import Backend, BanSets
 from pbxfw.kernel.confirm_state import namespace_dir
 from pbxfw.storage.repository import Store
+from pbxfw.usecases.applied import Revisions, read_revisions
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.firewall import FirewallService, ban_elements
@@ -111,6 +112,8 @@ class Rules(BanSync):
         self.unsaved: list[Ban] = []
         self._whitelist: Whitelist | None = None
         self._stored_revision: int | None = None
+        #: the revisions this tick's ``load`` read (None: not read; agent.daemon)
+        self.revisions: Revisions | None = None
         #: where each configuration read is kept, for a start without the database
         self.cache_path = namespace_dir(state_dir, netns) / CONFIG_CACHE_NAME
         #: following the kept configuration (the database could not be read at start)
@@ -139,14 +142,15 @@ class Rules(BanSync):
         is followed until the database answers (``from_cache``).
         """
         try:
-            self.firewall.reconcile(self.netns)
-            # The revision is one small query; the applied configuration itself
-            # (10,000 networks: a large document) is parsed only when it changed.
+            # The revisions are one small query (the rollbacks to carry with
+            # them); the applied configuration itself (10,000 networks: a large
+            # document) is parsed only when it changed.
+            self.revisions = revisions = read_revisions(self.firewall.store)
             if (
                 not force
                 and not self.from_cache
                 and self.config is not None
-                and (not check or self.firewall.applied_revision() == self.loaded_revision)
+                and (not check or revisions.applied == self.loaded_revision)
             ):
                 return False
             revision, config = self.firewall.applied_configuration()

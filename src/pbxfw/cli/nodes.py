@@ -85,11 +85,14 @@ def list_(json_: JsonOption = False, db: DbOption = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(
-        title=f"{len(listing.nodes)} nodes; stored configuration revision "
-        f"{listing.stored_revision}",
-        title_justify="left",
-    )
+    sites = sorted({node.site for node in listing.nodes})
+    if sites == ["default"]:
+        stored = f"stored configuration revision {listing.stored_revision}"
+    else:  # each node is judged against its own site's revision
+        stored = "stored configuration revisions " + ", ".join(
+            f"{site} {listing.site_revisions.get(site, '?')}" for site in sites
+        )
+    table = Table(title=f"{len(listing.nodes)} nodes; {stored}", title_justify="left")
     columns = ("node", "site", "state", "last report", "applied revision", "kernel bans")
     for column in (*columns, "version", "log lag (bytes)", "last error"):
         table.add_column(column)

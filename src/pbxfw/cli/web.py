@@ -68,11 +68,19 @@ def serve(
     store = config_service(db).store
     folder = state_dir_for(url, state_dir)
     applier = FirewallApplier(FirewallService(store, folder), netns)
+
+    def applier_for(site: str) -> FirewallApplier | None:
+        # This host's kernel is a PBX of the server's own site: the page applies
+        # that site only; another site is applied on one of its own PBXs
+        # (docs/web.md, "Sites").
+        return applier if site == store.site else None
+
     run(
         store,
         host,
         port,
         applier=applier,
+        applier_for=applier_for,
         secret_key=secret_key(folder),
         web_log=Path(web_log or Path(folder).parent / "web.log"),
         ssl_certfile=ssl_certfile,

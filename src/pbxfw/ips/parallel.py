@@ -31,7 +31,7 @@ from operator import add
 from typing import cast
 
 from pbxfw.domain.addresses import IPAddress
-from pbxfw.ips.events import Failure
+from pbxfw.ips.events import Failure, new_failure
 from pbxfw.ips.grammars.ssh import SSH_TAG, SshAttempts
 from pbxfw.ips.keys import NoKeys
 from pbxfw.ips.output import LineFormat
@@ -202,7 +202,7 @@ def scan_parallel(
                 elif keyed:
                     state = worker_state
                 failures = map(
-                    Failure,
+                    new_failure,
                     times,
                     jails,
                     hosts,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 
 from pbxfw.ips.addresses import Addresses, parse_remote_address
-from pbxfw.ips.events import Failure
+from pbxfw.ips.events import Failure, new_failure
 from pbxfw.ips.grammars import (
     ALL_SCAN_TRIGGERS,
     ALL_TRIGGERS,
@@ -88,7 +88,7 @@ class Recogniser:
         file: str = "",
         reference: datetime | None = None,
         tz: tzinfo | None = None,
-        make: Callable[..., Failure] = Failure,
+        make: Callable[..., Failure] = new_failure,
         lead: list[tuple[str, str, str, int]] | None = None,
         pair_ssh: bool = True,
     ) -> None:

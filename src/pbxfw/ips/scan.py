@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import cast
 
-from pbxfw.ips.events import Failure
+from pbxfw.ips.events import Failure, new_failure
 from pbxfw.ips.keys import NoKeys
 from pbxfw.ips.output import LineFormat
 from pbxfw.ips.reading import ScanStats, batched, scan_blocks, scan_reader
@@ -132,7 +132,9 @@ def _scan(
         # Bytes: only the hit lines are decoded (UTF-8, errors replaced,
         # "\r\n" kept as is; the recognisers strip a trailing "\r"). Read to
         # the end of the file, also past the size it had when opened.
-        make = Failure if fmt is None else cast("Callable[..., Failure]", fmt.maker(name, stats))
+        make = (
+            new_failure if fmt is None else cast("Callable[..., Failure]", fmt.maker(name, stats))
+        )
         recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
         if fmt is not None:  # the lines show no key
             recogniser.ordinals = NoKeys()

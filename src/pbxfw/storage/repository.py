@@ -20,15 +20,17 @@ on a site that does not exist raises ``UnknownSiteError``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Text, cast, delete, func, select, update
+from sqlalchemy import Engine, Integer, Select, Text, cast, delete, func, or_, select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement
 
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.settings import Settings
@@ -55,6 +57,30 @@ __all__ = ["FLEET_META", "Repository", "Store"]
 FLEET_META = frozenset({"bans_revision", "bans_removed_revision"})
 
 
+# The agent asks for a few meta values every tick (its revisions), and
+# building a statement costs SQLAlchemy more than running it: each form of
+# these queries is built once (statements are immutable values).
+
+
+@functools.lru_cache(maxsize=256)
+def _meta_value_query(site: str, key: str) -> Select[str]:
+    return select(MetaRow.value).where(MetaRow.site == site, MetaRow.key == key)
+
+
+@functools.lru_cache(maxsize=64)
+def _meta_items_query(
+    site: str, prefix: str, keys: tuple[tuple[str, str], ...]
+) -> Select[str, str]:
+    """``site``'s keys starting with ``prefix``, and each (site, key) of ``keys``."""
+    # Not LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
+    where: ColumnElement[bool] = (MetaRow.site == site) & (
+        func.substr(MetaRow.key, 1, len(prefix)) == prefix
+    )
+    if keys:
+        where = or_(where, *((MetaRow.site == s) & (MetaRow.key == k) for s, k in keys))
+    return select(MetaRow.key, MetaRow.value).where(where)
+
+
 class Repository(NetworkRows, BanRows, CountryRows):
     """Domain-level reads and writes on one session (one transaction), for one site."""
 
@@ -65,12 +91,15 @@ class Repository(NetworkRows, BanRows, CountryRows):
 
     def _meta(self, key: str) -> Any:
         """The condition of the meta row ``key`` (this site's, or the fleet's)."""
-        site = FLEET_SITE if key in FLEET_META else self.site
-        return (MetaRow.site == site) & (MetaRow.key == key)
+        return (MetaRow.site == self._meta_site(key)) & (MetaRow.key == key)
+
+    def _meta_site(self, key: str) -> str:
+        """The site the meta row ``key`` is stored under."""
+        return FLEET_SITE if key in FLEET_META else self.site
 
     # -- revision -------------------------------------------------------
     def revision(self) -> int:
-        value = self.session.scalar(select(MetaRow.value).where(self._meta("revision")))
+        value = self.session.scalar(_meta_value_query(self._meta_site("revision"), "revision"))
         if value is None:
             raise StorageError("the database is not initialised; run `pbxfw init`")
         return int(value)
@@ -87,7 +116,7 @@ class Repository(NetworkRows, BanRows, CountryRows):
         return revision
 
     def get_meta(self, key: str) -> str | None:
-        return self.session.scalar(select(MetaRow.value).where(self._meta(key)))
+        return self.session.scalar(_meta_value_query(self._meta_site(key), key))
 
     def set_meta(self, key: str, value: str | None) -> None:
         self.session.execute(delete(MetaRow).where(self._meta(key)))
@@ -225,14 +254,12 @@ class Repository(NetworkRows, BanRows, CountryRows):
         )
 
     # -- meta: pending changes (issue 13, rollback carried exactly once) ------
-    def meta_items(self, prefix: str) -> dict[str, str]:
-        """Every meta key of this site starting with ``prefix`` (case counts) and its value."""
-        # Not LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
-        rows = self.session.execute(
-            select(MetaRow.key, MetaRow.value).where(
-                MetaRow.site == self.site, func.substr(MetaRow.key, 1, len(prefix)) == prefix
-            )
-        )
+    def meta_items(self, prefix: str, *keys: str) -> dict[str, str]:
+        """Every meta key of this site starting with ``prefix`` (case counts),
+        and each of ``keys`` that is set (this site's, or the fleet's:
+        :data:`FLEET_META`), with its value: one query."""
+        sites = tuple((self._meta_site(key), key) for key in keys)
+        rows = self.session.execute(_meta_items_query(self.site, prefix, sites))
         return {key: value for key, value in rows}
 
     def take_meta(self, key: str, value: str) -> bool:

@@ -25,7 +25,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.geo import CountryTable
@@ -36,7 +36,9 @@ from pbxfw.usecases.base import stored_configuration
 from pbxfw.usecases.document import document_of, parse_document, replace_configuration
 
 __all__ = [
+    "PENDING_PREFIX",
     "REJECTED_CONFIG",
+    "Revisions",
     "applied_configuration",
     "applied_services",
     "carry_rollbacks",
@@ -44,6 +46,7 @@ __all__ = [
     "initial_document",
     "pending_entry",
     "pending_key",
+    "read_revisions",
     "rolled_back_under_you",
     "settle_rollbacks",
 ]
@@ -69,11 +72,12 @@ def configuration_from_document(
 
 #: The file beside the kernel state that keeps the rejected configuration.
 REJECTED_CONFIG = "rejected-config.json"
-_PENDING_PREFIX = "pending_change:"
+#: The meta keys of the open confirmation windows: ``pending_change:<netns>``.
+PENDING_PREFIX = "pending_change:"
 
 
 def pending_key(netns: str | None) -> str:
-    return f"{_PENDING_PREFIX}{netns or ''}"
+    return f"{PENDING_PREFIX}{netns or ''}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,7 @@ def pending_entry(key: str, value: str | None) -> _Entry | None:
 
 
 def _entries(repo: Repository) -> list[_Entry]:
-    found = (pending_entry(k, v) for k, v in sorted(repo.meta_items(_PENDING_PREFIX).items()))
+    found = (pending_entry(k, v) for k, v in sorted(repo.meta_items(PENDING_PREFIX).items()))
     return [e for e in found if e is not None]
 
 
@@ -172,6 +176,36 @@ def settle_rollbacks(store: Store) -> dict[str | None, Path]:
         return {}
     with store.write() as repo:
         return carry_rollbacks(repo)
+
+
+class Revisions(NamedTuple):
+    """The revisions the agent polls every tick (:func:`read_revisions`)."""
+
+    #: ``applied_revision``: the configuration the kernel should hold (None: never applied)
+    applied: int | None
+    #: ``bans_revision``: counts the changes of the stored bans
+    bans: int
+
+
+def read_revisions(store: Store) -> Revisions:
+    """:func:`settle_rollbacks`, then the applied and the ban revisions.
+
+    One query while no confirmation window is open (the pending entries and
+    both revisions together): the agent asks every tick, before it reads its
+    logs, so a failure line waits for one query, not three. With a window
+    open, the rollbacks are settled first, and the revisions read after.
+    """
+    keys = ("applied_revision", "bans_revision")
+    with store.read() as repo:
+        items = repo.meta_items(PENDING_PREFIX, *keys)
+    if any(key.startswith(PENDING_PREFIX) for key in items):
+        settle_rollbacks(store)
+        with store.read() as repo:
+            items = repo.meta_items(PENDING_PREFIX, *keys)
+    applied = items.get("applied_revision")
+    return Revisions(
+        None if applied is None else int(applied), int(items.get("bans_revision") or "0")
+    )
 
 
 def rolled_back_under_you(carried: dict[str | None, Path], revision: int) -> ConflictError:

@@ -237,11 +237,13 @@ def create_app(
     session_ttl: int = 8 * 3600,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     login_throttle: bool = True,
+    applier_for: Callable[[str], Applier | None] | None = None,
 ) -> FastAPI:
     """A new application around ``store``.
 
     ``applier`` puts the configuration into the kernel (None: the Apply page
-    and routes say the dataplane is not available). ``secret_key`` signs
+    and routes say the dataplane is not available); ``applier_for(site)``, when
+    given, is the applier of each site the page works on (docs/web.md, "Sites"). ``secret_key`` signs
     tokens and session cookies; without one a random key is made, so every
     token and session ends with the process. ``web_log`` receives one line
     per failed login for the ``web`` jail. ``clock`` and ``sleep`` (how the
@@ -265,6 +267,7 @@ def create_app(
         session_ttl=session_ttl,
         sleep=sleep,
         login_throttle=login_throttle,
+        applier_for=applier_for,
     )
     app = FastAPI(
         title="pbxfw",
@@ -339,6 +342,7 @@ def serve(
     ssl_certfile: str | None = None,
     ssl_keyfile: str | None = None,
     forwarded_allow_ips: str | None = None,
+    applier_for: Callable[[str], Applier | None] | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Run the page and the API with uvicorn until interrupted.
@@ -350,7 +354,9 @@ def serve(
     """
     import uvicorn
 
-    app = create_app(store, applier=applier, secret_key=secret_key, web_log=web_log)
+    app = create_app(
+        store, applier=applier, secret_key=secret_key, web_log=web_log, applier_for=applier_for
+    )
     uvicorn.run(
         app,
         host=host,

@@ -126,6 +126,8 @@ class WebContext:
     session_ttl: int = 8 * 3600
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     login_throttle: bool = True
+    #: The applier of each site (None: ``applier`` applies the site ``default`` only).
+    applier_for: Callable[[str], Applier | None] | None = None
     config: ConfigService = field(init=False)
     users: UserService = field(init=False)
     bans: BanService = field(init=False)
@@ -140,8 +142,9 @@ class WebContext:
         self.throttle = LoginThrottle(self.store, clock=self.clock) if self.login_throttle else None
 
     def config_for(self, site: str) -> ConfigService:
-        """The ConfigService of ``site`` (``self.config`` for ``default``)."""
-        return self.config if site == DEFAULT_SITE else ConfigService(self.store, site=site)
+        """The ConfigService of ``site`` (``self.config`` for the server's own site,
+        ``default`` unless ``pbxfw --site S serve``)."""
+        return self.config if site == self.config.site else ConfigService(self.store, site=site)
 
     def cached(
         self, name: str, build: Callable[[], Any], config: ConfigService | None = None
@@ -230,36 +233,49 @@ async def get_context(request: Request) -> WebContext:
 ContextDep = Annotated[WebContext, Depends(get_context)]
 
 
-#: ``?site=NAME``: the site whose configuration a route reads or changes.
+#: ``?site=NAME``: the site whose configuration a route reads or changes;
+#: without it, the server's own site (``pbxfw --site S serve``; ``default``).
 SiteQuery = Annotated[
-    str,
+    str | None,
     Query(
         min_length=1,
         max_length=SITE_NAME_MAX,
-        description="The site whose configuration to use (`GET /api/v1/sites`).",
+        description="The site whose configuration to use (`GET /api/v1/sites`); "
+        "the server's own site when not given.",
     ),
 ]
 
 
-async def get_config(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> ConfigService:
+async def get_config(context: ContextDep, site: SiteQuery = None) -> ConfigService:
     # A name no site can have is refused here (422 on `site`); a site that
     # does not exist by the use case's first unit of work (the same 422).
-    return context.config_for(site)
+    return context.config_for(site or context.config.site)
 
 
 async def get_bans(context: ContextDep) -> BanService:
     return context.bans
 
 
-async def get_applier(context: ContextDep, site: SiteQuery = DEFAULT_SITE) -> Applier:
+async def get_applier(context: ContextDep, site: SiteQuery = None) -> Applier:
+    site = site or context.config.site
     if context.applier is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
             "applying is not available: this server was started without the dataplane",
         )
-    if site == DEFAULT_SITE:
+    if site == context.config.site:
         return context.applier
     context.config_for(site).store.check_site()  # 422 on `site` when there is none
+    if context.applier_for is not None:
+        # `pbxfw serve` applies its own site only, as the page does (docs/web.md, "Sites").
+        applier = context.applier_for(site)
+        if applier is None:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                f"this server applies the site {context.config.site!r} only: apply {site!r} "
+                f"on one of its PBXs (pbxfw apply --site {site})",
+            )
+        return applier
     if not isinstance(context.applier, SiteApplier):
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -7,7 +7,9 @@ together with the module that writes it (``Rule.modules``) and at its level:
 dialplan ``Log()``/``NoOp`` lines or other modules may echo client text that
 looks like one. To recognise a new message, add one :class:`Rule` to
 :data:`TABLE` (and a line to tests/ips/fixtures/ with its ``.expected`` row):
-the per-line triggers and the whole-file search follow from the table.
+the per-line triggers and the whole-file search follow from the table. The
+messages one pattern cannot take alone are read by the functions of
+:mod:`.asterisk_parsers` (a row's ``parse``).
 
 Every PJSIP / chan_sip / AMI failure is written twice in one second, a
 NOTICE in ``messages`` and a SecurityEvent in ``security_log``;
@@ -22,17 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.addresses import Addresses
 from pbxfw.ips.events import Failure
+from pbxfw.ips.grammars.asterisk_parsers import (
+    Reading,
+    call_rejected,
+    pjsip_failed,
+    security_event,
+)
 
 if TYPE_CHECKING:
     from pbxfw.ips.recognisers import Recogniser
 
 __all__ = ["SCAN_TRIGGERS", "TABLE", "TRIGGERS", "Rule", "recognise"]
 
-#: What a rule reads from a message: (address, canonical text), event, jail.
-Reading = tuple[tuple[IPAddress, str], str, str]
 #: How a rule reads a message: (the rule, the message, the address cache) -> reading.
 Parse = Callable[["Rule", str, Addresses], Reading | None]
 
@@ -80,176 +85,6 @@ class Rule:
     level: str = "NOTICE"
 
 
-# ---------------------------------------------------------------------------
-# Messages a pattern cannot take alone.
-
-# res_pjsip/pjsip_distributor.c log_failed_request:
-# "Request '<method>' from '<From URI as pjsip prints it>' failed for '<addr>'
-#  (callid: <Call-ID>) - <reason>[ after N tries in X ms]".
-# From and Call-ID are client text on both sides of the address. pjsip prints
-# From as ["display" ]<uri>: the display name is a quoted string (inner quotes
-# only as \") and the URI has neither space nor "<>" — so the strict grammar
-# below admits exactly one split. The method is a SIP token (no quote, no space).
-_PJSIP_FAILED_STRICT = re.compile(
-    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<[^\s<>\"]*>' "
-    r"failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: .*\) - "
-    r"(?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL"
-    r"|Failed to authenticate|Error to authenticate)(?: after \d+ tries in [\d.]+ ms)?$"
-)
-_PJSIP_METHOD = re.compile(r"Request '(?P<method>[A-Z]{1,16})' from '")
-_PJSIP_CANDIDATE = re.compile(r"' failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: ")
-_PJSIP_REASON = re.compile(
-    r"\) - (?P<reason>No matching endpoint found|Not match Endpoint ACL"
-    r"|Not match Endpoint Contact ACL|Failed to authenticate|Error to authenticate)"
-    r"(?: after \d+ tries in [\d.]+ ms)?$"
-)
-
-#: (rule event, method as captured or None, reason) -> event of a strict match.
-_PJSIP_EVENTS: dict[tuple[str, str | None, str], str] = {}
-
-
-def _pjsip(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
-    """``rule.event`` with the SIP method (or "request") and pjsip's reason filled in."""
-    m = _PJSIP_FAILED_STRICT.match(body)
-    if m is not None:
-        method, addr, reason = m.groups()
-        event = _PJSIP_EVENTS.get((rule.event, method, reason))
-        if event is None:
-            # _PJSIP_METHOD's test on the method the strict grammar captured.
-            name = method
-            if name is None or not (
-                len(name) <= 16 and name.isascii() and name.isalpha() and name.isupper()
-            ):
-                name = "request"
-            if len(_PJSIP_EVENTS) > 256:
-                _PJSIP_EVENTS.clear()
-            event = _PJSIP_EVENTS[rule.event, method, reason] = rule.event.format(
-                method=name, reason=reason
-            )
-    else:
-        # The From did not parse as pjsip prints it: accept the line only
-        # if it has a single address field reading (no injection possible).
-        r = _PJSIP_REASON.search(body)
-        if r is None:
-            return None
-        found = {c.group("addr") for c in _PJSIP_CANDIDATE.finditer(body)}
-        if len(found) != 1:
-            return None
-        addr, reason = found.pop(), r.group("reason")
-        named = _PJSIP_METHOD.match(body)
-        event = rule.event.format(
-            method=named.group("method") if named is not None else "request", reason=reason
-        )
-    host = addresses.port[None][addr]
-    return None if host is None else (host, event, rule.jail)
-
-
-# chan_sip / res_pjsip_session: "Call from '<who>' (<addr>) to extension '<exten>'
-# rejected because extension not found in context '<context>'." — <who> is the
-# endpoint/peer name (configuration), <exten> is dialled by the client. PJSIP
-# writes "(UDP:1.2.3.4:5060)" or "(UDP:[v6]:5060)", chan_sip "(1.2.3.4:5060)".
-_CALL_REJECTED_STRICT = re.compile(
-    r"Call from '(?P<who>[^' ]*)' \((?:(?P<transport>[A-Z][A-Z0-9]{1,7}):)?"
-    r"(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '.*' "
-    r"rejected because extension not found in context '[^']*'\.$"
-)
-_CALL_REJECTED_CANDIDATE = re.compile(
-    r"' \((?:(?P<transport>[A-Z][A-Z0-9]{1,7}):)?(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '"
-)
-
-
-def _call_rejected(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
-    # res_pjsip_session ("(UDP:addr)") names the endpoint before the
-    # address — configuration, not client text — so the first address
-    # field is the real one and a fake one dialled as the extension comes
-    # after it. chan_sip may put a client-supplied user name there, so its
-    # form is accepted only when every reading names the same address.
-    # Older res_pjsip_session writes "(UDP:%s:%d)" with a bare IPv6 address:
-    # with a transport the port is always present.
-    m = _CALL_REJECTED_STRICT.match(body)
-    if m is not None and m.group("transport") is not None:
-        host = addresses.get(m.group("addr"), True)
-    elif not body.endswith("'."):
-        return None
-    else:
-        found = {
-            addresses.get(c.group("addr"), True if c.group("transport") is not None else None)
-            for c in _CALL_REJECTED_CANDIDATE.finditer(body)
-        }
-        host = found.pop() if len(found) == 1 else None
-    return None if host is None else (host, rule.event, rule.jail)
-
-
-# res_security_log: SecurityEvent="X",EventTV="...",Severity="...",Service="...",
-# EventVersion="N",AccountID="...",SessionID="...",LocalAddress="IPV4/UDP/a/p",
-# RemoteAddress="IPV4/UDP/a/p"[,Key="value"...]. Values are not escaped, and
-# AccountID / SessionID (the SIP Call-ID) may hold any text, quotes included.
-# The first five fields are the PBX's own with fixed formats (_SECURITY_HEAD).
-# The address pair is then searched from the END of the line: the last
-# LocalAddress="..",RemoteAddress=".." pair followed by a well-formed tail is
-# the real one, so a pair injected into the SessionID (which comes before the
-# real pair) is skipped. Fields after the pair that echo client input
-# (Response, ReceivedChallenge, ReceivedHash) come from SIP quoted strings, in
-# which a quote can only appear escaped (\"), so the tail grammar (no
-# unescaped quote inside a value) rejects a pair injected there. Matching the
-# pair at a few candidate offsets keeps the work linear in the line length.
-_SECURITY_HEAD = re.compile(
-    r'SecurityEvent="(?P<event>[A-Za-z]+)",EventTV="[^"]*",Severity="(?P<severity>[A-Za-z]+)",'
-    r'Service="(?P<service>[A-Za-z0-9_]+)",EventVersion="\d+",'
-)
-_SECURITY_PAIR = re.compile(
-    r'LocalAddress="IPV[46]/[A-Za-z]+/[0-9A-Fa-f:.]+/\d+",'
-    r'RemoteAddress="(?P<addr>IPV[46]/[A-Za-z]+/[0-9A-Fa-f:.]+/\d+)"'
-    r'(?:,[A-Za-z]+="[^"\\]*(?:\\.[^"\\]*)*")*\s*$'
-)
-# _SECURITY_PAIR in two matches, the same language: the pair part can match in
-# one way only (every repetition stops at a character its class excludes), and
-# the tail without a capture group to save on each repetition is three times
-# faster on a ChallengeResponseFailed tail.
-_SECURITY_PAIR_ONLY = re.compile(
-    _SECURITY_PAIR.pattern[: _SECURITY_PAIR.pattern.index('"(?:,') + 1]
-)
-_SECURITY_TAIL = re.compile(_SECURITY_PAIR.pattern[len(_SECURITY_PAIR_ONLY.pattern) :])
-
-#: (rule event, service) -> event text.
-_SECURITY_EVENTS: dict[tuple[str, str], str] = {}
-
-
-def _security(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
-    """A failed SecurityEvent (``rule.start`` names it): ``rule.event`` with the
-    Service filled in; the jail is "ami" for ``Service="AMI"``."""
-    s = _SECURITY_HEAD.match(body)
-    if s is None:
-        return None
-    # Asterisk writes two severities: "Informational" for normal signalling
-    # and "Error" for every failed event (main/security_events.c).
-    _, severity, service = s.groups()
-    if severity != "Error":
-        return None
-    # The RemoteAddress of the last LocalAddress="..",RemoteAddress=".." pair
-    # followed by a well-formed tail (see _SECURITY_PAIR); the first candidate
-    # is the real pair on every line Asterisk writes.
-    head_end = s.end()
-    pos = len(body)
-    while True:
-        pos = body.rfind('LocalAddress="', head_end, pos)
-        if pos < 0:
-            return None
-        if pos == head_end or body.startswith('",', pos - 2):
-            m = _SECURITY_PAIR_ONLY.match(body, pos)
-            if m is not None and _SECURITY_TAIL.match(body, m.end()) is not None:
-                break
-    host = addresses.port[None][m.group("addr")]
-    if host is None:
-        return None
-    what = _SECURITY_EVENTS.get((rule.event, service))
-    if what is None:
-        if len(_SECURITY_EVENTS) > 256:
-            _SECURITY_EVENTS.clear()
-        what = _SECURITY_EVENTS[rule.event, service] = rule.event.format(service=service)
-    return host, what, "ami" if service == "AMI" else rule.jail
-
-
 def _security_rule(name: str) -> Rule:
     """The row of the failed SecurityEvent ``name``."""
     head = f'SecurityEvent="{name}"'
@@ -258,7 +93,7 @@ def _security_rule(name: str) -> Rule:
         head + ",",
         (head,),
         f"SecurityEvent {name} ({{service}})",
-        parse=_security,
+        parse=security_event,
         level="SECURITY",
     )
 
@@ -285,7 +120,7 @@ TABLE: tuple[Rule, ...] = (
         "Request ",
         ("' failed for '",),
         "PJSIP {method}: {reason}",
-        parse=_pjsip,
+        parse=pjsip_failed,
     ),
     # chan_sip: "Registration from '%s' failed for '%s' - %s" (To header, address,
     # reason); the header is client text, the rest chan_sip's own, so the
@@ -310,7 +145,7 @@ TABLE: tuple[Rule, ...] = (
         "Call from '",
         ("rejected because extension not found",),
         "call to an extension not in the context",
-        parse=_call_rejected,
+        parse=call_rejected,
     ),
     # manager.c: "<addr> tried to authenticate with nonexistent user '<user>'",
     # "<addr> failed to authenticate as '<user>'" (address first).
@@ -362,14 +197,19 @@ TABLE: tuple[Rule, ...] = (
     ),
 )
 
+#: A rule as :func:`recognise` tries it: (``rule.start``, ``rule.parse``, the rule).
+_Try = tuple[str, Parse, Rule]
 #: (level, module) -> its rules, in table order.
-_BY_SOURCE: dict[tuple[str, str], tuple[Rule, ...]] = {}
+_BY_SOURCE: dict[tuple[str, str], tuple[_Try, ...]] = {}
 for _rule in TABLE:
     for _module in _rule.modules:
-        _BY_SOURCE[_rule.level, _module] = (*_BY_SOURCE.get((_rule.level, _module), ()), _rule)
+        _BY_SOURCE[_rule.level, _module] = (
+            *_BY_SOURCE.get((_rule.level, _module), ()),
+            (_rule.start, _rule.parse, _rule),
+        )
 
 #: (level, source file as logged) -> its rules, or None (a cache of _BY_SOURCE).
-_BY_LOGGED: dict[tuple[str, str], tuple[Rule, ...] | None] = {}
+_BY_LOGGED: dict[tuple[str, str], tuple[_Try, ...] | None] = {}
 _MISSING: Any = object()
 
 #: The per-line triggers, from the table.
@@ -399,9 +239,9 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     if rules is None:
         return None
     body = line[end:].rstrip("\r\n")
-    for rule in rules:
-        if body.startswith(rule.start):
-            reading = rule.parse(rule, body, r.addresses)
+    for start, parse, rule in rules:
+        if body.startswith(start):
+            reading = parse(rule, body, r.addresses)
             if reading is not None:
                 break
     else:

@@ -11,7 +11,6 @@ from pbxfw.errors import PbxfwError
 from pbxfw.web.deps import (
     AdminSession,
     Applier,
-    ContextDep,
     OptionalSession,
     WebContext,
     client_address,
@@ -23,6 +22,7 @@ from pbxfw.web.pages.common import (
     render,
     whole_number,
 )
+from pbxfw.web.pages.sites import SiteContext
 from pbxfw.web.security import Session
 
 APPLY_WINDOWS = (30, 60, 120, 300)
@@ -31,7 +31,7 @@ APPLY_WINDOWS = (30, 60, 120, 300)
 # -- apply -------------------------------------------------------------------------
 
 
-def apply_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+def apply_page(request: Request, context: SiteContext, session: AdminSession) -> Response:
     return _apply_page(request, context, session)
 
 
@@ -61,7 +61,7 @@ def _apply_page(
 
 
 def apply_now(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     if context.applier is None:
         return redirect(request, "/apply", "Applying is not available on this server.", "error")
@@ -83,7 +83,7 @@ def apply_now(
 
 def _pending_change_action(
     request: Request,
-    context: ContextDep,
+    context: SiteContext,
     action: Callable[[Applier], object],
     done: str,
     failed: str,
@@ -99,7 +99,7 @@ def _pending_change_action(
 
 
 def keep_changes(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     return _pending_change_action(
         request, context, lambda a: a.confirm(), "Changes kept.", "Could not keep the change"
@@ -107,7 +107,7 @@ def keep_changes(
 
 
 def roll_back(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     return _pending_change_action(
         request,
@@ -118,7 +118,7 @@ def roll_back(
     )
 
 
-def apply_status(request: Request, context: ContextDep, session: OptionalSession) -> Response:
+def apply_status(request: Request, context: SiteContext, session: OptionalSession) -> Response:
     """The pending change as JSON, for the countdown's polling (session, no redirect)."""
     if session is None or not session.user:
         return JSONResponse({"detail": "not logged in"}, status_code=status.HTTP_401_UNAUTHORIZED)

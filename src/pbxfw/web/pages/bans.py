@@ -8,7 +8,6 @@ from fastapi.responses import HTMLResponse, Response
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.web.deps import (
     AdminSession,
-    ContextDep,
     WebContext,
 )
 from pbxfw.web.pages.common import (
@@ -18,12 +17,13 @@ from pbxfw.web.pages.common import (
     redirect,
     render,
 )
+from pbxfw.web.pages.sites import SiteContext
 from pbxfw.web.security import Session
 
 # -- banned addresses ----------------------------------------------------------------
 
 
-def bans_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+def bans_page(request: Request, context: SiteContext, session: AdminSession) -> Response:
     return _bans_page(request, context, session)
 
 
@@ -44,7 +44,7 @@ def _bans_page(
 
 
 def add_ban(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     address, reason = form_text(form, "address").strip(), form_text(form, "reason").strip()
     try:
@@ -60,7 +60,9 @@ def add_ban(
     )
 
 
-def unban(request: Request, context: ContextDep, session: AdminSession, form: CsrfForm) -> Response:
+def unban(
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
+) -> Response:
     address = form_text(form, "address")
     try:
         context.bans.remove(address)
@@ -70,7 +72,7 @@ def unban(request: Request, context: ContextDep, session: AdminSession, form: Cs
 
 
 def never_block(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     """Lift the ban and add the address as a never-block network (or mark its network)."""
     subnet = form_text(form, "subnet")

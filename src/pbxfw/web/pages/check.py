@@ -8,19 +8,19 @@ from fastapi.responses import Response
 from pbxfw.errors import ValidationError
 from pbxfw.web.deps import (
     AdminSession,
-    ContextDep,
 )
 from pbxfw.web.pages.common import (
     form_errors,
     render,
 )
+from pbxfw.web.pages.sites import SiteContext
 
 # -- check an address ----------------------------------------------------------------
 
 
 def check_page(
     request: Request,
-    context: ContextDep,
+    context: SiteContext,
     session: AdminSession,
     address: str = "",
     service: str = "sip",

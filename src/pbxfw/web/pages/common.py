@@ -19,6 +19,7 @@ from pbxfw.web.deps import (
     OptionalSession,
     WebContext,
 )
+from pbxfw.web.pages.sites import SITE_COOKIE, chosen_site, home_site, site_context
 from pbxfw.web.security import SESSION, Session, csrf_matches
 
 FLASH_COOKIE = "pbxfw_flash"
@@ -59,8 +60,9 @@ def render(
     session: Session | None = None,
     status_code: int = status.HTTP_200_OK,
 ) -> HTMLResponse:
-    """Render ``template`` with what every page shows (user, CSRF token, message, pending apply)."""
-    context = _context(request)
+    """Render ``template`` with what every page shows (user, CSRF token, message,
+    pending apply, the site and the site selector)."""
+    context = site_context(request)
     flash = context.signer.unsign(_FLASH, request.cookies.get(FLASH_COOKIE))
     pending = None
     unapplied = False
@@ -71,8 +73,12 @@ def render(
             pending = context.applier.pending()
         except PbxfwError:  # the banner is a courtesy; the Apply page shows the error
             pending = None
+    site, sites = chosen_site(request)
     page = {
         "request": request,
+        "site": site,
+        # The selector and the forms' hidden site field exist only with two sites or more.
+        "sites": sites if len(sites) > 1 else [],
         "session": session,
         "csrf": session.csrf if session else "",
         "flash": flash,
@@ -88,6 +94,7 @@ def render(
     if flash is not None:
         response.delete_cookie(FLASH_COOKIE, path="/")
     response.headers["Cache-Control"] = "no-store"
+    keep_site(request, response)
     return response
 
 
@@ -119,7 +126,25 @@ def redirect(
             path="/",
             secure=request.url.scheme == "https",
         )
+    keep_site(request, response)
     return response
+
+
+def keep_site(request: Request, response: Response) -> None:
+    """Remember in the browser the site this request worked on (pages/sites.py)."""
+    site: str | None = getattr(request.state, "pbxfw_site", None)
+    kept = request.cookies.get(SITE_COOKIE)
+    if site is None or site == kept or (kept is None and site == home_site(_context(request))):
+        return  # a route of no site (login), or nothing new to keep
+    response.set_cookie(
+        SITE_COOKIE,
+        site,
+        max_age=365 * 86400,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
 
 
 def set_session_cookie(request: Request, response: Response, session: Session) -> None:

@@ -7,7 +7,6 @@ from fastapi.responses import Response
 
 from pbxfw.web.deps import (
     AdminSession,
-    ContextDep,
 )
 from pbxfw.web.pages.common import (
     CsrfForm,
@@ -15,11 +14,12 @@ from pbxfw.web.pages.common import (
     render,
     table_columns,
 )
+from pbxfw.web.pages.sites import SiteContext
 
 # -- firewall: switches and the networks table -----------------------------------------
 
 
-def firewall_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+def firewall_page(request: Request, context: SiteContext, session: AdminSession) -> Response:
     config = context.config.configuration()
     return render(
         request,
@@ -34,7 +34,7 @@ def firewall_page(request: Request, context: ContextDep, session: AdminSession) 
 
 
 def save_switches(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     changes = {key: form.get(key) == "on" for key in ("firewall_enabled", "ips_enabled")}
     settings = context.config.update_settings(changes)

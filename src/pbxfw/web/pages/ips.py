@@ -13,7 +13,6 @@ from pbxfw.errors import ValidationError
 from pbxfw.usecases.ips_status import ips_status
 from pbxfw.web.deps import (
     AdminSession,
-    ContextDep,
     WebContext,
 )
 from pbxfw.web.pages.common import (
@@ -23,6 +22,7 @@ from pbxfw.web.pages.common import (
     redirect,
     render,
 )
+from pbxfw.web.pages.sites import SiteContext
 from pbxfw.web.security import Session
 
 IPS_VALUE_KEYS = ("ips_maxretry", "ips_findtime", "ips_bantime", "ips_bantime_max")
@@ -109,12 +109,12 @@ def _ips_page(
     )
 
 
-def ips_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+def ips_page(request: Request, context: SiteContext, session: AdminSession) -> Response:
     return _ips_page(request, context, session)
 
 
 def save_ips(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     preset = form_text(form, "ips_preset") or "custom"
     values = {k: form_text(form, k) for k in (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *LOG_KEYS)}

@@ -13,7 +13,6 @@ from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.config import NetworkChange
 from pbxfw.web.deps import (
     AdminSession,
-    ContextDep,
     WebContext,
 )
 from pbxfw.web.pages.common import (
@@ -25,6 +24,7 @@ from pbxfw.web.pages.common import (
     table_columns,
     whole_number,
 )
+from pbxfw.web.pages.sites import SiteContext
 from pbxfw.web.security import Session
 
 # -- the network form ------------------------------------------------------------------
@@ -122,7 +122,7 @@ def _network_form(
     )
 
 
-def new_network_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+def new_network_page(request: Request, context: SiteContext, session: AdminSession) -> Response:
     # The toggles start as the Internet has them: what a new, unknown address gets today.
     internet = next((n for n in context.config.networks() if str(n.subnet) == "0.0.0.0/0"), None)
     services = {
@@ -133,7 +133,7 @@ def new_network_page(request: Request, context: ContextDep, session: AdminSessio
 
 
 def create_network(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     keys = context.config.configuration().service_keys()
     posted = NetworkForm.posted(form, keys)
@@ -147,14 +147,14 @@ def create_network(
 
 
 def edit_network_page(
-    network_id: int, request: Request, context: ContextDep, session: AdminSession
+    network_id: int, request: Request, context: SiteContext, session: AdminSession
 ) -> Response:
     network = context.config.network(network_id)
     return _network_form(request, context, session, NetworkForm.of(network))
 
 
 def update_network(
-    network_id: int, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    network_id: int, request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     current = context.config.network(network_id)
     posted = NetworkForm.posted(form, context.config.configuration().service_keys())
@@ -177,7 +177,7 @@ def update_network(
 
 
 def delete_network(
-    network_id: int, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    network_id: int, request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     try:
         network = context.config.remove_network(network_id)

@@ -10,7 +10,6 @@ from fastapi.responses import HTMLResponse, Response
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.web.deps import (
     AdminSession,
-    ContextDep,
     WebContext,
 )
 from pbxfw.web.pages.common import (
@@ -20,6 +19,7 @@ from pbxfw.web.pages.common import (
     redirect,
     render,
 )
+from pbxfw.web.pages.sites import SiteContext
 from pbxfw.web.security import Session
 
 PORT_KEYS = (
@@ -80,12 +80,12 @@ def _services_page(
     )
 
 
-def services_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+def services_page(request: Request, context: SiteContext, session: AdminSession) -> Response:
     return _services_page(request, context, session)
 
 
 def save_ports(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     values = {k: form_text(form, k).strip() for k in PORT_KEYS}
     try:
@@ -96,7 +96,7 @@ def save_ports(
 
 
 def add_custom_service(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     values = {k: form_text(form, k).strip() for k in ("key", "label", "tcp", "udp")}
     try:
@@ -114,7 +114,7 @@ def add_custom_service(
 
 
 def remove_custom_service(
-    key: str, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    key: str, request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     try:
         context.config.remove_service(key)
