@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,23 @@ def test_a_failed_write_leaves_no_torn_line(
     assert path.stat().st_size == size
     spool.append([ban(3)])
     assert reopen(path)[1] == [ban(1), ban(3)]
+
+
+def test_a_spooled_ban_keeps_its_origin_and_an_older_record_reads_as_detected(
+    tmp_path: Path,
+) -> None:
+    """Shared bans (docs/fleet-bans.md): origin, node and site survive a
+    restart; a record spooled before bans had them reads as its jail's."""
+    detected = replace(ban(1), origin="jail:asterisk", node="pbx-a", site="branch")
+    record = ban_record(detected)
+    assert (record["origin"], record["node"], record["site"]) == (
+        "jail:asterisk",
+        "pbx-a",
+        "branch",
+    )
+    assert ban_from_record(record) == detected
+    older = {k: v for k, v in record.items() if k not in ("origin", "node", "site")}
+    read = ban_from_record(older)
+    assert (read.origin, read.node, read.site) == ("jail:asterisk", None, None)
+    with pytest.raises(ValueError, match="origin"):
+        ban_from_record({**record, "node": 7})

@@ -35,5 +35,9 @@ def test_a_ban_from_a_decision_lasts_its_seconds_from_now() -> None:
         last_failure=last.timestamp(),
         failures=5,
         offence=2,
+        origin="jail:asterisk",
     )
+    assert (ban.node, ban.site) == (None, None)
+    at_node = Ban.from_decision(decision, now=1_000.5, node="pbx-a", site="berlin")
+    assert (at_node.origin, at_node.node, at_node.site) == ("jail:asterisk", "pbx-a", "berlin")
     assert ban.address_text() == "2001:db8::7" and ban.remaining(1_000.5) == 600

@@ -101,6 +101,19 @@ class Node:
                     found.add(str(value["prefix"]["addr"]))
         return found
 
+    def set_size(self) -> int:
+        """How many elements this node's kernel ban set holds (read from the kernel)."""
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.ns, "nft", "-j", "list", "set", "inet", "pbxfw", SET],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        if out.returncode != 0:
+            return 0
+        items = json.loads(out.stdout)["nftables"]
+        return sum(len(item.get("set", {}).get("elem", [])) for item in items)
+
     def ruleset(self) -> str:
         return subprocess.run(
             ["ip", "netns", "exec", self.ns, "nft", "list", "table", "inet", "pbxfw"],

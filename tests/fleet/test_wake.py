@@ -20,11 +20,10 @@ import pytest
 
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.wake import LISTEN_PART
-from pbxfw.domain.bans import Ban
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.storage.notify import Listener
 from pbxfw.usecases import ConfigService
-from pbxfw.usecases.bans import BanService
+from pbxfw.usecases.bans import BanDelta, BanService
 from pbxfw.usecases.firewall import FirewallService
 from tests.agent.test_agent_unit import setup
 
@@ -99,7 +98,7 @@ def test_a_ban_stored_elsewhere_wakes_the_agent_at_once(svc: ConfigService, tmp_
         reads: list[int | None] = []
         changed_since = agent.rules.bans.changed_since
 
-        def counted(revision: int | None) -> tuple[int, list[Ban] | None]:
+        def counted(revision: int | None) -> BanDelta:
             reads.append(revision)
             return changed_since(revision)
 

@@ -151,3 +151,19 @@ def test_a_refused_commit_leaves_nothing_buffered_and_the_mirror_unchanged() -> 
     assert backend.staged == [] and backend.bans == {}
     assert len(sets) == 0  # not landed: the next sync makes the same changes
     assert sets.sync([ban(NET, "ssh", 60)], NOW).steps == changes.steps
+
+
+def test_a_partial_sync_adds_and_renews_and_never_removes() -> None:
+    """The bans written since the agent's last read (agent.bansync): held
+    bans not in the list stay; a new one is added, a changed one renewed."""
+    sets = BanSets()
+    steps(sets, [ban(NET, "asterisk", 600), ban(OTHER, "manual", 60)])
+    third = ipaddress.ip_network("192.0.2.7/32")
+    changes = sets.sync([ban(third, "ssh", 60), ban(NET, "asterisk", 900)], NOW, partial=True)
+    assert (changes.added, changes.renewed, changes.removed) == (1, 1, ())
+    assert all(step.action == "add" for step in changes.steps)
+    sets.landed(changes)
+    assert len(sets) == 3
+    assert sets.expiry(OTHER, "manual") == NOW + 60  # not in the list: kept
+    assert sets.expiry(NET, "asterisk") == NOW + 900
+    assert not sets.sync([ban(third, "ssh", 60)], NOW, partial=True)  # held already

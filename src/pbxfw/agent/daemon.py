@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from pbxfw.agent.bansync import FULL_SYNC_SECONDS
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
@@ -137,6 +138,8 @@ class Agent:
             netns=options.netns,
             state_dir=options.state_dir,
             table_interval=options.table_interval,
+            node=self.node_name,
+            site=store.site,
         )
         #: the bans decided here on their way to the database, through a
         #: spool file that survives a restart (agent.outbox, agent.spool)
@@ -236,6 +239,11 @@ class Agent:
         if rules.config is not None:
             config = rules.config
             run("agent:ips", lambda: ips.setup(config))
+        # A full read of the bans when the listening connection was made
+        # again (a notification may have been missed) and every
+        # FULL_SYNC_SECONDS (the fallback of the incremental reads).
+        if wake.take_full_bans() or now - rules.last_full_sync >= FULL_SYNC_SECONDS:
+            rules.bans_dirty = True
         if (wake.take_bans() or rules.bans_dirty) and not run("agent:ban-sets", self._sync):
             wake.bans = True
         run("agent:logs", ips.logs)

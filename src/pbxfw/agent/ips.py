@@ -318,7 +318,9 @@ class Ips:
         """
         rules = self.rules
         now = self.clock()
-        bans = [Ban.from_decision(d, now) for d in decisions]
+        # Stored with this node and its site: the origin of a shared ban.
+        here = rules.receiver
+        bans = [Ban.from_decision(d, now, here.node, here.site) for d in decisions]
         self.outbox.add(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False

@@ -4,9 +4,12 @@
   when its revision changes, and when the ``inet pbxfw`` table is missing or
   was altered by someone else (``table_altered``); rolls the stored
   configuration back after a confirmation window expired;
-- makes the kernel's ban sets equal to the stored active bans whenever
-  ``bans_revision`` changes (CLI, REST), each element with its remaining
-  timeout, so bans lapse in the kernel even while the agent is down;
+- makes the kernel's ban sets hold the stored active bans this node
+  enforces (agent.receive: ``ips_share``, its own whitelist) whenever
+  ``bans_revision`` changes (any node, CLI, REST), each element with its
+  remaining timeout, so bans lapse in the kernel even while the agent is
+  down: only the bans written since its revision (one netlink batch), or
+  all of them after a removal, a failure, and every FULL_SYNC_SECONDS;
 - keeps the whitelist (applied and stored configuration, this host's
   addresses) the intrusion prevention part asks.
 
@@ -17,20 +20,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from ipaddress import ip_network
 
+from pbxfw.agent.bansync import FULL_SYNC_SECONDS, BanSync
 from pbxfw.agent.config_cache import CONFIG_CACHE_NAME, read_cached_config, write_cached_config
 from pbxfw.agent.health import Health, describe
-from pbxfw.bulk import gc_paused
+from pbxfw.agent.receive import Receiver
 from pbxfw.compiler import compile_ruleset
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.jails import JAIL_SCOPES
+from pbxfw.domain.nodes import DEFAULT_SITE
 from pbxfw.domain.whitelist import Whitelist
-from pbxfw.errors import KernelError
-from pbxfw.kernel import Backend, BanSets, commit_changes
-from pbxfw.kernel.bansets import subnet_key
+from pbxfw.kernel import Backend, BanSets
 from pbxfw.kernel.confirm_state import namespace_dir
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.applied import Revisions, read_revisions
@@ -38,7 +39,7 @@ from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.firewall import FirewallService, ban_elements
 
-__all__ = ["FULL_CHECK_SECONDS", "Rules"]
+__all__ = ["FULL_CHECK_SECONDS", "FULL_SYNC_SECONDS", "Rules"]
 
 #: Seconds between full comparisons of the table while the ban sets are large.
 FULL_CHECK_SECONDS = 30
@@ -50,7 +51,7 @@ def _forget_nothing(_host: IPAddress, _jail: str) -> None:
     """The default of ``Rules.forget``: no detector to tell."""
 
 
-class Rules:
+class Rules(BanSync):
     """The kernel table and ban sets the agent keeps equal to the stored state.
 
     Holds what the other parts share: the applied configuration it follows
@@ -70,8 +71,12 @@ class Rules:
         netns: str | None,
         state_dir: str,
         table_interval: float,
+        node: str = "",
+        site: str = DEFAULT_SITE,
     ) -> None:
         self.backend = backend
+        #: this node (its name and site): which shared bans it enforces
+        self.receiver = Receiver(node, site)
         self.health = health
         self.bans = bans
         self.clock = clock
@@ -96,14 +101,16 @@ class Rules:
         self.last_full_check = 0.0
         self.last_table_check = 0.0
         self.bans_revision = -1
-        #: a ban-set update failed: compare with the stored bans at the next tick
+        #: a ban-set update failed, or the reads may have missed something:
+        #: compare with every stored ban at the next tick
         self.bans_dirty = False
+        self.last_full_sync = 0.0
         #: what the kernel's ban sets hold, and the changes that move them
         self.ban_sets = BanSets()
         #: bans made here and not yet stored (the store failed): kept, retried,
         #: and counted as active, so no ban-set sync removes them meanwhile
         self.unsaved: list[Ban] = []
-        self.whitelist: Whitelist | None = None
+        self._whitelist: Whitelist | None = None
         self._stored_revision: int | None = None
         #: the revisions this tick's ``load`` read (None: not read; agent.daemon)
         self.revisions: Revisions | None = None
@@ -111,6 +118,16 @@ class Rules:
         self.cache_path = namespace_dir(state_dir, netns) / CONFIG_CACHE_NAME
         #: following the kept configuration (the database could not be read at start)
         self.from_cache = False
+
+    @property
+    def whitelist(self) -> Whitelist | None:
+        """What this node never bans (the receiver checks every ban against it)."""
+        return self._whitelist
+
+    @whitelist.setter
+    def whitelist(self, whitelist: Whitelist | None) -> None:
+        self._whitelist = whitelist
+        self.receiver.set_whitelist(whitelist)
 
     # -- the table ------------------------------------------------------------------
     def load(self, force: bool, check: bool = True) -> bool:
@@ -231,7 +248,9 @@ class Rules:
         remembered = False
         if bans is None:
             try:
-                bans_revision, stored = self.bans.changed_since(None)
+                delta = self.bans.changed_since(None)
+                bans_revision, stored = delta.revision, delta.bans
+                self.receiver.set_shares(delta.shares)
             except Exception as exc:
                 bans, bans_revision, remembered = self.remembered_bans(), self.bans_revision, True
                 log.warning(
@@ -254,6 +273,8 @@ class Rules:
         self.applied_revision = revision
         self.bans_revision = bans_revision
         self.bans_dirty = remembered  # compare with the store when it answers
+        if not remembered:
+            self.last_full_sync = self.clock()
         self.stale = False
         self.health.succeeded("agent:new-bans")  # the whole table holds every ban
         self._structure = self.backend.structure()
@@ -267,37 +288,6 @@ class Rules:
             len(config.networks),
             len(elements),
         )
-
-    def remembered_bans(self) -> list[Ban]:
-        """The bans the kernel's sets hold (from memory) and the unsaved ones:
-        what a table loaded without the store must hold."""
-        now = self.clock()
-        held = [
-            Ban(
-                ip_network(subnet),
-                jail,
-                JAIL_SCOPES.get(jail, frozenset()),
-                "held in the kernel",
-                now,
-                expires,
-            )
-            for subnet, jail, expires in self.ban_sets.held()
-            if expires > now
-        ]
-        return self.with_unsaved(held)
-
-    def with_unsaved(self, stored: list[Ban]) -> list[Ban]:
-        """``stored`` and the bans made here that the store has not taken yet."""
-        if not self.unsaved:
-            return stored
-        now = self.clock()
-        keys = {(subnet_key(b.subnet), b.jail) for b in stored}
-        extra = [
-            b
-            for b in self.unsaved
-            if b.expires_at > now and (subnet_key(b.subnet), b.jail) not in keys
-        ]
-        return stored + extra if extra else stored
 
     # -- the whitelist ----------------------------------------------------------------
     def refresh_whitelist(self) -> Whitelist:
@@ -321,78 +311,25 @@ class Rules:
         return self.whitelist is not None and self.whitelist.covers(address)
 
     def _drop_whitelisted(self, config: Configuration, bans: list[Ban]) -> list[Ban]:
-        """Bans being restored are checked against the whitelist too (this
-        host's addresses may have changed): those it covers are lifted."""
+        """The bans this node enforces (agent.receive): bans being restored
+        are checked against the whitelist too (this host's addresses may
+        have changed). Those it covers are lifted in the store when they are
+        its own or an administrator's (``Receiver.owns``); another node's
+        stay stored (they are enforced elsewhere) and are only left out here."""
         self.config = config
-        whitelist = self.refresh_whitelist()
-        lifted = [b for b in bans if whitelist.reason(b.subnet)]
-        if not lifted:
-            return bans
-        self.bans.lift(lifted)
-        self.unsaved = [b for b in self.unsaved if b not in lifted]
-        for ban in lifted:
+        self.refresh_whitelist()
+        selection = self.receiver.select(bans)
+        if not selection.whitelisted:
+            return selection.enforced
+        lifted = [b for b, _ in selection.whitelisted if self.receiver.owns(b)]
+        if lifted:
+            self.bans.lift(lifted)
+            self.unsaved = [b for b in self.unsaved if b not in lifted]
+        for ban, why in selection.whitelisted:
             log.warning(
-                "lifted the ban of %s: %s", ban.address_text(), whitelist.reason(ban.subnet)
+                "%s the ban of %s: %s",
+                "lifted" if self.receiver.owns(ban) else "not enforcing here",
+                ban.address_text(),
+                why,
             )
-        return [b for b in bans if b not in lifted]
-
-    # -- the ban sets -----------------------------------------------------------------
-    def sync(self) -> None:
-        """Make the kernel's ban sets equal to the stored bans when they changed."""
-        revision, stored = self.bans.changed_since(None if self.bans_dirty else self.bans_revision)
-        if stored is None:
-            return
-        bans = self.with_unsaved(stored)
-        with gc_paused():  # 100,000 bans: hundreds of thousands of kernel elements
-            self._sync_bans(bans)
-        self.bans_revision = revision
-        self.bans_dirty = False
-        # New bans the kernel refused earlier are in it now.
-        self.health.succeeded("agent:new-bans")
-
-    def _sync_bans(self, bans: list[Ban]) -> None:
-        """Make the kernel's ban sets hold ``bans``: the changes ``BanSets``
-        computes, committed as one transaction (plain adds for the new bans:
-        100,000 imported addresses are one netlink batch).
-
-        What the agent believes the kernel holds changes only after the
-        commit succeeded, so an attempt that fails is made again in full by
-        the next one, not forgotten.
-        """
-        changes = self.ban_sets.sync(bans, self.clock())
-        if not changes:
-            return
-        for subnet, jail in changes.removed:
-            self.forget(subnet.network_address, jail)
-        try:
-            commit_changes(self.backend, changes)
-        except KernelError as exc:
-            # A subnet inside a broader banned one is refused element by
-            # element; the whole table, with its sets folded, never is.
-            log.warning("ban sets: %s; loading the whole table instead", exc)
-            if self.config is not None:
-                config, revision = self.config, self.loaded_revision
-            else:
-                revision, config = self.firewall.applied_configuration()
-            self.apply(config, revision, bans)
-            return
-        self.ban_sets.landed(changes)
-        log.info(
-            "ban sets: %d added, %d renewed, %d removed",
-            changes.added,
-            changes.renewed,
-            len(changes.removed),
-        )
-
-    def add_new(self, bans: list[Ban], now: float) -> bool:
-        """Put bans just decided into the kernel's sets at once; False when
-        the kernel refused them (a subnet inside a broader banned one): the
-        whole table must be loaded instead. Any other failure raises."""
-        changes = self.ban_sets.add_new(bans, now)
-        try:
-            commit_changes(self.backend, changes)
-        except KernelError as exc:
-            log.warning("ban sets: %s; loading the whole table instead", exc)
-            return False
-        self.ban_sets.landed(changes)
-        return True
+        return selection.enforced

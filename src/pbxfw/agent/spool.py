@@ -97,6 +97,9 @@ def ban_record(ban: Ban) -> dict[str, Any]:
         "last_failure": ban.last_failure,
         "failures": ban.failures,
         "offence": ban.offence,
+        "origin": ban.origin,
+        "node": ban.node,
+        "site": ban.site,
     }
 
 
@@ -121,6 +124,11 @@ def ban_from_record(data: dict[str, Any]) -> Ban:
     jail, reason = data["jail"], data["reason"]
     if not isinstance(jail, str) or not isinstance(reason, str):
         raise ValueError("jail or reason is not text")
+    # A spool written before bans had an origin: the detector's, node unknown.
+    origin = data.get("origin", f"jail:{jail}")
+    node, site = data.get("node"), data.get("site")
+    if not isinstance(origin, str) or not all(isinstance(v, str | None) for v in (node, site)):
+        raise ValueError("origin, node or site is not text")
     return Ban(
         subnet=ipaddress.ip_network(str(data["subnet"])),
         jail=jail,
@@ -132,6 +140,9 @@ def ban_from_record(data: dict[str, Any]) -> Ban:
         last_failure=number("last_failure"),
         failures=count("failures"),
         offence=count("offence"),
+        origin=origin,
+        node=node,
+        site=site,
     )
 
 

@@ -55,6 +55,9 @@ class Wake:
         self.listener: Listener | None = None
         self.bans = True
         self.config = True
+        #: the next ban read must be a full one (agent.bansync): set when the
+        #: listening connection is made again (what it missed is unknown)
+        self.full_bans = False
 
     @property
     def listening(self) -> bool:
@@ -69,7 +72,7 @@ class Wake:
     def _connect(self) -> None:
         self.listener = Listener(self.store.engine)
         # What was notified while nobody listened is lost: read everything once.
-        self.bans = self.config = True
+        self.bans = self.config = self.full_bans = True
         log.info("listening for bans and configuration changes (PostgreSQL LISTEN)")
 
     def fds(self) -> list[int]:
@@ -115,6 +118,11 @@ class Wake:
         """Must the ban sets be compared with the stored bans now?"""
         due = self.bans or self.listener is None
         self.bans = False
+        return due
+
+    def take_full_bans(self) -> bool:
+        """Must the next ban read be a full one (a new listening connection)?"""
+        due, self.full_bans = self.full_bans, False
         return due
 
     def take_config(self) -> bool:

@@ -100,9 +100,20 @@ def agent(
 
 
 @bans_app.command("list")
-def bans_list(json_: JsonOption = False, db: DbOption = None) -> None:
-    """Who is banned, by which jail, why and until when."""
-    bans = _ban_service(db).active()
+def bans_list(
+    json_: JsonOption = False,
+    node: Annotated[
+        str | None,
+        typer.Option(
+            help="As this node sees them: only the bans it enforces by ips_share, "
+            "another node's reading fleet:NODE."
+        ),
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Who is banned, by which jail, from where (origin, node, site), why and until when."""
+    service = _ban_service(db)
+    bans = service.active() if node is None else service.seen_from(node)
     now = time.time()
     if json_:
         print_json([b.as_json(now) for b in bans])
@@ -110,12 +121,13 @@ def bans_list(json_: JsonOption = False, db: DbOption = None) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(bans)} bans", title_justify="left")
-    for column in ("address", "jail", "reason", "since", "until", "failures"):
+    for column in ("address", "jail", "origin", "reason", "since", "until", "failures"):
         table.add_column(column)
     for b in bans:
         table.add_row(
             b.address_text(),
             b.jail,
+            f"{b.origin} at {b.node}" if b.node else b.origin,
             b.reason,
             _when(b.created_at),
             _when(b.expires_at),

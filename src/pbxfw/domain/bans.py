@@ -18,7 +18,23 @@ from pbxfw.domain.addresses import IPAddress, IPNetwork
 from pbxfw.domain.decision import ALL_SERVICES, ActiveBan
 from pbxfw.domain.setting_rules import MAX_BAN_SECONDS
 
-__all__ = ["Ban", "Decided", "bounded_expiries", "scope_from_text", "scope_text"]
+__all__ = [
+    "MANUAL_ORIGIN",
+    "Ban",
+    "Decided",
+    "bounded_expiries",
+    "jail_origin",
+    "scope_from_text",
+    "scope_text",
+]
+
+#: The origin of an administrator's ban (``bans add``, the web page, REST, ``bans import``).
+MANUAL_ORIGIN = "manual"
+
+
+def jail_origin(jail: str) -> str:
+    """The origin of a ban the jail ``jail`` detected: ``jail:<jail>``."""
+    return f"jail:{jail}"
 
 
 class Decided(Protocol):
@@ -82,12 +98,22 @@ class Ban:
     failures: int = 0
     offence: int = 1
     id: int | None = None
+    #: what made it: ``jail:NAME`` (detected) or ``manual`` (an administrator;
+    #: DESIGN §7, docs/fleet-bans.md)
+    origin: str = MANUAL_ORIGIN
+    #: the node that detected it, and that node's site; None: an
+    #: administrator's ban, enforced at every node
+    node: str | None = None
+    site: str | None = None
 
     @classmethod
-    def from_decision(cls, decision: Decided, now: float) -> Ban:
-        """The ban the detector decided, made at ``now`` (epoch seconds): it
-        lasts ``decision.seconds`` from ``now``, and keeps the times of the
-        first and last failures, their count and the offence number."""
+    def from_decision(
+        cls, decision: Decided, now: float, node: str | None = None, site: str | None = None
+    ) -> Ban:
+        """The ban the detector decided, made at ``now`` (epoch seconds) by
+        the node ``node`` of the site ``site``: it lasts ``decision.seconds``
+        from ``now``, and keeps the times of the first and last failures,
+        their count and the offence number; its origin is ``jail:<jail>``."""
         return cls(
             subnet=ipaddress.ip_network(decision.host),
             jail=decision.jail,
@@ -99,6 +125,9 @@ class Ban:
             last_failure=decision.time.timestamp(),
             failures=decision.failures,
             offence=decision.offence,
+            origin=jail_origin(decision.jail),
+            node=node,
+            site=site,
         )
 
     def remaining(self, now: float) -> int:
@@ -132,4 +161,7 @@ class Ban:
             "remaining": self.remaining(now),
             "failures": self.failures,
             "offence": self.offence,
+            "origin": self.origin,
+            "node": self.node,
+            "site": self.site,
         }

@@ -34,6 +34,7 @@ __all__ = [
     "IPS_PRESETS",
     "MAX_BAN_SECONDS",
     "MAX_FINDTIME_SECONDS",
+    "SHARE_MODES",
     "check_ban_seconds",
     "external_address_problem",
     "include_path_problem",
@@ -47,6 +48,8 @@ __all__ = [
 MAX_BAN_SECONDS = 3650 * 86400
 #: The longest detection window (``ips_findtime``): 30 days.
 MAX_FINDTIME_SECONDS = 30 * 86400
+#: The values of ``ips_share`` (domain.sharing says what each means).
+SHARE_MODES = ("fleet", "site", "off")
 
 # Twelve digits at most: a longer number is never a duration worth parsing
 # (and 10**4300 digits would make int() itself refuse).
@@ -232,6 +235,13 @@ def _whitelist(value: object) -> list[str]:
     return result
 
 
+def _share(value: object) -> object:
+    """``ips_share``: one of SHARE_MODES, in any case, spaces around ignored."""
+    if isinstance(value, str) and value.strip().lower() in SHARE_MODES:
+        return value.strip().lower()
+    raise ValueError("give fleet, site or off")
+
+
 def _duration(value: object) -> int:
     return parse_duration(value)  # its bounds are the field's; errors say the rule
 
@@ -279,6 +289,8 @@ WholeNumber = Annotated[int, BeforeValidator(_integer)]
 AddressList = Annotated[list[str], BeforeValidator(_whitelist)]
 PublicAddress = Annotated[str, AfterValidator(_address)]
 PlainText = Annotated[str, AfterValidator(_plain_text)]
+#: ``ips_share``: who else enforces a site's detected bans (domain.sharing).
+ShareMode = Annotated[str, BeforeValidator(_share)]
 #: The rule for the log_* settings (where each log source is read): an
 #: absolute path, as any path setting, or a ``journal:`` source
 #: (domain.logsource); its message is ``_LOG_RULE``.
@@ -303,6 +315,8 @@ RULES: dict[str, str] = {
     "ips_bantime_max": _BAN_RULE,
     "ips_whitelist": "addresses or CIDRs separated by commas",
     "sip_rate_limit": "packets per second: a whole number from 0 (off) to 1000000",
+    "ips_share": "fleet (every site that shares fleet), site (this site's nodes) or off "
+    "(the detecting node only)",
     "log_asterisk_security": _LOG_RULE,
     "log_asterisk_messages": _LOG_RULE,
     "log_ssh": _LOG_RULE,

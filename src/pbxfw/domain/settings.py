@@ -50,6 +50,7 @@ from pbxfw.domain.setting_rules import (
     Port,
     Ports,
     PublicAddress,
+    ShareMode,
     Switch,
     WholeNumber,
     Window,
@@ -105,6 +106,8 @@ class Settings(BaseModel):
     ips_whitelist: AddressList = []
 
     sip_rate_limit: Annotated[WholeNumber, Field(ge=0, le=1_000_000)] = 0
+    #: who else enforces the bans this site's nodes detect (domain.sharing)
+    ips_share: ShareMode = "fleet"
 
     log_asterisk_security: LogSource = "/var/log/asterisk/security_log"
     log_asterisk_messages: LogSource = "/var/log/asterisk/messages"

@@ -170,8 +170,10 @@ class BanSets:
         )
         return BanChanges((step,), held, added=len(bans))
 
-    def sync(self, bans: Iterable[Ban], now: float) -> BanChanges:
-        """The changes that make the sets hold exactly the active ``bans``.
+    def sync(self, bans: Iterable[Ban], now: float, *, partial: bool = False) -> BanChanges:
+        """The changes that make the sets hold exactly the active ``bans``
+        (``partial``: hold them too, removing nothing: the bans written since
+        the agent's last read, agent.rules).
 
         At most three steps: the removals (with the guards of subnets no
         other jail bans, and renewed guards for those another jail still
@@ -181,7 +183,7 @@ class BanSets:
         """
         desired = {(subnet_key(b.subnet), b.jail): b for b in bans if b.expires_at > now}
         known = self._held
-        gone = [k for k in known if k not in desired]
+        gone = [] if partial else [k for k in known if k not in desired]
         fresh = [(k, b) for k, b in desired.items() if abs(known.get(k, -1) - b.expires_at) > 1]
         if not gone and not fresh:
             return BanChanges(held=known)

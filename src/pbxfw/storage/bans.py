@@ -4,6 +4,16 @@ A mix-in of :class:`pbxfw.storage.repository.Repository`: the methods work
 on ``self.session``, the unit of work the Repository was given. The upsert
 is one statement per dialect (SQLite's ``json_each`` fast path, else
 ``INSERT … ON CONFLICT``, else delete-and-insert in chunks).
+
+The revisions of the ban list (docs/fleet-bans.md, "Incremental
+propagation"): a unit of work that writes bans counts the change once
+(``bans_written``): ``meta.bans_revision`` + 1, and every row it writes
+carries that number in ``bans.revision``. One that removes bans also sets
+``meta.bans_removed_revision`` to it. Writers take turns (the one writer's
+lock, storage.db), so a reader that sees ``bans_revision`` N in its snapshot
+sees every row of revision ≤ N and none above: ``bans(since=R)`` is then
+exactly what was written after R (one indexed query), and a removal after R
+says that only a full read is right.
 """
 
 from __future__ import annotations
@@ -16,7 +26,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import replace
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ARRAY, Table, Text, bindparam, delete, insert, select
 from sqlalchemy import text as sql_text
@@ -25,7 +35,8 @@ from sqlalchemy.orm import Session
 from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
-from pbxfw.storage.models import BanRow
+from pbxfw.domain.setting_rules import SHARE_MODES
+from pbxfw.storage.models import BanRow, SettingRow
 
 __all__ = ["BanRows", "cast_table"]
 
@@ -34,10 +45,55 @@ class BanRows:
     """Reads and writes of bans on ``self.session``."""
 
     session: Session
+    #: the ban revision this unit of work writes (None: it wrote no ban yet)
+    _bans_revision_written: int | None = None
+    _bans_removal_written = False
+
+    if TYPE_CHECKING:  # Repository's, beside this part
+
+        def get_meta(self, key: str) -> str | None: ...
+        def set_meta(self, key: str, value: str | None) -> None: ...
+
+    # -- revisions ----------------------------------------------------------
+    def bans_written(self, removed: bool = False) -> int:
+        """Count this unit of work's change of the ban list, once however
+        often it is called: ``bans_revision`` + 1 (notified at commit:
+        storage.notify), the revision of every row it writes; with
+        ``removed``, ``bans_removed_revision`` becomes that revision too."""
+        revision = self._bans_revision_written
+        if revision is None:
+            revision = int(self.get_meta("bans_revision") or "0") + 1
+            self.set_meta("bans_revision", str(revision))
+            self._bans_revision_written = revision
+        if removed and not self._bans_removal_written:
+            self.set_meta("bans_removed_revision", str(revision))
+            self._bans_removal_written = True
+        return revision
+
+    def ban_revisions(self) -> tuple[int, int]:
+        """(``bans_revision``, ``bans_removed_revision``): the last commit
+        that wrote bans, and the last one that removed any (0: never)."""
+        # Through get_meta: the fleet's meta values are where it keeps them.
+        written = self.get_meta("bans_revision")
+        return int(written or 0), int(self.get_meta("bans_removed_revision") or 0)
+
+    def site_shares(self) -> dict[str, str]:
+        """Each site's stored ``ips_share`` (sites that never set it share
+        ``fleet``: domain.sharing); a stored value no longer valid is left out."""
+        rows = self.session.execute(
+            select(SettingRow.site, SettingRow.value).where(SettingRow.key == "ips_share")
+        ).all()
+        shares = {}
+        for site, value in rows:
+            share = json.loads(value)
+            if share in SHARE_MODES:
+                shares[site] = share
+        return shares
 
     # -- bans -------------------------------------------------------------
-    def bans(self, now: float | None = None) -> list[Ban]:
-        """Stored bans, those unexpired at ``now`` when given, oldest first."""
+    def bans(self, now: float | None = None, since: int | None = None) -> list[Ban]:
+        """Stored bans, those unexpired at ``now`` when given, oldest first;
+        with ``since``, only those written after that ban revision."""
         # The agent reads every ban on every change of the ban list, so
         # 100,000 bans must load fast: Core rows, not ORM objects; rows in id
         # order (a plain table scan), sorted by creation time here only when
@@ -47,6 +103,8 @@ class BanRows:
         stmt = select(*(table.c[name] for name in _BAN_COLUMNS)).order_by(table.c.id)
         if now is not None:
             stmt = stmt.where(table.c.expires_at > now)
+        if since is not None:
+            stmt = stmt.where(table.c.revision > since)
         with gc_paused():
             rows = self.session.execute(stmt).all()
             if not rows:
@@ -66,24 +124,42 @@ class BanRows:
         return bans
 
     def save_ban(self, ban: Ban) -> Ban:
-        """Insert, or replace the ban of the same subnet and jail."""
+        """Insert, or replace the ban of the same subnet and jail (counted in
+        the ban revision: ``bans_written``)."""
         self.session.execute(
             delete(BanRow).where(BanRow.subnet == str(ban.subnet), BanRow.jail == ban.jail)
         )
-        row = BanRow(**_ban_values(ban))
+        row = BanRow(**_ban_values(ban), revision=self.bans_written())
         self.session.add(row)
         self.session.flush()
         return replace(ban, id=row.id)
+
+    def save_bans(self, bans: Sequence[Ban]) -> None:
+        """Insert each of ``bans``, or replace the ban of the same subnet and
+        jail (the last of ``bans`` wins), in one statement (the agents' batches:
+        10,000 bans in about a second, not a round trip each)."""
+        if not bans:
+            return
+        revision = self.bans_written()
+        rows = {(str(b.subnet), b.jail): {**_ban_values(b), "revision": revision} for b in bans}
+        connection = self.session.connection()
+        table = cast_table(BanRow.__table__)
+        dialect = connection.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            connection.execute(_upsert_statement(table, dialect), list(rows.values()))
+            return
+        for subnet, jail in rows:  # any other database
+            connection.execute(delete(table).where(table.c.subnet == subnet, table.c.jail == jail))
+        connection.execute(insert(table), list(rows.values()))
 
     def save_bans_like(self, subnets: Sequence[str], like: Ban) -> None:
         """Ban each of ``subnets`` (canonical texts, no duplicates) as ``like``
         is banned (its subnet and id aside): insert, or replace the ban of the
         same subnet and jail. The bans import: one statement for them all."""
-        self._upsert_bans(subnets, _shared_dict(like))
+        if subnets:
+            self._upsert_bans(subnets, {**_shared_dict(like), "revision": self.bans_written()})
 
     def _upsert_bans(self, subnets: Sequence[str], values: dict[str, Any]) -> None:
-        if not subnets:
-            return
         connection = self.session.connection()
         dialect = connection.dialect.name
         if dialect == "sqlite" and connection.dialect.driver == "pysqlite" and _sqlite_has_json():
@@ -91,7 +167,7 @@ class BanRows:
             # executemany, which binds every value of every row from Python.
             connection.exec_driver_sql(
                 _SQLITE_UPSERT_FROM_JSON,
-                (*(values[c] for c in _SHARED_COLUMNS), json.dumps(list(subnets))),
+                (*(values[c] for c in _WRITTEN_COLUMNS), json.dumps(list(subnets))),
             )
             return
         if dialect == "postgresql":
@@ -102,7 +178,7 @@ class BanRows:
         table = cast_table(BanRow.__table__)
         rows = [{"subnet": subnet, **values} for subnet in subnets]
         if dialect == "sqlite":
-            connection.execute(_upsert_statement(table), rows)
+            connection.execute(_upsert_statement(table, dialect), rows)
             return
         for start in range(0, len(rows), 500):  # any other database
             chunk = rows[start : start + 500]
@@ -115,20 +191,26 @@ class BanRows:
             connection.execute(insert(table), chunk)
 
     def remove_bans(self, subnet: str, jail: str | None = None) -> list[Ban]:
-        """Delete the bans of ``subnet`` (of one jail, or all); return them."""
+        """Delete the bans of ``subnet`` (of one jail, or all); return them
+        (a removal: ``bans_written(removed=True)``)."""
         stmt = select(BanRow.__table__).where(BanRow.subnet == subnet)
         if jail is not None:
             stmt = stmt.where(BanRow.jail == jail)
         removed = [_ban_from_row(r) for r in self.session.execute(stmt)]
         if removed:
             self.session.execute(delete(BanRow).where(BanRow.id.in_([b.id for b in removed])))
+            self.bans_written(removed=True)
         return removed
 
     def remove_ban_ids(self, ids: Sequence[int]) -> None:
+        """Delete these bans (a removal: ``bans_written(removed=True)``)."""
         if ids:
             self.session.execute(delete(BanRow).where(BanRow.id.in_(list(ids))))
+            self.bans_written(removed=True)
 
     def purge_expired_bans(self, now: float) -> int:
+        """Delete the lapsed bans: no revision (the kernel's elements lapsed
+        by their own timeouts; nothing for the agents to read)."""
         result = self.session.execute(delete(BanRow).where(BanRow.expires_at <= now))
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -153,6 +235,9 @@ def _ban_from_row(row: Any) -> Ban:
         failures=row.failures,
         offence=row.offence,
         id=row.id,
+        origin=row.origin,
+        node=row.node,
+        site=row.site,
     )
 
 
@@ -174,10 +259,15 @@ _BAN_COLUMNS = (
     "failures",
     "offence",
     "id",
+    "origin",
+    "node",
+    "site",
 )
 _SUBNET, _SCOPE, _CREATED_AT, _EXPIRES_AT = 0, 2, 4, 5
 #: The columns besides subnet and id, which the bans of one import share.
-_SHARED_COLUMNS = _BAN_COLUMNS[1:-1]
+_SHARED_COLUMNS = tuple(c for c in _BAN_COLUMNS if c not in ("subnet", "id"))
+#: ... and the revision that writes them.
+_WRITTEN_COLUMNS = (*_SHARED_COLUMNS, "revision")
 
 
 def _shared_dict(ban: Ban) -> dict[str, Any]:
@@ -191,15 +281,18 @@ def _shared_dict(ban: Ban) -> dict[str, Any]:
         "last_failure": ban.last_failure,
         "failures": ban.failures,
         "offence": ban.offence,
+        "origin": ban.origin,
+        "node": ban.node,
+        "site": ban.site,
     }
 
 
 # SQLite needs a WHERE in an INSERT … SELECT … ON CONFLICT (a parsing ambiguity).
 _SQLITE_UPSERT_FROM_JSON = (
-    f"INSERT INTO bans (subnet, {', '.join(_SHARED_COLUMNS)}) "
-    f"SELECT value, {', '.join('?' for _ in _SHARED_COLUMNS)} FROM json_each(?) WHERE true "
+    f"INSERT INTO bans (subnet, {', '.join(_WRITTEN_COLUMNS)}) "
+    f"SELECT value, {', '.join('?' for _ in _WRITTEN_COLUMNS)} FROM json_each(?) WHERE true "
     "ON CONFLICT (subnet, jail) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in _SHARED_COLUMNS if c != "jail")
+    + ", ".join(f"{c} = excluded.{c}" for c in _WRITTEN_COLUMNS if c != "jail")
 )
 
 
@@ -209,25 +302,26 @@ def _postgresql_upsert() -> Any:
     statement, the shared values bound once through their columns' types."""
     table = cast_table(BanRow.__table__)
     statement = sql_text(
-        f"INSERT INTO bans (subnet, {', '.join(_SHARED_COLUMNS)}) "
-        f"SELECT s, {', '.join(f':{c}' for c in _SHARED_COLUMNS)} FROM unnest(:subnets) AS s "
+        f"INSERT INTO bans (subnet, {', '.join(_WRITTEN_COLUMNS)}) "
+        f"SELECT s, {', '.join(f':{c}' for c in _WRITTEN_COLUMNS)} FROM unnest(:subnets) AS s "
         "ON CONFLICT (subnet, jail) DO UPDATE SET "
-        + ", ".join(f"{c} = excluded.{c}" for c in _SHARED_COLUMNS if c != "jail")
+        + ", ".join(f"{c} = excluded.{c}" for c in _WRITTEN_COLUMNS if c != "jail")
     )
     return statement.bindparams(
         bindparam("subnets", type_=ARRAY(Text())),
-        *(bindparam(c, type_=table.c[c].type) for c in _SHARED_COLUMNS),
+        *(bindparam(c, type_=table.c[c].type) for c in _WRITTEN_COLUMNS),
     )
 
 
-def _upsert_statement(table: Table) -> Any:
-    """INSERT … ON CONFLICT (subnet, jail) DO UPDATE, for SQLite's executemany."""
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+def _upsert_statement(table: Table, dialect: str) -> Any:
+    """INSERT … ON CONFLICT (subnet, jail) DO UPDATE, for an executemany
+    (SQLite's or PostgreSQL's: both spell it so)."""
+    from sqlalchemy.dialects import postgresql, sqlite
 
-    stmt: Any = sqlite_insert(table)
+    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return stmt.on_conflict_do_update(
         index_elements=[table.c.subnet, table.c.jail],
-        set_={c: stmt.excluded[c] for c in _SHARED_COLUMNS if c != "jail"},
+        set_={c: stmt.excluded[c] for c in _WRITTEN_COLUMNS if c != "jail"},
     )
 
 

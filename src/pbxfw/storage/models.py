@@ -143,6 +143,14 @@ class BanRow(Base):
     offence: Mapped[int] = mapped_column(Int64)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    #: ``jail:NAME`` or ``manual`` (domain.bans; migration 0011)
+    origin: Mapped[str] = mapped_column(text(96))
+    #: the node that detected it and its site; None: an administrator's ban
+    node: Mapped[str | None] = mapped_column(text(63), nullable=True)
+    site: Mapped[str | None] = mapped_column(text(64), nullable=True)
+    #: the ``bans_revision`` of the commit that last wrote the row (the
+    #: agents read the bans written since the revision they have)
+    revision: Mapped[int] = mapped_column(Int64, index=True)
 
 
 class LogOffsetRow(Base):

@@ -54,7 +54,7 @@ __all__ = ["FLEET_META", "Repository", "Store"]
 
 #: Meta keys of the fleet, not of one site: stored under ``FLEET_SITE``
 #: whichever site a Repository is bound to (docs/fleet-sites.md).
-FLEET_META = frozenset({"bans_revision"})
+FLEET_META = frozenset({"bans_revision", "bans_removed_revision"})
 
 
 # The agent asks for a few meta values every tick (its revisions), and

@@ -151,8 +151,13 @@ def group_sql(group: str, database: str) -> str:
     ]
     for table in CONFIG_TABLES:
         if _has_site(table):
+            readable_rows = "site = " + _MY_SITE
+            if table == "settings":
+                # Every site's ips_share: which other site's bans this node
+                # enforces (domain.sharing, docs/fleet-bans.md).
+                readable_rows += " OR key = 'ips_share'"
             parts.append(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;")
-            parts.append(_policy(table, group, "read", "SELECT", "site = " + _MY_SITE))
+            parts.append(_policy(table, group, "read", "SELECT", readable_rows))
     # meta: its site's values and the fleet's; writes only of the fleet's ban revision.
     writable = f"key IN ({', '.join(_literal(k) for k in WRITABLE_META)})"
     readable = "true"

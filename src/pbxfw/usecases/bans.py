@@ -1,29 +1,51 @@
 """The ban list: add, remove, import, list; the whitelist is absolute.
 
 The database is the source of truth for bans. Every change bumps the
-``bans_revision`` meta value; the agent watches it and makes the kernel's
-ban sets equal to the stored bans (each element with its remaining timeout),
-so a ban made by the CLI, the REST API or the agent itself reaches the
-kernel the same way, and lapses there even while the agent is down.
+``bans_revision`` meta value (storage.bans ``bans_written``); the agent
+watches it and reads the bans written since the revision it has (or every
+ban, after a removal: ``changed_since``), so a ban made by the CLI, the REST
+API or any node's agent reaches every kernel the same way, and lapses there
+even while the agent is down.
+
+Origins (DESIGN §7, docs/fleet-bans.md): ``record`` stores the detector's
+bans with the origin ``jail:NAME`` and the node and site that detected them
+(``Ban.from_decision``); ``add`` and ``import_lines`` (the CLI, the web page,
+REST) store ``manual`` bans without a node, enforced at every node.
 """
 
 from __future__ import annotations
 
 import operator
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import compress
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.jails import JAIL_SCOPES, MANUAL_JAIL, validate_jail
 from pbxfw.domain.setting_rules import check_ban_seconds
+from pbxfw.domain.sharing import Here, origin_seen_from
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
+from pbxfw.storage.nodes import nodes
 from pbxfw.storage.repository import Repository, Store
 
-__all__ = ["BanImportReport", "BanService"]
+__all__ = ["BanDelta", "BanImportReport", "BanService"]
+
+
+@dataclass(frozen=True, slots=True)
+class BanDelta:
+    """What ``BanService.changed_since`` read: the ban revision, and the bans
+    (None: nothing changed since the revision given) — every active ban when
+    ``full``, else only those written since that revision (none removed)."""
+
+    revision: int
+    bans: list[Ban] | None
+    full: bool
+    #: each site's ``ips_share``, read with the bans (domain.sharing)
+    shares: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -47,9 +69,14 @@ def _check_jail_and_length(jail: str, seconds: int | None) -> None:
         raise ValidationError(errors)
 
 
-def bump_bans_revision(repo: Repository) -> None:
-    current = int(repo.get_meta("bans_revision") or "0")
-    repo.set_meta("bans_revision", str(current + 1))
+def bump_bans_revision(repo: Repository) -> int:
+    """Count this unit of work's change of the ban list (once: storage.bans ``bans_written``)."""
+    return repo.bans_written()
+
+
+def site_shares(repo: Repository) -> dict[str, str]:
+    """Each site's ``ips_share`` (domain.sharing: a site not named shares ``fleet``)."""
+    return repo.site_shares()
 
 
 def local_addresses() -> list[IPAddress]:
@@ -81,19 +108,41 @@ class BanService:
         with self.store.read() as repo:
             return repo.bans(now=self.clock())
 
+    def seen_from(self, node: str) -> list[Ban]:
+        """The active bans the node ``node`` enforces by ``ips_share``
+        (domain.sharing; its own whitelist is its agent's check), each origin
+        as that node names it: another node's detection reads ``fleet:NODE``.
+        An unknown node is refused naming ``node``."""
+        with self.store.read() as repo:
+            found = next((n for n in nodes(repo) if n.name == node), None)
+            if found is None:
+                raise ValidationError(
+                    FieldError("node", f"there is no node {node!r}; see `pbxfw node list`")
+                )
+            here = Here(found.name, found.site, repo.site_shares())
+            bans = repo.bans(now=self.clock())
+        return [
+            replace(b, origin=origin_seen_from(b.origin, b.node, node))
+            for b in bans
+            if here.enforces(b.node, b.site)
+        ]
+
     def revision(self) -> int:
         with self.store.read() as repo:
             return int(repo.get_meta("bans_revision") or "0")
 
-    def changed_since(self, revision: int | None) -> tuple[int, list[Ban] | None]:
-        """The ban revision and, read in the same transaction, the active bans;
-        ``None`` instead of the bans when the revision is still ``revision``
-        (the agent's tick: 100,000 bans are read only when they changed)."""
+    def changed_since(self, revision: int | None) -> BanDelta:
+        """What changed since the ban revision ``revision`` (None: read all),
+        read in one transaction (the agent's tick, agent.rules): nothing when
+        it is still the revision; only the active bans written since it (one
+        indexed query) when none was removed since; else every active ban."""
         with self.store.read() as repo:
-            current = int(repo.get_meta("bans_revision") or "0")
+            current, removed = repo.ban_revisions()
             if current == revision:
-                return current, None
-            return current, repo.bans(now=self.clock())
+                return BanDelta(current, None, full=False)
+            full = revision is None or removed > revision or current < revision
+            bans = repo.bans(now=self.clock(), since=None if full else revision)
+            return BanDelta(current, bans, full, site_shares(repo))
 
     def add(
         self,
@@ -186,11 +235,10 @@ class BanService:
         caller decided on the current whitelist; its next read of the
         whitelist lifts what a newer one covers."""
         with self.store.write() as repo:
-            for ban in bans:
-                repo.save_ban(ban)
-                repo.add_ips_counters(ban.jail, node=self.node, bans=1)
-            bump_bans_revision(repo)
-            return int(repo.get_meta("bans_revision") or "0")
+            repo.save_bans(bans)  # one statement for the batch
+            for jail, count in Counter(ban.jail for ban in bans).items():
+                repo.add_ips_counters(jail, node=self.node, bans=count)
+            return bump_bans_revision(repo)
 
     def lift(self, bans: Sequence[Ban]) -> None:
         """Remove these stored bans (by id; the agent lifts the bans a whitelist
@@ -241,10 +289,15 @@ def _parse_ban_lines(lines: Iterable[str]) -> tuple[list[str], list[int], dict[i
 
 
 def lift_whitelisted(repo: Repository, own: Sequence[IPAddress] = ()) -> list[Ban]:
-    """Inside a write unit of work: drop the bans the whitelist covers."""
+    """Inside a write unit of work: drop the bans the whitelist covers that
+    are this site's (detected at one of its nodes) or an administrator's (no
+    site). Another site's bans stay stored: that site enforces them, and this
+    site's nodes leave them out by their own whitelist (agent.receive)."""
     whitelist = Whitelist(repo.configuration().normalised(), own).index()
-    lifted = [b for b in repo.bans() if whitelist.reason(b.subnet)]
+    site = repo.site
+    lifted = [
+        b for b in repo.bans() if (b.site is None or b.site == site) and whitelist.reason(b.subnet)
+    ]
     if lifted:
         repo.remove_ban_ids([b.id for b in lifted if b.id is not None])
-        bump_bans_revision(repo)
     return lifted

@@ -37,4 +37,8 @@ class SettingCases(ConfigBase):
                 repo.bump_revision()
                 if "ips_whitelist" in touched:
                     lift_whitelisted(repo)
+                if "ips_share" in differing:
+                    # Which node enforces which ban changed: every agent reads all
+                    # bans again (a removal's revision, storage.bans).
+                    repo.bans_written(removed=True)
         return updated

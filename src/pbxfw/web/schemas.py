@@ -210,6 +210,11 @@ class BanPublic(BaseModel):
     remaining: int
     failures: int
     offence: int
+    origin: str = Field(
+        description="what made it: jail:NAME (detected at a node) or manual (an administrator)"
+    )
+    node: str | None = Field(description="the node that detected it; null: an administrator's")
+    site: str | None = Field(description="that node's site; null: an administrator's")
 
 
 #: A ban's length: a JSON integer, never a boolean or a float (``1e30``). Its
