@@ -283,6 +283,16 @@ def test_services_ips_and_never_block_work_on_the_chosen_site(
     assert saved.status_code == 200 and "Intrusion prevention settings saved." in saved.text
     assert ConfigService(store, site="hq").settings().as_text("ips_whitelist") == "192.0.2.10/32"
     assert ConfigService(store).settings().as_text("ips_whitelist") == ""
+    assert ConfigService(store, site="hq").settings().ips_share == "fleet"  # not in that form
+    # Sharing detected bans is chosen per site on the same form.
+    assert '<option value="fleet" selected>' in client.get("/ips").text
+    shared = client.post("/ips", data=form | {"ips_share": "site"})
+    assert shared.status_code == 200 and '<option value="site" selected>' in shared.text
+    assert ConfigService(store, site="hq").settings().ips_share == "site"
+    assert ConfigService(store).settings().ips_share == "fleet"
+    refused = client.post("/ips", data=form | {"ips_share": "everyone"})
+    assert refused.status_code == 422 and 'id="ips_share-error"' in refused.text
+    assert ConfigService(store, site="hq").settings().ips_share == "site"
     # Never block from the banned list adds the network to hq.
     trusted = client.post(
         "/bans/never-block", data={"csrf_token": csrf, "site": "hq", "subnet": "198.51.100.7"}

@@ -27,6 +27,8 @@ from pbxfw.web.security import Session
 
 IPS_VALUE_KEYS = ("ips_maxretry", "ips_findtime", "ips_bantime", "ips_bantime_max")
 IPS_OTHER_KEYS = ("ips_whitelist", "sip_rate_limit")
+#: Settings of this page that are a choice (a select, not a text field).
+IPS_CHOICE_KEYS = ("ips_share",)
 LOG_KEYS = ("log_asterisk_security", "log_asterisk_messages", "log_ssh", "log_web")
 IPS_LABELS = {
     "ips_maxretry": "Failures before a ban",
@@ -35,10 +37,17 @@ IPS_LABELS = {
     "ips_bantime_max": "Longest ban",
     "ips_whitelist": "Never ban these addresses (comma-separated addresses or CIDRs)",
     "sip_rate_limit": "SIP packets per second from one address (0: no limit)",
+    "ips_share": "Share detected bans",
     "log_asterisk_security": "Asterisk security log",
     "log_asterisk_messages": "Asterisk messages log",
     "log_ssh": "SSH daemon log",
     "log_web": "Web server error log",
+}
+#: ``ips_share`` values as the page offers them (docs/fleet-bans.md).
+SHARE_TEXT = {
+    "fleet": "Fleet: every PBX of every site that shares with the fleet",
+    "site": "Site: the PBXs of this site only",
+    "off": "Off: only the PBX that detected it",
 }
 PRESET_TEXT = {
     "weak": "20 failures in 10 min → banned for 10 min",
@@ -77,7 +86,7 @@ def _ips_page(
     errors: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     settings = context.config.settings()
-    keys = (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *LOG_KEYS)
+    keys = (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *IPS_CHOICE_KEYS, *LOG_KEYS)
     shown = {k: settings.as_text(k) for k in keys}
     for key in ("ips_findtime", "ips_bantime", "ips_bantime_max"):
         shown[key] = _duration_text(getattr(settings, key))
@@ -93,6 +102,7 @@ def _ips_page(
             "other_keys": IPS_OTHER_KEYS,
             "log_keys": LOG_KEYS,
             "presets": PRESET_TEXT,
+            "share_modes": SHARE_TEXT,
             "preset": preset or _current_preset(settings),
             "enabled": settings.ips_enabled if enabled is None else enabled,
             "errors": errors or {},
@@ -117,8 +127,14 @@ def save_ips(
     request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     preset = form_text(form, "ips_preset") or "custom"
-    values = {k: form_text(form, k) for k in (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *LOG_KEYS)}
-    changes: dict[str, Any] = {k: v for k, v in values.items() if k not in IPS_VALUE_KEYS}
+    keys = (*IPS_VALUE_KEYS, *IPS_OTHER_KEYS, *IPS_CHOICE_KEYS, *LOG_KEYS)
+    values = {k: form_text(form, k) for k in keys}
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in values.items()
+        # A choice missing from the form (a form of an older page) stays as stored.
+        if k not in IPS_VALUE_KEYS and (k not in IPS_CHOICE_KEYS or k in form)
+    }
     changes["ips_enabled"] = form.get("ips_enabled") == "on"
     if preset == "custom":
         changes.update({k: values[k] for k in IPS_VALUE_KEYS})
