@@ -3,6 +3,9 @@
 Revision ID: 0009
 Revises: 0007
 
+(There is no 0008: the number was given to work that landed later, as 0011;
+revision ids are names, and the chain is 0007 → 0009 → 0010 → 0011.)
+
 ``log_offsets`` (keyed by path), ``source_status`` (keyed by source) and
 ``ips_counters`` (keyed by jail) were one row per key for the whole
 database, so two PBXs reading /var/log/asterisk/full on one PostgreSQL
