@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import ipaddress
+import pickle
 from datetime import UTC, datetime
 
-from pbxfw.domain.bans import Ban
+import pytest
+
+from pbxfw.domain.bans import Ban, new_ban
 from pbxfw.ips.events import BanDecision
 
 
@@ -41,3 +46,32 @@ def test_a_ban_from_a_decision_lasts_its_seconds_from_now() -> None:
     at_node = Ban.from_decision(decision, now=1_000.5, node="pbx-a", site="berlin")
     assert (at_node.origin, at_node.node, at_node.site) == ("jail:asterisk", "pbx-a", "berlin")
     assert ban.address_text() == "2001:db8::7" and ban.remaining(1_000.5) == 600
+
+
+def test_new_ban_builds_the_same_frozen_ban_as_ban() -> None:
+    """The agent's fast constructor (storage reads 100,000 bans with it)."""
+    values = (
+        ipaddress.ip_network("203.0.113.7/32"),
+        "asterisk",
+        frozenset({"sip"}),
+        "5 failures",
+        100.0,
+        200.0,
+        90.0,
+        99.0,
+        5,
+        2,
+        42,
+        "jail:asterisk",
+        "pbx-a",
+        "hq",
+    )
+    made, plain = new_ban(*values), Ban(*values)
+    assert type(made) is Ban
+    assert dataclasses.astuple(made) == values
+    assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.jail = "ssh"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(made)) == made
+    assert copy.copy(made) == made
+    assert dataclasses.replace(made, node=None).node is None

@@ -12,7 +12,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork
 from pbxfw.domain.decision import ALL_SERVICES, ActiveBan
@@ -24,6 +24,7 @@ __all__ = [
     "Decided",
     "bounded_expiries",
     "jail_origin",
+    "new_ban",
     "scope_from_text",
     "scope_text",
 ]
@@ -165,3 +166,67 @@ class Ban:
             "node": self.node,
             "site": self.site,
         }
+
+
+class _BanFields:
+    """:class:`Ban`'s slots without its frozen ``__setattr__`` (the same
+    layout, so an instance may change between the two classes): how
+    :func:`new_ban` fills a Ban in."""
+
+    __slots__ = Ban.__slots__
+    subnet: IPNetwork
+    jail: str
+    scope: frozenset[str]
+    reason: str
+    created_at: float
+    expires_at: float
+    first_failure: float
+    last_failure: float
+    failures: int
+    offence: int
+    id: int | None
+    origin: str
+    node: str | None
+    site: str | None
+
+
+_new = object.__new__
+
+
+def new_ban(
+    subnet: IPNetwork,
+    jail: str,
+    scope: frozenset[str],
+    reason: str,
+    created_at: float,
+    expires_at: float,
+    first_failure: float,
+    last_failure: float,
+    failures: int,
+    offence: int,
+    id: int | None,  # the field's name
+    origin: str,
+    node: str | None,
+    site: str | None,
+) -> Ban:
+    """``Ban(...)`` with every field given, equal to it in every way (tested)
+    and about twice as fast: the frozen dataclass's ``__init__`` makes one
+    ``object.__setattr__`` call per field, and the agent reads 100,000 bans
+    at once (storage.bans ``bans``; as ips.events ``new_failure``)."""
+    fields = _new(_BanFields)
+    fields.subnet = subnet
+    fields.jail = jail
+    fields.scope = scope
+    fields.reason = reason
+    fields.created_at = created_at
+    fields.expires_at = expires_at
+    fields.first_failure = first_failure
+    fields.last_failure = last_failure
+    fields.failures = failures
+    fields.offence = offence
+    fields.id = id
+    fields.origin = origin
+    fields.node = node
+    fields.site = site
+    fields.__class__ = Ban  # type: ignore[assignment]  # same layout
+    return cast("Ban", fields)

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
-from pbxfw.domain.bans import Ban, bounded_expiries, scope_from_text, scope_text
+from pbxfw.domain.bans import Ban, bounded_expiries, new_ban, scope_from_text, scope_text
 from pbxfw.domain.setting_rules import SHARE_MODES
 from pbxfw.storage.models import BanRow, SettingRow
 
@@ -119,7 +119,7 @@ class BanRows:
             columns[_SUBNET] = networks_from_text(columns[_SUBNET])
             columns[_SCOPE] = [scopes[text] for text in columns[_SCOPE]]
             columns[_EXPIRES_AT] = bounded_expiries(columns[_CREATED_AT], columns[_EXPIRES_AT])
-            bans = list(map(Ban, *columns))
+            bans = list(map(new_ban, *columns))  # Ban(...), twice as fast
             del columns  # before collection resumes: 11 lists of 10^5 items to traverse
         return bans
 
