@@ -219,12 +219,21 @@ def listening(node: Node) -> bool:
     return node.log.exists() and "listening for" in node.log.read_text()
 
 
-def start_listening(fleet: Fleet, nodes: list[Node], timeout: float = 15) -> None:
-    """Start ``nodes``' agents and wait until each listens (``timeout`` seconds each)."""
+def start_listening(
+    fleet: Fleet, nodes: list[Node], timeout: float = 15, sites: dict[str, str] | None = None
+) -> None:
+    """Start ``nodes``' agents (each in its site of ``sites``, node name →
+    site; by default the environment's) and wait until each listens
+    (``timeout`` seconds each)."""
     for node in nodes:
-        fleet.start(node)
+        fleet.start(node, site=(sites or {}).get(node.name))
     for node in nodes:
         deadline = time.monotonic() + timeout
         while not listening(node):
             assert time.monotonic() < deadline, node.log.read_text()[-3000:]
             time.sleep(0.05)
+
+
+def nowhere(nodes: list[Node], address: str) -> bool:
+    """No kernel of ``nodes`` holds a ban of ``address``."""
+    return not any(address in node.banned() for node in nodes)

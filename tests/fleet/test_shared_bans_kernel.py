@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 import pytest
 
@@ -30,32 +27,10 @@ from pbxfw.ips.events import BanDecision
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.bans import BanService
 from tests.agent.test_agent_kernel import wait_until
-from tests.fleet.nodes import Fleet, Node, listening
+from tests.fleet.nodes import Fleet, nowhere
 from tests.fleet.test_propagation_kernel import everywhere
-from tests.kernel.lab import Lab, require_kernel
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture
-def fleet(tmp_path: Path, db_url: str) -> Iterator[Fleet]:
-    require_kernel()
-    with Lab(f"sb{os.getpid() % 10000}") as lab:
-        fleet = Fleet(lab, db_url, tmp_path)
-        try:
-            fleet.configure()
-            for name in ("a", "b", "c"):
-                fleet.start(fleet.add(name))
-            for node in fleet.nodes:
-                took = wait_until(partial(listening, node), 15, 0.05)
-                assert took is not None, node.log.read_text()[-3000:]
-            yield fleet
-        finally:
-            fleet.close()
-
-
-def nowhere(nodes: list[Node], address: str) -> bool:
-    return not any(address in node.banned() for node in nodes)
 
 
 def test_bans_rm_lifts_a_ban_from_every_kernel(fleet: Fleet) -> None:

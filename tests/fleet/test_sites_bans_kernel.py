@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent.test_agent_kernel import wait_until
-from tests.fleet.nodes import Fleet, Node, listening
+from tests.fleet.nodes import Fleet, nowhere, start_listening
 from tests.fleet.test_propagation_kernel import everywhere
 from tests.kernel.lab import Lab, require_kernel
 
@@ -37,18 +37,11 @@ def fleet(tmp_path: Path, db_url: str) -> Iterator[Fleet]:
         try:
             fleet.configure()
             fleet.configure(site="branch")
-            for name, site in (("a", None), ("b", None), ("c", "branch")):
-                fleet.start(fleet.add(name), site=site)
-            for node in fleet.nodes:
-                took = wait_until(partial(listening, node), 15, 0.05)
-                assert took is not None, node.log.read_text()[-3000:]
+            nodes = [fleet.add(name) for name in ("a", "b", "c")]
+            start_listening(fleet, nodes, sites={"c": "branch"})
             yield fleet
         finally:
             fleet.close()
-
-
-def nowhere(nodes: list[Node], address: str) -> bool:
-    return not any(address in node.banned() for node in nodes)
 
 
 def read_past(fleet: Fleet, address: str) -> None:
