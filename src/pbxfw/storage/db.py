@@ -116,7 +116,7 @@ def make_engine(url: str, *, create_dir: bool = False) -> Engine:
         # implicit BEGIN is deferred and cannot be made IMMEDIATE).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _wal(cursor)
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -158,6 +158,28 @@ def _postgresql_engine(url: str) -> Engine:
             connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
     return engine
+
+
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode (once per file: a no-op when it is).
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite answers
+    "database is locked" at once, without waiting, when another connection
+    (a second `pbxfw init` at the same moment) holds one: try again for as
+    long as the busy timeout, in bounded steps.
+    """
+    import sqlite3
+    import time
+
+    for _ in range(BUSY_TIMEOUT_MS // 50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            time.sleep(0.05)
+    cursor.execute("PRAGMA journal_mode=WAL")  # the last try raises what it raises
 
 
 def storage_error(exc: DBAPIError) -> StorageError:
