@@ -15,6 +15,7 @@ __all__ = [
     "Base",
     "CountryRuleRow",
     "CustomServiceRow",
+    "FingerprintEditRow",
     "GeoDatabaseRow",
     "IpsCounterRow",
     "LogOffsetRow",
@@ -241,6 +242,25 @@ class CountryRuleRow(Base):
     codes: Mapped[str] = mapped_column(text())
     #: JSON object service key → "allow" | "block", the named services only
     services: Mapped[str] = mapped_column(text())
+
+
+class FingerprintEditRow(Base):
+    """An edit of one site's scanner fingerprint list (migration 0013)."""
+
+    __tablename__ = "fingerprint_edits"
+    __table_args__ = (
+        UniqueConstraint("site", "header", "folded", name="uq_fingerprint_edits_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    site: Mapped[str] = mapped_column(text(64), server_default="default")
+    #: canonical header name (``User-Agent``)
+    header: Mapped[str] = mapped_column(text(64))
+    pattern: Mapped[str] = mapped_column(text(128))
+    #: ``pattern`` case-folded: the uniqueness key
+    folded: Mapped[str] = mapped_column(text(128))
+    #: a shipped pattern switched off (else a pattern added)
+    disabled: Mapped[bool] = mapped_column(Boolean)
 
 
 class GeoDatabaseRow(Base):

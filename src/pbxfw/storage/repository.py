@@ -39,6 +39,7 @@ from pbxfw.errors import StorageError
 from pbxfw.storage.bans import BanRows
 from pbxfw.storage.countries import CountryRows
 from pbxfw.storage.db import WRITE_OPTION, make_engine, migrate, storage_error
+from pbxfw.storage.fingerprints import FingerprintRows
 from pbxfw.storage.models import (
     IpsCounterRow,
     LogOffsetRow,
@@ -81,7 +82,7 @@ def _meta_items_query(
     return select(MetaRow.key, MetaRow.value).where(where)
 
 
-class Repository(NetworkRows, BanRows, CountryRows):
+class Repository(NetworkRows, BanRows, CountryRows, FingerprintRows):
     """Domain-level reads and writes on one session (one transaction), for one site."""
 
     def __init__(self, session: Session, site: str = DEFAULT_SITE) -> None:

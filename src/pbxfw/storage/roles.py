@@ -49,7 +49,13 @@ MAPPING = "pbxfw_node_roles"
 WRITABLE_META = tuple(sorted(FLEET_META))
 
 #: The configuration a node reads (only its site's rows, once they have a site).
-CONFIG_TABLES = ("networks", "custom_services", "settings", "country_rules")
+CONFIG_TABLES = (
+    "networks",
+    "custom_services",
+    "settings",
+    "country_rules",
+    "fingerprint_edits",
+)
 #: The rows each node owns (migration 0009).
 NODE_TABLES = ("log_offsets", "source_status", "ips_counters")
 
