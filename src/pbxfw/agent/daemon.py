@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pbxfw.agent.bansync import FULL_SYNC_SECONDS
+from pbxfw.agent.fingerprint import FingerprintGuard
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
@@ -91,6 +92,8 @@ class AgentOptions:
     node: str | None = None
     #: PostgreSQL: wake on LISTEN/NOTIFY instead of polling (``PBXFW_LISTEN=0``: poll)
     listen: bool = field(default_factory=lambda: listen_enabled())
+    #: the scanner fingerprint check (agent.fingerprint; only with the nft backend)
+    fingerprints: bool = True
 
 
 class Agent:
@@ -157,6 +160,19 @@ class Agent:
             node=self.node_name,
         )
         self.rules.forget = self.ips.forget
+        #: scanner fingerprints (issue 18): a thread answering the NFQUEUE; its
+        #: bans go through the intrusion prevention's ban steps
+        self.fingerprint: FingerprintGuard | None = None
+        if options.fingerprints and isinstance(self.backend, NftBackend):
+            self.fingerprint = FingerprintGuard(
+                store,
+                exempt=self.rules.whitelisted,
+                ban=self.ips.ban_now,
+                node=self.node_name,
+                site=store.site,
+                netns=options.netns,
+                clock=clock,
+            )
         self.pjsip = Pjsip(store)
         self.wake = Wake(store, self.health, enabled=options.listen)
         rules = self.rules
@@ -192,6 +208,8 @@ class Agent:
             self.health.run("agent:counters", self.flush, force=True)
             self.health.persist(self.store)
             self.ips.close()
+            if self.fingerprint is not None:
+                self.fingerprint.close()
             self.wake.close()
             log.info("agent stopped")
 
@@ -199,7 +217,7 @@ class Agent:
         """Sleep until a watched folder changes, a notification arrives, or
         ``revision_interval`` passes."""
         interval = self.options.revision_interval
-        fds = self.wake.fds()
+        fds = self.wake.fds() + ([] if self.fingerprint is None else self.fingerprint.fds())
         if not self.ips.wait(interval, fds):
             if fds:
                 select.select(fds, [], [], interval)
@@ -239,6 +257,10 @@ class Agent:
         if rules.config is not None:
             config = rules.config
             run("agent:ips", lambda: ips.setup(config))
+            if self.fingerprint is not None:
+                guard = self.fingerprint
+                run("agent:fingerprint", lambda: guard.setup(config))
+                run("agent:fingerprint-bans", guard.ban_found)
         # A full read of the bans when the listening connection was made
         # again (a notification may have been missed) and every
         # FULL_SYNC_SECONDS (the fallback of the incremental reads).

@@ -316,11 +316,15 @@ class Ips:
         failed store keeps the bans in ``rules.unsaved`` and the spool
         (retried with backoff).
         """
-        rules = self.rules
         now = self.clock()
         # Stored with this node and its site: the origin of a shared ban.
-        here = rules.receiver
-        bans = [Ban.from_decision(d, now, here.node, here.site) for d in decisions]
+        here = self.rules.receiver
+        self.ban_now([Ban.from_decision(d, now, here.node, here.site) for d in decisions], now)
+
+    def ban_now(self, bans: list[Ban], now: float) -> None:
+        """The steps of :meth:`_ban` for bans made already (also the
+        fingerprint part's, agent.fingerprint)."""
+        rules = self.rules
         self.outbox.add(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False

@@ -22,14 +22,18 @@ from dataclasses import dataclass
 from pbxfw.errors import ConflictError, FieldError, NotFoundError, ValidationError
 
 __all__ = [
+    "COMPACT_FORMS",
     "DEFAULT_FINGERPRINTS",
     "DEFAULT_HEADER",
+    "DEFAULT_PATTERNS",
     "MAX_PATTERN",
     "Fingerprint",
     "FingerprintEdit",
     "Matcher",
     "canonical_header",
     "effective_list",
+    "find",
+    "plan_add",
     "validate_fingerprint",
 ]
 
@@ -142,7 +146,7 @@ def validate_fingerprint(header: str | None, pattern: str) -> Fingerprint:
     elif not text.isprintable():
         errors.append(FieldError("pattern", "printable characters only (no tab, no line break)"))
     if errors:
-        raise ValidationError(*errors)
+        raise ValidationError(errors)
     return Fingerprint(canonical_header(header), text)
 
 
