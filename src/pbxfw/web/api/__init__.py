@@ -14,6 +14,7 @@ from pbxfw.web.api import (
     bans,
     check,
     countries,
+    fingerprints,
     ips,
     networks,
     nodes,
@@ -35,5 +36,6 @@ def api_router() -> APIRouter:
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
     for module in (networks, services, settings, check, bans, apply, ips, nodes, sites, countries):
         protected.include_router(module.router())
+    protected.include_router(fingerprints.router())  # issue 18
     root.include_router(protected)
     return root

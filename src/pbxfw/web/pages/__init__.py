@@ -29,6 +29,11 @@ from pbxfw.web.pages.countries import (
     delete_country,
     update_country,
 )
+from pbxfw.web.pages.fingerprints import (
+    add_fingerprint,
+    fingerprints_page,
+    remove_fingerprint,
+)
 from pbxfw.web.pages.firewall import firewall_page, save_switches
 from pbxfw.web.pages.ips import ips_page, save_ips
 from pbxfw.web.pages.login import home, login, login_page, login_url, logout
@@ -89,6 +94,9 @@ def router() -> APIRouter:
         ("/countries", add_country, post),
         ("/countries/{rule_id}/edit", update_country, post),
         ("/countries/{rule_id}/delete", delete_country, post),
+        ("/fingerprints", fingerprints_page, get),
+        ("/fingerprints", add_fingerprint, post),
+        ("/fingerprints/delete", remove_fingerprint, post),
         ("/nodes", nodes_page, get),
         ("/nodes/{name}/delete", remove_node, post),
     ]
