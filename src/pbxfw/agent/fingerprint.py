@@ -144,19 +144,22 @@ class FingerprintGuard:
         if wanted == self._port and (wanted is None or self._thread is not None):
             return
         self.close()
-        if wanted is None:
-            return
+        if wanted is not None:
+            self.bind(wanted)
+
+    def bind(self, port: int) -> None:
+        """Bind the queue, load the table for ``port``, start the thread."""
         queue = PacketQueue(self.netns)  # bound before the rule: no packet waits for nobody
         try:
-            install_table(wanted, self.netns)
+            install_table(port, self.netns)
         except BaseException:
             queue.close()
             raise
-        self._queue, self._port = queue, wanted
+        self._queue, self._port = queue, port
         self._stop.clear()
         self._thread = threading.Thread(target=self._serve, name="pbxfw-fingerprint", daemon=True)
         self._thread.start()
-        log.info("scanner fingerprints: checking new SIP flows to udp port %d", wanted)
+        log.info("scanner fingerprints: checking new SIP flows to udp port %d", port)
 
     def ban_found(self) -> None:
         """Ban the scanners the thread found since the last call."""
