@@ -132,7 +132,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pbxfw-bench-fp-"))
     store = Store.open(database_url(str(tmp / "pbxfw.db")), create=True)
     samples: dict[tuple[str, str], list[dict[str, float]]] = {}
-    judged: list[float] = []
+    judged: dict[str, list[float]] = {}
     guard: FingerprintGuard | None = None
     client = BLOCK.network_address + 2
     with Lab("fpb") as lab:
@@ -188,8 +188,8 @@ def main() -> None:
                     for setup in order:
                         sample = measure(setup, mode, args.seconds)
                         samples.setdefault((mode, setup), []).append(sample)
-                        if setup == "with" and mode == "new_flows":
-                            judged.append(sample["judged_pps"])
+                        if setup == "with":
+                            judged.setdefault(mode, []).append(sample["judged_pps"])
         finally:
             if guard is not None:
                 guard.close()
@@ -203,7 +203,8 @@ def main() -> None:
     figures = {
         "new_flows_per_s_without": median("new_flows", "without"),
         "new_flows_per_s_with": median("new_flows", "with"),
-        "new_flows_judged_per_s": statistics.median(judged),
+        "new_flows_judged_per_s": statistics.median(judged["new_flows"]),
+        "one_flow_judged_per_s": statistics.median(judged["one_flow"]),
         "new_flows_sent_per_s": median("new_flows", "with", "sent_pps"),
         "new_flows_ratio": median("new_flows", "with") / median("new_flows", "without"),
         "one_flow_pps_without": median("one_flow", "without"),
@@ -232,6 +233,10 @@ def main() -> None:
             f"- new flows judged by the agent: {figures['new_flows_judged_per_s']:,.0f}/s "
             f"(sent: {figures['new_flows_sent_per_s']:,.0f}/s; the rest accepted unjudged "
             "by the queue's fail-open flag)"
+        )
+        print(
+            f"- one flow: packets judged by the agent: {figures['one_flow_judged_per_s']:,.1f}/s "
+            "(its first packet only)"
         )
         print(
             f"- host `nft list ruleset` unchanged: {'yes' if host_before == host_after else 'NO'}"
