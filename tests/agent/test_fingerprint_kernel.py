@@ -83,7 +83,7 @@ class Env:
 
     def queue_ready(self) -> bool:
         out = self.lab.exec(
-            self.pbx, "nft", "list", "table", "inet", "pbxfw_fingerprint", check=False
+            self.pbx, "nft", "list", "table", "inet", "sip_fingerprint", check=False
         )
         return "queue" in out
 

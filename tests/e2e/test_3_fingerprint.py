@@ -52,7 +52,7 @@ sys.exit(module.main())
 
 
 def _queue_ready(netns: str) -> bool:
-    doc = nft_json(netns, "table", "inet", "pbxfw_fingerprint").get("nftables", [])
+    doc = nft_json(netns, "table", "inet", "sip_fingerprint").get("nftables", [])
     return any("rule" in item and item["rule"]["chain"] == "to_agent" for item in doc)
 
 

@@ -8,7 +8,7 @@ drop (and bans the sender) or accept. With no agent bound to the queue the
 kernel accepts the packet (``bypass``: fail-open), and the agent sets the
 queue's fail-open flag so a full queue accepts too.
 
-Why a table of its own, ``inet pbxfw_fingerprint``, that the agent makes
+Why a table of its own, ``inet sip_fingerprint``, that the agent makes
 when it binds the queue and deletes when it stops (docs/nftables.md,
 "Scanner fingerprints"): the queue verdict must come from the ``NFQUEUE``
 target of x_tables (through nft_compat) where the kernel has no nft
@@ -41,7 +41,7 @@ __all__ = [
 
 #: The NFQUEUE number the agent binds (per network namespace).
 FINGERPRINT_QUEUE = 5060
-FINGERPRINT_TABLE = "pbxfw_fingerprint"
+FINGERPRINT_TABLE = "sip_fingerprint"
 FINGERPRINT_CHAIN = "new_sip"
 #: The chain whose one rule is the NFQUEUE target (added by the agent over netlink).
 QUEUE_CHAIN = "to_agent"
@@ -51,7 +51,7 @@ FINGERPRINT_PRIORITY = "filter - 20"
 
 
 def fingerprint_table(sip_port: int) -> str:
-    """The whole ``table inet pbxfw_fingerprint`` as nft text (without the
+    """The whole ``table inet sip_fingerprint`` as nft text (without the
     queue rule itself), replacing any table of that name."""
     return "\n".join(
         [

@@ -3,7 +3,7 @@
 Raw nfnetlink (``linux/netfilter/nfnetlink_queue.h``, ``xt_NFQUEUE.h``) over
 the sockets of :mod:`pbxfw.kernel.nlsock`; no library, no C build.
 
-- :func:`install_table` loads ``table inet pbxfw_fingerprint``
+- :func:`install_table` loads ``table inet sip_fingerprint``
   (``pbxfw.compiler.fingerprint``) with ``nft``, then adds the one rule nft
   cannot write on every kernel: the x_tables ``NFQUEUE`` target (revision
   3: queue number, ``bypass``) through nft_compat, as its own netlink
@@ -124,7 +124,7 @@ def _nft(netns: str | None, args: list[str], text: str | None = None) -> None:
 
 
 def install_table(sip_port: int, netns: str | None = None) -> None:
-    """Load ``table inet pbxfw_fingerprint`` for ``sip_port`` and its queue rule.
+    """Load ``table inet sip_fingerprint`` for ``sip_port`` and its queue rule.
     Between the two steps the queue chain is empty: packets go on (accepted)."""
     _nft(netns, ["-f", "-"], fingerprint_table(sip_port))
     begin = nl.pack_message(
@@ -148,7 +148,7 @@ def install_table(sip_port: int, netns: str | None = None) -> None:
 
 
 def remove_table(netns: str | None = None) -> None:
-    """Delete ``table inet pbxfw_fingerprint`` (absent: nothing to do)."""
+    """Delete ``table inet sip_fingerprint`` (absent: nothing to do)."""
     _nft(
         netns,
         ["-f", "-"],
