@@ -184,3 +184,37 @@ def test_a_removed_fingerprint_is_no_longer_dropped(env: Env) -> None:
         assert env.received(SCANNERS[1]) == 0
     finally:
         stop_agent(agent)
+
+
+def test_untracked_sip_is_judged_once_per_source(env: Env) -> None:
+    """SIP that pbxfw's early chain takes out of connection tracking (helper
+    "early", issue 18) has no flow to remember: the first packet of each
+    source is judged, the source is then trusted for 60 s. The ``notrack``
+    rule here is the test's own table (firewall off: the input chain then
+    decides untracked packets by the bans alone)."""
+    assert env.pbxfw("settings", "set", "firewall_enabled=false").returncode == 0
+    env.lab.nft(
+        env.pbx,
+        "-f",
+        "-",
+        input="table inet test_notrack {\n chain pre {\n"
+        "  type filter hook prerouting priority raw; policy accept;\n"
+        "  udp dport 5060 notrack\n }\n}\n",
+    )
+    agent = start_agent(env.pbx, env.db, env.tmp)
+    try:
+        assert wait_until(env.queue_ready, 10) is not None
+        env.send(PHONE, "Yealink SIP-T46S 66.86.0.15")
+        assert wait_until(lambda: env.received(PHONE) == 1, 2) is not None
+        env.send(SCANNERS[0], "friendly-scanner")
+        assert wait_until(lambda: SCANNERS[0] in env.banned(), 1) is not None
+        time.sleep(0.2)
+        assert env.received(SCANNERS[0]) == 0
+        seen = env.lab.nft(env.pbx, "list", "set", "inet", "sip_fingerprint", "seen_v4")
+        assert PHONE in seen and SCANNERS[0] in seen
+        # The phone's address was judged a moment ago: not queued again.
+        env.send(PHONE, "friendly-scanner")
+        assert wait_until(lambda: env.received(PHONE) == 2, 2) is not None
+        assert PHONE not in env.banned()
+    finally:
+        stop_agent(agent)
