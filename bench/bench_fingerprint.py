@@ -55,7 +55,7 @@ from pbxfw.storage.repository import Store  # noqa: E402
 
 SIP_PORT = 5060
 PBX_ADDR = "192.0.2.1"
-BLOCK = ipaddress.ip_network("100.64.0.0/16")
+BLOCK = ipaddress.IPv4Network("100.64.0.0/16")
 SETUPS = ("without", "with")
 
 _OPTIONS = (
