@@ -15,6 +15,8 @@ One loop, one thread:
   written the bans wait in a local spool file, survive a restart, and are
   written when it answers again;
 - **Asterisk** (agent.pjsip): rewrites the PJSIP include when the local networks change;
+- **scanner fingerprints** (agent.fingerprint): a thread of its own answers the
+  NFQUEUE of new SIP flows; the scanners it drops are banned by this loop;
 - **node** (agent.node): registers this PBX as a node and reports its state every 5 s
   (``pbxfw node list``).
 
