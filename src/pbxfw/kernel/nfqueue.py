@@ -253,7 +253,9 @@ class PacketQueue:
         self.sock.send(nl.pack_message(kind, NLM_F_REQUEST, 0, socket.AF_UNSPEC, self.queue, body))
 
     def close(self) -> None:
-        """Unbind (queued packets are accepted: fail-open) and close."""
+        """Unbind and close. The kernel drops the packets still waiting for a
+        verdict (a few at most: each is answered as it is read; SIP resends);
+        the packets after them meet the rule's bypass: accepted."""
         try:
             kind = (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_CONFIG
             attrs = nl.attr(NFQA_CFG_CMD, struct.pack("!BxH", NFQNL_CFG_CMD_UNBIND, 0))
