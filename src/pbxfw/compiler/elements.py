@@ -259,11 +259,10 @@ class SetElements:
     set_name: str
     version: int
     spans: list[tuple[int, int, int | None]]
-
-    @property
-    def hosts(self) -> bool:
-        """Single addresses only (a hash set)."""
-        return all(first == last for first, last, _ in self.spans)
+    #: single addresses only (a hash set; else subnets, an interval set):
+    #: known from the set's name where the plan is made, never recomputed
+    #: (100,000 spans; a batch asks several times)
+    hosts: bool
 
 
 def plan_elements(
@@ -278,7 +277,7 @@ def plan_elements(
     ValueError for an unknown jail (not for the guard)."""
     if not guard:
         _check_jails(elements)
-    sets: dict[str, tuple[int, dict[tuple[int, int], int | None]]] = {}
+    sets: dict[str, tuple[int, dict[tuple[int, int], int | None], bool]] = {}
     # Hot loop (100,000 imported bans): set names and spans without helpers.
     names: dict[tuple[str, int, bool], str] = {}
     adding = action == "add"
@@ -302,14 +301,14 @@ def plan_elements(
             )
         entry = sets.get(name)
         if entry is None:
-            entry = sets[name] = (version, {})
+            entry = sets[name] = (version, {}, not where[2])
         longest = entry[1]
         first = int(subnet.network_address)
         key = (first, first + (1 << host_bits) - 1)
         longest[key] = _longer(longest[key], ttl) if key in longest else ttl
     return [
-        SetElements(name, version, [(a, b, longest[(a, b)]) for a, b in sorted(longest)])
-        for name, (version, longest) in sorted(sets.items())
+        SetElements(name, version, [(a, b, longest[(a, b)]) for a, b in sorted(longest)], hosts)
+        for name, (version, longest, hosts) in sorted(sets.items())
     ]
 
 
@@ -325,7 +324,7 @@ def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
     merged: list[SetElements] = []
     for name, group in sorted(groups.items()):
         if len(group) == 1:
-            merged.append(SetElements(name, group[0].version, group[0].spans))
+            merged.append(SetElements(name, group[0].version, group[0].spans, group[0].hosts))
             continue
         longest: dict[tuple[int, int], int | None] = {}
         for plan in group:
@@ -333,7 +332,7 @@ def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
                 key = (first, last)
                 longest[key] = _longer(longest[key], ttl) if key in longest else ttl
         spans = [(a, b, longest[(a, b)]) for a, b in sorted(longest)]
-        merged.append(SetElements(name, group[0].version, spans))
+        merged.append(SetElements(name, group[0].version, spans, group[0].hosts))
     return merged
 
 

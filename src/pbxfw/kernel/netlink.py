@@ -28,7 +28,7 @@ and messages in :mod:`pbxfw.kernel.nlsock`, the flow tag's rules in
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,21 +140,36 @@ def _element_messages(op: ElementOp, first_seq: int) -> list[bytes]:
         NFT_MSG_NEWSETELEM if op.action == "add" else NFT_MSG_DELSETELEM
     )
     flags = NLM_F_REQUEST | NLM_F_ACK | (NLM_F_CREATE if op.action == "add" else 0)
-    timeouts: Iterable[int | None] = op.timeouts or [None] * len(op.keys)
+    timeouts: Sequence[int | None] = op.timeouts or [None] * len(op.keys)
     if op.action == "delete":
         timeouts = [None] * len(op.keys)
+    # The hot loop of a bulk import (200,000 elements with the guards): the
+    # elements built in one comprehension (what ``_element`` gives), then cut
+    # into messages by count when they all have one size (they usually do:
+    # one family, all with a timeout or none).
+    pack, head = nl.BE64.pack, _TIMEOUT_HEAD
+    elements = [
+        _PREFIX[(len(key), False)] + key
+        if timeout is None
+        else _PREFIX[(len(key), True)] + key + head + pack(timeout)
+        for key, timeout in zip(op.keys, timeouts, strict=True)
+    ]
     messages: list[bytes] = []
-    chunk: list[bytes] = []
-    size = 0
-    for key, timeout in zip(op.keys, timeouts, strict=True):
-        element = _element(key, timeout)
-        if size + len(element) > _ELEMENTS_PER_MESSAGE_BYTES:
+    sizes = {len(e) for e in elements}
+    if len(sizes) == 1:
+        per = _ELEMENTS_PER_MESSAGE_BYTES // sizes.pop()
+        messages = [b"".join(elements[i : i + per]) for i in range(0, len(elements), per)]
+    else:
+        chunk: list[bytes] = []
+        size = 0
+        for element in elements:
+            if size + len(element) > _ELEMENTS_PER_MESSAGE_BYTES:
+                messages.append(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(element)
+            size += len(element)
+        if chunk:
             messages.append(b"".join(chunk))
-            chunk, size = [], 0
-        chunk.append(element)
-        size += len(element)
-    if chunk:
-        messages.append(b"".join(chunk))
     return [
         nl.pack_message(
             kind, flags, first_seq + i, NFPROTO_INET, 0, _set_elements_body(op.set_name, e)
