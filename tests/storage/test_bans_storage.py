@@ -165,3 +165,11 @@ def test_kernel_bans_are_the_bans_with_what_the_kernel_needs(svc: ConfigService)
         )
         for b in full
     ] == kernel
+
+
+def test_count_bans_counts_the_unexpired(svc: ConfigService) -> None:
+    with svc.store.write() as repo:
+        repo.save_ban(ban("192.0.2.7", at=50.0))
+        repo.save_ban(ban("192.0.2.8", at=60.0, expires_at=100.0))
+    with svc.store.read() as repo:
+        assert [repo.count_bans(now) for now in (0.0, 100.0, 10_000.0)] == [2, 1, 0]
