@@ -190,6 +190,7 @@ def faulty_adapters(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(Recogniser, "scan_text", scan_text)
     monkeypatch.setattr(Repository, "save_ban", _faulty("save_ban", Repository.save_ban))
     monkeypatch.setattr(Repository, "bans", _faulty("read_bans", Repository.bans))
+    monkeypatch.setattr(Repository, "kernel_bans", _faulty("read_bans", Repository.kernel_bans))
     monkeypatch.setattr(
         Repository, "save_log_offset", _faulty("save_offsets", Repository.save_log_offset)
     )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pbxfw.compiler import BanElement
-from pbxfw.domain.addresses import IPNetwork
+from pbxfw.domain.addresses import IPNetwork, networks_from_text
 from pbxfw.domain.bans import Ban
 from pbxfw.errors import KernelError
 from pbxfw.kernel import BanSets, DryRunBackend, commit_changes
@@ -167,3 +169,30 @@ def test_a_partial_sync_adds_and_renews_and_never_removes() -> None:
     assert sets.expiry(OTHER, "manual") == NOW + 60  # not in the list: kept
     assert sets.expiry(NET, "asterisk") == NOW + 900
     assert not sets.sync([ban(third, "ssh", 60)], NOW, partial=True)  # held already
+
+
+@given(
+    st.one_of(
+        st.builds(
+            ipaddress.IPv4Network,
+            st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 32)),
+            st.just(False),
+        ),
+        st.builds(
+            ipaddress.IPv6Network,
+            st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 128)),
+            st.just(False),
+        ),
+    )
+)
+def test_the_key_of_a_subnet_is_its_text(subnet: IPNetwork) -> None:
+    # IPv6 keys are inet_ntop's text (``::0.1.0.0`` where str() writes ``::1:0``)
+    key = subnet_key(subnet)
+    assert ipaddress.ip_network(key) == subnet
+    if subnet.version == 4:
+        assert key == str(subnet)
+
+
+def test_the_key_of_a_host_read_back_from_storage_is_its_text() -> None:
+    texts = ["0.0.0.0/32", "198.51.100.9/32", "255.255.255.255/32", "203.0.113.0/24"]
+    assert [subnet_key(n) for n in networks_from_text(texts)] == texts

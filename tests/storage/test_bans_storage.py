@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 import pbxfw.storage.bans as storage_bans
 from pbxfw.domain.bans import Ban
+from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.storage.models import BanRow
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
@@ -136,3 +137,39 @@ def test_a_second_read_sees_what_changed_in_between(svc: ConfigService) -> None:
         "10.0.0.3/32",
     ]
     assert second[3].subnet == ipaddress.ip_network("10.0.0.3/32")
+
+
+def test_kernel_bans_are_the_bans_with_what_the_kernel_needs(svc: ConfigService) -> None:
+    """The agent's read: the same bans, order, times, ids and origins as
+    ``bans``, the jail's scope, and no reason or failure counts."""
+    with svc.store.write() as repo:
+        repo.save_ban(ban("192.0.2.7", "asterisk", at=50.0, failures=12, offence=3))
+        repo.save_ban(ban("192.0.2.0/24", "recidive", at=40.0, origin="jail:recidive"))
+        repo.save_ban(ban("2001:db8::1", "ssh", at=60.0, node="pbx2", site="berlin"))
+        repo.save_ban(ban("10.0.0.4", at=70.0, expires_at=100.0))
+    with svc.store.read() as repo:
+        full, kernel = repo.bans(now=100.0), repo.kernel_bans(100.0)
+        assert repo.kernel_bans(10_000.0) == []
+        revision = repo.ban_revisions()[0]
+        assert repo.kernel_bans(100.0, since=revision) == []
+    assert len(full) == 3
+    assert [
+        replace(
+            b,
+            scope=JAIL_SCOPES[b.jail],
+            reason="",
+            first_failure=0.0,
+            last_failure=0.0,
+            failures=0,
+            offence=1,
+        )
+        for b in full
+    ] == kernel
+
+
+def test_count_bans_counts_the_unexpired(svc: ConfigService) -> None:
+    with svc.store.write() as repo:
+        repo.save_ban(ban("192.0.2.7", at=50.0))
+        repo.save_ban(ban("192.0.2.8", at=60.0, expires_at=100.0))
+    with svc.store.read() as repo:
+        assert [repo.count_bans(now) for now in (0.0, 100.0, 10_000.0)] == [2, 1, 0]

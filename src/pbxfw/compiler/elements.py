@@ -246,8 +246,8 @@ def group_bans(
 
 
 def _check_jails(bans: Iterable[BanElement]) -> None:
-    for ban in bans:
-        ban_set_name(ban.jail, 4)  # raises ValueError for an unknown jail
+    for jail in {ban.jail for ban in bans}:  # each jail once: 100,000 bans have a few
+        ban_set_name(jail, 4)  # raises ValueError for an unknown jail
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,11 +259,10 @@ class SetElements:
     set_name: str
     version: int
     spans: list[tuple[int, int, int | None]]
-
-    @property
-    def hosts(self) -> bool:
-        """Single addresses only (a hash set)."""
-        return all(first == last for first, last, _ in self.spans)
+    #: single addresses only (a hash set; else subnets, an interval set):
+    #: known from the set's name where the plan is made, never recomputed
+    #: (100,000 spans; a batch asks several times)
+    hosts: bool
 
 
 def plan_elements(
@@ -278,7 +277,7 @@ def plan_elements(
     ValueError for an unknown jail (not for the guard)."""
     if not guard:
         _check_jails(elements)
-    sets: dict[str, tuple[int, dict[tuple[int, int], int | None]]] = {}
+    sets: dict[str, tuple[int, dict[tuple[int, int], int | None], bool]] = {}
     # Hot loop (100,000 imported bans): set names and spans without helpers.
     names: dict[tuple[str, int, bool], str] = {}
     adding = action == "add"
@@ -290,7 +289,9 @@ def plan_elements(
             continue
         subnet = ban.subnet
         bits = subnet.max_prefixlen
-        host_bits = bits - subnet.prefixlen
+        # the field behind the ``prefixlen`` property (a Python call per ban;
+        # domain.addresses sets it the same way)
+        host_bits = bits - subnet._prefixlen  # type: ignore[union-attr]
         version = 4 if bits == 32 else 6
         where = ("", version, host_bits > 0) if guard else (ban.jail, version, host_bits > 0)
         name = names.get(where)
@@ -302,14 +303,14 @@ def plan_elements(
             )
         entry = sets.get(name)
         if entry is None:
-            entry = sets[name] = (version, {})
+            entry = sets[name] = (version, {}, not where[2])
         longest = entry[1]
         first = int(subnet.network_address)
         key = (first, first + (1 << host_bits) - 1)
         longest[key] = _longer(longest[key], ttl) if key in longest else ttl
     return [
-        SetElements(name, version, [(a, b, longest[(a, b)]) for a, b in sorted(longest)])
-        for name, (version, longest) in sorted(sets.items())
+        SetElements(name, version, [(a, b, longest[(a, b)]) for a, b in sorted(longest)], hosts)
+        for name, (version, longest, hosts) in sorted(sets.items())
     ]
 
 
@@ -325,7 +326,7 @@ def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
     merged: list[SetElements] = []
     for name, group in sorted(groups.items()):
         if len(group) == 1:
-            merged.append(SetElements(name, group[0].version, group[0].spans))
+            merged.append(SetElements(name, group[0].version, group[0].spans, group[0].hosts))
             continue
         longest: dict[tuple[int, int], int | None] = {}
         for plan in group:
@@ -333,7 +334,7 @@ def as_guard_plans(plans: Sequence[SetElements]) -> list[SetElements]:
                 key = (first, last)
                 longest[key] = _longer(longest[key], ttl) if key in longest else ttl
         spans = [(a, b, longest[(a, b)]) for a, b in sorted(longest)]
-        merged.append(SetElements(name, group[0].version, spans))
+        merged.append(SetElements(name, group[0].version, spans, group[0].hosts))
     return merged
 
 

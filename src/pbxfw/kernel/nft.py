@@ -316,7 +316,7 @@ class NftBackend:
         if hosts:
             try:
                 tagged = self._next_tag() if retag else None
-                ops = [op for p, a, r in hosts for op in element_ops([p], a, r)]
+                ops = element_ops(hosts)
                 send_element_batch(ops, self.netns, retag=tagged)
                 retag = False
             except OSError as exc:  # netlink unusable here: nft does the same

@@ -25,16 +25,17 @@ import json
 import operator
 from collections.abc import Sequence
 from dataclasses import replace
-from itertools import islice
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ARRAY, Table, Text, bindparam, delete, insert, select
+from sqlalchemy import ARRAY, Table, Text, bindparam, delete, func, insert, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from pbxfw.bulk import gc_paused
 from pbxfw.domain.addresses import fast_ipv4_host, networks_from_text
 from pbxfw.domain.bans import Ban, bounded_expiries, new_ban, scope_from_text, scope_text
+from pbxfw.domain.jails import JAIL_SCOPES
 from pbxfw.domain.setting_rules import SHARE_MODES
 from pbxfw.storage.models import BanRow, SettingRow
 
@@ -94,34 +95,88 @@ class BanRows:
     def bans(self, now: float | None = None, since: int | None = None) -> list[Ban]:
         """Stored bans, those unexpired at ``now`` when given, oldest first;
         with ``since``, only those written after that ban revision."""
-        # The agent reads every ban on every change of the ban list, so
-        # 100,000 bans must load fast: Core rows, not ORM objects; rows in id
-        # order (a plain table scan), sorted by creation time here only when
-        # they are not already; each column converted at once; and no garbage
-        # collection while 10^5 objects that are no garbage are made.
-        table = cast_table(BanRow.__table__)
-        stmt = select(*(table.c[name] for name in _BAN_COLUMNS)).order_by(table.c.id)
-        if now is not None:
-            stmt = stmt.where(table.c.expires_at > now)
-        if since is not None:
-            stmt = stmt.where(table.c.revision > since)
         with gc_paused():
-            rows = self.session.execute(stmt).all()
-            if not rows:
+            columns = self._ban_columns(_BAN_COLUMNS, now, since)
+            if not columns:
                 return []
-            columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
-            del rows
-            created = columns[_CREATED_AT]
-            if any(map(operator.gt, created, islice(created, 1, None))):
-                order = sorted(range(len(created)), key=created.__getitem__)  # stable: then id
-                columns = [[column[i] for i in order] for column in columns]
             scopes = {text: scope_from_text(text) for text in set(columns[_SCOPE])}
             columns[_SUBNET] = networks_from_text(columns[_SUBNET])
             columns[_SCOPE] = [scopes[text] for text in columns[_SCOPE]]
             columns[_EXPIRES_AT] = bounded_expiries(columns[_CREATED_AT], columns[_EXPIRES_AT])
             bans = list(map(new_ban, *columns))  # Ban(...), twice as fast
-            del columns  # before collection resumes: 11 lists of 10^5 items to traverse
+            del columns  # before collection resumes: 14 lists of 10^5 items to traverse
         return bans
+
+    def count_bans(self, now: float) -> int:
+        """How many bans are unexpired at ``now`` (one query: a status page
+        with 100,000 bans reads none of them)."""
+        table = cast_table(BanRow.__table__)
+        stmt = select(func.count()).select_from(table).where(table.c.expires_at > now)
+        return int(self.session.execute(stmt).scalar_one())
+
+    def kernel_bans(self, now: float, since: int | None = None) -> list[Ban]:
+        """``bans(now, since)`` as the agent's kernel sets need them: subnet,
+        jail, times, id, origin, node and site read; the scope is the jail's
+        (JAIL_SCOPES), and the reason, failure times and counts are left at
+        their empty defaults. Half the columns of ``bans``: the agent reads
+        100,000 bans at once after an import (its pick-up is benchmarked),
+        and never shows these to anyone."""
+        with gc_paused():
+            columns = self._ban_columns(_KERNEL_COLUMNS, now, since)
+            if not columns:
+                return []
+            subnet, jail, created, expires, id_, origin, node, site = columns
+            count = len(subnet)
+            scopes = {name: JAIL_SCOPES.get(name, frozenset()) for name in set(jail)}
+            bans = list(
+                map(
+                    new_ban,
+                    networks_from_text(subnet),
+                    jail,
+                    [scopes[name] for name in jail],
+                    repeat("", count),
+                    created,
+                    bounded_expiries(created, expires),
+                    repeat(0.0, count),
+                    repeat(0.0, count),
+                    repeat(0, count),
+                    repeat(1, count),
+                    id_,
+                    origin,
+                    node,
+                    site,
+                )
+            )
+            del columns, subnet, jail, created, expires, id_, origin, node, site
+        return bans
+
+    def _ban_columns(
+        self, names: Sequence[str], now: float | None, since: int | None
+    ) -> list[Sequence[Any]]:
+        """The columns ``names`` (which hold ``created_at``) of the bans
+        unexpired at ``now`` and written after ``since``, oldest first, one
+        list per column; empty when there is none. Call with collection
+        paused (10^5 rows)."""
+        # The agent reads every ban on every change of the ban list, so
+        # 100,000 bans must load fast: Core rows, not ORM objects; rows in id
+        # order (a plain table scan), sorted by creation time here only when
+        # they are not already; each column converted at once by the caller.
+        table = cast_table(BanRow.__table__)
+        stmt = select(*(table.c[name] for name in names)).order_by(table.c.id)
+        if now is not None:
+            stmt = stmt.where(table.c.expires_at > now)
+        if since is not None:
+            stmt = stmt.where(table.c.revision > since)
+        rows = self.session.execute(stmt).all()
+        if not rows:
+            return []
+        columns: list[Sequence[Any]] = list(zip(*rows, strict=True))
+        del rows
+        created = columns[names.index("created_at")]
+        if any(map(operator.gt, created, islice(created, 1, None))):
+            order = sorted(range(len(created)), key=created.__getitem__)  # stable: then id
+            columns = [[column[i] for i in order] for column in columns]
+        return columns
 
     def save_ban(self, ban: Ban) -> Ban:
         """Insert, or replace the ban of the same subnet and jail (counted in
@@ -264,6 +319,8 @@ _BAN_COLUMNS = (
     "site",
 )
 _SUBNET, _SCOPE, _CREATED_AT, _EXPIRES_AT = 0, 2, 4, 5
+#: The columns ``kernel_bans`` reads, in the order it unpacks them.
+_KERNEL_COLUMNS = ("subnet", "jail", "created_at", "expires_at", "id", "origin", "node", "site")
 #: The columns besides subnet and id, which the bans of one import share.
 _SHARED_COLUMNS = tuple(c for c in _BAN_COLUMNS if c not in ("subnet", "id"))
 #: ... and the revision that writes them.

@@ -135,13 +135,15 @@ class BanService:
         """What changed since the ban revision ``revision`` (None: read all),
         read in one transaction (the agent's tick, agent.rules): nothing when
         it is still the revision; only the active bans written since it (one
-        indexed query) when none was removed since; else every active ban."""
+        indexed query) when none was removed since; else every active ban.
+        The bans are ``kernel_bans``: what the kernel needs, no reasons or
+        failure counts."""
         with self.store.read() as repo:
             current, removed = repo.ban_revisions()
             if current == revision:
                 return BanDelta(current, None, full=False)
             full = revision is None or removed > revision or current < revision
-            bans = repo.bans(now=self.clock(), since=None if full else revision)
+            bans = repo.kernel_bans(self.clock(), since=None if full else revision)
             return BanDelta(current, bans, full, site_shares(repo))
 
     def add(

@@ -57,7 +57,7 @@ def ips_status(
     with store.read() as repo:
         return IpsStatus(
             enabled=repo.settings().ips_enabled,
-            active_bans=len(repo.bans(now=clock())),
+            active_bans=repo.count_bans(clock()),
             jails=repo.ips_counters(node),
             sources=_stored_sources(repo, node),
         )
