@@ -23,6 +23,15 @@ its system CPU seconds per packet hold the firewall's cost: the figures are
 packets/s (early ÷ input) and system µs per packet (input ÷ early), the
 medians of ``--reps`` runs, plus the namespace's conntrack entry count before
 and after each flood (target: unchanged). ``--json`` prints one JSON object.
+
+``--one-flow``: instead, what the early chains cost an allowed flow (issue 4's
+"UDP one flow to the SIP port" figure): 10,000 random networks
+(``bench_foundation``), a client the Internet network allows for sip, one
+flow (one source address and port) to udp/5060 as fast as the sender goes.
+Set-ups, one pair of namespaces each, interleaved: no ruleset; pbxfw before
+issue 18 (the early chains left out); pbxfw now with ``sip_notrack`` off;
+pbxfw now with ``sip_notrack`` on (the flow is not tracked). Packets/s and
+system µs per packet, each as a ratio of the no-ruleset set-up.
 """
 
 from __future__ import annotations
@@ -69,6 +78,67 @@ def rulesets() -> dict[str, str]:
     return {"early": early, "input": without}
 
 
+def one_flow_tables() -> tuple[dict[str, str], ipaddress.IPv4Address]:
+    """The one-flow set-ups' tables (no ruleset: empty text) and the client."""
+    sys.path.insert(0, str(_HERE))
+    from bench_dataplane import N_NETWORKS, client_block
+    from bench_foundation import make_networks
+
+    networks = (*permanent_networks(), *make_networks(N_NETWORKS))
+    client = client_block(list(networks)).network_address + 2
+    tables = {"none": ""}
+    for notrack in (False, True):
+        settings = Settings().updated({"firewall_enabled": True, "sip_notrack": notrack})
+        text = compile_ruleset(Configuration(networks, (), settings))
+        if not notrack:
+            tables["before"] = re.sub(r"\n\n\tchain early\w* \{.*?\n\t\}", "", text, flags=re.S)
+        tables["notrack" if notrack else "tracked"] = text
+    return tables, client
+
+
+def one_flow(args: argparse.Namespace) -> dict[str, object]:
+    """The --one-flow figures (module docstring)."""
+    tables, client = one_flow_tables()
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in tables}
+    with Lab("bench-early-flow") as lab:
+        pairs = {}
+        for i, name in enumerate(tables):
+            pbx, cli = lab.namespace(f"p{i}"), lab.namespace(f"c{i}")
+            lab.link(pbx, "v0", cli, "v1")
+            lab.addr(pbx, "v0", f"{PBX}/32")
+            lab.addr(cli, "v1", f"{client}/32")
+            lab.route(pbx, f"{client}/32", "v0")
+            lab.route(cli, f"{PBX}/32", "v1")
+            lab.listen(pbx, udp=[5060])
+            if tables[name]:
+                lab.nft(pbx, "-f", "-", input=tables[name])
+            pairs[name] = cli
+        for rep in range(args.reps):
+            names = list(tables) if rep % 2 == 0 else list(reversed(tables))
+            for name in names:
+                flood = spoof_flood(
+                    lab,
+                    pairs[name],
+                    sources=f"{client}/32",
+                    dst=PBX,
+                    seconds=args.seconds,
+                    sport=40000,
+                    payload="x" * 32,
+                )
+                out = result(flood, timeout=args.seconds + 60)
+                runs[name].append(
+                    {
+                        "pps": out["sent"] / out["seconds"],
+                        "sys_us_per_packet": 1e6 * out["stime"] / out["sent"],
+                    }
+                )
+    med = {
+        name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+        for name, rs in runs.items()
+    }
+    return {"client": str(client), "median": med, "runs": runs}
+
+
 def conntrack_count(lab: Lab, ns: str) -> int:
     return int(lab.exec(ns, "cat", "/proc/sys/net/netfilter/nf_conntrack_count"))
 
@@ -96,12 +166,31 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--one-flow", action="store_true", help="the allowed one-flow cost")
     args = parser.parse_args()
     why = kernel_available()
     if why:
         print(why, file=sys.stderr)
         return 2
     host_before = nft_ruleset()
+    if args.one_flow:
+        flow = one_flow(args)
+        assert nft_ruleset() == host_before, "the host's ruleset changed"
+        if args.json:
+            print(json.dumps(flow, indent=1))
+            return 0
+        med = flow["median"]
+        assert isinstance(med, dict)
+        base = med["none"]
+        print(f"one flow to udp/5060 from {flow['client']}, {args.seconds:g} s, {args.reps} reps")
+        print(f"{'set-up':8} {'pkt/s':>10} {'÷ none':>7} {'sys µs/pkt':>11} {'÷ none':>7}")
+        for name, m in med.items():
+            print(
+                f"{name:8} {m['pps']:>10.0f} {m['pps'] / base['pps']:>7.2f} "
+                f"{m['sys_us_per_packet']:>11.2f} "
+                f"{m['sys_us_per_packet'] / base['sys_us_per_packet']:>7.2f}"
+            )
+        return 0
     tables = rulesets()
     runs: dict[str, list[dict[str, float]]] = {"early": [], "input": []}
     with Lab("bench-early") as lab:

@@ -47,8 +47,8 @@ BANS = (
 
 def _early_config() -> Configuration:
     """Issue 18: a country blocked for every service (192.0.2.0/24, 2001:db8:c0::/48)
-    with an explicit network inside it; the flood protection on (the default)."""
-    config = lab_config(sip_port=5070)
+    with an explicit network inside it; the flood protection on."""
+    config = lab_config(sip_port=5070, sip_notrack=True)
     keys = config.service_keys()
     everything = CountryRule("Nothing", ("CN",), dict.fromkeys(keys, Verdict.BLOCK), id=1)
     some = CountryRule("Some", ("RU",), {"sip": Verdict.BLOCK}, id=2)  # not early

@@ -91,19 +91,19 @@ def test_extra_sets_are_dropped_early_and_must_name_a_family() -> None:
 
 
 def test_notrack_only_with_the_firewall_on_and_the_setting() -> None:
-    on = compile_ruleset(lab_config())
+    on = compile_ruleset(lab_config(sip_notrack=True))
     assert "chain early_out {" in on
     assert (
         "udp dport { 5060, 10000-10800 } ip saddr @allow_sip_v4 fib daddr type local notrack" in on
     )
     assert "udp sport { 5060, 10000-10800 } ip daddr @allow_sip_v4 notrack" in on
     assert 'accept comment "untracked (flood protection): nothing to remember"' in on
-    for config in (lab_config(sip_notrack=False), lab_config(firewall_enabled=False)):
+    for config in (lab_config(), lab_config(firewall_enabled=False, sip_notrack=True)):
         text = compile_ruleset(config)
         assert "notrack" not in text and "chain early_out" not in text
         assert "nothing to remember" not in text
 
 
 def test_the_sip_port_inside_the_rtp_range_is_one_range() -> None:
-    text = compile_ruleset(lab_config(sip_port=10010))
+    text = compile_ruleset(lab_config(sip_port=10010, sip_notrack=True))
     assert "udp dport 10000-10800 ip saddr @allow_sip_v4" in text

@@ -187,11 +187,6 @@ def test_sip_flood_is_cut_to_the_rate_limit_but_never_block_is_not(topo: Topolog
     assert exempt >= 0.95 * sent[1], (exempt, sent)
 
 
-# The flow-cache tests below switch the conntrack flood protection off
-# (sip_notrack): with it on, UDP to 5060 from a source allowed for sip is not
-# tracked at all, so there is no flow to cache (tests/kernel/test_early_packets.py).
-
-
 def test_a_running_one_way_flow_is_decided_again_when_the_policy_changes(
     topo: Topology,
 ) -> None:
@@ -199,7 +194,7 @@ def test_a_running_one_way_flow_is_decided_again_when_the_policy_changes(
     sets accepted once; an apply that changes the policy must cut a one-way
     UDP flood that was allowed before (it never becomes ``established``)."""
     source = "198.51.100.20"  # only the Internet network: sip allowed
-    allowed = lab_config(sip_notrack=False)
+    allowed = lab_config()
     blocked = dataclasses.replace(
         allowed, networks=(*allowed.networks, network("Now blocked", "198.51.100.0/26", ""))
     )
@@ -257,17 +252,17 @@ def test_a_ban_cuts_a_cached_one_way_flow_at_once(topo: Topology) -> None:
     ban of its address (netlink path) or of its subnet (nft path): each
     ban batch gives the cache a new tag, so the flow meets the guard."""
     source, other = "198.51.100.20", "198.51.100.21"
-    topo.backend.apply(compile_ruleset(lab_config(sip_notrack=False)))
+    topo.backend.apply(compile_ruleset(lab_config()))
     for ban in (
         BanElement(ipaddress.ip_network(f"{source}/32"), "asterisk", 60),
         BanElement(ipaddress.ip_network("198.51.100.0/27"), "manual", 60),
     ):
-        topo.backend.apply(compile_ruleset(lab_config(sip_notrack=False)))
+        topo.backend.apply(compile_ruleset(lab_config()))
         counts = _flood_counts(topo, source, [functools.partial(_ban, topo.backend, ban)])
         assert counts[0] >= 150, counts  # allowed and cached before the ban
         assert counts[-1] - counts[1] <= 2, (ban, counts)  # cut until the flood ends
     # A ban of another address leaves the flow alone (it is decided again once).
-    topo.backend.apply(compile_ruleset(lab_config(sip_notrack=False)))
+    topo.backend.apply(compile_ruleset(lab_config()))
     ban = BanElement(ipaddress.ip_network(f"{other}/32"), "asterisk", 60)
     counts = _flood_counts(topo, source, [lambda: _ban(topo.backend, ban)])
     assert counts[2] - counts[1] >= 0.8 * 200 * 0.2, counts
@@ -281,9 +276,7 @@ def test_a_tag_used_again_finds_no_flow_that_carried_it(topo: Topology) -> None:
     tags = itertools.cycle([tag_a, tag_b])  # A, then B, then A again
     backend = NftBackend(topo.pbx, flow_tags=lambda: next(tags))
     source = "198.51.100.20"
-    backend.apply(
-        compile_ruleset(lab_config(sip_notrack=False))
-    )  # tag A: the flood is cached under A
+    backend.apply(compile_ruleset(lab_config()))  # tag A: the flood is cached under A
     ban = BanElement(ipaddress.ip_network(f"{source}/32"), "asterisk", 60)
     other = BanElement(ipaddress.ip_network("198.51.100.99/32"), "asterisk", 60)
     counts = _flood_counts(

@@ -107,8 +107,9 @@ class Settings(BaseModel):
 
     sip_rate_limit: Annotated[WholeNumber, Field(ge=0, le=1_000_000)] = 0
     #: conntrack flood protection (issue 18, docs/nftables.md): with the firewall
-    #: on, UDP SIP/RTP of sources the allow sets accept is not tracked
-    sip_notrack: Switch = True
+    #: on, UDP SIP/RTP of sources the allow sets accept is not tracked (off by
+    #: default: it costs each allowed SIP/RTP packet more CPU; docs/nftables.md)
+    sip_notrack: Switch = False
     #: who else enforces the bans this site's nodes detect (domain.sharing)
     ips_share: ShareMode = "fleet"
 
