@@ -8,7 +8,7 @@ flood sends 1,050,000 packets from as many addresses; the phones must be done
 before it ends. pbxfw's rules are
 loaded with the real CLI (``pbxfw apply``; no agent needed: the protection is
 in the ruleset). Two rounds in the same run: with pbxfw's conntrack flood
-protection (``sip_notrack=true``, the default) and without it.
+protection (``sip_notrack=true``; off by default) and without it.
 
 The flood's payload is a SIP keep-alive (CRLF CRLF), which PJSIP reads and
 ignores: this test is about connection tracking, not about Asterisk parsing a
