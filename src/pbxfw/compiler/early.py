@@ -4,17 +4,21 @@ Two base chains of ``table inet pbxfw`` at priority ``raw`` (-300), which runs
 before connection tracking (-200):
 
 ``early`` (hook prerouting)
-    1. ``iif lo accept``, ICMPv6 neighbour discovery accept: never dropped here;
-    2. (``ips_enabled``) an address in a ban guard set jumps to ``early_bans``:
-       never-block sources return, the jails whose scope is every packet
-       (``manual``, ``recidive``) drop;
-    3. (firewall on) an address of a country blocked for every service
+    1. (``ips_enabled``) an address in a ban guard set jumps to ``early_bans``:
+       the jails whose scope is every packet (``manual``, ``recidive``) drop;
+    2. (firewall on) an address of a country blocked for every service
        (``early_country_v4/_v6``), and an address in one of the extra sets
        the caller names (blocklist feeds whose scope is every service) jump
-       to ``early_drop``: never-block sources return, the others are dropped;
-    4. (firewall on and ``sip_notrack``) the flood protection: UDP to the SIP
+       to ``early_drop``, which drops;
+    3. (firewall on and ``sip_notrack``) the flood protection: UDP to the SIP
        port or the RTP range, from a source the allow set of ``sip`` accepts,
        to an address of this host, is not tracked (``notrack``).
+
+    Loopback, ICMPv6 neighbour discovery and never-block sources (never-block
+    networks, ``ips_whitelist``) return from ``early_bans`` and ``early_drop``
+    before any drop: they are never dropped here. Those checks sit in the
+    jumped-to chains, so a packet from an address that is in no set pays
+    only the set lookups.
 
 ``early_out`` (hook output; firewall on and ``sip_notrack``)
     The PBX's UDP from the SIP port or the RTP range to an address the allow
@@ -133,11 +137,7 @@ def early_chains(
     here for every packet; raises ValueError for another name. No chain
     when there is nothing to drop and nothing to leave untracked.
     """
-    rules = [
-        f"type filter hook prerouting priority {EARLY_PRIORITY}; policy accept;",
-        'iif "lo" accept comment "loopback"',
-        f'icmpv6 type {{ {_ND_TYPES} }} accept comment "IPv6 neighbour discovery"',
-    ]
+    rules = [f"type filter hook prerouting priority {EARLY_PRIORITY}; policy accept;"]
     chains: list[_Chain] = [(EARLY_CHAIN, rules)]
     if settings.ips_enabled:
         for v in (4, 6):
@@ -149,7 +149,7 @@ def early_chains(
     for name in drop_sets:
         rules.append(f"{_FAMILY[_family_of(name)]} saddr @{name} jump {_DROP_CHAIN}")
     if drop_sets:
-        chains.append((_DROP_CHAIN, [*_never_block_return(), _drop("blocked for every service")]))
+        chains.append((_DROP_CHAIN, [*_exempt(), _drop("blocked for every service")]))
     if notrack_enabled(settings):
         ports = _sip_udp_ports(settings)
         for v in (4, 6):
@@ -165,7 +165,7 @@ def early_chains(
         for v in (4, 6):
             out.append(f"udp sport {ports} {_FAMILY[v]} daddr @{allow_set_name('sip', v)} notrack")
         chains.append((EARLY_OUT_CHAIN, out))
-    return chains if len(rules) > 3 else []
+    return chains if len(rules) > 1 else []
 
 
 def _sip_udp_ports(settings: Settings) -> str:
@@ -178,8 +178,14 @@ def _sip_udp_ports(settings: Settings) -> str:
     return "{ " + ", ".join(text for _, text in items) + " }"
 
 
-def _never_block_return() -> list[str]:
-    return ["ip saddr @never_block_v4 return", "ip6 saddr @never_block_v6 return"]
+def _exempt() -> list[str]:
+    """What is never dropped early: loopback, neighbour discovery, never-block."""
+    return [
+        'iif "lo" return comment "loopback"',
+        f'icmpv6 type {{ {_ND_TYPES} }} return comment "IPv6 neighbour discovery"',
+        "ip saddr @never_block_v4 return",
+        "ip6 saddr @never_block_v6 return",
+    ]
 
 
 def _drop(why: str) -> str:
@@ -187,8 +193,8 @@ def _drop(why: str) -> str:
 
 
 def _early_bans_rules() -> list[str]:
-    """Never-block returns; the bans of the every-packet jails drop."""
-    rules = _never_block_return()
+    """The exempt return; the bans of the every-packet jails drop."""
+    rules = _exempt()
     for jail in early_jails():
         for v in (4, 6):
             for subnets in (False, True):
