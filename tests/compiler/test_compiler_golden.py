@@ -20,7 +20,9 @@ import pytest
 from pbxfw.compiler import BanElement, compile_ban_elements, compile_ruleset
 from pbxfw.compiler.nft import as_guard_plans, plan_elements
 from pbxfw.domain.configuration import Configuration
-from pbxfw.domain.networks import permanent_networks
+from pbxfw.domain.countries import CountryRule
+from pbxfw.domain.geo import CountryTable
+from pbxfw.domain.networks import Verdict, permanent_networks
 from pbxfw.domain.services import BUILTIN_KEYS, CustomService
 from pbxfw.domain.settings import Settings
 from tests.kernel.configs import NASTY_NAMES, lab_config, network
@@ -42,7 +44,29 @@ BANS = (
     _ban("10.77.1.5/32", "asterisk", 0),  # already over: left out
 )
 
+
+def _early_config() -> Configuration:
+    """Issue 18: a country blocked for every service (192.0.2.0/24, 2001:db8:c0::/48)
+    with an explicit network inside it; the flood protection on."""
+    config = lab_config(sip_port=5070, sip_notrack=True)
+    keys = config.service_keys()
+    everything = CountryRule("Nothing", ("CN",), dict.fromkeys(keys, Verdict.BLOCK), id=1)
+    some = CountryRule("Some", ("RU",), {"sip": Verdict.BLOCK}, id=2)  # not early
+    table = CountryTable(
+        [_span("192.0.2.0/24", "CN"), _span("192.0.3.0/24", "RU")],
+        [_span("2001:db8:c0::/48", "CN")],
+    )
+    nets = (*config.networks, network("Partner in CN", "192.0.2.128/26", "sip"))
+    return Configuration(nets, config.custom_services, config.settings, (everything, some), table)
+
+
+def _span(cidr: str, code: str) -> tuple[int, int, str]:
+    n = ipaddress.ip_network(cidr)
+    return int(n.network_address), int(n.broadcast_address), code
+
+
 CASES: dict[str, Callable[[], tuple[Configuration, tuple[BanElement, ...]]]] = {
+    "early": lambda: (_early_config(), BANS),
     # A fresh install: firewall off, IPS on, no bans.
     "fresh_install": lambda: (Configuration(permanent_networks()), ()),
     # Nested networks, IPv4 and IPv6, nasty names, a custom service.
@@ -105,7 +129,11 @@ def test_every_golden_file_has_a_case() -> None:
 def test_deterministic_and_order_free(case: str) -> None:
     config, bans = CASES[case]()
     shuffled = Configuration(
-        tuple(reversed(config.networks)), config.custom_services, config.settings
+        tuple(reversed(config.networks)),
+        config.custom_services,
+        config.settings,
+        tuple(reversed(config.country_rules)),
+        config.countries,
     )
     assert compile_ruleset(config, bans) == compile_ruleset(shuffled, tuple(reversed(bans)))
 

@@ -25,6 +25,8 @@ Shape (docs/nftables.md has the full picture)::
                port → service chain (vmap) → goto flow_allowed (marks the
                flow with the tag, accepts), echo-request → icmp chain,
                final drop: default deny for everything else
+        chain early, early_out  (hook prerouting/output, priority raw: before
+            conntrack) dropped early, conntrack flood protection (compiler/early.py)
 
 The flow tag starts as a digest of the policy; the kernel adapter gives each
 load and each ban batch a fresh tag (``pbxfw.kernel``), so a cached flow is
@@ -41,6 +43,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
+from pbxfw.compiler.early import country_set_name, country_sets, early_chains, flow_chain_rules
 from pbxfw.compiler.elements import (
     BanElement,
     allow_intervals_by_service,
@@ -99,13 +102,19 @@ _Groups = dict[tuple[str, int], list[str]]
 
 
 def compile_ruleset(
-    config: Configuration, bans: Sequence[BanElement] = (), *, index: PolicyIndex | None = None
+    config: Configuration,
+    bans: Sequence[BanElement] = (),
+    *,
+    index: PolicyIndex | None = None,
+    early_sets: Sequence[str] = (),
 ) -> str:
     """The whole ``table inet pbxfw`` as nft text, ending in a newline.
 
     ``index``: ``PolicyIndex.of(config)`` when the caller has built it
     already (``apply`` checks the administrator's address first); the same
-    text either way.
+    text either way. ``early_sets``: more address sets of the table (names
+    ending in ``_v4``/``_v6``, e.g. feeds whose scope is every service) that
+    the early chain drops before connection tracking (compiler/early.py).
 
     Contract:
     * deterministic: the same ``config`` and ``bans`` (in any order) give the
@@ -125,10 +134,13 @@ def compile_ruleset(
     allow: _Groups = {}
     plan: ServicePlan | None = None
     mark: int | None = None
+    countries: dict[int, list[str]] = {}
     # The allow policy is settled first, so its digest (the flow tag) is
     # known before the first rule is written: no rule is patched in later.
     if settings.firewall_enabled:
-        allow = _allow_items(index or PolicyIndex.of(config), services)
+        policy = index or PolicyIndex.of(config)
+        allow = _allow_items(policy, services)
+        countries = country_sets(policy, services) if config.country_rules else {}
         plan = service_plan(services)
         mark = flow_mark(_policy_digest(allow, plan))
     out: list[str] = [
@@ -136,13 +148,17 @@ def compile_ruleset(
         '\tcomment "managed by pbxfw; edits are overwritten"',
     ]
     out += _sets(config, bans, allow)
+    for v, items in countries.items():
+        out += _declare(country_set_name(v), v, "interval", items)
     out += _chain("input", _input_rules(settings, plan, mark))
+    for name, body in early_chains(settings, countries=bool(countries), extra_sets=early_sets):
+        out += _chain(name, body)
     if settings.ips_enabled:
         out += _chain("bans", _bans_rules(services))
     if settings.sip_rate_limit > 0:
         out += _chain("sip_rate", _sip_rate_rules(settings.sip_rate_limit))
     if plan is not None and mark is not None:
-        for name, body in _service_chains(services, plan, mark):
+        for name, body in _service_chains(services, plan, mark, settings):
             out += _chain(name, body)
     out.append("}")
     return "\n".join(out) + "\n"
@@ -327,7 +343,7 @@ def _sip_rate_rules(rate: int) -> list[str]:
 
 
 def _service_chains(
-    services: Sequence[Service], plan: ServicePlan, mark: int
+    services: Sequence[Service], plan: ServicePlan, mark: int, settings: Settings
 ) -> list[tuple[str, list[str]]]:
     """The service chains (single services in service order, then the shared
     ones), then FLOW_CHAIN, which marks the flow with ``mark``."""
@@ -337,7 +353,7 @@ def _service_chains(
     for g in plan.combos:
         comment = f'comment "services: {", ".join(g)}"'
         chains.append((plan.chain_names[g], [comment, *_allow_rules(g)]))
-    chains.append((FLOW_CHAIN, [flow_mark_rule(mark)]))
+    chains.append((FLOW_CHAIN, flow_chain_rules(flow_mark_rule(mark), settings)))
     return chains
 
 

@@ -308,6 +308,7 @@ RULES: dict[str, str] = {
     "firewall_enabled": "a switch: true or false",
     "ips_enabled": "a switch: true or false",
     "pjsip_reload": "a switch: true or false",
+    "sip_notrack": "a switch: true or false",
     "cti_ports": "ports are numbers from 1 to 65535, separated by commas",
     "ips_maxretry": "a whole number of failures from 1 to 100000",
     "ips_findtime": "a duration from 1 second to 30 days (30d): seconds or e.g. 10m, 1h, 7d",

@@ -106,6 +106,10 @@ class Settings(BaseModel):
     ips_whitelist: AddressList = []
 
     sip_rate_limit: Annotated[WholeNumber, Field(ge=0, le=1_000_000)] = 0
+    #: conntrack flood protection (issue 18, docs/nftables.md): with the firewall
+    #: on, UDP SIP/RTP of sources the allow sets accept is not tracked (off by
+    #: default: it costs each allowed SIP/RTP packet more CPU; docs/nftables.md)
+    sip_notrack: Switch = False
     #: who else enforces the bans this site's nodes detect (domain.sharing)
     ips_share: ShareMode = "fleet"
 
@@ -264,7 +268,10 @@ def _field_errors(
         field = loc[0]
         if err["type"] == "value_error" and field not in DURATION_KEYS:
             message = str(err["msg"]).removeprefix("Value error, ")
-        elif field in ("firewall_enabled", "ips_enabled", "pjsip_reload") and not strict:
+        elif (
+            field in ("firewall_enabled", "ips_enabled", "pjsip_reload", "sip_notrack")
+            and not strict
+        ):
             message = TEXT_SWITCH_RULE
         else:
             message = RULES.get(
