@@ -17,6 +17,7 @@ from pbxfw.domain.network_model import normalised
 from pbxfw.usecases.asterisk import DiscoveryReport, discover_asterisk
 from pbxfw.usecases.base import ConfigBase, stored_configuration
 from pbxfw.usecases.countries import CountryCases
+from pbxfw.usecases.history import HistoryCases
 from pbxfw.usecases.document import (
     DocumentCases,
     ParsedDocument,
@@ -56,5 +57,8 @@ __all__ = [
 ]
 
 
-class ConfigService(NetworkCases, ServiceCases, SettingCases, DocumentCases, CountryCases):
-    """Networks, services, settings, country rules, check, export and import over one Store."""
+class ConfigService(
+    NetworkCases, ServiceCases, SettingCases, DocumentCases, CountryCases, HistoryCases
+):
+    """Networks, services, settings, country rules, check, export and import, and
+    the history of changes, over one Store."""
