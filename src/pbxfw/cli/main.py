@@ -23,6 +23,7 @@ from pbxfw.cli import (
     countries,
     firewall,
     fleet,
+    history,
     ips,
     networks,
     nodes,
@@ -93,6 +94,7 @@ app.add_typer(sites.app, name="site")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(countries.app, name="country")
 app.add_typer(countries.geo_app, name="geo")
+app.add_typer(history.app, name="history")
 firewall.register(app)
 ips.register(app)
 web.register(app)

@@ -169,13 +169,16 @@ class HistoryCases(ConfigBase):
     def history(self, limit: int = 50, before: int | None = None) -> list[HistoryEntry]:
         """The newest ``limit`` entries (older than ``before``), newest first."""
         _check_limit(limit)
+        if before is not None and not 1 <= before < 2**63:
+            raise ValidationError(FieldError("before", "must be an entry's number (1 or more)"))
         with self.store.read() as repo:
             return entries(repo, self._sites(), limit, before)
 
     def history_entry(self, rev: int) -> HistoryShown:
         """The entry ``rev`` of this site with its diff; NotFoundError otherwise."""
         with self.store.read() as repo:
-            found = entry(repo, rev, self._sites())
+            # A number no row can have is no row (SQLite refuses it as a parameter).
+            found = entry(repo, rev, self._sites()) if 1 <= rev < 2**63 else None
             if found is None:
                 raise NotFoundError(
                     f"there is no history entry {rev} in the site {self.site!r}; "
