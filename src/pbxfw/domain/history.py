@@ -105,11 +105,13 @@ def _change(label: str, old: object, new: object) -> str:
     return f"{label}: {_text(old)} → {_text(new)}"
 
 
-def _fields(label: str, old: Mapping[str, Any], new: Mapping[str, Any], skip: str) -> list[str]:
+def _fields(
+    label: str, old: Mapping[str, Any], new: Mapping[str, Any], skip: tuple[str, ...]
+) -> list[str]:
     """The changed fields of one object; its ``services`` map per service key."""
     lines: list[str] = []
     for key in sorted(set(old) | set(new)):
-        if key == skip or old.get(key) == new.get(key) and (key in old) == (key in new):
+        if key in skip or old.get(key) == new.get(key) and (key in old) == (key in new):
             continue
         before, after = old.get(key), new.get(key)
         if key == "services" and isinstance(before, dict) and isinstance(after, dict):
@@ -131,7 +133,7 @@ def _keyed(
     new: object,
     key: Callable[[Mapping[str, Any]], object],
     name: Callable[[Mapping[str, Any]], str],
-    skip: str,
+    skip: tuple[str, ...],
     added: Callable[[Mapping[str, Any]], str] = lambda _: "",
 ) -> list[str]:
     """The changes of one list of objects, matched by ``key`` (a network's id, a
@@ -204,7 +206,7 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         new.get("networks"),
         _network_key,
         _network_name,
-        "id",
+        ("id", "name"),
         lambda n: f" ({n.get('subnet')})",
     )
     lines += _keyed(
@@ -213,7 +215,7 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         new.get("services"),
         lambda s: s.get("key"),
         lambda s: str(s.get("key")),
-        "key",
+        ("key",),
     )
     lines += _keyed(
         "country rule",
@@ -221,7 +223,7 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         new.get("countries"),
         lambda r: ("id", r["id"]) if r.get("id") is not None else ("name", r.get("name")),
         lambda r: str(r.get("name")),
-        "id",
+        ("id", "name"),
     )
     settings_old, settings_new = old.get("settings", {}), new.get("settings", {})
     if isinstance(settings_old, dict) and isinstance(settings_new, dict):
