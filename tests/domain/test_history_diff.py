@@ -144,11 +144,11 @@ def test_the_lines_say_what_changed_in_an_administrators_words() -> None:
         "countries": [{"id": 1, "name": "Germany", "codes": ["DE"], "services": {}}],
     }
     assert diff_documents(before, after) == [
+        "service x1 added",
         "network Old removed",
         "network Office never_block: no → yes",
         "network Office: ssh allow → block",
         "network Lab added (10.9.0.0/16)",
-        "service x1 added",
         "country rule Germany added",
         "setting firewall_enabled: no → yes",
         "setting ips_maxretry: 5 → 3",

@@ -15,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "CONFIG",
+    "EMPTY_DOCUMENT",
     "Actor",
     "KINDS",
     "VIAS",
@@ -27,6 +28,9 @@ __all__ = [
 #: ban made or lifted by an administrator (a summary only: bans are not configuration).
 CONFIG = "config"
 KINDS = (CONFIG, "ban")
+
+#: What the first recorded configuration is compared with: nothing configured.
+EMPTY_DOCUMENT: Mapping[str, Any] = {"networks": [], "services": [], "settings": {}}
 
 #: Through what a change came: the adapters, an import of a document, the
 #: fleet (a site's starting configuration), and pbxfw itself (``system``: a
@@ -194,12 +198,21 @@ def _network_name(item: Mapping[str, Any]) -> str:
 def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """What changed from the document ``old`` to ``new``, one readable line each.
 
-    Networks are matched by id (by subnet without one) and country rules by
-    id (by name), custom services by key; settings by key. Empty exactly
+    Custom services come first (a new one changes every network: the service
+    is the headline), then networks, matched by id (by subnet without one),
+    country rules by id (by name), settings by key. Empty exactly
     when the documents are equal: a difference no rule words is still one
     line ("KEY: changed").
     """
     lines: list[str] = []
+    lines += _keyed(
+        "service",
+        old.get("services"),
+        new.get("services"),
+        lambda s: s.get("key"),
+        lambda s: str(s.get("key")),
+        ("key",),
+    )
     lines += _keyed(
         "network",
         old.get("networks"),
@@ -208,14 +221,6 @@ def diff_documents(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
         _network_name,
         ("id", "name"),
         lambda n: f" ({n.get('subnet')})",
-    )
-    lines += _keyed(
-        "service",
-        old.get("services"),
-        new.get("services"),
-        lambda s: s.get("key"),
-        lambda s: str(s.get("key")),
-        ("key",),
     )
     lines += _keyed(
         "country rule",

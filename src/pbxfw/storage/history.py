@@ -64,10 +64,12 @@ def add_entry(
     client: str,
     summary: str,
     document: dict[str, Any] | None = None,
-    keep: int = KEEP,
+    keep: int | None = None,
 ) -> int:
     """Insert one entry (in the caller's transaction) and drop those of
-    ``site`` and ``kind`` older than the newest ``keep``; returns its rev."""
+    ``site`` and ``kind`` older than the newest ``keep`` (default :data:`KEEP`);
+    returns its rev."""
+    keep = KEEP if keep is None else keep
     row = ConfigHistoryRow(
         site=site,
         kind=kind,

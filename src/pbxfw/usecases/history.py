@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pbxfw.domain.history import CONFIG, Actor, HistoryEntry, diff_documents, summary_of
+from pbxfw.domain.history import CONFIG, EMPTY_DOCUMENT, Actor, HistoryEntry, diff_documents, summary_of
 from pbxfw.domain.sites import FLEET_SITE
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.storage.history import add_entry, entries, entry, last_config_rev, previous_document
@@ -88,7 +88,7 @@ def record_change(
         previous = baseline
     if previous == new:
         return None
-    summary = summary_of(diff_documents(previous or {}, new))
+    summary = summary_of(diff_documents(previous or EMPTY_DOCUMENT, new))
     if previous is None:
         note = note or "first recorded configuration"
     return add_entry(
@@ -188,7 +188,7 @@ class HistoryCases(ConfigBase):
                 return HistoryShown(found, [], None)
             previous = previous_document(repo, self.site, rev)
         if previous is None:
-            return HistoryShown(found, diff_documents({}, found.document), None)
+            return HistoryShown(found, diff_documents(EMPTY_DOCUMENT, found.document), None)
         return HistoryShown(found, diff_documents(previous[1], found.document), previous[0])
 
     def restore(self, rev: int) -> RestoreReport:
