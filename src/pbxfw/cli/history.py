@@ -20,7 +20,7 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-RevArgument = Annotated[int, typer.Argument(help="The entry's number (see `pbxfw history`).")]
+RevArgument = Annotated[int, typer.Argument(metavar="REV", help="The entry's number (see `pbxfw history`).")]
 
 
 def when(epoch: float) -> str:
