@@ -42,7 +42,9 @@ def test_a_restore_is_applied_through_the_confirm_window(
         ns = lab.namespace("pbx")
         assert run(db_url, "init").returncode == 0
         assert run(db_url, "settings", "set", "firewall_enabled=true").returncode == 0
-        assert run(db_url, "network", "add", "Office", "10.0.0.0/8", "--allow", "ssh").returncode == 0
+        assert (
+            run(db_url, "network", "add", "Office", "10.0.0.0/8", "--allow", "ssh").returncode == 0
+        )
         assert run(db_url, "apply", "--netns", ns).returncode == 0
         assert "10.0.0.0/8" in ssh_allowed(lab, ns)
         allowed = json.loads(run(db_url, "history", "--json", "--limit", "1").stdout)[0]

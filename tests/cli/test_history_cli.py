@@ -9,8 +9,8 @@ refused naming the field, with exit 2, and changes nothing.
 from __future__ import annotations
 
 import json
-import pwd
 import os
+import pwd
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,7 @@ def test_changes_are_listed_with_who_where_and_through_what(
         (f"{USER} (sudo: bob)", "cli", "local", "network Office: ssh allow → block"),
         (USER, "cli", "local", "network Office added (10.1.0.0/16)"),
     ]
-    assert entries[-1]["summary"].startswith("first recorded configuration")  # type: ignore[union-attr]
+    assert str(entries[-1]["summary"]).startswith("first recorded configuration")
     assert len(history(cli, "--limit", "2")) == 2
     text = cli("history").stdout
     assert f"{USER} (sudo: bob) via cli: setting ips_maxretry: 10 → 3" in text

@@ -129,12 +129,13 @@ def _network(ident: int, name: str, subnet: str, **services: str) -> dict[str, A
 
 def test_the_lines_say_what_changed_in_an_administrators_words() -> None:
     office = _network(3, "Office", "10.1.0.0/16", ssh="allow", sip="allow")
-    before = {
-        "networks": [office, _network(4, "Old", "10.2.0.0/16")],
+    old = _network(4, "Old", "10.2.0.0/16")
+    before: dict[str, Any] = {
+        "networks": [office, old],
         "services": [],
         "settings": {"ips_maxretry": 5, "firewall_enabled": False},
     }
-    after = {
+    after: dict[str, Any] = {
         "networks": [
             {**office, "services": {"ssh": "block", "sip": "allow"}, "never_block": True},
             _network(5, "Lab", "10.9.0.0/16"),
@@ -153,7 +154,7 @@ def test_the_lines_say_what_changed_in_an_administrators_words() -> None:
         "setting firewall_enabled: no → yes",
         "setting ips_maxretry: 5 → 3",
     ]
-    renamed = {**before, "networks": [{**office, "name": "HQ"}, before["networks"][1]]}
+    renamed = {**before, "networks": [{**office, "name": "HQ"}, old]}
     assert diff_documents(before, renamed) == ["network Office renamed to HQ"]
 
 

@@ -127,11 +127,11 @@ def test_bans_by_administrators_are_in_the_history(svc: ConfigService) -> None:
 
 
 def test_the_agents_bans_are_not_in_the_history(svc: ConfigService) -> None:
-    from pbxfw.domain.bans import Ban
     from pbxfw.domain.addresses import parse_subnet
+    from pbxfw.domain.bans import Ban
 
     before = svc.history()
-    ban = Ban(parse_subnet("192.0.2.99"), "asterisk", ("sip",), "r", 1.0, 9e9, 1.0, 1.0)
+    ban = Ban(parse_subnet("192.0.2.99"), "asterisk", frozenset({"sip"}), "r", 1.0, 9e9, 1.0, 1.0)
     BanService(svc.store).record([ban])
     assert svc.history() == before
 

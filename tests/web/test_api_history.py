@@ -26,7 +26,9 @@ def test_rest_changes_are_recorded_with_the_admin_and_the_client(
     )
     assert created.status_code == 201, created.text
     network = created.json()["id"]
-    assert client.patch(f"{API}/networks/{network}", json={"block": ["ssh"]}, headers=auth).is_success
+    assert client.patch(
+        f"{API}/networks/{network}", json={"block": ["ssh"]}, headers=auth
+    ).is_success
     assert client.patch(f"{API}/settings", json={"ips_maxretry": 3}, headers=auth).is_success
     assert client.post(f"{API}/bans", json={"address": "203.0.113.5"}, headers=auth).is_success
     listed = client.get(f"{API}/history", params={"limit": 4}, headers=auth)
@@ -91,7 +93,7 @@ def test_the_history_is_the_sites(client: TestClient, auth: dict[str, str], stor
     )
     assert made.status_code == 201, made.text
     branch = client.get(f"{API}/history?site=branch", headers=auth).json()
-    assert [e["summary"] for e in branch][0] == "network Shop added (10.5.0.0/16)"
+    assert branch[0]["summary"] == "network Shop added (10.5.0.0/16)"
     assert {e["site"] for e in branch} == {"branch"}
     default = client.get(f"{API}/history", headers=auth).json()
     assert "Shop" not in str(default)

@@ -23,8 +23,8 @@ def test_page_changes_are_listed_shown_and_restored(client: TestClient, store: S
     assert page.status_code == 200
     assert "network LAN added (192.168.5.0/24)" in page.text
     assert "ban 203.0.113.5 (manual, 1d)" in page.text
-    assert f"<td data-label=\"Who\">{ADMIN}</td>" in page.text
-    assert f"<td data-label=\"From\">{CLIENT[0]}</td>" in page.text
+    assert f'<td data-label="Who">{ADMIN}</td>' in page.text
+    assert f'<td data-label="From">{CLIENT[0]}</td>' in page.text
     assert '<td data-label="Through">web</td>' in page.text
     assert 'aria-current="page">History' in page.text
 
@@ -33,16 +33,14 @@ def test_page_changes_are_listed_shown_and_restored(client: TestClient, store: S
     shown = client.get(f"/history/{newest.rev}")
     assert shown.status_code == 200
     assert "<li>network LAN added (192.168.5.0/24)</li>" in shown.text
-    assert f"Changes since revision <a href=\"/history/{start.rev}\">{start.rev}</a>" in shown.text
+    assert f'Changes since revision <a href="/history/{start.rev}">{start.rev}</a>' in shown.text
 
     # Restore: refused without the session's CSRF token, nothing changed.
     forged = client.post(f"/history/{start.rev}/restore", data={"csrf_token": "x"})
     assert forged.status_code == 403
     assert [n.name for n in ConfigService(store).networks()].count("LAN") == 1
     page = client.get(f"/history/{start.rev}")
-    restored = client.post(
-        f"/history/{start.rev}/restore", data={"csrf_token": csrf_of(page.text)}
-    )
+    restored = client.post(f"/history/{start.rev}/restore", data={"csrf_token": csrf_of(page.text)})
     assert restored.status_code == 200 and restored.url.path == "/apply"
     assert f"Revision {start.rev} is the stored configuration again" in restored.text
     assert "LAN" not in [n.name for n in ConfigService(store).networks()]

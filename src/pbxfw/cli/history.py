@@ -20,7 +20,9 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 
-RevArgument = Annotated[int, typer.Argument(metavar="REV", help="The entry's number (see `pbxfw history`).")]
+RevArgument = Annotated[
+    int, typer.Argument(metavar="REV", help="The entry's number (see `pbxfw history`).")
+]
 
 
 def when(epoch: float) -> str:
@@ -61,7 +63,9 @@ def history(
 
 
 @app.command("show")
-def show(rev: RevArgument, json_: JsonOption = False, db: DbOption = None, site: SiteOption = None) -> None:
+def show(
+    rev: RevArgument, json_: JsonOption = False, db: DbOption = None, site: SiteOption = None
+) -> None:
     """One entry and what it changed, against the configuration revision before it."""
     shown = config_service(db, site=site).history_entry(rev)
     if json_:

@@ -16,9 +16,9 @@ from typing import Any
 __all__ = [
     "CONFIG",
     "EMPTY_DOCUMENT",
-    "Actor",
     "KINDS",
     "VIAS",
+    "Actor",
     "HistoryEntry",
     "diff_documents",
     "summary_of",
@@ -115,7 +115,7 @@ def _fields(
     """The changed fields of one object; its ``services`` map per service key."""
     lines: list[str] = []
     for key in sorted(set(old) | set(new)):
-        if key in skip or old.get(key) == new.get(key) and (key in old) == (key in new):
+        if key in skip or (old.get(key) == new.get(key) and (key in old) == (key in new)):
             continue
         before, after = old.get(key), new.get(key)
         if key == "services" and isinstance(before, dict) and isinstance(after, dict):

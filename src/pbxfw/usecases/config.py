@@ -17,7 +17,6 @@ from pbxfw.domain.network_model import normalised
 from pbxfw.usecases.asterisk import DiscoveryReport, discover_asterisk
 from pbxfw.usecases.base import ConfigBase, stored_configuration
 from pbxfw.usecases.countries import CountryCases
-from pbxfw.usecases.history import HistoryCases
 from pbxfw.usecases.document import (
     DocumentCases,
     ParsedDocument,
@@ -25,6 +24,7 @@ from pbxfw.usecases.document import (
     parse_document,
     replace_configuration,
 )
+from pbxfw.usecases.history import HistoryCases
 from pbxfw.usecases.networks import (
     InitReport,
     NetworkCases,

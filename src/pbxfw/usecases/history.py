@@ -17,7 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pbxfw.domain.history import CONFIG, EMPTY_DOCUMENT, Actor, HistoryEntry, diff_documents, summary_of
+from pbxfw.domain.history import (
+    CONFIG,
+    EMPTY_DOCUMENT,
+    Actor,
+    HistoryEntry,
+    diff_documents,
+    summary_of,
+)
 from pbxfw.domain.sites import FLEET_SITE
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.storage.history import add_entry, entries, entry, last_config_rev, previous_document

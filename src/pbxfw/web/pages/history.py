@@ -51,7 +51,9 @@ def restore_revision(
     except PbxfwError as exc:
         return redirect(request, f"/history/{rev}", str(exc), "error")
     if not report.changed:
-        return redirect(request, "/history", f"The stored configuration already is revision {rev}'s.")
+        return redirect(
+            request, "/history", f"The stored configuration already is revision {rev}'s."
+        )
     return redirect(
         request,
         "/apply",

@@ -42,9 +42,7 @@ def upgrade() -> None:
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("document", sa.LargeBinary(), nullable=True),
     )
-    op.create_index(
-        "ix_config_history_site_kind_rev", "config_history", ["site", "kind", "rev"]
-    )
+    op.create_index("ix_config_history_site_kind_rev", "config_history", ["site", "kind", "rev"])
 
 
 def downgrade() -> None:
