@@ -85,6 +85,13 @@ def test_show_diffs_against_the_revision_before(svc: ConfigService) -> None:
     assert shown.against == older.rev
     assert shown.lines == ["network Lab renamed to Lab 2", "network Lab 2: ssh block → allow"]
     assert shown.entry.document == svc.export_document()
+    svc.update_settings({"ips_maxretry": 4, "firewall_enabled": True})
+    settings_edit = svc.history_entry(svc.history(1)[0].rev)
+    assert settings_edit.entry.document == svc.export_document()
+    assert settings_edit.lines == [
+        "setting firewall_enabled: no → yes",
+        "setting ips_maxretry: 10 → 4",
+    ]
     with pytest.raises(NotFoundError):
         svc.history_entry(newest.rev + 100)
     with pytest.raises(NotFoundError):
@@ -180,3 +187,25 @@ def test_the_limit_is_checked(svc: ConfigService) -> None:
 def test_without_an_adapter_the_actor_is_the_process_via_system() -> None:
     actor = current_actor()
     assert actor.via == "system" and actor.client == "local" and actor.who
+
+
+def test_the_recorded_document_is_what_export_writes(svc: ConfigService) -> None:
+    """The history builds the document from the rows (storage.history
+    ``network_documents``): the same as ``export``, verdict by verdict."""
+    from pbxfw.usecases.history import document_now
+
+    svc.add_network(
+        NetworkChange(
+            name="Büro «v6»",
+            subnet="2001:DB8:0:0::/48",
+            allow=["ssh"],
+            local=True,
+            description="unicode ✓",
+        )
+    )
+    svc.add_network(NetworkChange(name="Host", subnet="192.0.2.9/32", never_block=True))
+    svc.add_service("prov", "Provisioning", tcp="8088")  # older rows lack its verdict
+    svc.add_country("Germany", "DE,AT", allow=["sip"], block=["prov"])
+    with svc.store.read() as repo:
+        assert document_now(repo) == svc.export_document()
+    assert svc.history_entry(svc.history(1)[0].rev).entry.document == svc.export_document()

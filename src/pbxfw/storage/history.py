@@ -16,15 +16,18 @@ from typing import Any
 from sqlalchemy import delete, select
 
 from pbxfw.domain.history import CONFIG, HistoryEntry
-from pbxfw.storage.models import ConfigHistoryRow
+from pbxfw.storage.models import ConfigHistoryRow, NetworkRow
 from pbxfw.storage.repository import Repository
 
 __all__ = [
     "KEEP",
     "add_entry",
+    "document_at",
     "entries",
     "entry",
+    "last_config",
     "last_config_rev",
+    "network_documents",
     "previous_document",
 ]
 
@@ -43,9 +46,53 @@ _LISTED = (
 )
 
 
+def network_documents(repo: Repository, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The networks of ``repo.site`` in the document's form (``usecases.networks
+    network_json`` of the normalised networks: one verdict per key of ``keys``,
+    a missing one ``block``), read straight from the rows: the subnets are
+    stored canonical, so no network object is built (a tenth of the time for
+    10,000 networks; the history records a document at every edit)."""
+    table = NetworkRow.__table__
+    rows = repo.session.execute(
+        select(
+            table.c.id,
+            table.c.name,
+            table.c.subnet,
+            table.c.services,
+            table.c.local,
+            table.c.never_block,
+            table.c.description,
+        )
+        .where(table.c.site == repo.site)
+        .order_by(table.c.id)
+    )
+    known: dict[str, dict[str, str]] = {}
+    documents = []
+    for row in rows:
+        services = known.get(row.services)
+        if services is None:
+            stored = json.loads(row.services)
+            services = {k: str(stored.get(k, "block")) for k in keys}
+            known[row.services] = services
+        documents.append(
+            {
+                "id": row.id,
+                "name": row.name,
+                "subnet": row.subnet,
+                "services": dict(services),
+                "local": bool(row.local),
+                "never_block": bool(row.never_block),
+                "description": row.description,
+            }
+        )
+    return documents
+
+
 def _pack(document: dict[str, Any]) -> bytes:
-    text = json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return zlib.compress(text.encode(), 6)
+    # Level 1: a tenth of the JSON already (document_of's order is deterministic),
+    # in half the time of the default level.
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return zlib.compress(text.encode(), 1)
 
 
 def _unpack(data: bytes) -> dict[str, Any]:
@@ -102,12 +149,26 @@ def add_entry(
 
 def last_config_rev(repo: Repository, site: str) -> int | None:
     """The newest configuration revision recorded for ``site`` (one indexed query)."""
-    return repo.session.scalar(
-        select(ConfigHistoryRow.rev)
+    head = last_config(repo, site)
+    return None if head is None else head[0]
+
+
+def last_config(repo: Repository, site: str) -> tuple[int, float] | None:
+    """The rev and time of the newest configuration entry of ``site`` (one
+    indexed query, no document): together they name one entry of one database."""
+    row = repo.session.execute(
+        select(ConfigHistoryRow.rev, ConfigHistoryRow.at)
         .where(ConfigHistoryRow.site == site, ConfigHistoryRow.kind == CONFIG)
         .order_by(ConfigHistoryRow.rev.desc())
         .limit(1)
-    )
+    ).first()
+    return None if row is None else (row.rev, row.at)
+
+
+def document_at(repo: Repository, rev: int) -> dict[str, Any] | None:
+    """The document of the entry ``rev`` (None: no such entry, or a ban's)."""
+    data = repo.session.scalar(select(ConfigHistoryRow.document).where(ConfigHistoryRow.rev == rev))
+    return None if data is None else _unpack(data)
 
 
 def previous_document(

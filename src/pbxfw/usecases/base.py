@@ -42,7 +42,9 @@ class ConfigBase:
         return self.store.site
 
     @contextmanager
-    def _edit(self, *, via: str | None = None, note: str | None = None) -> Iterator[Repository]:
+    def _edit(
+        self, *, via: str | None = None, note: str | None = None, settings_only: bool = False
+    ) -> Iterator[Repository]:
         """The write unit of work of an edit, made on top of what the kernel holds.
 
         A change the kernel rolled back (or whose confirmation window ran
@@ -53,7 +55,8 @@ class ConfigBase:
         An edit that bumps the configuration revision is recorded in the
         history in the same transaction (usecases.history): by the actor the
         adapter named (usecases.actor), through ``via`` when given (an
-        import), its summary led by ``note`` when given (a restore).
+        import), its summary led by ``note`` when given (a restore);
+        ``settings_only``: the edit changes settings alone (cheaper to record).
         """
         from pbxfw.usecases.actor import current_actor
         from pbxfw.usecases.applied import carry_rollbacks, settle_rollbacks
@@ -68,7 +71,9 @@ class ConfigBase:
             if repo.get_meta("revision") != before:
                 actor = current_actor()
                 actor = actor if via is None else actor.through(via)
-                record_change(repo, actor, baseline=baseline, note=note)
+                record_change(
+                    repo, actor, baseline=baseline, note=note, settings_only=settings_only
+                )
 
     # -- reads --------------------------------------------------------------
     def configuration(self) -> Configuration:
