@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Engine
+
 from pbxfw.domain.history import (
     CONFIG,
     EMPTY_DOCUMENT,
@@ -147,7 +149,9 @@ _RECENT_MAX = 4
 
 
 def _database(repo: Repository) -> str:
-    return repo.session.get_bind().url.render_as_string(hide_password=True)
+    bind = repo.session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=True)
 
 
 def _remember(repo: Repository, head: tuple[int, float], document: dict[str, Any]) -> None:
