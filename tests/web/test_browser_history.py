@@ -60,8 +60,21 @@ def test_history_lists_shows_and_restores(page: Page, site: Site) -> None:  # no
     newest = ConfigService(site.store).history(1)[0]
     assert newest.summary.startswith(f"restore of revision {start.rev}: network Lab removed")
 
-    # At a phone's width the table stays readable (one entry per card).
+    # Every control has a name; at a phone's width nothing scrolls sideways
+    # (each entry a card).
+    for path in ("/history", f"/history/{start.rev}"):
+        page.goto(path)
+        unnamed = page.evaluate(
+            """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button, a[href]')]
+                .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label')
+                               || (e.textContent || '').trim()))
+                .map(e => e.outerHTML)"""
+        )
+        assert unnamed == [], (path, unnamed)
     page.set_viewport_size(PHONE)
-    page.goto("/history")
+    for path in (f"/history/{start.rev}", "/history"):
+        page.goto(path)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (path, width)
     expect(page.get_by_text(f"restore of revision {start.rev}")).to_be_visible()
     shot(page, "history-phone")
