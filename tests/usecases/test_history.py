@@ -10,6 +10,8 @@ bounded per site and kind; restore stages a revision as the stored one.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pbxfw.domain.history import Actor
@@ -209,3 +211,17 @@ def test_the_recorded_document_is_what_export_writes(svc: ConfigService) -> None
     with svc.store.read() as repo:
         assert document_now(repo) == svc.export_document()
     assert svc.history_entry(svc.history(1)[0].rev).entry.document == svc.export_document()
+
+
+def test_a_new_country_database_is_in_the_history(svc: ConfigService, tmp_path: Path) -> None:
+    from pbxfw.usecases.geo import GeoService
+
+    csv = tmp_path / "countries.csv"
+    csv.write_text("192.0.2.0/24,DE\n2001:db8::/32,FR\n")
+    with acting(Actor("alice", "cli", "local")):
+        GeoService(svc.store).import_file(csv, now=1.0, built="2026-12-01")
+    newest = svc.history(1)[0]
+    assert (newest.kind, newest.site, newest.actor) == ("geo", "", "alice")
+    assert newest.summary == (
+        "country database imported: countries.csv of 2026-12-01 (1 IPv4 + 1 IPv6 ranges)"
+    )

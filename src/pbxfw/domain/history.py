@@ -24,10 +24,11 @@ __all__ = [
     "summary_of",
 ]
 
-#: What an entry records: a configuration revision (with its document) or a
-#: ban made or lifted by an administrator (a summary only: bans are not configuration).
+#: What an entry records: a configuration revision (with its document), a
+#: ban made or lifted by an administrator, or a new country database (a
+#: summary only: neither is part of the configuration document).
 CONFIG = "config"
-KINDS = (CONFIG, "ban")
+KINDS = (CONFIG, "ban", "geo")
 
 #: What the first recorded configuration is compared with: nothing configured.
 EMPTY_DOCUMENT: Mapping[str, Any] = {"networks": [], "services": [], "settings": {}}

@@ -50,6 +50,7 @@ __all__ = [
     "document_now",
     "record_ban",
     "record_change",
+    "record_event",
 ]
 
 #: The most entries one ``history`` call lists.
@@ -176,11 +177,17 @@ def _last_document(repo: Repository) -> dict[str, Any] | None:
 def record_ban(repo: Repository, summary: str, actor: Actor | None = None) -> int:
     """Inside the write unit of work of an administrator's ban change: one
     summary entry (``ban 203.0.113.5 (manual, 1h)``), the fleet's (bans are)."""
+    return record_event(repo, "ban", summary, actor)
+
+
+def record_event(repo: Repository, kind: str, summary: str, actor: Actor | None = None) -> int:
+    """Inside a write unit of work: one summary entry of ``kind`` (``ban``;
+    ``geo``: a new country database), the fleet's, without a document."""
     actor = actor or current_actor()
     return add_entry(
         repo,
         site=FLEET_SITE,
-        kind="ban",
+        kind=kind,
         at=time.time(),
         actor=actor.who,
         via=actor.via,
