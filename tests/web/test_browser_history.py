@@ -50,6 +50,7 @@ def test_history_lists_shows_and_restores(page: Page, site: Site) -> None:  # no
     expect(page).to_have_url(re.compile(rf"/history/{start.rev}$"))
     expect(page.get_by_role("heading", name=f"Revision {start.rev}")).to_be_visible()
     expect(page.get_by_role("list", name="Changes")).to_contain_text("network Internet added")
+    shot(page, "history-revision", full_page=False)
     page.get_by_role("button", name=f"Restore revision {start.rev}").click()
 
     expect(page).to_have_url(re.compile(r"/apply$"))
