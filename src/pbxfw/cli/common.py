@@ -181,8 +181,12 @@ def _open_store(url: str, *, create: bool = False) -> Store:
     """The store at ``url``, closed by ``close_stores`` when the command ends."""
     with _loading():
         from pbxfw.storage.repository import Store
+        from pbxfw.usecases.actor import process_actor, use_actor
 
         store = Store.open(url, create=create)
+    # Who changes what through this command: the OS user (and SUDO_USER), at
+    # `local` (the history, usecases.history); forgotten in close_stores.
+    use_actor(process_actor("cli"))
     _open_stores.append(store)
     return store
 
@@ -196,6 +200,8 @@ def close_stores() -> None:
     """
     while _open_stores:
         _open_stores.pop().close()
+    if "pbxfw.usecases.actor" in sys.modules:  # imported by _open_store
+        sys.modules["pbxfw.usecases.actor"].use_actor(None)
 
 
 def firewall_service(

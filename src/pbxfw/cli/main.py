@@ -24,6 +24,7 @@ from pbxfw.cli import (
     fingerprints,
     firewall,
     fleet,
+    history,
     ips,
     networks,
     nodes,
@@ -95,6 +96,7 @@ app.add_typer(fleet.app, name="fleet")
 app.add_typer(countries.app, name="country")
 app.add_typer(countries.geo_app, name="geo")
 app.add_typer(fingerprints.app, name="fingerprint")
+app.add_typer(history.app, name="history")
 firewall.register(app)
 ips.register(app)
 web.register(app)

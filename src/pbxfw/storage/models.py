@@ -5,7 +5,7 @@ Column types are those of storage/types.py: the same values on SQLite and Postgr
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, LargeBinary, UniqueConstraint
+from sqlalchemy import Boolean, Float, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pbxfw.storage.types import Int64, text
@@ -13,6 +13,7 @@ from pbxfw.storage.types import Int64, text
 __all__ = [
     "BanRow",
     "Base",
+    "ConfigHistoryRow",
     "CountryRuleRow",
     "CustomServiceRow",
     "FingerprintEditRow",
@@ -277,3 +278,28 @@ class GeoDatabaseRow(Base):
     ipv6_ranges: Mapped[int] = mapped_column(Int64)
     #: the ranges, packed by storage/countries.py
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ConfigHistoryRow(Base):
+    """One entry of the history of changes (migration 0015, storage/history.py).
+
+    ``kind`` ``config``: a configuration revision of ``site``, with the whole
+    document after the change (JSON, zlib-compressed); ``ban``: a ban made or
+    lifted by an administrator (site ``''``: bans are the fleet's), no document.
+    """
+
+    __tablename__ = "config_history"
+    __table_args__ = (Index("ix_config_history_site_kind_rev", "site", "kind", "rev"),)
+
+    rev: Mapped[int] = mapped_column(Int64, primary_key=True)
+    site: Mapped[str] = mapped_column(text(64))
+    kind: Mapped[str] = mapped_column(text(16))
+    at: Mapped[float] = mapped_column(Float)
+    #: who: an administrator's name, or the OS user (``root (sudo: bob)``)
+    actor: Mapped[str] = mapped_column(text(160))
+    #: through what: cli, rest, web, import, fleet, system (domain.history.VIAS)
+    via: Mapped[str] = mapped_column(text(16))
+    #: from where: the client's address, ``local`` for the CLI
+    client: Mapped[str] = mapped_column(text(64))
+    summary: Mapped[str] = mapped_column(text())
+    document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 
 from pbxfw.domain.sites import Site
 from pbxfw.storage.models import (
+    ConfigHistoryRow,
     CountryRuleRow,
     CustomServiceRow,
     FingerprintEditRow,
@@ -56,6 +57,7 @@ def remove_site(repo: Repository, name: str) -> None:
         MetaRow,
         CountryRuleRow,
         FingerprintEditRow,
+        ConfigHistoryRow,
     ):
         repo.session.execute(delete(table).where(table.site == name))
     repo.session.execute(delete(SiteRow).where(SiteRow.name == name))

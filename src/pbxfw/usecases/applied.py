@@ -142,6 +142,7 @@ def carry_rollbacks(repo: Repository) -> dict[str | None, Path]:
         confirmed = repo.get_meta("confirmed_document")
         if confirmed is not None:
             replace_configuration(repo, parse_document(json.loads(confirmed), stored=True))
+            _record_rollback(repo)
             repo.set_meta("applied_document", confirmed)
             repo.set_meta("applied_revision", str(repo.revision()))
         log.warning(
@@ -152,6 +153,14 @@ def carry_rollbacks(repo: Repository) -> dict[str | None, Path]:
         )
         carried[entry.netns] = path
     return carried
+
+
+def _record_rollback(repo: Repository) -> None:
+    """The history's entry of a rollback carried into storage: pbxfw's own."""
+    from pbxfw.domain.history import Actor
+    from pbxfw.usecases.history import record_change
+
+    record_change(repo, Actor("pbxfw", "system"), note="not confirmed, back to the last confirmed")
 
 
 def settle_rollbacks(store: Store) -> dict[str | None, Path]:

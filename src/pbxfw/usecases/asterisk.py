@@ -32,7 +32,7 @@ def discover_asterisk(
     from pbxfw.asterisk.discover import discover
 
     found = discover(Path(config_dir), Path(sshd_config) if sshd_config else None)
-    with svc._edit() as repo:
+    with svc._edit(settings_only=True) as repo:
         current = repo.settings()
         changes = found.changes(current)
         lines = found.describe_changes(current)

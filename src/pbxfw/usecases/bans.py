@@ -74,6 +74,23 @@ def bump_bans_revision(repo: Repository) -> int:
     return repo.bans_written()
 
 
+def _span(seconds: float) -> str:
+    """A ban's length in one unit: ``1h``, ``10m``, ``2d``, ``90s``."""
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def _record(repo: Repository, summary: str) -> None:
+    """An administrator's ban change in the history (usecases.history; the
+    ban use cases other than ``record`` and ``lift`` are the administrators')."""
+    from pbxfw.usecases.history import record_ban
+
+    record_ban(repo, summary)
+
+
 def site_shares(repo: Repository) -> dict[str, str]:
     """Each site's ``ips_share`` (domain.sharing: a site not named shares ``fleet``)."""
     return repo.site_shares()
@@ -175,6 +192,7 @@ class BanService:
             )
             stored = repo.save_ban(ban)
             bump_bans_revision(repo)
+            _record(repo, f"ban {stored.address_text()} ({jail}, {_span(length)})")
         return stored
 
     def remove(self, address: str) -> list[Ban]:
@@ -185,6 +203,8 @@ class BanService:
             if not removed:
                 raise NotFoundError(f"{address} is not banned; see `pbxfw bans list`")
             bump_bans_revision(repo)
+            jails = ", ".join(sorted({b.jail for b in removed}))
+            _record(repo, f"unban {removed[0].address_text()} ({jails})")
         return removed
 
     def import_lines(
@@ -227,6 +247,10 @@ class BanService:
                 repo.save_bans_like(banned, like)
             report.added = len(banned)
             bump_bans_revision(repo)
+            skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
+            _record(
+                repo, f"ban import: {len(banned)} address(es) ({jail}, {_span(length)}){skipped}"
+            )
         return report
 
     def record(self, bans: Sequence[Ban]) -> int:

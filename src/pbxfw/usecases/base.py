@@ -42,20 +42,38 @@ class ConfigBase:
         return self.store.site
 
     @contextmanager
-    def _edit(self) -> Iterator[Repository]:
+    def _edit(
+        self, *, via: str | None = None, note: str | None = None, settings_only: bool = False
+    ) -> Iterator[Repository]:
         """The write unit of work of an edit, made on top of what the kernel holds.
 
         A change the kernel rolled back (or whose confirmation window ran
         out) is carried into storage first, so the edit lands on the last
         confirmed configuration and is what the next apply loads
         (pbxfw.usecases.applied, docs/decisions.md "Apply and rollback").
+
+        An edit that bumps the configuration revision is recorded in the
+        history in the same transaction (usecases.history): by the actor the
+        adapter named (usecases.actor), through ``via`` when given (an
+        import), its summary led by ``note`` when given (a restore);
+        ``settings_only``: the edit changes settings alone (cheaper to record).
         """
+        from pbxfw.usecases.actor import current_actor
         from pbxfw.usecases.applied import carry_rollbacks, settle_rollbacks
+        from pbxfw.usecases.history import baseline_of, record_change
 
         settle_rollbacks(self.store)
         with self.store.write() as repo:
             carry_rollbacks(repo)  # one that happened a moment ago
+            before = repo.get_meta("revision")  # None before `pbxfw init`
+            baseline = baseline_of(repo)
             yield repo
+            if repo.get_meta("revision") != before:
+                actor = current_actor()
+                actor = actor if via is None else actor.through(via)
+                record_change(
+                    repo, actor, baseline=baseline, note=note, settings_only=settings_only
+                )
 
     # -- reads --------------------------------------------------------------
     def configuration(self) -> Configuration:

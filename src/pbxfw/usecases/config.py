@@ -24,6 +24,7 @@ from pbxfw.usecases.document import (
     parse_document,
     replace_configuration,
 )
+from pbxfw.usecases.history import HistoryCases
 from pbxfw.usecases.networks import (
     InitReport,
     NetworkCases,
@@ -56,5 +57,8 @@ __all__ = [
 ]
 
 
-class ConfigService(NetworkCases, ServiceCases, SettingCases, DocumentCases, CountryCases):
-    """Networks, services, settings, country rules, check, export and import over one Store."""
+class ConfigService(
+    NetworkCases, ServiceCases, SettingCases, DocumentCases, CountryCases, HistoryCases
+):
+    """Networks, services, settings, country rules, check, export and import, and
+    the history of changes, over one Store."""

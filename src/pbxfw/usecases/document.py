@@ -51,7 +51,7 @@ class DocumentCases(ConfigBase):
         network is checked as ``network add`` checks it.
         """
         parsed = parse_document(document)
-        with self._edit() as repo:
+        with self._edit(via="import") as repo:
             replace_configuration(repo, parsed)
             return stored_configuration(repo), parsed.notes
 

@@ -155,13 +155,22 @@ class GeoService:
         self.store = store
 
     def import_file(self, path: Path, *, now: float, built: str | None = None) -> GeoStatus:
-        """Replace the country database with ``path``'s, all or nothing."""
+        """Replace the country database with ``path``'s, all or nothing (a
+        ``geo`` entry of the history, usecases.history)."""
+        from pbxfw.usecases.history import record_event
+
         table, date = read_country_file(path, built=built)
         info = GeoInfo(path.name, date, now, table.count(4), table.count(6))
         with self.store.write() as repo:
             repo.set_geo(table, info)
             # The agents compile the ranges in: a new database is a change.
             repo.bump_revision()
+            record_event(
+                repo,
+                "geo",
+                f"country database imported: {info.source} of {date} "
+                f"({info.ipv4_ranges} IPv4 + {info.ipv6_ranges} IPv6 ranges)",
+            )
         return self.status(now=now)
 
     def status(self, *, now: float) -> GeoStatus:

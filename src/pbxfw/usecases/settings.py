@@ -26,7 +26,7 @@ class SettingCases(ConfigBase):
         ``strict`` (REST, JSON): each value must have its JSON type; otherwise
         text is parsed too (CLI, web forms). See ``Settings.updated``.
         """
-        with self._edit() as repo:
+        with self._edit(settings_only=True) as repo:
             current = repo.settings()
             updated = current.updated(changes, strict=strict)
             new = updated.model_dump()

@@ -53,6 +53,8 @@ class SiteService:
     def add(self, name: str) -> Site:
         """Make the site ``name`` with its starting configuration (what ``pbxfw
         init`` makes): ``ConflictError`` if it exists."""
+        from pbxfw.usecases.actor import current_actor
+        from pbxfw.usecases.history import record_change
         from pbxfw.usecases.networks import start_configuration
 
         validate_site_name(name, "name")
@@ -62,6 +64,8 @@ class SiteService:
                 raise ConflictError(FieldError("name", f"a site named {name!r} exists already"))
             add_site(repo, new)
             start_configuration(Repository(repo.session, name))
+            # The site's history starts with its starting configuration.
+            record_change(Repository(repo.session, name), current_actor().through("fleet"))
         return new
 
     def remove(self, name: str) -> None:

@@ -22,8 +22,10 @@ from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
+from pbxfw.domain.history import Actor
 from pbxfw.domain.sites import DEFAULT_SITE, SITE_NAME_MAX
 from pbxfw.storage.repository import Store
+from pbxfw.usecases.actor import use_actor
 from pbxfw.usecases.bans import BanService
 from pbxfw.usecases.config import ConfigService
 from pbxfw.usecases.users import LoginThrottle, UserService
@@ -52,6 +54,7 @@ __all__ = [
     "SiteApplier",
     "SiteQuery",
     "WebContext",
+    "act_as",
     "bearer_admin",
     "client_address",
 ]
@@ -309,6 +312,7 @@ async def bearer_admin(context: ContextDep, request: Request, token: BearerToken
             "not authenticated: send a valid bearer token (POST /api/v1/auth/token)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    act_as(request, subject, "rest")
     return subject
 
 
@@ -327,11 +331,19 @@ async def admin_session(context: ContextDep, request: Request) -> Session:
     session = context.session_of(request)
     if session is None or not session.user:
         raise LoginRequired
+    act_as(request, session.user, "web")
     return session
 
 
 OptionalSession = Annotated[Session | None, Depends(optional_session)]
 AdminSession = Annotated[Session, Depends(admin_session)]
+
+
+def act_as(request: Request, admin: str, via: str) -> None:
+    """Name the administrator acting in this request, for the history
+    (usecases.actor): the dependencies that authenticate call it, in the
+    request's task, so the route (and the thread a sync route runs in) sees it."""
+    use_actor(Actor(admin, via, client_address(request) or "unknown"))
 
 
 def client_address(request: Request) -> str | None:

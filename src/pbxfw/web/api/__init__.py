@@ -15,6 +15,7 @@ from pbxfw.web.api import (
     check,
     countries,
     fingerprints,
+    history,
     ips,
     networks,
     nodes,
@@ -34,7 +35,19 @@ def api_router() -> APIRouter:
     root = APIRouter(prefix=PREFIX)
     root.include_router(auth.router())
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
-    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites, countries):
+    for module in (
+        networks,
+        services,
+        settings,
+        check,
+        bans,
+        apply,
+        ips,
+        nodes,
+        sites,
+        countries,
+        history,
+    ):
         protected.include_router(module.router())
     protected.include_router(fingerprints.router())  # issue 18
     root.include_router(protected)

@@ -35,6 +35,7 @@ from pbxfw.web.pages.fingerprints import (
     remove_fingerprint,
 )
 from pbxfw.web.pages.firewall import firewall_page, save_switches
+from pbxfw.web.pages.history import history_entry_page, history_page, restore_revision
 from pbxfw.web.pages.ips import ips_page, save_ips
 from pbxfw.web.pages.login import home, login, login_page, login_url, logout
 from pbxfw.web.pages.network_form import (
@@ -99,6 +100,9 @@ def router() -> APIRouter:
         ("/fingerprints/delete", remove_fingerprint, post),
         ("/nodes", nodes_page, get),
         ("/nodes/{name}/delete", remove_node, post),
+        ("/history", history_page, get),
+        ("/history/{rev}", history_entry_page, get),
+        ("/history/{rev}/restore", restore_revision, post),
     ]
     for path, endpoint, methods in routes:
         r.add_api_route(path, endpoint, methods=methods)
