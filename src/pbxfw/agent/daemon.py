@@ -48,6 +48,8 @@ from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
 from pbxfw.agent.node import NodeReporter
+from pbxfw.agent.notifier import PART as NOTIFY_PART
+from pbxfw.agent.notifier import Notifier, NotifyOptions
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
@@ -91,6 +93,8 @@ class AgentOptions:
     node: str | None = None
     #: PostgreSQL: wake on LISTEN/NOTIFY instead of polling (``PBXFW_LISTEN=0``: poll)
     listen: bool = field(default_factory=lambda: listen_enabled())
+    #: the notifications' timings and bounds (agent.notifier)
+    notify: NotifyOptions = field(default_factory=NotifyOptions)
 
 
 class Agent:
@@ -157,6 +161,17 @@ class Agent:
             node=self.node_name,
         )
         self.rules.forget = self.ips.forget
+        #: the notifications (agent.notifier): told of new bans, ticked below
+        self.notifier = Notifier(
+            store,
+            self.health,
+            clock=clock,
+            node=self.node_name,
+            state_dir=options.state_dir,
+            netns=options.netns,
+            options=options.notify,
+        )
+        self.ips.on_bans = self.notifier.bans
         self.pjsip = Pjsip(store)
         self.wake = Wake(store, self.health, enabled=options.listen)
         rules = self.rules
@@ -190,6 +205,7 @@ class Agent:
                 self.tick()
         finally:
             self.health.run("agent:counters", self.flush, force=True)
+            self.notifier.close()
             self.health.persist(self.store)
             self.ips.close()
             self.wake.close()
@@ -255,6 +271,7 @@ class Agent:
             wake.config = True
         if self.node.due(now):
             run(NODE_PART, self.node.report)
+        run(NOTIFY_PART, self.notifier.tick)
         self.health.persist(self.store)
 
     def _load(self, force: bool, check: bool = True) -> None:

@@ -26,6 +26,7 @@ from pbxfw.cli import (
     ips,
     networks,
     nodes,
+    notify,
     services,
     settings,
     sites,
@@ -93,6 +94,7 @@ app.add_typer(sites.app, name="site")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(countries.app, name="country")
 app.add_typer(countries.geo_app, name="geo")
+app.add_typer(notify.app, name="notify")
 firewall.register(app)
 ips.register(app)
 web.register(app)
