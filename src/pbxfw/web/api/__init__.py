@@ -17,6 +17,7 @@ from pbxfw.web.api import (
     ips,
     networks,
     nodes,
+    notifications,
     services,
     settings,
     sites,
@@ -33,7 +34,19 @@ def api_router() -> APIRouter:
     root = APIRouter(prefix=PREFIX)
     root.include_router(auth.router())
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
-    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites, countries):
+    for module in (
+        networks,
+        services,
+        settings,
+        check,
+        bans,
+        apply,
+        ips,
+        nodes,
+        sites,
+        countries,
+        notifications,
+    ):
         protected.include_router(module.router())
     root.include_router(protected)
     return root

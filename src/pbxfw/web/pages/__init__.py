@@ -40,6 +40,12 @@ from pbxfw.web.pages.network_form import (
     update_network,
 )
 from pbxfw.web.pages.nodes import nodes_page, remove_node
+from pbxfw.web.pages.notifications import (
+    add_channel,
+    delete_channel,
+    notifications_page,
+    test_channel,
+)
 from pbxfw.web.pages.services import (
     add_custom_service,
     remove_custom_service,
@@ -91,6 +97,10 @@ def router() -> APIRouter:
         ("/countries/{rule_id}/delete", delete_country, post),
         ("/nodes", nodes_page, get),
         ("/nodes/{name}/delete", remove_node, post),
+        ("/notifications", notifications_page, get),
+        ("/notifications", add_channel, post),
+        ("/notifications/{name}/test", test_channel, post),
+        ("/notifications/{name}/delete", delete_channel, post),
     ]
     for path, endpoint, methods in routes:
         r.add_api_route(path, endpoint, methods=methods)
