@@ -24,10 +24,10 @@ __all__ = [
     "digest_message",
     "failure_message",
     "mail_text",
+    "probe_message",
     "rollback_message",
     "stale_message",
     "stamp",
-    "test_message",
     "webhook_body",
 ]
 
@@ -84,7 +84,7 @@ class BanBatch:
         for ban in bans:
             self.count += 1
             self.by_jail[ban.jail] = self.by_jail.get(ban.jail, 0) + 1
-            key = str(ban.subnet)
+            key = ban.address_text()
             old = sources.get(key)
             sources[key] = (ban.failures + (old[0] if old else 0), ban.jail)
         if len(sources) > _BATCH_KEEP:
@@ -227,7 +227,7 @@ def digest_message(
     )
 
 
-def test_message(channel: str, now: float, site: str, node: str) -> Message:
+def probe_message(channel: str, now: float, site: str, node: str) -> Message:
     return Message(
         "test",
         f"Test message for channel {channel}",

@@ -18,7 +18,7 @@ from typing import Any
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.nodes import Node
 from pbxfw.domain.notifications import Channel, ChannelStatus, channel_json, validate_channel
-from pbxfw.domain.notify_messages import test_message
+from pbxfw.domain.notify_messages import probe_message
 from pbxfw.errors import NotFoundError
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.notify_send import DEFAULT_TIMEOUT, deliver
@@ -119,7 +119,9 @@ class NotifyService:
     def test(self, name: str, *, node: str = "", timeout: float = DEFAULT_TIMEOUT) -> Channel:
         """Send a test message through ``name`` now; ``DeliveryError`` says why not."""
         channel = self.channel(name)
-        deliver(channel, test_message(channel.name, self.clock(), self.site, node), timeout=timeout)
+        deliver(
+            channel, probe_message(channel.name, self.clock(), self.site, node), timeout=timeout
+        )
         return channel
 
     # -- the agent's -----------------------------------------------------------
