@@ -222,8 +222,10 @@ def validate_channel(
             errors.append(FieldError("name", "a channel's name cannot contain '/'"))
     except ValidationError as exc:
         errors += exc.errors
+    # Control characters anywhere (a newline at the end too: a paste gone wrong).
+    bad = any(ord(c) < 32 or ord(c) == 127 for c in url)
     url = url.strip()
-    if any(ord(c) < 32 or ord(c) == 127 for c in url) or not url:
+    if bad or not url or " " in url:
         errors.append(FieldError("url", "give one URL without spaces or control characters"))
     else:
         scheme = url.split(":", 1)[0].lower()
