@@ -34,6 +34,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from pbxfw.agent.health import Backoff, Health, describe
 from pbxfw.domain.bans import Ban
@@ -50,7 +51,10 @@ from pbxfw.domain.notify_messages import (
 from pbxfw.kernel.confirm_state import last_rollback
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.notifications import NotifyService
-from pbxfw.usecases.notify_send import deliver
+from pbxfw.usecases.notify_send import deliver, webhook_client
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["PART", "Notifier", "NotifyOptions", "Sender"]
 
@@ -82,11 +86,28 @@ class NotifyOptions:
 #: The rollback record before the first look at the kernel state.
 _UNSEEN = object()
 
+#: One delivery attempt: ``send(channel, message, timeout)``, raising on failure.
 Send = Callable[[Channel, Message, float], None]
 
 
-def _deliver(channel: Channel, message: Message, timeout: float) -> None:
-    deliver(channel, message, timeout=timeout)
+class _Delivery:
+    """The real :data:`Send` of one sender thread: a webhook's HTTP client is
+    made once, in that thread, when it starts (not while bans pour in), and
+    kept for every message."""
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+
+    def prepare(self, channel: Channel) -> None:
+        if channel.kind == "webhook":
+            self._client = webhook_client()
+
+    def __call__(self, channel: Channel, message: Message, timeout: float) -> None:
+        deliver(channel, message, timeout=timeout, client=self._client)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 class Sender:
@@ -98,11 +119,15 @@ class Sender:
         status: ChannelStatus,
         options: NotifyOptions,
         clock: Callable[[], float],
-        send: Send = _deliver,
+        send: Send | None = None,
     ) -> None:
         self.channel = channel
         self.options = options
         self.clock = clock
+        #: the real delivery (None: ``send`` given, tests)
+        self._delivery: _Delivery | None = None
+        if send is None:
+            send = self._delivery = _Delivery()
         self._send = send
         self._queue: queue.Queue[Message] = queue.Queue(maxsize=options.queue_size)
         self._stop = threading.Event()
@@ -152,12 +177,19 @@ class Sender:
             self.dirty = True
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                message = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            self._deliver(message)
+        delivery = self._delivery
+        try:
+            if delivery is not None:
+                delivery.prepare(self.channel)
+            while not self._stop.is_set():
+                try:
+                    message = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                self._deliver(message)
+        finally:
+            if delivery is not None:
+                delivery.close()
 
     def _deliver(self, message: Message) -> None:
         options = self.options
@@ -200,7 +232,7 @@ class Notifier:
         state_dir: str,
         netns: str | None,
         options: NotifyOptions | None = None,
-        send: Send = _deliver,
+        send: Send | None = None,
     ) -> None:
         self.service = NotifyService(store, clock=clock)
         self.health = health
@@ -227,7 +259,7 @@ class Notifier:
     # -- from the ban path: counting only ------------------------------------------
     def bans(self, bans: Iterable[Ban]) -> None:
         """New bans made here (told in the next batch message)."""
-        if self.senders:
+        if self.senders or not self._loaded:  # not loaded yet: the channels may come
             self.batch.add(bans)
 
     # -- the loop's part ------------------------------------------------------------

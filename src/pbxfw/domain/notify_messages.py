@@ -100,7 +100,7 @@ class BanBatch:
         """The ban message of this batch."""
         jails = ", ".join(f"{j} {n}" for j, n in sorted(self.by_jail.items()))
         top = self.top()
-        lines = [f"{self.count} new bans ({jails})."]
+        lines = [f"{self.count} new ban{'s' if self.count != 1 else ''} ({jails})."]
         if top:
             lines.append("Top sources:")
             lines += [f"  {a} ({jail}, {n} failures)" for a, n, jail in top]

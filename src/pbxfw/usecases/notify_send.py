@@ -13,12 +13,16 @@ import smtplib
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from pbxfw.domain.notifications import Channel, mail_target, masked
 from pbxfw.domain.notify_messages import Message, mail_text, webhook_body
 from pbxfw.errors import PbxfwError
 
-__all__ = ["DEFAULT_TIMEOUT", "DeliveryError", "deliver"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DEFAULT_TIMEOUT", "DeliveryError", "deliver", "webhook_client"]
 
 #: Seconds one attempt may take (connect, send, answer).
 DEFAULT_TIMEOUT = 10.0
@@ -30,13 +34,31 @@ class DeliveryError(PbxfwError):
     exit_code = 7
 
 
-def deliver(channel: Channel, message: Message, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Send ``message`` through ``channel`` once (see the module docstring)."""
+def webhook_client() -> httpx.Client:
+    """An HTTP client to keep for many deliveries: its TLS context (the CA
+    bundle) is loaded once, when it is made, not at every message."""
+    import httpx
+
+    return httpx.Client(headers={"User-Agent": "pbxfw"}, follow_redirects=False)
+
+
+def deliver(
+    channel: Channel,
+    message: Message,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    client: httpx.Client | None = None,
+) -> None:
+    """Send ``message`` through ``channel`` once (see the module docstring);
+    a webhook through ``client`` when given (else a client made for this call)."""
     try:
         if channel.kind == "email":
             _mail(channel, message, timeout)
+        elif client is not None:
+            _post(client, channel, message, timeout)
         else:
-            _post(channel, message, timeout)
+            with webhook_client() as made:
+                _post(made, channel, message, timeout)
     except DeliveryError:
         raise
     except TimeoutError:
@@ -55,18 +77,12 @@ def _clean(text: str, channel: Channel) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _post(channel: Channel, message: Message, timeout: float) -> None:
+def _post(client: httpx.Client, channel: Channel, message: Message, timeout: float) -> None:
     import httpx
 
     body = webhook_body(channel.template, message)
     try:
-        response = httpx.post(
-            channel.url,
-            json=body,
-            timeout=timeout,
-            headers={"User-Agent": "pbxfw"},
-            follow_redirects=False,
-        )
+        response = client.post(channel.url, json=body, timeout=timeout)
     except httpx.TimeoutException:
         raise DeliveryError(f"timed out after {timeout:g} s") from None
     except httpx.HTTPError as exc:
