@@ -68,7 +68,11 @@ def deliver(
     except smtplib.SMTPException as exc:
         raise DeliveryError(_clean(f"SMTP: {exc}", channel)) from None
     except OSError as exc:
-        raise DeliveryError(_clean(exc.strerror or str(exc), channel)) from None
+        where = ""
+        if channel.kind == "email":
+            target = mail_target(channel.url)
+            where = f"{target.host}:{target.port}: "
+        raise DeliveryError(_clean(where + (exc.strerror or str(exc)), channel)) from None
 
 
 def _clean(text: str, channel: Channel) -> str:
