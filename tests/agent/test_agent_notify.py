@@ -11,12 +11,15 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from pbxfw.agent.daemon import Agent, AgentOptions
 from pbxfw.agent.health import Backoff
 from pbxfw.agent.notifier import NotifyOptions, Sender
 from pbxfw.domain.nodes import Node
 from pbxfw.domain.notifications import Channel, ChannelStatus
 from pbxfw.domain.notify_messages import Message, probe_message
+from pbxfw.errors import StorageError
 from pbxfw.kernel.confirm_state import ROLLBACK_FILE, namespace_dir
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.usecases import ConfigService
@@ -221,3 +224,28 @@ def test_messages_beyond_the_queue_bound_are_dropped_and_counted() -> None:
         release.set()
         sender.stop()
         sender.join(5)
+
+
+def test_bans_are_told_while_the_channels_cannot_be_read_again(
+    svc: ConfigService, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = setup(svc, tmp_path)
+    NotifyService(svc.store).add("hook", receiver.url + "/hook")
+    clock = Clock()
+    agent, backend = start(svc, tmp_path, clock)
+    try:
+
+        def down() -> list[Channel]:
+            raise StorageError("cannot reach the database: connection refused")
+
+        monkeypatch.setattr(agent.notifier.service, "channels", down)
+        with log.open("a") as f:
+            f.write(failure("203.0.113.60") * 3)
+        clock.now += 1
+        agent.tick()
+        assert ("203.0.113.60/32", "asterisk") in backend.bans
+        assert [s.source for s in agent.health.failing()] == ["agent:notify-store"]
+        [told] = receiver.wait(1)
+        assert told["event"] == "bans" and told["details"]["count"] == 1
+    finally:
+        agent.notifier.close()

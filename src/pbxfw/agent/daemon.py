@@ -49,6 +49,7 @@ from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
 from pbxfw.agent.node import NodeReporter
 from pbxfw.agent.notifier import PART as NOTIFY_PART
+from pbxfw.agent.notifier import STORE_PART as NOTIFY_STORE_PART
 from pbxfw.agent.notifier import Notifier, NotifyOptions
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
@@ -271,6 +272,7 @@ class Agent:
             wake.config = True
         if self.node.due(now):
             run(NODE_PART, self.node.report)
+        run(NOTIFY_STORE_PART, self.notifier.sync)
         run(NOTIFY_PART, self.notifier.tick)
         self.health.persist(self.store)
 

@@ -73,7 +73,7 @@ PART_LABELS = {
     "agent:status": "storing the health of the sources",
     "agent:node": "reporting this node's state",
     "agent:notify": "sending notifications",
-    "agent:notify-status": "storing the notification channels' state",
+    "agent:notify-store": "reading the notification channels, storing their state",
 }
 
 

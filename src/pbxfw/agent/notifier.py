@@ -1,7 +1,10 @@
 """The agent's notifications (issue 19): what triggers a message, and the senders.
 
-The agent's loop calls :meth:`Notifier.tick` (through agent.health as the
-part ``agent:notify``); the intrusion prevention hands it each batch of new
+The agent's loop calls :meth:`Notifier.sync` (what needs the database:
+the channels, the nodes, the digest, the senders' status; the part
+``agent:notify-store``) and :meth:`Notifier.tick` (what does not, so it goes
+on while the database is down; the part ``agent:notify``), each through
+agent.health; the intrusion prevention hands it each batch of new
 bans (:meth:`Notifier.bans`: counting only, nothing is sent from the ban
 path). The triggers:
 
@@ -21,7 +24,7 @@ path). The triggers:
   ``digest_seconds`` counted from when this node first saw the channel.
 
 Sending never blocks the loop: every channel has its own thread and bounded
-queue (:class:`Sender`); a message that finds the queue full is dropped and
+queue (agent.notify_sender :class:`Sender`); a message that finds the queue full is dropped and
 counted; a failing delivery is retried with backoff (2, 4, 8, 16 s) and
 then given up (counted). What each channel's sender saw is stored in
 ``notify_status`` when it changed (``pbxfw notify list``).
@@ -30,16 +33,13 @@ then given up (counted). What each channel's sender saw is stored in
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
-from pbxfw.agent.health import Backoff, Health, describe
+from pbxfw.agent.health import Health
+from pbxfw.agent.notify_sender import NotifyOptions, Send, Sender
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.nodes import NodeState, node_state
-from pbxfw.domain.notifications import Channel, ChannelStatus
+from pbxfw.domain.notifications import ChannelStatus
 from pbxfw.domain.notify_messages import (
     BanBatch,
     Message,
@@ -51,172 +51,20 @@ from pbxfw.domain.notify_messages import (
 from pbxfw.kernel.confirm_state import last_rollback
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.notifications import NotifyService
-from pbxfw.usecases.notify_send import deliver, webhook_client
 
-if TYPE_CHECKING:
-    import httpx
+__all__ = ["PART", "STORE_PART", "Notifier", "NotifyOptions", "Sender"]
 
-__all__ = ["PART", "Notifier", "NotifyOptions", "Sender"]
-
-#: The agent part that runs the notifier (agent.health).
+#: The agent parts that run the notifier (agent.health): without and with the database.
 PART = "agent:notify"
+STORE_PART = "agent:notify-store"
 #: Parts whose failure means the agent cannot apply.
 APPLY_PARTS = ("agent:rules", "agent:new-bans", "agent:ban-sets")
 
 log = logging.getLogger("pbxfw.agent")
 
 
-@dataclass(frozen=True, slots=True)
-class NotifyOptions:
-    """The notifier's timings and bounds (tests shorten them)."""
-
-    batch_seconds: float = 60.0
-    reload_seconds: float = 10.0
-    grace_seconds: float = 30.0
-    repeat_seconds: float = 600.0
-    nodes_seconds: float = 15.0
-    rollback_seconds: float = 2.0
-    digest_seconds: float = 86400.0
-    queue_size: int = 100
-    attempts: int = 5
-    timeout: float = 10.0
-    backoff: Backoff = field(default_factory=lambda: Backoff(first=2.0, longest=60.0))
-
-
 #: The rollback record before the first look at the kernel state.
 _UNSEEN = object()
-
-#: One delivery attempt: ``send(channel, message, timeout)``, raising on failure.
-Send = Callable[[Channel, Message, float], None]
-
-
-class _Delivery:
-    """The real :data:`Send` of one sender thread: a webhook's HTTP client is
-    made once, in that thread, when it starts (not while bans pour in), and
-    kept for every message."""
-
-    def __init__(self) -> None:
-        self._client: httpx.Client | None = None
-
-    def prepare(self, channel: Channel) -> None:
-        if channel.kind == "webhook":
-            self._client = webhook_client()
-
-    def __call__(self, channel: Channel, message: Message, timeout: float) -> None:
-        deliver(channel, message, timeout=timeout, client=self._client)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
-class Sender:
-    """One channel's thread and bounded queue; its status is read by the loop."""
-
-    def __init__(
-        self,
-        channel: Channel,
-        status: ChannelStatus,
-        options: NotifyOptions,
-        clock: Callable[[], float],
-        send: Send | None = None,
-    ) -> None:
-        self.channel = channel
-        self.options = options
-        self.clock = clock
-        #: the real delivery (None: ``send`` given, tests)
-        self._delivery: _Delivery | None = None
-        if send is None:
-            send = self._delivery = _Delivery()
-        self._send = send
-        self._queue: queue.Queue[Message] = queue.Queue(maxsize=options.queue_size)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._status = status
-        self.dirty = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"pbxfw-notify-{channel.name}", daemon=True
-        )
-        self._thread.start()
-
-    def put(self, message: Message) -> bool:
-        """Queue ``message``; False (and counted) when the queue is full."""
-        try:
-            self._queue.put_nowait(message)
-        except queue.Full:
-            self._update(dropped=self._status.dropped + 1)
-            log.debug("notification channel %s: queue full, message dropped", self.channel.name)
-            return False
-        return True
-
-    def status(self) -> ChannelStatus:
-        with self._lock:
-            return self._status
-
-    def take_changed(self) -> ChannelStatus | None:
-        """The status if it changed since the last call, else None."""
-        with self._lock:
-            if not self.dirty:
-                return None
-            self.dirty = False
-            return self._status
-
-    def set_digest(self, when: float) -> None:
-        self._update(digest_at=when)
-
-    def stop(self) -> None:
-        """Stop after the message under way (its retries end at once)."""
-        self._stop.set()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def _update(self, **changes: object) -> None:
-        with self._lock:
-            self._status = replace(self._status, updated_at=self.clock(), **changes)  # type: ignore[arg-type]
-            self.dirty = True
-
-    def _run(self) -> None:
-        delivery = self._delivery
-        try:
-            if delivery is not None:
-                delivery.prepare(self.channel)
-            while not self._stop.is_set():
-                try:
-                    message = self._queue.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                self._deliver(message)
-        finally:
-            if delivery is not None:
-                delivery.close()
-
-    def _deliver(self, message: Message) -> None:
-        options = self.options
-        for attempt in range(1, options.attempts + 1):
-            try:
-                self._send(self.channel, message, options.timeout)
-            except Exception as exc:
-                error = describe(exc)
-                if not self._status.last_error:
-                    log.error("notification channel %s: %s", self.channel.name, error)
-                self._update(last_error=error, last_error_at=self.clock())
-                if attempt == options.attempts:
-                    self._update(failed=self._status.failed + 1)
-                    log.warning(
-                        "notification channel %s: %s message given up after %d attempts",
-                        self.channel.name,
-                        message.event,
-                        attempt,
-                    )
-                    return
-                if self._stop.wait(options.backoff.delay(attempt)):
-                    return
-                continue
-            if self._status.last_error:
-                log.info("notification channel %s: delivered again", self.channel.name)
-            self._update(last_error="", last_sent_at=self.clock(), sent=self._status.sent + 1)
-            return
 
 
 class Notifier:
@@ -263,12 +111,31 @@ class Notifier:
             self.batch.add(bans)
 
     # -- the loop's part ------------------------------------------------------------
-    def tick(self) -> None:
+    def sync(self) -> None:
+        """What needs the database (the agent's part ``agent:notify-store``,
+        retried with backoff while it fails): the channels read again every
+        ``reload_seconds``, the site's nodes, the digest, and the senders'
+        status when it changed."""
         now = self.clock()
         due = self._next
         if now >= due["reload"]:
             due["reload"] = now + self.options.reload_seconds
             self._reload(now)
+        if not self.senders:
+            return
+        if now >= due["nodes"]:
+            due["nodes"] = now + self.options.nodes_seconds
+            self._check_nodes(now)
+        if self._leader:
+            self._digest(now)
+        self._persist()
+
+    def tick(self) -> None:
+        """What needs no database (the part ``agent:notify``), so it goes on
+        while the database is down (the agent failing to apply then is told):
+        the ban batch, a rollback, the agent's failing parts."""
+        now = self.clock()
+        due = self._next
         if now >= due["rollback"]:
             due["rollback"] = now + self.options.rollback_seconds
             self._check_rollback(now)
@@ -279,12 +146,6 @@ class Notifier:
             batch, self.batch = self.batch, BanBatch()
             self._broadcast(batch.message(now, self.site, self.node, self._next_seq()))
         self._check_health(now)
-        if now >= due["nodes"]:
-            due["nodes"] = now + self.options.nodes_seconds
-            self._check_nodes(now)
-        if self._leader:
-            self._digest(now)
-        self._persist()
 
     def close(self, timeout: float = 1.0) -> None:
         """Stop the senders (a message under way is not waited for beyond ``timeout``)."""
@@ -292,7 +153,7 @@ class Notifier:
             sender.stop()
         for sender in self.senders.values():
             sender.join(timeout)
-        self.health.run("agent:notify-status", self._persist, force=True)
+        self.health.run(STORE_PART, self._persist, force=True)
 
     # -- the channels -----------------------------------------------------------------
     def _reload(self, now: float) -> None:
