@@ -103,6 +103,8 @@ class Notifier:
         self._rollback_seen: object = _UNSEEN
         self._leader = False
         self._stale: list[str] = []
+        #: the last ``sync`` failed (its reads are due at the next attempt)
+        self._store_failed = False
 
     # -- from the ban path: counting only ------------------------------------------
     def bans(self, bans: Iterable[Ban]) -> None:
@@ -117,18 +119,22 @@ class Notifier:
         ``reload_seconds``, the site's nodes, the digest, and the senders'
         status when it changed."""
         now = self.clock()
+        # After a failure every read is due at once (agent.health spaces the
+        # attempts): a run that skipped them would count as a recovery, and
+        # the next failure as a new episode, logged again.
+        retry, self._store_failed = self._store_failed, True
         due = self._next
-        if now >= due["reload"]:
+        if retry or now >= due["reload"]:
             due["reload"] = now + self.options.reload_seconds
             self._reload(now)
-        if not self.senders:
-            return
-        if now >= due["nodes"]:
-            due["nodes"] = now + self.options.nodes_seconds
-            self._check_nodes(now)
-        if self._leader:
-            self._digest(now)
-        self._persist()
+        if self.senders:
+            if retry or now >= due["nodes"]:
+                due["nodes"] = now + self.options.nodes_seconds
+                self._check_nodes(now)
+            if self._leader:
+                self._digest(now)
+            self._persist()
+        self._store_failed = False
 
     def tick(self) -> None:
         """What needs no database (the part ``agent:notify``), so it goes on
