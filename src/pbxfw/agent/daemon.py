@@ -51,6 +51,9 @@ from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
 from pbxfw.agent.node import NodeReporter
+from pbxfw.agent.notifier import PART as NOTIFY_PART
+from pbxfw.agent.notifier import STORE_PART as NOTIFY_STORE_PART
+from pbxfw.agent.notifier import Notifier, NotifyOptions
 from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.pjsip import Pjsip
 from pbxfw.agent.rules import FULL_CHECK_SECONDS, Rules
@@ -96,6 +99,8 @@ class AgentOptions:
     listen: bool = field(default_factory=lambda: listen_enabled())
     #: the scanner fingerprint check (agent.fingerprint; only with the nft backend)
     fingerprints: bool = True
+    #: the notifications' timings and bounds (agent.notifier)
+    notify: NotifyOptions = field(default_factory=NotifyOptions)
 
 
 class Agent:
@@ -175,6 +180,17 @@ class Agent:
                 netns=options.netns,
                 clock=clock,
             )
+        #: the notifications (agent.notifier): told of new bans, ticked below
+        self.notifier = Notifier(
+            store,
+            self.health,
+            clock=clock,
+            node=self.node_name,
+            state_dir=options.state_dir,
+            netns=options.netns,
+            options=options.notify,
+        )
+        self.ips.on_bans = self.notifier.bans
         self.pjsip = Pjsip(store)
         self.wake = Wake(store, self.health, enabled=options.listen)
         rules = self.rules
@@ -208,6 +224,7 @@ class Agent:
                 self.tick()
         finally:
             self.health.run("agent:counters", self.flush, force=True)
+            self.notifier.close()
             self.health.persist(self.store)
             self.ips.close()
             if self.fingerprint is not None:
@@ -279,6 +296,8 @@ class Agent:
             wake.config = True
         if self.node.due(now):
             run(NODE_PART, self.node.report)
+        run(NOTIFY_STORE_PART, self.notifier.sync)
+        run(NOTIFY_PART, self.notifier.tick)
         self.health.persist(self.store)
 
     def _load(self, force: bool, check: bool = True) -> None:

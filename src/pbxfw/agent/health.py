@@ -72,6 +72,8 @@ PART_LABELS = {
     "agent:whitelist": "reading the never-block list",
     "agent:status": "storing the health of the sources",
     "agent:node": "reporting this node's state",
+    "agent:notify": "sending notifications",
+    "agent:notify-store": "reading the notification channels, storing their state",
 }
 
 

@@ -85,6 +85,8 @@ class Ips:
         self._detector_key: tuple[Any, ...] | None = None
         self._counters: dict[str, dict[str, int]] = {}
         self.last_flush = 0.0
+        #: told of every batch of new bans (the notifications count them: agent.notifier)
+        self.on_bans: Callable[[list[Ban]], None] = _ignore
 
     def close(self) -> None:
         """Release every reader and the inotify watch (never raises)."""
@@ -343,6 +345,7 @@ class Ips:
         if reload:
             rules.stale = True
             self.health.run("agent:rules", rules.enforce, force=True)
+        self.on_bans(bans)
         for ban in bans:
             log.warning(
                 "banned %s (jail %s, %d s): %s",
@@ -363,6 +366,10 @@ class Ips:
             return
         add_ips_counters(self.store, pending, node=self.node)
         self._counters = {}
+
+
+def _ignore(_bans: list[Ban]) -> None:
+    pass
 
 
 def _close(reader: Tailer | JournalReader | None) -> None:

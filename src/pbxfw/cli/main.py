@@ -28,6 +28,7 @@ from pbxfw.cli import (
     ips,
     networks,
     nodes,
+    notify,
     services,
     settings,
     sites,
@@ -97,6 +98,7 @@ app.add_typer(countries.app, name="country")
 app.add_typer(countries.geo_app, name="geo")
 app.add_typer(fingerprints.app, name="fingerprint")
 app.add_typer(history.app, name="history")
+app.add_typer(notify.app, name="notify")
 firewall.register(app)
 ips.register(app)
 web.register(app)

@@ -24,6 +24,8 @@ __all__ = [
     "MetaRow",
     "NetworkRow",
     "NodeRow",
+    "NotifyChannelRow",
+    "NotifyStatusRow",
     "RevokedSessionRow",
     "SettingRow",
     "SiteRow",
@@ -303,3 +305,39 @@ class ConfigHistoryRow(Base):
     client: Mapped[str] = mapped_column(text(64))
     summary: Mapped[str] = mapped_column(text())
     document: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class NotifyChannelRow(Base):
+    """A notification channel (migration 0017), part of one site's configuration."""
+
+    __tablename__ = "notify_channels"
+    __table_args__ = (UniqueConstraint("site", "name", name="uq_notify_channels_site_name"),)
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    site: Mapped[str] = mapped_column(text(64), server_default="default")
+    name: Mapped[str] = mapped_column(text(64))
+    #: the target, secrets included (never shown: domain.notifications.masked)
+    url: Mapped[str] = mapped_column(text())
+    template: Mapped[str] = mapped_column(text(16))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class NotifyStatusRow(Base):
+    """What one node's agent last saw of one channel (migration 0017)."""
+
+    __tablename__ = "notify_status"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    site: Mapped[str] = mapped_column(text(64), primary_key=True)
+    channel: Mapped[str] = mapped_column(text(64), primary_key=True)
+    last_sent_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str] = mapped_column(text())
+    last_error_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    sent: Mapped[int] = mapped_column(Int64)
+    #: messages given up after their retries
+    failed: Mapped[int] = mapped_column(Int64)
+    #: messages dropped because the channel's queue was full
+    dropped: Mapped[int] = mapped_column(Int64)
+    #: when this node last sent this channel the daily digest
+    digest_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -55,9 +55,10 @@ CONFIG_TABLES = (
     "settings",
     "country_rules",
     "fingerprint_edits",
+    "notify_channels",
 )
 #: The rows each node owns (migration 0009).
-NODE_TABLES = ("log_offsets", "source_status", "ips_counters")
+NODE_TABLES = ("log_offsets", "source_status", "ips_counters", "notify_status")
 
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 _MY_NODE = f"(SELECT m.node FROM {MAPPING} m WHERE m.role = current_user)"

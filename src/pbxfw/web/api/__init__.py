@@ -19,6 +19,7 @@ from pbxfw.web.api import (
     ips,
     networks,
     nodes,
+    notifications,
     services,
     settings,
     sites,
@@ -47,6 +48,7 @@ def api_router() -> APIRouter:
         sites,
         countries,
         history,
+        notifications,
     ):
         protected.include_router(module.router())
     protected.include_router(fingerprints.router())  # issue 18

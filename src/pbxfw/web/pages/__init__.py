@@ -46,6 +46,12 @@ from pbxfw.web.pages.network_form import (
     update_network,
 )
 from pbxfw.web.pages.nodes import nodes_page, remove_node
+from pbxfw.web.pages.notifications import (
+    add_channel,
+    delete_channel,
+    notifications_page,
+    test_channel,
+)
 from pbxfw.web.pages.services import (
     add_custom_service,
     remove_custom_service,
@@ -103,6 +109,10 @@ def router() -> APIRouter:
         ("/history", history_page, get),
         ("/history/{rev}", history_entry_page, get),
         ("/history/{rev}/restore", restore_revision, post),
+        ("/notifications", notifications_page, get),
+        ("/notifications", add_channel, post),
+        ("/notifications/{name}/test", test_channel, post),
+        ("/notifications/{name}/delete", delete_channel, post),
     ]
     for path, endpoint, methods in routes:
         r.add_api_route(path, endpoint, methods=methods)

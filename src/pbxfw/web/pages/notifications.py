@@ -1,0 +1,101 @@
+"""The Notifications page (issue 19): the channels, their last delivery and error, add, test, remove.
+
+The shape of the Countries page. Targets are shown masked
+(domain.notifications.masked): a password or a webhook's token typed once
+is never shown again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+
+from fastapi import Request, status
+from fastapi.responses import HTMLResponse, Response
+
+from pbxfw.domain.notifications import WEBHOOK_TEMPLATES, masked
+from pbxfw.domain.notify_messages import stamp
+from pbxfw.errors import PbxfwError, ValidationError
+from pbxfw.usecases.notifications import NotifyService
+from pbxfw.web.deps import AdminSession, ContextDep, WebContext
+from pbxfw.web.pages.common import CsrfForm, form_errors, form_text, redirect, render
+from pbxfw.web.security import Session
+
+__all__ = ["add_channel", "delete_channel", "notifications_page", "test_channel"]
+
+
+def _service(context: WebContext) -> NotifyService:
+    return NotifyService(context.config.store, clock=context.clock)
+
+
+def _page(
+    request: Request,
+    context: WebContext,
+    session: Session,
+    *,
+    new: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    rows = [
+        {
+            "name": v.channel.name,
+            "template": v.channel.template,
+            "url": masked(v.channel.url),
+            "last_sent": stamp(v.last_sent_at) if v.last_sent_at else "never",
+            "last_error": v.last_error,
+            "dropped": sum(s.dropped for s in v.statuses),
+        }
+        for v in _service(context).listing()
+    ]
+    return render(
+        request,
+        "notifications.html",
+        {
+            "channels": rows,
+            "templates": (*WEBHOOK_TEMPLATES, "email"),
+            "new": dict(new or {}),
+            "errors": errors or {},
+        },
+        session=session,
+        status_code=422 if errors else status.HTTP_200_OK,
+    )
+
+
+def notifications_page(request: Request, context: ContextDep, session: AdminSession) -> Response:
+    return _page(request, context, session)
+
+
+def add_channel(
+    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+) -> Response:
+    values = {k: form_text(form, k).strip() for k in ("name", "url", "template")}
+    template = values["template"] or None
+    if template == "email":
+        template = None  # an smtp:// URL makes it an e-mail channel
+    try:
+        channel = _service(context).add(values["name"], values["url"], template)
+    except ValidationError as exc:
+        errors = {f"new_{k}": v for k, v in form_errors(exc).items()}
+        return _page(request, context, session, new=values, errors=errors)
+    return redirect(request, "/notifications", f"Channel “{channel.name}” added.")
+
+
+async def test_channel(
+    name: str, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+) -> Response:
+    try:
+        await asyncio.to_thread(_service(context).test, name, node=socket.gethostname())
+    except PbxfwError as exc:
+        return redirect(request, "/notifications", f"Test of “{name}” failed: {exc}", "error")
+    return redirect(request, "/notifications", f"Test message sent to “{name}”.")
+
+
+def delete_channel(
+    name: str, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+) -> Response:
+    try:
+        channel = _service(context).remove(name)
+    except PbxfwError as exc:
+        return redirect(request, "/notifications", str(exc), "error")
+    return redirect(request, "/notifications", f"Channel “{channel.name}” removed.")
