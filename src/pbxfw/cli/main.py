@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from pbxfw.cli import (
     asterisk,
     countries,
+    feeds,
     firewall,
     fleet,
     ips,
@@ -93,6 +94,7 @@ app.add_typer(sites.app, name="site")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(countries.app, name="country")
 app.add_typer(countries.geo_app, name="geo")
+app.add_typer(feeds.app, name="feed")
 firewall.register(app)
 ips.register(app)
 web.register(app)
