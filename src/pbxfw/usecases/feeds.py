@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pbxfw.domain.addresses import parse_address
+from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.decision import Decision
 from pbxfw.domain.feed_lists import Entry, entry_text, read_list_text
 from pbxfw.domain.feeds import Feed, feed_json, validate_feed
+from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import NotFoundError
 from pbxfw.storage import feeds as rows
 from pbxfw.storage.feeds import FeedStatus
@@ -177,10 +180,30 @@ class FeedService:
         feed = self.feed(name)
         return [entry_text(e) for e in read_kept(kept_path(state_dir, feed.name)) or []]
 
-    def find(self, address: str, state_dir: str | os.PathLike[str]) -> FeedHit | None:
-        """The first feed (in the order added) whose kept list holds ``address``."""
+    def decide(
+        self, config: Configuration, address: str, service: str, state_dir: str | os.PathLike[str]
+    ) -> tuple[Decision, FeedHit] | None:
+        """The feed's answer for ``check`` (DESIGN §7: after loopback, before the
+        bans and networks; never-block networks and the whitelist win), or
+        None when no feed blocks ``address`` for ``service``."""
+        ip = parse_address(address)
+        if ip.is_loopback or Whitelist(config).covers(ip):
+            return None
+        hit = self.find(address, state_dir, service=service)
+        if hit is None:
+            return None
+        reason = f"blocked: feed {hit.feed.name} (entry {hit.entry})"
+        return Decision(str(ip), service, "block", None, reason), hit
+
+    def find(
+        self, address: str, state_dir: str | os.PathLike[str], *, service: str | None = None
+    ) -> FeedHit | None:
+        """The first feed (in the order added) whose kept list holds ``address``
+        (with ``service``: among the feeds whose scope covers it)."""
         ip = parse_address(address)
         for feed in self.feeds():
+            if service is not None and not (feed.everything or service in feed.scope):
+                continue
             kept = read_kept(kept_path(state_dir, feed.name)) or []
             hit = find_in(kept, ip.version, int(ip))
             if hit is not None:
