@@ -74,7 +74,7 @@ def parse_entry(text: str) -> Entry | None:
         version, family = 4, socket.AF_INET
     try:
         value = int.from_bytes(socket.inet_pton(family, address), "big")
-    except OSError:
+    except (OSError, ValueError):  # ValueError: an embedded NUL
         return None
     bits = _BITS[version]
     if sep:
@@ -108,7 +108,9 @@ def parse_plain(text: str) -> FeedList:
     """One address or CIDR a line; ``#`` and ``;`` start comments (whole-line or
     trailing: Spamhaus DROP's ``1.2.3.0/24 ; SBL123``, FireHOL's ``# ...``)."""
     tokens: list[str] = []
-    for line in text.splitlines():
+    # Lines end at "\n" only: str.splitlines() would also cut at \x1c-\x1e,
+    # \x85 or \u2028, which no list means as a line end.
+    for line in text.split("\n"):
         cut = line.find("#")
         if cut >= 0:
             line = line[:cut]
