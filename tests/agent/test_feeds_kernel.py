@@ -86,7 +86,15 @@ def env(tmp_path: Path, db_url: str) -> Iterator[Env]:
             settings.append(f"{name}={tmp_path / name}")
         assert e.pbxfw("settings", "set", *settings).returncode == 0
         assert e.pbxfw("network", "set", "Internet", "--allow", "web").returncode == 0
-        office = ("network", "add", "Office", "10.78.2.32/27", "--allow", "sip,web", "--never-block")
+        office = (
+            "network",
+            "add",
+            "Office",
+            "10.78.2.32/27",
+            "--allow",
+            "sip,web",
+            "--never-block",
+        )
         assert e.pbxfw(*office).returncode == 0
         server.serve("/voip.txt", Page(LIST.encode(), etag='"1"'))
         added = e.pbxfw("feed", "add", "voip", server.url("/voip.txt"), "--scope", "sip")
