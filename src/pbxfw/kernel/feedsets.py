@@ -21,9 +21,11 @@ from pbxfw.domain.addresses import address_text
 from pbxfw.errors import KernelError
 from pbxfw.kernel.netlink import ElementOp, send_element_batch
 
-__all__ = ["send_feed_changes"]
+__all__ = ["BATCH_ELEMENTS", "send_feed_changes"]
 
 _NFT_TIMEOUT = 120.0
+#: Elements per netlink transaction (a few MB of messages and acknowledgements).
+BATCH_ELEMENTS = 50_000
 
 
 def _keys(values: list[int], version: int) -> list[bytes]:
@@ -62,11 +64,21 @@ def send_feed_changes(delta: FeedDelta, netns: str | None) -> int:
     for action, hosts in (("delete", delta.del_hosts), ("add", delta.add_hosts)):
         for v in (4, 6):
             if hosts.get(v):
-                ops.append(ElementOp(action, feed_set_name(delta.name, v), _keys(hosts[v], v)))
+                keys = _keys(hosts[v], v)
+                name = feed_set_name(delta.name, v)
+                ops += [
+                    ElementOp(action, name, keys[i : i + BATCH_ELEMENTS])
+                    for i in range(0, len(keys), BATCH_ELEMENTS)
+                ]
     nets = [(p, "delete") for p in delta.del_nets] + [(p, "add") for p in delta.add_nets]
     if ops:
         try:
-            send_element_batch(ops, netns)
+            # One transaction per BATCH_ELEMENTS: the kernel acknowledges every
+            # message of a batch with a copy of it, and a million elements'
+            # acknowledgements overflow any socket buffer (ENOBUFS). A feed
+            # needs no all-or-nothing: each element is right on its own.
+            for op in ops:
+                send_element_batch([op], netns)
         except OSError:  # netlink unusable here: nft does the same
             for action, hosts in (("delete", delta.del_hosts), ("add", delta.add_hosts)):
                 for v in (4, 6):
