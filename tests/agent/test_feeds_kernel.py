@@ -7,7 +7,7 @@ scope is sip), the never-block office still reaches SIP, and ``pbxfw
 check`` says the same. A broken answer (HTTP 500) keeps the entries and is
 reported by ``feed list``; a new list changes only its difference; after
 SIGKILL, with the server still broken, the restarted agent loads the kept
-list again.
+list again; ``feed rm`` takes the feed's sets out of the kernel.
 """
 
 from __future__ import annotations
@@ -161,6 +161,16 @@ def test_a_feed_drops_its_scope_keeps_never_block_and_survives_failures(env: Env
         )
         assert took is not None, "the kept list was not loaded after the restart"
         assert env.lab.probe(env.inet, [other, office]) == {other: "timeout", office: "open"}
+
+        # feed rm: its sets and drops leave the kernel.
+        assert env.pbxfw("feed", "rm", "voip").returncode == 0
+        took = wait_until(
+            lambda: "feed_voip" not in env.lab.nft(env.pbx, "list", "table", "inet", "pbxfw"),
+            15,
+            step=0.1,
+        )
+        assert took is not None, "the removed feed's sets stayed"
+        assert env.lab.probe(env.inet, [sip, other]) == {sip: "open", other: "open"}
     finally:
         stop_agent(agent)
         print((env.tmp / "agent.log").read_text()[-3000:])
