@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import httpx
-
 from pbxfw.agent.feeds import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
@@ -135,6 +133,8 @@ class FeedPart:
         config = self.rules.config
         if config is None:
             return
+        import httpx  # only once there is a feed (docs/benchmarks.md: start-up time)
+
         status = self.statuses.get(feed.name) or FeedStatus(node=self.node, feed=feed.name)
         with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
             done = refresh_feed(

@@ -20,8 +20,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.configuration import Configuration
@@ -39,6 +38,11 @@ from pbxfw.domain.feed_lists import (
 from pbxfw.domain.feeds import Feed
 from pbxfw.storage.feeds import FeedStatus
 from pbxfw.usecases.feeds import kept_path, read_kept, write_kept
+
+if TYPE_CHECKING:
+    # Imported where a fetch happens: an agent without feeds (and its
+    # restart time) never pays for httpx.
+    import httpx
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -111,6 +115,8 @@ def _text(body: bytes, response: httpx.Response) -> str:
 def _get(
     client: httpx.Client, url: str, headers: dict[str, str], limit: int, already: int = 0
 ) -> tuple[httpx.Response, bytes]:
+    import httpx
+
     try:
         with client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304:
