@@ -13,13 +13,15 @@ from pbxfw.cli.common import (
     SiteOption,
     config_service,
     console,
+    db_url_for,
     print_json,
+    state_dir_for,
 )
 
 if TYPE_CHECKING:
     from pbxfw.usecases.feeds import FeedService
 
-__all__ = ["app"]
+__all__ = ["app", "feed_entries"]
 
 app = typer.Typer(
     help="Blocklist feeds: lists of attackers published by others, fetched by the agent.",
@@ -130,3 +132,21 @@ def rm(
     """Remove a feed; the agents drop its entries from the kernel."""
     feed = _service(db, site).remove(name)
     console().print(f"removed feed {feed.id}: {feed.name}", markup=False)
+
+
+def feed_entries(origin: str, json_: bool, db: str | None, state_dir: str | None) -> None:
+    """``bans list --origin feed:NAME``: the feed's kept list at this node (issue 17)."""
+    from pbxfw.usecases.feeds import FeedService
+
+    url = db_url_for(db)
+    service = FeedService(config_service(db).store)
+    feed = service.feed(origin.removeprefix("feed:"))
+    entries = service.entries(feed.name, state_dir_for(url, state_dir))
+    if json_:
+        scope = list(feed.scope)
+        print_json([{"address": e, "origin": feed.origin, "scope": scope} for e in entries])
+        return
+    out = console()
+    out.print(f"{len(entries)} entries of {feed.origin} (scope {','.join(feed.scope)})")
+    for entry in entries:
+        out.print(entry, markup=False)
