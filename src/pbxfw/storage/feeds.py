@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 
 from pbxfw.domain.feeds import Feed
-from pbxfw.storage.models import FeedRow, FeedStatusRow
+from pbxfw.storage.models import FeedRow, FeedStatusRow, NodeRow
 from pbxfw.storage.repository import Repository
 
 __all__ = [
@@ -97,10 +97,25 @@ def add_feed(repo: Repository, feed: Feed) -> Feed:
     return feed.with_changes(id=row.id)
 
 
+def _of_site(repo: Repository) -> ColumnElement[bool]:
+    """A status row of a node of the repository's site (or of a node not
+    registered yet: a single PBX's agent before its first report)."""
+    site_nodes = select(NodeRow.name).where(NodeRow.site == repo.site)
+    return or_(
+        FeedStatusRow.node.in_(site_nodes),
+        ~exists().where(NodeRow.name == FeedStatusRow.node),
+    )
+
+
 def remove_feed(repo: Repository, name: str) -> None:
-    """Remove the site's feed ``name`` and every node's status of it."""
+    """Remove the site's feed ``name`` and its nodes' status of it (another
+    site's feed of the same name keeps its own)."""
     repo.session.execute(delete(FeedRow).where(FeedRow.site == repo.site, FeedRow.name == name))
-    repo.session.execute(delete(FeedStatusRow).where(FeedStatusRow.feed == name))
+    repo.session.execute(
+        delete(FeedStatusRow)
+        .where(FeedStatusRow.feed == name, _of_site(repo))
+        .execution_options(synchronize_session=False)
+    )
 
 
 def request_update(repo: Repository, names: list[str], now: float) -> None:
@@ -123,10 +138,12 @@ def update_requests(repo: Repository) -> dict[str, float]:
 
 
 def feed_statuses(repo: Repository, node: str | None = None) -> list[FeedStatus]:
-    """Every node's feed status (or ``node``'s), by node then feed."""
+    """The feed status of every node of the site (or ``node``'s), by node then feed."""
     query = select(FeedStatusRow).order_by(FeedStatusRow.node, FeedStatusRow.feed)
     if node is not None:
         query = query.where(FeedStatusRow.node == node)
+    else:
+        query = query.where(_of_site(repo))
     return [
         FeedStatus(
             node=r.node,
