@@ -134,13 +134,17 @@ def test_a_feed_drops_its_scope_keeps_never_block_and_survives_failures(env: Env
         assert ATTACKER in env.feed_set()
         assert env.lab.probe(env.inet, [sip]) == {sip: "timeout"}
 
-        # A new list: only the difference moves.
+        # A new list: only the difference moves, and a flow under way from a
+        # newly listed address is cut too (the flow cache gets a fresh tag).
+        flow = Probe("udp", SECOND, PBX, 5060, sport=40002)
+        assert env.lab.probe(env.inet, [flow]) == {flow: "open"}
         env.server.serve("/voip.txt", Page((LIST + f"{SECOND}\n").encode(), etag='"2"'))
         assert env.pbxfw("feed", "update").returncode == 0
         took = wait_until(lambda: SECOND in env.feed_set(), 15, step=0.1)
         assert took is not None, env.status()
         assert ATTACKER in env.feed_set()
         assert env.status()["entries"] == 2
+        assert env.lab.probe(env.inet, [flow]) == {flow: "timeout"}
         log = (env.tmp / "agent.log").read_text()
         assert "feed voip: 1 elements changed in the kernel" in log
 

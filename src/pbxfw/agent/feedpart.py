@@ -169,6 +169,9 @@ class FeedPart:
         delta = feed_changes(feed.name, old, done.entries)
         try:
             sent = send_feed_changes(delta, self.netns)
+            if any(delta.add_hosts.values()) or delta.add_nets:
+                # New entries cut flows under way too, as new bans do.
+                self.rules.backend.retag()
         except Exception:
             self.rules.stale = True  # the whole table again, with the kept lists
             raise
