@@ -272,7 +272,13 @@ class Rules(BanSync):
         if not remembered:
             bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
-        text = compile_ruleset(config, elements, feeds=self.feed_sets())
+        feeds = self.feed_sets()
+        # Without feeds the call is the one it always was.
+        text = (
+            compile_ruleset(config, elements, feeds=feeds)
+            if feeds
+            else compile_ruleset(config, elements)
+        )
         self.backend.apply(text)
         self.ban_sets.loaded(elements, self.clock())
         self.applied_revision = revision
