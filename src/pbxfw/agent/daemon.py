@@ -268,7 +268,10 @@ class Agent:
             wake.bans = True
         run("agent:logs", ips.logs)
         if rules.config is not None:
-            run("agent:feeds", self.feeds.tick)
+            feeds = self.feeds
+            if feeds.read_due():
+                run("agent:feeds", feeds.read)
+            feeds.land()
         if now - ips.last_flush >= 1.0:
             run("agent:counters", self.flush)
         if now - self._own_checked >= 30:

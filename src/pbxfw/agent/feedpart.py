@@ -88,12 +88,22 @@ class FeedPart:
         return [FeedSet(f.name, f.scope, self.kept.get(f.name) or FeedList()) for f in self.feeds]
 
     # -- the tick -------------------------------------------------------------
-    def tick(self) -> None:
-        """Read the feeds when due, queue the due fetches, land finished ones."""
+    def read_due(self) -> bool:
+        """Is it time to read the feeds again (every FEED_READ_SECONDS)?"""
+        return self.clock() - self._read_at >= FEED_READ_SECONDS
+
+    def read(self) -> None:
+        """Read the feeds and their update requests; queue the due fetches.
+
+        Its own health part (``agent:feeds``), run only when due: a tick that
+        reads nothing must not end a database outage's episode.
+        """
         now = self.clock()
-        if now - self._read_at >= FEED_READ_SECONDS:
-            self._read_at = now
-            self._read(now)
+        self._read_at = now
+        self._read(now)
+
+    def land(self) -> None:
+        """Take the lists the fetch thread finished: kernel, then status."""
         self._land()
 
     def _read(self, now: float) -> None:
