@@ -109,11 +109,26 @@ def bans_list(
             "another node's reading fleet:NODE."
         ),
     ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this origin: jail:NAME, manual, fleet:NODE, or feed:NAME (the "
+            "feed's entries this node enforces)."
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
     db: DbOption = None,
 ) -> None:
     """Who is banned, by which jail, from where (origin, node, site), why and until when."""
+    if origin is not None and origin.startswith("feed:"):
+        from pbxfw.cli.feeds import feed_entries
+
+        feed_entries(origin, json_, db, state_dir)
+        return
     service = _ban_service(db)
     bans = service.active() if node is None else service.seen_from(node)
+    if origin is not None:
+        bans = [b for b in bans if b.origin == origin]
     now = time.time()
     if json_:
         print_json([b.as_json(now) for b in bans])

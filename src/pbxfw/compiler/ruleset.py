@@ -53,6 +53,14 @@ from pbxfw.compiler.elements import (
     interval_text,
     never_block_intervals,
 )
+from pbxfw.compiler.feeds import (
+    FEEDS_CHAIN,
+    FeedSet,
+    all_scope_set_names,
+    feed_chain_rules,
+    feed_input_rules,
+    feed_set_declarations,
+)
 from pbxfw.compiler.names import (
     CHAIN_PRIORITY,
     FLOW_CACHE_COMMENT,
@@ -107,6 +115,7 @@ def compile_ruleset(
     *,
     index: PolicyIndex | None = None,
     early_sets: Sequence[str] = (),
+    feeds: Sequence[FeedSet] = (),
 ) -> str:
     """The whole ``table inet pbxfw`` as nft text, ending in a newline.
 
@@ -125,7 +134,9 @@ def compile_ruleset(
       are consulted only when ``ips_enabled``;
     * with ``firewall_enabled`` false no network filtering happens: only
       bans and the SIP rate limit can drop;
-    * raises ValueError for a ban of an unknown jail.
+    * raises ValueError for a ban of an unknown jail;
+    * ``feeds``: each feed's sets with its kept entries, and its drops
+      (compiler.feeds); none given: the same text as before feeds.
 
     Load it with ``NftBackend.apply``, which replaces the table atomically.
     """
@@ -150,11 +161,21 @@ def compile_ruleset(
     out += _sets(config, bans, allow)
     for v, items in countries.items():
         out += _declare(country_set_name(v), v, "interval", items)
-    out += _chain("input", _input_rules(settings, plan, mark))
-    for name, body in early_chains(settings, countries=bool(countries), extra_sets=early_sets):
+    out += feed_set_declarations(feeds)
+    rules = _input_rules(settings, plan, mark)
+    if feeds:  # blocklist feeds (compiler.feeds): after the bans, before established
+        at = rules.index("ct state established,related accept")
+        rules[at:at] = feed_input_rules(feeds)
+    out += _chain("input", rules)
+    # A feed of scope ``all`` is dropped before conntrack too (its input
+    # rule stays: it then only sees the never-block exemptions' packets).
+    early = [*early_sets, *all_scope_set_names(feeds)]
+    for name, body in early_chains(settings, countries=bool(countries), extra_sets=early):
         out += _chain(name, body)
     if settings.ips_enabled:
         out += _chain("bans", _bans_rules(services))
+    if feeds:
+        out += _chain(FEEDS_CHAIN, feed_chain_rules(feeds, services))
     if settings.sip_rate_limit > 0:
         out += _chain("sip_rate", _sip_rate_rules(settings.sip_rate_limit))
     if plan is not None and mark is not None:

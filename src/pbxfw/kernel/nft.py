@@ -302,6 +302,20 @@ class NftBackend:
             last_commit_seconds=time.perf_counter() - started,
         )
 
+    def retag(self) -> None:
+        """Put a fresh flow tag in the two tag rules (one netlink transaction),
+        so flows cached under the old one are decided again at their next
+        packet: what a commit of new bans does, for changes made outside
+        ``commit`` (a blocklist feed's new entries, kernel.feedsets)."""
+        try:
+            tagged = self._next_tag()
+            if tagged is None:
+                return
+            send_element_batch([], self.netns, retag=tagged)
+        except OSError as exc:
+            raise KernelError(f"cannot change the flow tag: {exc}") from exc
+        self._prepare(tagged[1])
+
     def metrics(self) -> BackendMetrics:
         """Counters of what this backend has sent (no kernel read)."""
         return self._metrics

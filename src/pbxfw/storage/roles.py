@@ -56,9 +56,10 @@ CONFIG_TABLES = (
     "country_rules",
     "fingerprint_edits",
     "notify_channels",
+    "feeds",
 )
 #: The rows each node owns (migration 0009).
-NODE_TABLES = ("log_offsets", "source_status", "ips_counters", "notify_status")
+NODE_TABLES = ("log_offsets", "source_status", "ips_counters", "notify_status", "feed_status")
 
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 _MY_NODE = f"(SELECT m.node FROM {MAPPING} m WHERE m.role = current_user)"

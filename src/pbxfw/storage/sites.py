@@ -13,10 +13,12 @@ from pbxfw.storage.models import (
     ConfigHistoryRow,
     CountryRuleRow,
     CustomServiceRow,
+    FeedRow,
     FingerprintEditRow,
     MetaRow,
     NetworkRow,
     NodeRow,
+    NotifyChannelRow,
     SettingRow,
     SiteRow,
 )
@@ -58,6 +60,8 @@ def remove_site(repo: Repository, name: str) -> None:
         CountryRuleRow,
         FingerprintEditRow,
         ConfigHistoryRow,
+        FeedRow,
+        NotifyChannelRow,
     ):
         repo.session.execute(delete(table).where(table.site == name))
     repo.session.execute(delete(SiteRow).where(SiteRow.name == name))

@@ -14,6 +14,7 @@ from pbxfw.web.api import (
     bans,
     check,
     countries,
+    feeds,
     fingerprints,
     history,
     ips,
@@ -49,6 +50,7 @@ def api_router() -> APIRouter:
         countries,
         history,
         notifications,
+        feeds,
     ):
         protected.include_router(module.router())
     protected.include_router(fingerprints.router())  # issue 18

@@ -1,7 +1,7 @@
 """Scanner fingerprints (issue 18): each site's edits of the shipped list.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 
 ``fingerprint_edits``: one row per edit of a site's fingerprint list
 (``site``, ``default`` on a single PBX; docs/fleet-sites.md): a pattern the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
