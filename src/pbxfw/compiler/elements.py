@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 _BITS = {4: 32, 6: 128}
+_Get = Callable[[Mapping[str, Verdict], str], Verdict | None]
 
 
 class BanElement(NamedTuple):
@@ -109,18 +110,21 @@ def allow_intervals_by_service(
     to the previous interval when they touch gives what
     :func:`merge_intervals` gives.
     """
-    segments = index.segments(version)
-    verdicts = [s.network.services for s in segments]
-    spans = [(s.first, s.last) for s in segments]
     allow = repeat(Verdict.ALLOW)
-    # dict.get unbound keeps the loop in C; Network.services is a dict but
-    # typed Mapping, so any other mapping takes Mapping.get.
-    get = cast(
-        Callable[[Mapping[str, Verdict], str], Verdict | None],
-        dict.get if all(type(v) is dict for v in verdicts) else Mapping.get,
-    )
+    # Per list of segments (by identity): verdicts, spans and the getter.
+    columns: dict[int, tuple[list[Mapping[str, Verdict]], list[tuple[int, int]], _Get]] = {}
     found: dict[str, list[tuple[int, int]]] = {}
     for key in services:
+        # The services no country rule names read the networks' segments,
+        # not the countries' (index.segments_for).
+        segments = index.segments_for(version, key)
+        if id(segments) not in columns:
+            verdicts = [s.network.services for s in segments]
+            # dict.get unbound keeps the loop in C; Network.services is a
+            # dict but typed Mapping, so any other mapping takes Mapping.get.
+            get = cast(_Get, dict.get if all(type(v) is dict for v in verdicts) else Mapping.get)
+            columns[id(segments)] = (verdicts, [(s.first, s.last) for s in segments], get)
+        verdicts, spans, get = columns[id(segments)]
         # A missing verdict is block (None never equals ALLOW).
         allowed = compress(spans, map(eq, map(get, verdicts, repeat(key)), allow))
         merged: list[tuple[int, int]] = []
