@@ -49,6 +49,7 @@ from pbxfw.compiler.elements import (
     group_bans,
     host_items,
     interval_text,
+    interval_texts,
     never_block_intervals,
 )
 from pbxfw.compiler.names import (
@@ -159,11 +160,7 @@ def _allow_items(index: PolicyIndex, services: Sequence[Service]) -> _Groups:
     order (services in order, v4 before v6)."""
     keys = [service.key for service in services]
     by_family = {v: allow_intervals_by_service(index, keys, v) for v in (4, 6)}
-    return {
-        (key, v): [interval_text(a, b, v) for a, b in by_family[v][key]]
-        for key in keys
-        for v in (4, 6)
-    }
+    return {(key, v): interval_texts(by_family[v][key], v) for key in keys for v in (4, 6)}
 
 
 def _policy_digest(allow: _Groups, plan: ServicePlan) -> bytes:
