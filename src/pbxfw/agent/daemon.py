@@ -44,6 +44,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pbxfw.agent.bansync import FULL_SYNC_SECONDS
+from pbxfw.agent.feedpart import FeedPart
+from pbxfw.agent.feeds import feed_max_bytes
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
 from pbxfw.agent.node import PART as NODE_PART
@@ -91,6 +93,10 @@ class AgentOptions:
     node: str | None = None
     #: PostgreSQL: wake on LISTEN/NOTIFY instead of polling (``PBXFW_LISTEN=0``: poll)
     listen: bool = field(default_factory=lambda: listen_enabled())
+    #: the largest answer a blocklist feed may give (env ``PBXFW_FEED_MAX_BYTES``)
+    feed_max_bytes: int = field(default_factory=lambda: feed_max_bytes())
+    #: seconds to connect to a feed's server and between two reads of its answer
+    feed_timeout: float = 20.0
 
 
 class Agent:
@@ -172,6 +178,19 @@ class Agent:
         )
         self.firewall = self.rules.firewall
         self.configs = self.rules.configs
+        #: blocklist feeds: fetched in a thread of their own (agent.feedpart)
+        self.feeds = FeedPart(
+            store,
+            self.rules,
+            self.health,
+            node=self.node_name,
+            state_dir=options.state_dir,
+            netns=options.netns,
+            own=lambda: self._own,
+            clock=clock,
+            max_bytes=options.feed_max_bytes,
+            timeout=options.feed_timeout,
+        )
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> None:
@@ -192,6 +211,7 @@ class Agent:
             self.health.run("agent:counters", self.flush, force=True)
             self.health.persist(self.store)
             self.ips.close()
+            self.feeds.close()
             self.wake.close()
             log.info("agent stopped")
 
@@ -247,6 +267,8 @@ class Agent:
         if (wake.take_bans() or rules.bans_dirty) and not run("agent:ban-sets", self._sync):
             wake.bans = True
         run("agent:logs", ips.logs)
+        if rules.config is not None:
+            run("agent:feeds", self.feeds.tick)
         if now - ips.last_flush >= 1.0:
             run("agent:counters", self.flush)
         if now - self._own_checked >= 30:

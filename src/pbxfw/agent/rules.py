@@ -19,13 +19,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from pbxfw.agent.bansync import FULL_SYNC_SECONDS, BanSync
 from pbxfw.agent.config_cache import CONFIG_CACHE_NAME, read_cached_config, write_cached_config
 from pbxfw.agent.health import Health, describe
 from pbxfw.agent.receive import Receiver
 from pbxfw.compiler import compile_ruleset
+from pbxfw.compiler.feeds import FeedSet
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
@@ -118,6 +119,9 @@ class Rules(BanSync):
         self.cache_path = namespace_dir(state_dir, netns) / CONFIG_CACHE_NAME
         #: following the kept configuration (the database could not be read at start)
         self.from_cache = False
+        #: the blocklist feeds' sets and how many entries they hold (agent.feedpart)
+        self.feed_sets: Callable[[], Sequence[FeedSet]] = tuple
+        self.feed_count: Callable[[], int] = int
 
     @property
     def whitelist(self) -> Whitelist | None:
@@ -226,7 +230,8 @@ class Rules(BanSync):
         self.last_table_check = now
         if self.backend.chains() != self._chains:
             return True
-        full_every = self.table_interval if len(self.ban_sets) < 5000 else FULL_CHECK_SECONDS
+        small = len(self.ban_sets) + self.feed_count() < 5000
+        full_every = self.table_interval if small else FULL_CHECK_SECONDS
         if now - self.last_full_check < full_every:
             return False
         self.last_full_check = now
@@ -267,7 +272,7 @@ class Rules(BanSync):
         if not remembered:
             bans = self._drop_whitelisted(config, bans)
         elements = ban_elements(bans, self.clock())
-        text = compile_ruleset(config, elements)
+        text = compile_ruleset(config, elements, feeds=self.feed_sets())
         self.backend.apply(text)
         self.ban_sets.loaded(elements, self.clock())
         self.applied_revision = revision

@@ -109,11 +109,24 @@ def bans_list(
             "another node's reading fleet:NODE."
         ),
     ] = None,
+    origin: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this origin: jail:NAME, manual, fleet:NODE, or feed:NAME (the "
+            "feed's entries this node enforces)."
+        ),
+    ] = None,
+    state_dir: StateDirOption = None,
     db: DbOption = None,
 ) -> None:
     """Who is banned, by which jail, from where (origin, node, site), why and until when."""
+    if origin is not None and origin.startswith("feed:"):
+        _feed_entries(origin, json_, db, state_dir)
+        return
     service = _ban_service(db)
     bans = service.active() if node is None else service.seen_from(node)
+    if origin is not None:
+        bans = [b for b in bans if b.origin == origin]
     now = time.time()
     if json_:
         print_json([b.as_json(now) for b in bans])
@@ -134,6 +147,24 @@ def bans_list(
             str(b.failures),
         )
     console().print(table)
+
+
+def _feed_entries(origin: str, json_: bool, db: str | None, state_dir: str | None) -> None:
+    """``bans list --origin feed:NAME``: the feed's kept list at this node (issue 17)."""
+    from pbxfw.usecases.feeds import FeedService
+
+    url = db_url_for(db)
+    service = FeedService(config_service(db).store)
+    feed = service.feed(origin.removeprefix("feed:"))
+    entries = service.entries(feed.name, state_dir_for(url, state_dir))
+    if json_:
+        scope = list(feed.scope)
+        print_json([{"address": e, "origin": feed.origin, "scope": scope} for e in entries])
+        return
+    out = console()
+    out.print(f"{len(entries)} entries of {feed.origin} (scope {','.join(feed.scope)})")
+    for entry in entries:
+        out.print(entry, markup=False)
 
 
 def _when(epoch: float) -> str:

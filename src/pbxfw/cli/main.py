@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from pbxfw.cli import (
     asterisk,
     countries,
+    feeds,
     firewall,
     fleet,
     ips,
@@ -36,11 +37,14 @@ from pbxfw.cli.common import (
     DbOption,
     JsonOption,
     SiteOption,
+    StateDirOption,
     close_stores,
     config_service,
     console,
+    db_url_for,
     fail,
     print_json,
+    state_dir_for,
     use_global_db,
     use_global_site,
 )
@@ -93,6 +97,7 @@ app.add_typer(sites.app, name="site")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(countries.app, name="country")
 app.add_typer(countries.geo_app, name="geo")
+app.add_typer(feeds.app, name="feed")
 firewall.register(app)
 ips.register(app)
 web.register(app)
@@ -192,15 +197,26 @@ def check(
     json_: JsonOption = False,
     db: DbOption = None,
     site: SiteOption = None,
+    state_dir: StateDirOption = None,
 ) -> None:
-    """Would a packet from ADDRESS to SERVICE pass? Names the network or ban that decides."""
+    """Would a packet from ADDRESS to SERVICE pass? Names the network, ban or feed that decides."""
     from pbxfw.usecases.bans import BanService
 
     svc = config_service(db, site=site)
     bans = [b.as_active() for b in BanService(svc.store).active()]
     decision = svc.check(address, service, bans=bans)
+    # A blocklist feed decides before the bans and networks (issue 17); its
+    # kept list is this node's (the state folder the agent writes).
+    from pbxfw.usecases.feeds import FeedService
+
+    state = state_dir_for(db_url_for(db), state_dir)
+    by_feed = FeedService(svc.store).decide(svc.configuration(), address, service, state)
+    extra: dict[str, object] = {}
+    if by_feed is not None:
+        decision, hit = by_feed
+        extra = {"feed": {"name": hit.feed.name, "entry": hit.entry}}
     if json_:
-        print_json(decision.as_json())
+        print_json(decision.as_json() | extra)
     else:
         console().print(f"{decision.verdict}: {decision.reason}", markup=False)
 

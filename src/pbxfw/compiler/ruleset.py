@@ -52,6 +52,13 @@ from pbxfw.compiler.elements import (
     interval_texts,
     never_block_intervals,
 )
+from pbxfw.compiler.feeds import (
+    FEEDS_CHAIN,
+    FeedSet,
+    feed_chain_rules,
+    feed_input_rules,
+    feed_set_declarations,
+)
 from pbxfw.compiler.names import (
     CHAIN_PRIORITY,
     FLOW_CACHE_COMMENT,
@@ -106,7 +113,11 @@ _Groups = dict[tuple[str, int], list[str]]
 # gets this, the agent's full loads too.
 @gc_paused()
 def compile_ruleset(
-    config: Configuration, bans: Sequence[BanElement] = (), *, index: PolicyIndex | None = None
+    config: Configuration,
+    bans: Sequence[BanElement] = (),
+    *,
+    index: PolicyIndex | None = None,
+    feeds: Sequence[FeedSet] = (),
 ) -> str:
     """The whole ``table inet pbxfw`` as nft text, ending in a newline.
 
@@ -123,7 +134,9 @@ def compile_ruleset(
       are consulted only when ``ips_enabled``;
     * with ``firewall_enabled`` false no network filtering happens: only
       bans and the SIP rate limit can drop;
-    * raises ValueError for a ban of an unknown jail.
+    * raises ValueError for a ban of an unknown jail;
+    * ``feeds``: each feed's sets with its kept entries, and its drops
+      (compiler.feeds); none given: the same text as before feeds.
 
     Load it with ``NftBackend.apply``, which replaces the table atomically.
     """
@@ -143,9 +156,16 @@ def compile_ruleset(
         '\tcomment "managed by pbxfw; edits are overwritten"',
     ]
     out += _sets(config, bans, allow)
-    out += _chain("input", _input_rules(settings, plan, mark))
+    out += feed_set_declarations(feeds)
+    rules = _input_rules(settings, plan, mark)
+    if feeds:  # blocklist feeds (compiler.feeds): after the bans, before established
+        at = rules.index("ct state established,related accept")
+        rules[at:at] = feed_input_rules(feeds)
+    out += _chain("input", rules)
     if settings.ips_enabled:
         out += _chain("bans", _bans_rules(services))
+    if feeds:
+        out += _chain(FEEDS_CHAIN, feed_chain_rules(feeds, services))
     if settings.sip_rate_limit > 0:
         out += _chain("sip_rate", _sip_rate_rules(settings.sip_rate_limit))
     if plan is not None and mark is not None:

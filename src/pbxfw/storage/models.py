@@ -15,6 +15,8 @@ __all__ = [
     "Base",
     "CountryRuleRow",
     "CustomServiceRow",
+    "FeedRow",
+    "FeedStatusRow",
     "GeoDatabaseRow",
     "IpsCounterRow",
     "LogOffsetRow",
@@ -257,3 +259,44 @@ class GeoDatabaseRow(Base):
     ipv6_ranges: Mapped[int] = mapped_column(Int64)
     #: the ranges, packed by storage/countries.py
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FeedRow(Base):
+    """A blocklist feed (migration 0012), part of one site's configuration."""
+
+    __tablename__ = "feeds"
+    __table_args__ = (UniqueConstraint("site", "name", name="uq_feeds_site_name"),)
+
+    id: Mapped[int] = mapped_column(Int64, primary_key=True)
+    site: Mapped[str] = mapped_column(text(64), server_default="default")
+    name: Mapped[str] = mapped_column(text(32))
+    url: Mapped[str] = mapped_column(text())
+    format: Mapped[str] = mapped_column(text(16))
+    #: seconds between fetches
+    every: Mapped[int] = mapped_column(Int64)
+    #: ``all`` or comma-separated service keys
+    scope: Mapped[str] = mapped_column(text())
+    #: JSON list of ``[name, value]`` pairs
+    headers: Mapped[str] = mapped_column(text())
+    #: when an administrator asked for a fetch now (``feed update``); epoch seconds
+    update_requested: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FeedStatusRow(Base):
+    """What one node's agent last did with one feed (migration 0012)."""
+
+    __tablename__ = "feed_status"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    feed: Mapped[str] = mapped_column(text(32), primary_key=True)
+    last_fetch: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_success: Mapped[float | None] = mapped_column(Float, nullable=True)
+    next_fetch: Mapped[float | None] = mapped_column(Float, nullable=True)
+    etag: Mapped[str] = mapped_column(text())
+    last_modified: Mapped[str] = mapped_column(text())
+    entries: Mapped[int] = mapped_column(Int64)
+    #: JSON object reason → count
+    refused: Mapped[str] = mapped_column(text())
+    #: empty when the last fetch worked
+    error: Mapped[str] = mapped_column(text())
+    held_back: Mapped[bool] = mapped_column(Boolean)

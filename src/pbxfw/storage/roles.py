@@ -49,9 +49,9 @@ MAPPING = "pbxfw_node_roles"
 WRITABLE_META = tuple(sorted(FLEET_META))
 
 #: The configuration a node reads (only its site's rows, once they have a site).
-CONFIG_TABLES = ("networks", "custom_services", "settings", "country_rules")
+CONFIG_TABLES = ("networks", "custom_services", "settings", "country_rules", "feeds")
 #: The rows each node owns (migration 0009).
-NODE_TABLES = ("log_offsets", "source_status", "ips_counters")
+NODE_TABLES = ("log_offsets", "source_status", "ips_counters", "feed_status")
 
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 _MY_NODE = f"(SELECT m.node FROM {MAPPING} m WHERE m.role = current_user)"

@@ -12,6 +12,7 @@ from pbxfw.domain.sites import Site
 from pbxfw.storage.models import (
     CountryRuleRow,
     CustomServiceRow,
+    FeedRow,
     MetaRow,
     NetworkRow,
     NodeRow,
@@ -48,7 +49,7 @@ def nodes_of_site(repo: Repository, name: str) -> list[str]:
 
 def remove_site(repo: Repository, name: str) -> None:
     """Delete the site ``name``: its row and every row of its configuration."""
-    for table in (NetworkRow, CustomServiceRow, SettingRow, MetaRow, CountryRuleRow):
+    for table in (NetworkRow, CustomServiceRow, SettingRow, MetaRow, CountryRuleRow, FeedRow):
         repo.session.execute(delete(table).where(table.site == name))
     repo.session.execute(delete(SiteRow).where(SiteRow.name == name))
 

@@ -14,6 +14,7 @@ from pbxfw.web.api import (
     bans,
     check,
     countries,
+    feeds,
     ips,
     networks,
     nodes,
@@ -33,7 +34,19 @@ def api_router() -> APIRouter:
     root = APIRouter(prefix=PREFIX)
     root.include_router(auth.router())
     protected = APIRouter(dependencies=[Depends(bearer_admin)])
-    for module in (networks, services, settings, check, bans, apply, ips, nodes, sites, countries):
+    for module in (
+        networks,
+        services,
+        settings,
+        check,
+        bans,
+        apply,
+        ips,
+        nodes,
+        sites,
+        countries,
+        feeds,
+    ):
         protected.include_router(module.router())
     root.include_router(protected)
     return root
