@@ -80,7 +80,8 @@ class Runner:
         return done
 
     def kept(self) -> list[str]:
-        return [entry_text(e) for e in read_kept(kept_path(self.state, "f")) or []]
+        kept = read_kept(kept_path(self.state, "f"))
+        return [] if kept is None else [entry_text(e) for e in kept.entries]
 
 
 @pytest.fixture

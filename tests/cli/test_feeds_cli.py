@@ -71,7 +71,7 @@ def test_check_names_the_feed_and_bans_list_shows_its_entries(
     assert cli("feed", "add", "spamhaus", "https://x/drop.txt", "--scope", "sip").exit_code == 0
     # What the agent keeps after a fetch (the agent refuses never-block
     # entries: written here by hand, check must still let the office pass).
-    entries = parse_plain("198.51.100.0/24\n192.0.2.9\n10.20.0.0/16\n").entries
+    entries = parse_plain("198.51.100.0/24\n192.0.2.9\n10.20.0.0/16\n")
     write_kept(kept_path(state_dir, "spamhaus"), entries)
     blocked = json.loads(cli("check", "198.51.100.7", "sip", "--json").stdout)
     assert blocked["verdict"] == "block"

@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
-import httpx
-
 from pbxfw.agent.feeds import (
     DEFAULT_MAX_BYTES,
     DEFAULT_TIMEOUT,
@@ -30,7 +28,7 @@ from pbxfw.agent.health import Health
 from pbxfw.agent.rules import Rules
 from pbxfw.compiler.feeds import FeedSet, feed_changes
 from pbxfw.domain.addresses import IPAddress
-from pbxfw.domain.feed_lists import Entry
+from pbxfw.domain.feed_lists import FeedList
 from pbxfw.domain.feeds import Feed
 from pbxfw.kernel.feedsets import send_feed_changes
 from pbxfw.kernel.nft import NftBackend
@@ -75,19 +73,19 @@ class FeedPart:
         self.timeout = timeout
         self.feeds: list[Feed] = []
         #: the kept list of each feed, as the kernel holds it
-        self.kept: dict[str, list[Entry]] = {}
+        self.kept: dict[str, FeedList] = {}
         self.statuses: dict[str, FeedStatus] = {}
         self._done: list[tuple[Feed, Refreshed]] = []
         self._lock = threading.Lock()
         self._read_at = -FEED_READ_SECONDS
         self._worker: FeedWorker | None = None
         rules.feed_sets = self.sets
-        rules.feed_count = lambda: sum(len(k) for k in self.kept.values())
+        rules.feed_count = lambda: sum(k.count() for k in self.kept.values())
 
     # -- what the table carries --------------------------------------------
     def sets(self) -> Sequence[FeedSet]:
         """Every feed's sets with its kept list (a full load of the table)."""
-        return [FeedSet(f.name, f.scope, self.kept.get(f.name, ())) for f in self.feeds]
+        return [FeedSet(f.name, f.scope, self.kept.get(f.name) or FeedList()) for f in self.feeds]
 
     # -- the tick -------------------------------------------------------------
     def tick(self) -> None:
@@ -103,7 +101,8 @@ class FeedPart:
         if [(f.name, f.scope) for f in feeds] != [(f.name, f.scope) for f in self.feeds]:
             for feed in feeds:
                 if feed.name not in self.kept:
-                    self.kept[feed.name] = read_kept(kept_path(self.state_dir, feed.name)) or []
+                    kept = read_kept(kept_path(self.state_dir, feed.name))
+                    self.kept[feed.name] = kept or FeedList()
             names = {f.name for f in feeds}
             self.kept = {n: k for n, k in self.kept.items() if n in names}
             self.feeds = feeds
@@ -134,6 +133,8 @@ class FeedPart:
         config = self.rules.config
         if config is None:
             return
+        import httpx  # only once there is a feed (docs/benchmarks.md: start-up time)
+
         status = self.statuses.get(feed.name) or FeedStatus(node=self.node, feed=feed.name)
         with httpx.Client(timeout=self.timeout, follow_redirects=True) as client:
             done = refresh_feed(
@@ -160,14 +161,14 @@ class FeedPart:
             self.statuses[feed.name] = done.status
             self.health.run("agent:feed-status", partial(self.service.save_status, done.status))
 
-    def _send(self, feed: Feed, old: list[Entry], done: Refreshed) -> None:
+    def _send(self, feed: Feed, old: FeedList, done: Refreshed) -> None:
         assert done.entries is not None
         if self.rules.stale or not isinstance(self.rules.backend, NftBackend):
             self.rules.stale = True  # the next load carries the new list
             return
-        adds, dels = feed_changes(feed.name, old, done.entries)
+        delta = feed_changes(feed.name, old, done.entries)
         try:
-            sent = send_feed_changes(adds, dels, self.netns)
+            sent = send_feed_changes(delta, self.netns)
         except Exception:
             self.rules.stale = True  # the whole table again, with the kept lists
             raise

@@ -20,14 +20,12 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.feed_lists import (
     APIBAN_DONE,
-    Entry,
     FeedList,
     held_back,
     parse_apiban_page,
@@ -40,6 +38,11 @@ from pbxfw.domain.feed_lists import (
 from pbxfw.domain.feeds import Feed
 from pbxfw.storage.feeds import FeedStatus
 from pbxfw.usecases.feeds import kept_path, read_kept, write_kept
+
+if TYPE_CHECKING:
+    # Imported where a fetch happens: an agent without feeds (and its
+    # restart time) never pays for httpx.
+    import httpx
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -112,6 +115,8 @@ def _text(body: bytes, response: httpx.Response) -> str:
 def _get(
     client: httpx.Client, url: str, headers: dict[str, str], limit: int, already: int = 0
 ) -> tuple[httpx.Response, bytes]:
+    import httpx
+
     try:
         with client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304:
@@ -145,7 +150,7 @@ def _plain(feed: Feed, client: httpx.Client, etag: str, last_modified: str, limi
             raise FeedError(f"not a JSON list of addresses: {exc}") from None
     else:
         parsed = parse_plain(text)
-    if not parsed.entries and parsed.refused:
+    if not parsed.count() and parsed.refused:
         raise FeedError(f"no address in the answer ({sum(parsed.refused.values())} bad lines)")
     return Fetched(
         parsed, response.headers.get("etag", ""), response.headers.get("last-modified", "")
@@ -196,8 +201,8 @@ class Refreshed:
     """What one refresh did: the new status, and the kept list when it changed."""
 
     status: FeedStatus
-    entries: list[Entry] | None = None
-    previous: list[Entry] = field(default_factory=list)
+    entries: FeedList | None = None
+    previous: FeedList = field(default_factory=FeedList)
 
 
 def refresh_feed(
@@ -218,7 +223,7 @@ def refresh_feed(
     the kept list (and the kernel) as it was and says why in the status.
     """
     path = kept_path(state_dir, feed.name)
-    previous = read_kept(path) or []
+    previous = read_kept(path) or FeedList()
     done = replace(status, last_fetch=now, next_fetch=now + feed.every)
     try:
         fetched = fetch_feed(
@@ -230,39 +235,39 @@ def refresh_feed(
         )
     except FeedError as exc:
         log.warning(
-            "feed %s: %s; the last good list (%d entries) stays", feed.name, exc, len(previous)
+            "feed %s: %s; the last good list (%d entries) stays", feed.name, exc, previous.count()
         )
         done.error = str(exc)
         done.next_fetch = now + min(float(feed.every), RETRY_SECONDS)
-        done.entries = len(previous)
+        done.entries = previous.count()
         return Refreshed(done, None, previous)
     if fetched.parsed is None:
         done.error, done.held_back, done.last_success = "", False, now
-        done.entries = len(previous)
+        done.entries = previous.count()
         return Refreshed(done, None, previous)
     kept = refuse(fetched.parsed, protected_for(config, own))
     done.refused = dict(kept.refused)
-    if held_back(len(previous), len(kept.entries)):
+    if held_back(previous.count(), kept.count()):
         log.warning(
             "feed %s: the list shrank from %d to %d entries at once; held back",
             feed.name,
-            len(previous),
-            len(kept.entries),
+            previous.count(),
+            kept.count(),
         )
         done.held_back = True
         done.error = (
-            f"held back: the list shrank from {len(previous)} to {len(kept.entries)} "
+            f"held back: the list shrank from {previous.count()} to {kept.count()} "
             "entries at once (more than 90 %); the last good list stays"
         )
-        done.entries = len(previous)
+        done.entries = previous.count()
         # Not the validators: the next fetch must see the whole list again.
         return Refreshed(done, None, previous)
-    write_kept(path, kept.entries)
+    write_kept(path, kept)
     done.error, done.held_back, done.last_success = "", False, now
     done.etag, done.last_modified = fetched.etag, fetched.last_modified
-    done.entries = len(kept.entries)
+    done.entries = kept.count()
     log.info("feed %s: %d entries, %d refused", feed.name, done.entries, sum(done.refused.values()))
-    return Refreshed(done, kept.entries, previous)
+    return Refreshed(done, kept, previous)
 
 
 class FeedWorker:

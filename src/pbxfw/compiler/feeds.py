@@ -19,12 +19,13 @@ from pbxfw.compiler.elements import SetElements, interval_text
 from pbxfw.compiler.ports import scope_match
 from pbxfw.domain.addresses import address_text
 from pbxfw.domain.decision import ALL_SERVICES
-from pbxfw.domain.feed_lists import Entry
+from pbxfw.domain.feed_lists import FeedList
 from pbxfw.domain.feeds import ALL_SCOPE
 from pbxfw.domain.services import Service
 
 __all__ = [
     "FEEDS_CHAIN",
+    "FeedDelta",
     "FeedSet",
     "all_scope_set_names",
     "feed_chain_rules",
@@ -47,7 +48,7 @@ class FeedSet:
 
     name: str
     scope: tuple[str, ...]
-    entries: Sequence[Entry] = field(default_factory=tuple)
+    entries: FeedList = field(default_factory=FeedList)
 
 
 def feed_set_name(feed: str, version: int, subnets: bool = False) -> str:
@@ -67,18 +68,13 @@ def all_scope_set_names(feeds: Iterable[FeedSet]) -> list[str]:
     ]
 
 
-def _split(entries: Iterable[Entry], version: int) -> tuple[list[int], list[tuple[int, int]]]:
-    hosts: list[int] = []
-    nets: list[tuple[int, int]] = []
+def _nets(entries: FeedList, version: int) -> list[tuple[int, int]]:
     bits = _BITS[version]
-    for v, first, prefix in entries:
-        if v != version:
-            continue
-        if prefix == bits:
-            hosts.append(first)
-        else:
-            nets.append((first, first | ((1 << (bits - prefix)) - 1)))
-    return hosts, nets
+    return [
+        (first, first | ((1 << (bits - prefix)) - 1))
+        for v, first, prefix in entries.nets
+        if v == version
+    ]
 
 
 def _declare(name: str, version: int, flags: str, items: Sequence[str]) -> list[str]:
@@ -101,7 +97,7 @@ def feed_set_declarations(feeds: Sequence[FeedSet]) -> list[str]:
     out: list[str] = []
     for feed in feeds:
         for v in (4, 6):
-            hosts, nets = _split(feed.entries, v)
+            hosts, nets = feed.entries.hosts[v], _nets(feed.entries, v)
             out += _declare(feed_set_name(feed.name, v), v, "", [address_text(h, v) for h in hosts])
             out += _declare(
                 feed_set_name(feed.name, v, True),
@@ -137,23 +133,51 @@ def feed_chain_rules(feeds: Sequence[FeedSet], services: Sequence[Service]) -> l
     return rules
 
 
-def feed_changes(
-    name: str, old: Iterable[Entry], new: Iterable[Entry]
-) -> tuple[list[SetElements], list[SetElements]]:
-    """The element changes from ``old`` to ``new`` (both kept lists of one
-    feed): (additions, deletions) per set, only the entries that differ.
-    Deletions go first when sent: a CIDR may be replaced by a broader one."""
-    old_set, new_set = set(old), set(new)
-    added, gone = sorted(new_set - old_set), sorted(old_set - new_set)
-    adds: list[SetElements] = []
-    dels: list[SetElements] = []
-    for entries, out in ((added, adds), (gone, dels)):
+@dataclass(frozen=True, slots=True)
+class FeedDelta:
+    """What a refresh changes in one feed's sets: addresses (integers, per
+    family) added and deleted, and the CIDR blocks as set element plans."""
+
+    name: str
+    add_hosts: dict[int, list[int]]
+    del_hosts: dict[int, list[int]]
+    add_nets: list[SetElements]
+    del_nets: list[SetElements]
+
+    def count(self) -> int:
+        hosts = sum(len(h) for h in (*self.add_hosts.values(), *self.del_hosts.values()))
+        return hosts + sum(len(p.spans) for p in (*self.add_nets, *self.del_nets))
+
+
+def feed_changes(name: str, old: FeedList, new: FeedList) -> FeedDelta:
+    """The element changes from ``old`` to ``new`` (two kept lists of one
+    feed): only the entries that differ. Deletions are sent first: a block
+    may be replaced by a broader one."""
+    add_hosts: dict[int, list[int]] = {}
+    del_hosts: dict[int, list[int]] = {}
+    for v in (4, 6):
+        before, after = old.hosts[v], new.hosts[v]
+        if before == after:
+            add_hosts[v], del_hosts[v] = [], []
+            continue
+        if not before or not after:  # a first load, or a feed emptied
+            add_hosts[v], del_hosts[v] = list(after), list(before)
+            continue
+        # Set differences in C: a Python loop over a million would cost seconds.
+        had, has = set(before), set(after)
+        add_hosts[v] = sorted(has - had)
+        del_hosts[v] = sorted(had - has)
+    had_nets, has_nets = set(old.nets), set(new.nets)
+    add_nets: list[SetElements] = []
+    del_nets: list[SetElements] = []
+    for entries, out in (
+        ([e for e in new.nets if e not in had_nets], add_nets),
+        ([e for e in old.nets if e not in has_nets], del_nets),
+    ):
         for v in (4, 6):
-            hosts, nets = _split(entries, v)
-            if hosts:
-                out.append(SetElements(feed_set_name(name, v), v, [(h, h, None) for h in hosts]))
-            if nets:
+            spans = _nets(FeedList(nets=entries), v)
+            if spans:
                 out.append(
-                    SetElements(feed_set_name(name, v, True), v, [(a, b, None) for a, b in nets])
+                    SetElements(feed_set_name(name, v, True), v, [(a, b, None) for a, b in spans])
                 )
-    return adds, dels
+    return FeedDelta(name, add_hosts, del_hosts, add_nets, del_nets)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,13 +56,43 @@ _MALFORMED = "malformed"
 
 @dataclass(slots=True)
 class FeedList:
-    """Parsed entries (unique, sorted) and what was refused, by reason."""
+    """A list's entries and what was refused, by reason.
 
-    entries: list[Entry] = field(default_factory=list)
+    Single addresses are kept as sorted integers per family (``hosts[4]``,
+    ``hosts[6]``): a million of them as tuples would cost seconds to make
+    and sort. ``nets`` are the CIDR blocks (sorted entries).
+    """
+
+    hosts: dict[int, list[int]] = field(default_factory=lambda: {4: [], 6: []})
+    nets: list[Entry] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
 
+    @classmethod
+    def of(cls, entries: Iterable[Entry]) -> FeedList:
+        """A list from entries (any order, repeats allowed)."""
+        out = cls()
+        nets: set[Entry] = set()
+        for entry in entries:
+            version, value, prefix = entry
+            if prefix == _BITS[version]:
+                out.hosts[version].append(value)
+            else:
+                nets.add(entry)
+        out.hosts = {v: sorted(set(h)) for v, h in out.hosts.items()}
+        out.nets = sorted(nets)
+        return out
+
+    @property
+    def entries(self) -> list[Entry]:
+        """Every entry as ``(version, first, prefix)``, sorted (for small lists:
+        tests, ``bans list --origin``)."""
+        out = [(v, h, _BITS[v]) for v in (4, 6) for h in self.hosts[v]]
+        out += self.nets
+        out.sort()
+        return out
+
     def count(self) -> int:
-        return len(self.entries)
+        return len(self.hosts[4]) + len(self.hosts[6]) + len(self.nets)
 
 
 def parse_entry(text: str) -> Entry | None:
@@ -90,42 +121,46 @@ def parse_entry(text: str) -> Entry | None:
     return (version, value, prefix)
 
 
-def _collect(tokens: Iterable[str], out: FeedList) -> None:
-    entries: set[Entry] = set()
-    malformed = 0
+def _collect(tokens: Iterable[str], out: FeedList) -> FeedList:
+    """Parse address tokens into ``out``; sorts and removes repeats."""
+    pton, inet, from_bytes = socket.inet_pton, socket.AF_INET, int.from_bytes
+    hosts4: list[int] = []
+    rest: list[str] = []
+    # The common case first, at C speed: a plain IPv4 address.
     for token in tokens:
+        try:
+            hosts4.append(from_bytes(pton(inet, token), "big"))
+        except (OSError, ValueError):
+            rest.append(token)
+    hosts6: list[int] = []
+    nets: set[Entry] = set()
+    malformed = 0
+    for token in rest:
         entry = parse_entry(token)
         if entry is None:
             malformed += 1
+        elif entry[2] == _BITS[entry[0]]:
+            (hosts4 if entry[0] == 4 else hosts6).append(entry[1])
         else:
-            entries.add(entry)
+            nets.add(entry)
     if malformed:
         out.refused[_MALFORMED] += malformed
-    out.entries.extend(entries)
+    out.hosts = {4: sorted(set(hosts4)), 6: sorted(set(hosts6))}
+    out.nets = sorted(nets)
+    return out
+
+
+# The first word of a line, before any "#" or ";" comment (Spamhaus DROP's
+# "1.2.3.0/24 ; SBL123", FireHOL's "# ...", DShield's second column). Lines
+# end at "\n" only: str.splitlines() would also cut at \x1c-\x1e, \x85 or
+# \u2028, which no list means as a line end.
+_FIRST_WORD = re.compile(r"^[ \t\r\f\v]*([^\s#;]+)", re.M)
 
 
 def parse_plain(text: str) -> FeedList:
     """One address or CIDR a line; ``#`` and ``;`` start comments (whole-line or
     trailing: Spamhaus DROP's ``1.2.3.0/24 ; SBL123``, FireHOL's ``# ...``)."""
-    tokens: list[str] = []
-    # Lines end at "\n" only: str.splitlines() would also cut at \x1c-\x1e,
-    # \x85 or \u2028, which no list means as a line end.
-    for line in text.split("\n"):
-        cut = line.find("#")
-        if cut >= 0:
-            line = line[:cut]
-        cut = line.find(";")
-        if cut >= 0:
-            line = line[:cut]
-        line = line.strip()
-        if line:
-            # Some lists put a second column after the address (FireHOL's
-            # netset never; DShield's block list does): the first is the entry.
-            tokens.append(line.split(None, 1)[0])
-    out = FeedList()
-    _collect(tokens, out)
-    out.entries.sort()
-    return out
+    return _collect(_FIRST_WORD.findall(text), FeedList())
 
 
 def parse_json_list(text: str) -> FeedList:
@@ -135,11 +170,9 @@ def parse_json_list(text: str) -> FeedList:
         raise ValueError("not a JSON list of addresses")
     out = FeedList()
     strings = [item.strip() for item in data if isinstance(item, str)]
-    out.refused[_MALFORMED] += len(data) - len(strings)
-    _collect(strings, out)
-    out.refused += Counter()  # drop a zero count
-    out.entries.sort()
-    return out
+    if len(data) > len(strings):
+        out.refused[_MALFORMED] += len(data) - len(strings)
+    return _collect(strings, out)
 
 
 def parse_apiban_page(text: str) -> tuple[list[str], str]:
@@ -163,11 +196,8 @@ def parse_apiban_page(text: str) -> tuple[list[str], str]:
 
 
 def read_list_text(addresses: Sequence[str]) -> FeedList:
-    """Entries from already split address texts (APIBAN's pages, a kept list)."""
-    out = FeedList()
-    _collect(addresses, out)
-    out.entries.sort()
-    return out
+    """Entries from already split address texts (APIBAN's pages)."""
+    return _collect(addresses, FeedList())
 
 
 def entry_text(entry: Entry) -> str:
@@ -206,6 +236,10 @@ class Protected:
                 top = max(top, last)
                 reach.append(top)
             self._reach[version] = reach
+
+    def spans(self, version: int) -> list[tuple[int, int, str]]:
+        """The protected ranges of one family: (first, last, reason)."""
+        return list(self._spans[version])
 
     def reason(self, version: int, first: int, last: int) -> str | None:
         """The reason of a protected range overlapping first..last, or None."""
@@ -260,12 +294,12 @@ def refuse(parsed: FeedList, protected: Protected) -> FeedList:
     whitelist, the host's own addresses, the PBX's local networks where
     private: the reasons ``Protected`` carries).
     """
-    kept: list[Entry] = []
     refused = Counter(parsed.refused)
+    nets: list[Entry] = []
     end = {4: -1, 6: -1}
     # Sorted: a block comes before the blocks inside it, which add nothing
     # (and would overlap in the kernel's interval set).
-    for entry in sorted(parsed.entries):
+    for entry in parsed.nets:
         version, first, prefix = entry
         if prefix < MIN_PREFIX[version]:
             refused["too broad"] += 1
@@ -278,8 +312,47 @@ def refuse(parsed: FeedList, protected: Protected) -> FeedList:
         if first <= end[version]:
             continue
         end[version] = last
-        kept.append(entry)
-    return FeedList(kept, refused)
+        nets.append(entry)
+    hosts: dict[int, list[int]] = {}
+    for version in (4, 6):
+        # Addresses: cut out the protected spans (counted) and the kept
+        # blocks (covered: not counted), one bisect per span, not per address.
+        bits = _BITS[version]
+        spans: list[tuple[int, int, str | None]] = list(protected.spans(version))
+        spans += [
+            (first, first | ((1 << (bits - prefix)) - 1), None)
+            for v, first, prefix in nets
+            if v == version
+        ]
+        hosts[version] = _cut(parsed.hosts[version], spans, refused)
+    return FeedList(hosts, nets, refused)
+
+
+def _cut(
+    hosts: list[int], spans: Iterable[tuple[int, int, str | None]], refused: Counter[str]
+) -> list[int]:
+    """``hosts`` (sorted) without those in ``spans``; each cut one counted
+    under its span's reason (None: not counted)."""
+    cuts = []
+    for first, last, why in spans:
+        lo, hi = bisect_left(hosts, first), bisect_right(hosts, last)
+        if lo < hi:
+            cuts.append((lo, hi, why))
+    if not cuts:
+        return hosts
+    cuts.sort(key=lambda c: (c[0], c[2] is None))
+    pieces: list[list[int]] = []
+    pos = 0
+    for lo, hi, why in cuts:
+        lo = max(lo, pos)
+        if lo >= hi:
+            continue
+        pieces.append(hosts[pos:lo])
+        if why is not None:
+            refused[why] += hi - lo
+        pos = hi
+    pieces.append(hosts[pos:])
+    return [h for piece in pieces for h in piece]
 
 
 def held_back(previous: int, new: int) -> bool:

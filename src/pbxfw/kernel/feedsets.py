@@ -12,24 +12,31 @@ lists agree after either.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
+import sys
+from array import array
 
-from pbxfw.compiler.elements import SetElements, set_commands
+from pbxfw.compiler.elements import SetElements, interval_text, set_commands
+from pbxfw.compiler.feeds import FeedDelta, feed_set_name
+from pbxfw.domain.addresses import address_text
 from pbxfw.errors import KernelError
 from pbxfw.kernel.netlink import ElementOp, send_element_batch
 
-__all__ = ["send_feed_changes"]
+__all__ = ["BATCH_ELEMENTS", "send_feed_changes"]
 
 _NFT_TIMEOUT = 120.0
+#: Elements per netlink transaction (a few MB of messages and acknowledgements).
+BATCH_ELEMENTS = 50_000
 
 
-def _ops(plans: Sequence[SetElements], action: str) -> list[ElementOp]:
-    out = []
-    for plan in plans:
-        size = 4 if plan.version == 4 else 16
-        keys = [first.to_bytes(size, "big") for first, _, _ in plan.spans]
-        out.append(ElementOp(action, plan.set_name, keys))
-    return out
+def _keys(values: list[int], version: int) -> list[bytes]:
+    """Packed big-endian addresses; IPv4 through ``array`` (a million in C)."""
+    if version == 4:
+        packed = array("I", values)
+        if sys.byteorder == "little":
+            packed.byteswap()
+        data = packed.tobytes()
+        return [data[i : i + 4] for i in range(0, len(data), 4)]
+    return [v.to_bytes(16, "big") for v in values]
 
 
 def _nft(payload: str, netns: str | None) -> None:
@@ -47,23 +54,40 @@ def _nft(payload: str, netns: str | None) -> None:
         raise KernelError(f"nftables refused the feed elements:\n{message}", payload)
 
 
-def send_feed_changes(
-    adds: Sequence[SetElements], dels: Sequence[SetElements], netns: str | None
-) -> int:
+def send_feed_changes(delta: FeedDelta, netns: str | None) -> int:
     """Send one feed's changes (deletions first); returns the elements sent.
 
     Raises KernelError when the kernel refuses (a set missing: the caller
     reloads the whole table, which carries the kept lists).
     """
-    hosts_del = [p for p in dels if p.hosts and p.spans]
-    hosts_add = [p for p in adds if p.hosts and p.spans]
-    nets = [(p, "delete") for p in dels if not p.hosts] + [(p, "add") for p in adds if not p.hosts]
-    if hosts_del or hosts_add:
-        ops = _ops(hosts_del, "delete") + _ops(hosts_add, "add")
+    ops: list[ElementOp] = []
+    for action, hosts in (("delete", delta.del_hosts), ("add", delta.add_hosts)):
+        for v in (4, 6):
+            if hosts.get(v):
+                keys = _keys(hosts[v], v)
+                name = feed_set_name(delta.name, v)
+                ops += [
+                    ElementOp(action, name, keys[i : i + BATCH_ELEMENTS])
+                    for i in range(0, len(keys), BATCH_ELEMENTS)
+                ]
+    nets = [(p, "delete") for p in delta.del_nets] + [(p, "add") for p in delta.add_nets]
+    if ops:
         try:
-            send_element_batch(ops, netns)
+            # One transaction per BATCH_ELEMENTS: the kernel acknowledges every
+            # message of a batch with a copy of it, and a million elements'
+            # acknowledgements overflow any socket buffer (ENOBUFS). A feed
+            # needs no all-or-nothing: each element is right on its own.
+            for op in ops:
+                send_element_batch([op], netns)
         except OSError:  # netlink unusable here: nft does the same
-            nets = [(p, "delete") for p in hosts_del] + [(p, "add") for p in hosts_add] + nets
+            for action, hosts in (("delete", delta.del_hosts), ("add", delta.add_hosts)):
+                for v in (4, 6):
+                    spans: list[tuple[int, int, int | None]] = [
+                        (h, h, None) for h in hosts.get(v, [])
+                    ]
+                    if spans:
+                        plan = SetElements(feed_set_name(delta.name, v), v, spans)
+                        nets.insert(0 if action == "delete" else len(nets), (plan, action))
     payload = "".join(
         line + "\n"
         for plan, action in nets
@@ -76,13 +100,10 @@ def send_feed_changes(
     )
     if payload:
         _nft(payload, netns)
-    return sum(len(p.spans) for p in (*adds, *dels))
+    return delta.count()
 
 
 def _items(plan: SetElements) -> str:
-    from pbxfw.compiler.elements import interval_text
-    from pbxfw.domain.addresses import address_text
-
     v = plan.version
     return ", ".join(
         address_text(a, v) if a == b else interval_text(a, b, v) for a, b, _ in plan.spans

@@ -4,8 +4,8 @@ Feeds are part of a site's configuration (``storage/feeds.py``) but not of
 the applied document: the agent reads them every few seconds and fetches on
 its own schedule, so a feed change needs no apply. Each node's agent writes
 what it did with each feed (``FeedStatus``), and keeps the last good list of
-each feed in its state folder (``<state>/feeds/<name>.list``, one entry a
-line, written atomically): it is what the kernel holds, it survives a
+each feed in its state folder (``<state>/feeds/<name>.list``, packed:
+``write_kept``; written atomically): it is what the kernel holds, it survives a
 restart and a failed fetch, and ``check`` and ``bans list --origin feed:NAME``
 read it (docs/countries-and-feeds.md, "Where the lists are kept").
 """
@@ -13,15 +13,18 @@ read it (docs/countries-and-feeds.md, "Where the lists are kept").
 from __future__ import annotations
 
 import os
-from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+import struct
+import sys
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pbxfw.domain.addresses import parse_address
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.decision import Decision
-from pbxfw.domain.feed_lists import Entry, entry_text, read_list_text
+from pbxfw.domain.feed_lists import Entry, FeedList, entry_text, read_list_text
 from pbxfw.domain.feeds import Feed, feed_json, validate_feed
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import NotFoundError
@@ -48,26 +51,57 @@ def kept_path(state_dir: str | os.PathLike[str], name: str) -> Path:
     return Path(state_dir) / "feeds" / f"{name}.list"
 
 
-def write_kept(path: Path, entries: Iterable[Entry]) -> None:
-    """Keep ``entries`` in ``path``: a reader sees the old list or the new one."""
+# The kept list: a header, the IPv4 addresses as little-endian 32-bit
+# integers, the IPv6 ones as 16 big-endian bytes each, then the CIDR blocks
+# as text. Binary because a million addresses as text cost seconds to write
+# and read back; the header's counts catch a cut file.
+_MAGIC = b"PBXFW-FEED-1\n"
+_HEAD = struct.Struct("<QQQ")
+
+
+def write_kept(path: Path, kept: FeedList) -> None:
+    """Keep ``kept`` in ``path``: a reader sees the old list or the new one."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = "".join(entry_text(e) + "\n" for e in entries)
+    v4 = array("I", kept.hosts[4])
+    if sys.byteorder == "big":
+        v4.byteswap()
+    v6 = b"".join(h.to_bytes(16, "big") for h in kept.hosts[6])
+    nets = "\n".join(entry_text(e) for e in kept.nets).encode()
+    data = _MAGIC + _HEAD.pack(len(kept.hosts[4]), len(kept.hosts[6]), len(nets))
     temporary = path.with_name(path.name + ".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.write(v4.tobytes())
+        handle.write(v6)
+        handle.write(nets)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 
-def read_kept(path: Path) -> list[Entry] | None:
-    """The kept list (sorted), or None when there is none."""
+def read_kept(path: Path) -> FeedList | None:
+    """The kept list, or None when there is none (or it is damaged: logged
+    by the caller's next fetch, which writes it again)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
-    return read_list_text(text.split()).entries
+    head = len(_MAGIC) + _HEAD.size
+    if not data.startswith(_MAGIC) or len(data) < head:
+        return None
+    n4, n6, n_nets = _HEAD.unpack_from(data, len(_MAGIC))
+    if len(data) != head + 4 * n4 + 16 * n6 + n_nets:
+        return None
+    v4 = array("I")
+    v4.frombytes(data[head : head + 4 * n4])
+    if sys.byteorder == "big":
+        v4.byteswap()
+    at = head + 4 * n4
+    v6 = [int.from_bytes(data[i : i + 16], "big") for i in range(at, at + 16 * n6, 16)]
+    at += 16 * n6
+    nets = read_list_text(data[at:].decode().split()).nets
+    return FeedList({4: v4.tolist(), 6: v6}, nets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,14 +123,19 @@ class FeedHit:
     entry: str
 
 
-def find_in(kept: Sequence[Entry], version: int, value: int) -> Entry | None:
-    """The entry of a sorted, disjoint list that holds the address, or None."""
-    # Only the last entry starting at or before the address can hold it.
-    i = bisect_right(kept, (version, value, _BITS[version])) - 1
-    if i >= 0 and kept[i][0] == version:
-        _, first, prefix = kept[i]
+def find_in(kept: FeedList, version: int, value: int) -> Entry | None:
+    """The entry of a kept list that holds the address, or None."""
+    hosts = kept.hosts[version]
+    i = bisect_left(hosts, value)
+    if i < len(hosts) and hosts[i] == value:
+        return (version, value, _BITS[version])
+    # Kept blocks are sorted and disjoint: only the last one starting at or
+    # before the address can hold it.
+    i = bisect_right(kept.nets, (version, value, _BITS[version])) - 1
+    if i >= 0 and kept.nets[i][0] == version:
+        _, first, prefix = kept.nets[i]
         if value <= first | ((1 << (_BITS[version] - prefix)) - 1):
-            return kept[i]
+            return kept.nets[i]
     return None
 
 
@@ -178,7 +217,8 @@ class FeedService:
     def entries(self, name: str, state_dir: str | os.PathLike[str]) -> list[str]:
         """The entries of feed ``name`` this node enforces (its kept list)."""
         feed = self.feed(name)
-        return [entry_text(e) for e in read_kept(kept_path(state_dir, feed.name)) or []]
+        kept = read_kept(kept_path(state_dir, feed.name)) or FeedList()
+        return [entry_text(e) for e in kept.entries]
 
     def decide(
         self, config: Configuration, address: str, service: str, state_dir: str | os.PathLike[str]
@@ -204,7 +244,7 @@ class FeedService:
         for feed in self.feeds():
             if service is not None and not (feed.everything or service in feed.scope):
                 continue
-            kept = read_kept(kept_path(state_dir, feed.name)) or []
+            kept = read_kept(kept_path(state_dir, feed.name)) or FeedList()
             hit = find_in(kept, ip.version, int(ip))
             if hit is not None:
                 return FeedHit(feed, entry_text(hit))
