@@ -195,3 +195,47 @@ def test_runs_cover_the_space_and_give_each_address_its_verdicts(
     for value in [*probes, *(s[0] for s in spans), *(s[1] for s in spans)]:
         run = next(r for r in runs if r[0] <= value <= r[1])
         assert sig(run[2]) == sig(rule_for(table.code(ipaddress.IPv4Address(value)), rules))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 255), st.integers(0, 3), st.sampled_from(["DE", "CN", "FR", "US", "AT"])
+        ),
+        max_size=12,
+    ),
+    st.lists(
+        st.tuples(st.integers(0, 2**32 - 1), st.integers(4, 32), st.sampled_from([A, B])),
+        max_size=8,
+    ),
+)
+def test_the_compiler_shortcuts_give_the_plain_walk(
+    blocks: list[tuple[int, int, str]], nets: list[tuple[int, int, Verdict]]
+) -> None:
+    # allow_intervals_by_service reads the networks' own segments for the
+    # services no rule names, and joins in C loops; allow_intervals walks
+    # every refined segment in Python: the same intervals, and the same text.
+    from pbxfw.compiler.elements import allow_intervals_by_service, interval_text, interval_texts
+
+    spans = [(a << 24, (a << 24) + (1 << (24 - 2 * b)) - 1, code) for a, b, code in blocks]
+    networks = {
+        str(n): Network(f"n{i}", n, {"sip": verdict, "web": verdict})
+        for i, (value, prefix, verdict) in enumerate(nets)
+        for n in (ipaddress.ip_network((value, prefix), strict=False),)
+    }
+    c = Configuration(
+        (*permanent_networks(), *networks.values()),
+        (),
+        ON,
+        (DACH, ELSEWHERE, ASIA),
+        CountryTable(spans, []),
+    )
+    index = PolicyIndex.of(c)
+    keys = list(BUILTIN_KEYS)
+    for version in (4, 6):
+        fast = allow_intervals_by_service(index, keys, version)
+        for key in keys:
+            assert fast[key] == allow_intervals(index, key, version), key
+            texts = [interval_text(a, b, version) for a, b in fast[key]]
+            assert interval_texts(fast[key], version) == texts

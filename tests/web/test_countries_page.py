@@ -7,6 +7,7 @@ from pathlib import Path
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
 from pbxfw.usecases.geo import GeoService
+from pbxfw.usecases.sites import SiteService
 from tests.web.conftest import TestClient
 from tests.web.test_pages import log_in
 
@@ -60,3 +61,17 @@ def test_refusals_are_422_next_to_the_field_and_store_nothing(
     forged = client.post(f"/countries/{dach.id}/delete", data={"csrf_token": "nope"})
     assert forged.status_code == 403
     assert [r.codes for r in ConfigService(store).country_rules()] == [("DE",)]
+
+
+def test_the_page_works_on_the_chosen_site(client: TestClient, store: Store) -> None:
+    # The rules are a site's configuration: the page reads and writes the
+    # site of the header's selector (it used to work on the server's own site).
+    SiteService(store).add("hq")
+    token = log_in(client)
+    form = {"csrf_token": token, "site": "hq", "name": "DACH", "codes": "DE", "svc_sip": "allow"}
+    answer = client.post("/countries", data=form)
+    assert answer.status_code == 200 and "Country rule “DACH” added." in answer.text
+    assert [r.name for r in ConfigService(store, site="hq").country_rules()] == ["DACH"]
+    assert ConfigService(store).country_rules() == []
+    assert 'data-label="Rule">DACH</th>' in client.get("/countries", params={"site": "hq"}).text
+    assert 'data-label="Rule">DACH</th>' not in client.get("/countries?site=default").text

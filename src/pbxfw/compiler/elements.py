@@ -9,10 +9,11 @@ change them in the running table between loads.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import eq
+from operator import add, eq, ne
 from typing import Literal, NamedTuple, cast
 
 from pbxfw.compiler.names import TABLE, TABLE_FAMILY, ban_set_name, guard_set_name
@@ -35,6 +36,7 @@ __all__ = [
     "group_bans",
     "host_items",
     "interval_text",
+    "interval_texts",
     "is_host",
     "merge_intervals",
     "never_block_intervals",
@@ -43,6 +45,7 @@ __all__ = [
 ]
 
 _BITS = {4: 32, 6: 128}
+_Get = Callable[[Mapping[str, Verdict], str], Verdict | None]
 
 
 class BanElement(NamedTuple):
@@ -102,34 +105,39 @@ def allow_intervals_by_service(
 ) -> dict[str, list[tuple[int, int]]]:
     """:func:`allow_intervals` of every service in ``services`` at once.
 
-    The segments' verdicts are read and compared service by service with
-    ``map`` and ``compress`` (C loops, not Python ones: 16 services × 10,000
-    networks per compile); only the allowed segments reach the Python loop
-    that joins them. The segments are sorted and disjoint, so joining each
-    to the previous interval when they touch gives what
-    :func:`merge_intervals` gives.
+    The segments' verdicts are read, compared and joined service by service
+    with ``map``, ``compress`` and ``zip`` (C loops, not Python ones: 16
+    services × 10,000 networks, and 10^5 country segments, per compile).
+    The segments are sorted and disjoint, so joining each allowed one to the
+    previous when they touch gives what :func:`merge_intervals` gives.
     """
-    segments = index.segments(version)
-    verdicts = [s.network.services for s in segments]
-    spans = [(s.first, s.last) for s in segments]
     allow = repeat(Verdict.ALLOW)
-    # dict.get unbound keeps the loop in C; Network.services is a dict but
-    # typed Mapping, so any other mapping takes Mapping.get.
-    get = cast(
-        Callable[[Mapping[str, Verdict], str], Verdict | None],
-        dict.get if all(type(v) is dict for v in verdicts) else Mapping.get,
-    )
+    one = repeat(1)
+    # Per list of segments (by identity): verdicts, firsts, lasts, getter.
+    columns: dict[int, tuple[list[Mapping[str, Verdict]], list[int], list[int], _Get]] = {}
     found: dict[str, list[tuple[int, int]]] = {}
     for key in services:
+        # The services no country rule names read the networks' segments,
+        # not the countries' (index.segments_for).
+        segments = index.segments_for(version, key)
+        if id(segments) not in columns:
+            verdicts = [s.network.services for s in segments]
+            # dict.get unbound keeps the loop in C; Network.services is a
+            # dict but typed Mapping, so any other mapping takes Mapping.get.
+            get = cast(_Get, dict.get if all(type(v) is dict for v in verdicts) else Mapping.get)
+            firsts = [s.first for s in segments]
+            lasts = [s.last for s in segments]
+            columns[id(segments)] = (verdicts, firsts, lasts, get)
+        verdicts, firsts, lasts, get = columns[id(segments)]
         # A missing verdict is block (None never equals ALLOW).
-        allowed = compress(spans, map(eq, map(get, verdicts, repeat(key)), allow))
-        merged: list[tuple[int, int]] = []
-        for first, last in allowed:
-            if merged and first == merged[-1][1] + 1:
-                merged[-1] = (merged[-1][0], last)
-            else:
-                merged.append((first, last))
-        found[key] = merged
+        allowed = list(map(eq, map(get, verdicts, repeat(key)), allow))
+        starts = list(compress(firsts, allowed))
+        ends = list(compress(lasts, allowed))
+        # An allowed segment opens an interval unless it starts right after
+        # the previous allowed one; the interval closes before the next opens.
+        opens = [True, *map(ne, starts[1:], map(add, ends, one))]
+        closes = [*opens[1:], True]
+        found[key] = list(zip(compress(starts, opens), compress(ends, closes), strict=True))
     return found
 
 
@@ -153,6 +161,26 @@ def interval_text(first: int, last: int, version: int) -> str:
             return address_text(first, version)
         return f"{address_text(first, version)}/{prefix}"
     return f"{address_text(first, version)}-{address_text(last, version)}"
+
+
+def interval_texts(intervals: Iterable[tuple[int, int]], version: int) -> list[str]:
+    """:func:`interval_text` of many intervals (an allow set with every
+    country holds 10^5): the same text, the addresses formatted by
+    ``inet_ntop`` for both families, twice as fast as by hand for IPv4."""
+    bits = _BITS[version]
+    width = bits // 8
+    family = socket.AF_INET if version == 4 else socket.AF_INET6
+    ntop = socket.inet_ntop
+    out: list[str] = []
+    append = out.append
+    for first, last in intervals:
+        size = last - first + 1
+        text = ntop(family, first.to_bytes(width, "big"))
+        if size & (size - 1) == 0 and first & (size - 1) == 0:
+            append(text if size == 1 else f"{text}/{bits + 1 - size.bit_length()}")
+        else:
+            append(f"{text}-{ntop(family, last.to_bytes(width, 'big'))}")
+    return out
 
 
 def _span(subnet: IPNetwork) -> tuple[int, int]:

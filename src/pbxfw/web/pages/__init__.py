@@ -1,5 +1,5 @@
 """The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services,
-countries, PBXs.
+countries, feeds, PBXs.
 
 Every page is plain HTML from a Jinja2 template and works without
 JavaScript; ``static/pbxfw.js`` only adds comfort (the mask list follows the
@@ -29,6 +29,7 @@ from pbxfw.web.pages.countries import (
     delete_country,
     update_country,
 )
+from pbxfw.web.pages.feeds import add_feed, delete_feed, feeds_page, update_feed, update_feeds
 from pbxfw.web.pages.fingerprints import (
     add_fingerprint,
     fingerprints_page,
@@ -104,6 +105,11 @@ def router() -> APIRouter:
         ("/fingerprints", fingerprints_page, get),
         ("/fingerprints", add_fingerprint, post),
         ("/fingerprints/delete", remove_fingerprint, post),
+        ("/feeds", feeds_page, get),
+        ("/feeds", add_feed, post),
+        ("/feeds/update", update_feeds, post),
+        ("/feeds/{feed_id}/update", update_feed, post),
+        ("/feeds/{feed_id}/delete", delete_feed, post),
         ("/nodes", nodes_page, get),
         ("/nodes/{name}/delete", remove_node, post),
         ("/history", history_page, get),

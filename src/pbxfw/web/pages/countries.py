@@ -15,8 +15,9 @@ from fastapi.responses import HTMLResponse, Response
 from pbxfw.domain.countries import CountryRule
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.geo import GeoService
-from pbxfw.web.deps import AdminSession, ContextDep, WebContext
+from pbxfw.web.deps import AdminSession, WebContext
 from pbxfw.web.pages.common import CsrfForm, form_errors, form_text, redirect, render
+from pbxfw.web.pages.sites import SiteContext
 from pbxfw.web.security import Session
 
 __all__ = ["add_country", "countries_page", "delete_country", "update_country"]
@@ -59,7 +60,7 @@ def _countries_page(
 
 
 def countries_page(
-    request: Request, context: ContextDep, session: AdminSession, q: str = ""
+    request: Request, context: SiteContext, session: AdminSession, q: str = ""
 ) -> Response:
     return _countries_page(request, context, session, query=q)
 
@@ -71,7 +72,7 @@ def _verdicts(form: Mapping[str, object], keys: list[str]) -> tuple[list[str], l
 
 
 def add_country(
-    request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     keys = [s.key for s in context.config.services()]
     values = {k: form_text(form, k).strip() for k in ("name", "codes")}
@@ -86,7 +87,7 @@ def add_country(
 
 
 def update_country(
-    rule_id: int, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    rule_id: int, request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     keys = [s.key for s in context.config.services()]
     allow, block = _verdicts(form, keys)
@@ -109,7 +110,7 @@ def update_country(
 
 
 def delete_country(
-    rule_id: int, request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
+    rule_id: int, request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     try:
         rule = context.config.remove_country(str(rule_id))
