@@ -72,11 +72,9 @@ def test_characters_are_bounded_whatever_the_attacker_writes() -> None:
         )
     assert ring.chars <= 50_000
     assert ring.chars == sum(
-        len(item[2])
-        for ring_items in ring._rings.values()
-        for item in ring_items  # noqa: SLF001
+        len(item[2]) for ring_items in ring._rings.values() for item in ring_items
     )
-    assert all(len(item[2]) <= MAX_LINE_CHARS for r in ring._rings.values() for item in r)  # noqa: SLF001
+    assert all(len(item[2]) <= MAX_LINE_CHARS for r in ring._rings.values() for item in r)
 
 
 def test_forget_drops_a_host() -> None:
