@@ -109,8 +109,9 @@ class Ban:
     site: str | None = None
     #: who made an administrator's ban (``cli:USER``, ``web:ADMIN``,
     #: ``rest:ADMIN``); None for a jail's. Not read with the ban list (the
-    #: agent's 100,000-ban read): ``BanService.show`` reads it.
-    who: str | None = None
+    #: agent's 100,000-ban read): ``BanService.show`` reads it. Not part of
+    #: equality either: the same ban read either way is one ban.
+    who: str | None = field(default=None, compare=False)
     #: the lines and rule that made a jail's ban, carried from the agent's
     #: detector to the store (domain.evidence); not part of equality
     evidence: BanEvidence | None = field(default=None, compare=False, repr=False)
