@@ -4,8 +4,9 @@ Run: ``.venv/bin/python bench/bench_evidence.py [--bans 100000] [--json]``.
 
 - **storage**: 100,000 jail bans stored as the agent stores them
   (``BanService.record``, batches of 1,000), each with the evidence of
-  ``--lines`` (10: the default ``ips_maxretry``) realistic Asterisk NOTICE lines
-  (its own address, port, extension, call-id and time in each). The figure
+  ``--lines`` (10: the default ``ips_maxretry``) Asterisk NOTICE lines as a
+  scanner causes them (its own address, source port and PBX thread; the
+  extensions tried in turn; a random 96-bit call-id and the time in each). The figure
   is the database's growth (SQLite pages in use after a checkpoint) over
   the baseline measured in the same run: the same bans without evidence.
   The issue's bound: ~50 MB. For context: the lines' raw text size.
@@ -49,14 +50,12 @@ def address(i: int) -> str:
     return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
 
 
-def notice(rng: random.Random, host: str, when: datetime) -> str:
+def notice(host: str, port: int, thread: int, extension: int, callid: str, when: datetime) -> str:
     """An Asterisk 22 NOTICE line of a failed registration, as res_pjsip writes it."""
     return (
-        f"[{when:%Y-%m-%d %H:%M:%S}] NOTICE[{rng.randrange(1000, 99999)}] "
-        f"res_pjsip/pjsip_distributor.c: Request 'REGISTER' from "
-        f"'\"{rng.randrange(100, 999)}\" <sip:{rng.randrange(100, 9999)}@203.0.113.1>' failed for "
-        f"'{host}:{rng.randrange(1024, 65535)}' (callid: {rng.getrandbits(96):024x}) - "
-        "No matching endpoint found"
+        f"[{when:%Y-%m-%d %H:%M:%S}] NOTICE[{thread}] res_pjsip/pjsip_distributor.c: Request "
+        f"'REGISTER' from '\"{extension}\" <sip:{extension}@203.0.113.1>' failed for "
+        f"'{host}:{port}' (callid: {callid}) - No matching endpoint found"
     )
 
 
@@ -65,6 +64,13 @@ def make_bans(n: int, lines: int, evidence: bool, seed: int = 7) -> list[Ban]:
     bans = []
     for i in range(n):
         host = address(i)
+        # A scanner: one source port and one PBX thread per attacker, the
+        # extensions tried in turn, a random 96-bit call-id each (as tools make them).
+        port, thread, first = (
+            rng.randrange(1024, 65535),
+            rng.randrange(1000, 99999),
+            rng.randrange(100, 9000),
+        )
         when = datetime.fromtimestamp(NOW - 60, UTC)
         decision = BanDecision(
             ipaddress.ip_address(host),
@@ -86,7 +92,14 @@ def make_bans(n: int, lines: int, evidence: bool, seed: int = 7) -> list[Ban]:
                     EvidenceLine(
                         "/var/log/asterisk/messages",
                         1_000_000 + i * lines + k,
-                        notice(rng, host, when + timedelta(seconds=k)),
+                        notice(
+                            host,
+                            port,
+                            thread,
+                            first + k,
+                            f"{rng.getrandbits(96):024x}",
+                            when + timedelta(seconds=k),
+                        ),
                         when.timestamp() + k,
                         "InvalidAccountID",
                     )
@@ -156,7 +169,7 @@ def per_failure(sources: int, per_source: int) -> tuple[float, float]:
                 n + 1,
             )
         )
-    text = notice(rng, "10.0.0.1", start)
+    text = notice("10.0.0.1", 5060, 2714, 101, "0" * 24, start)
     params = DetectorParams(maxretry=10, findtime=3600)
     detector = Detector(params, lambda host: False)
     t0 = time.perf_counter()

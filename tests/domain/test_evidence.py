@@ -33,6 +33,18 @@ def _evidence() -> BanEvidence:
 def test_pack_and_unpack_round_trip_every_field() -> None:
     evidence = _evidence()
     assert unpack(pack(evidence)) == evidence
+    empty = BanEvidence("recidive", 5, 86400)
+    assert unpack(pack(empty)) == empty
+    mixed = BanEvidence(
+        "asterisk",
+        3,
+        60,
+        (
+            EvidenceLine("/b", 9, "later", 20.0, "x"),
+            EvidenceLine("/a", 3, "", 10.0, "y"),  # another file, an empty line, out of order
+        ),
+    )
+    assert unpack(pack(mixed)) == mixed
     assert evidence.as_json()["rule"] == {"jail": "asterisk", "maxretry": 5, "findtime": 3600}
     assert evidence.as_json()["lost"] == 1
     first = evidence.as_json()["lines"]
@@ -47,6 +59,7 @@ def test_the_stored_form_is_compressed() -> None:
 
 def test_a_long_line_is_cut_and_its_end_dropped() -> None:
     assert cut_line("abc\r\n") == "abc"
+    assert cut_line("a\nb") == "a b"
     cut = cut_line("x" * 5000)
     assert len(cut) == MAX_LINE_CHARS and cut.endswith("…")
 

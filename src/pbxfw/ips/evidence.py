@@ -6,20 +6,23 @@ with counted failures it keeps a ring of the last ``size`` failures (at most
 cut to ``MAX_LINE_CHARS``; ``take`` removes a host's ring when its ban is
 made and returns the evidence. Two bounds hold whatever an attacker writes:
 at most ``max_hosts`` rings and ``max_chars`` characters of text in all;
-past either, the least recently active hosts' rings are dropped (their ban,
-if it comes, says how many lines were ``lost``). Per failure it costs one
-dict move and one ring append; nothing is stored until a ban is made.
+past either, the rings of the hosts that first failed longest ago are
+dropped, an eighth at a time (their ban, if it comes, says how many lines
+were ``lost``). Per failure it costs one dict lookup and one ring append;
+nothing is stored until a ban is made.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from itertools import islice
 
 from pbxfw.domain.addresses import IPAddress
-from pbxfw.domain.evidence import MAX_LINES, BanEvidence, EvidenceLine, cut_line
+from pbxfw.domain.evidence import MAX_LINE_CHARS, MAX_LINES, BanEvidence, EvidenceLine, cut_line
 from pbxfw.domain.jails import RECIDIVE_JAIL
 from pbxfw.ips.detector_params import RECIDIVE_FINDTIME, RECIDIVE_MAXRETRY, DetectorParams
+from pbxfw.ips.detector_state import host_key
 from pbxfw.ips.events import BanDecision
 
 __all__ = ["DEFAULT_MAX_CHARS", "DEFAULT_MAX_HOSTS", "EvidenceRing"]
@@ -35,7 +38,7 @@ _Item = tuple[str, int, str, float, str]
 class EvidenceRing:
     """Per (jail, host): the last ``size`` failure lines; see the module doc."""
 
-    __slots__ = ("_chars", "_rings", "max_chars", "max_hosts", "size")
+    __slots__ = ("_chars", "_jails", "_rings", "max_chars", "max_hosts", "size")
 
     def __init__(
         self,
@@ -47,8 +50,10 @@ class EvidenceRing:
         self.size = max(1, min(size, MAX_LINES))
         self.max_hosts = max_hosts
         self.max_chars = max_chars
-        # Least recently active first: every add re-inserts its key.
-        self._rings: dict[tuple[str, IPAddress], deque[_Item]] = {}
+        # (host_key | jail index) → ring; in the order the hosts first failed
+        # (an int key, as the detector's: hashing an address object is slow).
+        self._rings: dict[int, deque[_Item]] = {}
+        self._jails: dict[str, int] = {}
         self._chars = 0
 
     def __len__(self) -> int:
@@ -59,21 +64,28 @@ class EvidenceRing:
         """Characters of line text held."""
         return self._chars
 
+    def _key(self, jail: str, host: IPAddress) -> int:
+        j = self._jails.get(jail)
+        if j is None:
+            j = self._jails[jail] = len(self._jails)
+        return host_key(host) | j
+
     def add(
         self, jail: str, host: IPAddress, file: str, line: int, text: str, time: float, event: str
     ) -> None:
         """Remember one counted failure of ``host`` in ``jail``."""
-        text = cut_line(text)
-        key = (jail, host)
-        ring = self._rings.pop(key, None)
+        if len(text) > MAX_LINE_CHARS or "\n" in text or text.endswith("\r"):
+            text = cut_line(text)
+        key = self._key(jail, host)
+        rings = self._rings
+        ring = rings.get(key)
         if ring is None:
-            ring = deque(maxlen=self.size)
+            ring = rings[key] = deque(maxlen=self.size)
         elif len(ring) == self.size:
             self._chars -= len(ring[0][2])
         ring.append((file, line, text, time, event))
-        self._rings[key] = ring
         self._chars += len(text)
-        if len(self._rings) > self.max_hosts or self._chars > self.max_chars:
+        if self._chars > self.max_chars or len(rings) > self.max_hosts:
             self._evict()
 
     def take(
@@ -82,7 +94,7 @@ class EvidenceRing:
         """The evidence of the ban of ``host`` in ``jail`` just made (its ring
         is forgotten): the lines kept, oldest first; ``failures`` is what the
         ban counted (lines missing from it are ``lost``)."""
-        ring = self._rings.pop((jail, host), None)
+        ring = self._rings.pop(self._key(jail, host), None)
         items = list(ring) if ring is not None else []
         self._chars -= sum(len(item[2]) for item in items)
         lines = tuple(EvidenceLine(f, n, text, t, ev) for f, n, text, t, ev in items)
@@ -108,14 +120,17 @@ class EvidenceRing:
 
     def forget(self, host: IPAddress, jail: str | None = None) -> None:
         """Drop ``host``'s rings (in ``jail``, or every jail): a lifted ban, a new whitelist."""
-        keys = [k for k in self._rings if k[1] == host] if jail is None else [(jail, host)]
-        for key in keys:
-            ring = self._rings.pop(key, None)
+        jails = list(self._jails) if jail is None else [jail]
+        for name in jails:
+            ring = self._rings.pop(self._key(name, host), None)
             if ring is not None:
                 self._chars -= sum(len(item[2]) for item in ring)
 
     def _evict(self) -> None:
+        """Drop the oldest rings, an eighth at a time (one pass over the dict
+        per batch, not one per failure), until both bounds hold."""
         rings = self._rings
-        while rings and (len(rings) > self.max_hosts or self._chars > self.max_chars):
-            oldest = next(iter(rings))
-            self._chars -= sum(len(item[2]) for item in rings.pop(oldest))
+        while rings and (self._chars > self.max_chars or len(rings) > self.max_hosts):
+            batch = max(1, len(rings) // 8)
+            for key in list(islice(rings, batch)):
+                self._chars -= sum(len(item[2]) for item in rings.pop(key))
