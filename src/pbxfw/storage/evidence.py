@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import delete, insert, select
 
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.evidence import BanEvidence, pack, unpack
@@ -36,13 +36,15 @@ def save_evidence(repo: Repository, bans: Sequence[Ban], now: float) -> int:
         return 0
     session = repo.session
     table = cast_table(BanRow.__table__)
-    keys = list(carrying)
+    # By subnet, the unique index's first column: SQLite searches the index
+    # for a list of subnets, but scans the whole table for a list of
+    # (subnet, jail) pairs.
+    subnets = sorted({subnet for subnet, _ in carrying})
     ids: dict[tuple[str, str], int] = {}
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
+    for start in range(0, len(subnets), _CHUNK):
         rows = session.execute(
             select(table.c.id, table.c.subnet, table.c.jail).where(
-                tuple_(table.c.subnet, table.c.jail).in_(chunk)
+                table.c.subnet.in_(subnets[start : start + _CHUNK])
             )
         )
         ids.update({(subnet, jail): ident for ident, subnet, jail in rows})
