@@ -27,9 +27,11 @@ from pbxfw.agent.tail import Tailer
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
+from pbxfw.domain.evidence import BanEvidence
 from pbxfw.domain.logsource import is_journal, parse_journal
 from pbxfw.ips.detector import Detector, DetectorParams
 from pbxfw.ips.events import BanDecision, Failure
+from pbxfw.ips.evidence import EvidenceRing
 from pbxfw.ips.recognisers import Recogniser
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.ips_state import (
@@ -82,6 +84,10 @@ class Ips:
         self._sources: dict[str, Source] = {}
         self._source_list: list[tuple[str, str]] | None = None
         self.detector: Detector | None = None
+        #: the last failure lines per host, handed to a ban when it is made
+        self.evidence = EvidenceRing(1)
+        #: (host, jail) → the evidence of a ban decided and not made yet
+        self._evidence: dict[tuple[IPAddress, str], BanEvidence] = {}
         self._detector_key: tuple[Any, ...] | None = None
         self._counters: dict[str, dict[str, int]] = {}
         self.last_flush = 0.0
@@ -104,6 +110,7 @@ class Ips:
         """A ban was lifted: the detector forgets the host (``Rules.forget``)."""
         if self.detector is not None:
             self.detector.forget(host, jail)
+        self.evidence.forget(host, jail)
 
     # -- the sources --------------------------------------------------------------
     def setup(self, config: Configuration) -> None:
@@ -158,6 +165,7 @@ class Ips:
                     until=datetime.fromtimestamp(ban.expires_at, UTC),
                 )
             self.detector, self._detector_key = detector, key
+            self.evidence = EvidenceRing(s.ips_maxretry)
 
     def _stored(self, read: Callable[[], T], default: T) -> T:
         """``read()`` from the store; ``default`` when it fails while the
@@ -248,6 +256,7 @@ class Ips:
             self._run_source(source, partial(self._read, source, horizon, decisions))
         if decisions and config.settings.ips_enabled:
             self._ban(decisions)
+        self._evidence.clear()  # what the switch left unmade keeps nothing
         outbox = self.outbox
         if outbox.due:
             if self.health.run("agent:ban-store", outbox.save):
@@ -296,10 +305,31 @@ class Ips:
         # come from the same Asterisk files and are counted as lines there).
         counters = self._counter(KIND_JAIL.get(chunk.kind, chunk.kind))
         counters["lines"] += chunk.text.count("\n")
+        detector, evidence = self.detector, self.evidence
+        lines: list[str] | None = None  # the chunk's lines, split once if a failure counts
         for failure in recogniser.scan_text(chunk.text, chunk.first_line):
-            if failure.time.timestamp() < horizon:
+            when = failure.time.timestamp()
+            if when < horizon:
                 continue  # backlog older than the detection window
-            decisions += self._feed(failure)
+            counted = detector.counted
+            made = self._feed(failure)
+            if detector.counted != counted:
+                if lines is None:
+                    lines = chunk.text.split("\n")
+                index = failure.line - chunk.first_line
+                text = lines[index] if 0 <= index < len(lines) else ""
+                evidence.add(
+                    failure.jail,
+                    failure.host,
+                    failure.file,
+                    failure.line,
+                    text,
+                    when,
+                    failure.event,
+                )
+            if made:
+                self._evidence.update(evidence.take_for(made, detector.params))
+                decisions += made
 
     def _feed(self, failure: Failure) -> list[BanDecision]:
         assert self.detector is not None
@@ -321,7 +351,12 @@ class Ips:
         now = self.clock()
         # Stored with this node and its site: the origin of a shared ban.
         here = self.rules.receiver
-        self.ban_now([Ban.from_decision(d, now, here.node, here.site) for d in decisions], now)
+        taken = self._evidence
+        bans = [
+            Ban.from_decision(d, now, here.node, here.site, taken.pop((d.host, d.jail), None))
+            for d in decisions
+        ]
+        self.ban_now(bans, now)
 
     def ban_now(self, bans: list[Ban], now: float) -> None:
         """The steps of :meth:`_ban` for bans made already (also the

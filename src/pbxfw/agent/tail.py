@@ -68,6 +68,7 @@ from pbxfw.agent.tailfiles import (
     drop_partial,
     find_copy,
     find_inode,
+    lines_before,
     open_file,
     seek,
     seek_end,
@@ -274,9 +275,11 @@ class Tailer:
             ino, offset = resume
             if h is not None and h.ino == ino and seek(h, offset):
                 f.handles.append(h)
+                f.lines_read = lines_before(h, offset)  # the file's own line numbers
                 return
             old = find_inode(f.path, ino, offset)
             if old is not None:
+                f.lines_read = lines_before(old, offset)
                 log.info(
                     "%s was rotated while the agent was down; finishing the old file first",
                     f.path,

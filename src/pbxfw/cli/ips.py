@@ -12,6 +12,8 @@ from typing import Annotated
 
 import typer
 
+from pbxfw.cli import bans_show
+from pbxfw.cli.bans_show import cli_who
 from pbxfw.cli.common import (
     DbOption,
     JsonOption,
@@ -38,6 +40,7 @@ def register(app: typer.Typer) -> None:
     app.command("agent")(agent)
     app.add_typer(bans_app, name="bans")
     app.add_typer(ips_app, name="ips")
+    bans_show.register(bans_app)
 
 
 def _ban_service(db: str | None):  # type: ignore[no-untyped-def]
@@ -167,7 +170,7 @@ def bans_add(
     db: DbOption = None,
 ) -> None:
     """Ban an address (refused for never-block networks, ips_whitelist, loopback)."""
-    ban = _ban_service(db).add(address, jail=jail, seconds=seconds, reason=reason)
+    ban = _ban_service(db).add(address, jail=jail, seconds=seconds, reason=reason, who=cli_who())
     console().print(
         f"banned {ban.address_text()} (jail {ban.jail}) until {_when(ban.expires_at)}", markup=False
     )
@@ -217,7 +220,7 @@ def bans_import(
         )
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(FieldError("file", f"cannot read {file}: {exc}")) from None
-    report = _ban_service(db).import_lines(lines, jail=jail, seconds=seconds)
+    report = _ban_service(db).import_lines(lines, jail=jail, seconds=seconds, who=cli_who())
     if report.skipped:
         err = console(stderr=True)
         for skipped in report.skipped[:20]:

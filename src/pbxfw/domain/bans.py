@@ -10,12 +10,13 @@ from __future__ import annotations
 import ipaddress
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, cast
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork
 from pbxfw.domain.decision import ALL_SERVICES, ActiveBan
+from pbxfw.domain.evidence import BanEvidence
 from pbxfw.domain.setting_rules import MAX_BAN_SECONDS
 
 __all__ = [
@@ -106,15 +107,29 @@ class Ban:
     #: administrator's ban, enforced at every node
     node: str | None = None
     site: str | None = None
+    #: who made an administrator's ban (``cli:USER``, ``web:ADMIN``,
+    #: ``rest:ADMIN``); None for a jail's. Not read with the ban list (the
+    #: agent's 100,000-ban read): ``BanService.show`` reads it. Not part of
+    #: equality either: the same ban read either way is one ban.
+    who: str | None = field(default=None, compare=False)
+    #: the lines and rule that made a jail's ban, carried from the agent's
+    #: detector to the store (domain.evidence); not part of equality
+    evidence: BanEvidence | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_decision(
-        cls, decision: Decided, now: float, node: str | None = None, site: str | None = None
+        cls,
+        decision: Decided,
+        now: float,
+        node: str | None = None,
+        site: str | None = None,
+        evidence: BanEvidence | None = None,
     ) -> Ban:
         """The ban the detector decided, made at ``now`` (epoch seconds) by
         the node ``node`` of the site ``site``: it lasts ``decision.seconds``
         from ``now``, and keeps the times of the first and last failures,
-        their count and the offence number; its origin is ``jail:<jail>``."""
+        their count and the offence number; its origin is ``jail:<jail>``;
+        it carries ``evidence`` (the lines that made it) to the store."""
         return cls(
             subnet=ipaddress.ip_network(decision.host),
             jail=decision.jail,
@@ -129,6 +144,7 @@ class Ban:
             origin=jail_origin(decision.jail),
             node=node,
             site=site,
+            evidence=evidence,
         )
 
     def remaining(self, now: float) -> int:
@@ -188,6 +204,8 @@ class _BanFields:
     origin: str
     node: str | None
     site: str | None
+    who: str | None
+    evidence: BanEvidence | None
 
 
 _new = object.__new__
@@ -208,6 +226,7 @@ def new_ban(
     origin: str,
     node: str | None,
     site: str | None,
+    who: str | None = None,
 ) -> Ban:
     """``Ban(...)`` with every field given, equal to it in every way (tested)
     and about twice as fast: the frozen dataclass's ``__init__`` makes one
@@ -228,5 +247,7 @@ def new_ban(
     fields.origin = origin
     fields.node = node
     fields.site = site
+    fields.who = who
+    fields.evidence = None
     fields.__class__ = Ban  # type: ignore[assignment]  # same layout
     return cast("Ban", fields)

@@ -318,6 +318,8 @@ RULES: dict[str, str] = {
     "sip_rate_limit": "packets per second: a whole number from 0 (off) to 1000000",
     "ips_share": "fleet (every site that shares fleet), site (this site's nodes) or off "
     "(the detecting node only)",
+    "ips_evidence_days": "a whole number of days from 1 to 3650: how long a ban's log lines "
+    "are kept (and an ended ban with them)",
     "log_asterisk_security": _LOG_RULE,
     "log_asterisk_messages": _LOG_RULE,
     "log_ssh": _LOG_RULE,

@@ -112,6 +112,8 @@ class Settings(BaseModel):
     sip_notrack: Switch = False
     #: who else enforces the bans this site's nodes detect (domain.sharing)
     ips_share: ShareMode = "fleet"
+    #: days a ban's evidence (its log lines) is kept, and an ended ban with it
+    ips_evidence_days: Annotated[WholeNumber, Field(ge=1, le=3650)] = 30
 
     log_asterisk_security: LogSource = "/var/log/asterisk/security_log"
     log_asterisk_messages: LogSource = "/var/log/asterisk/messages"

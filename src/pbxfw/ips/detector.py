@@ -133,6 +133,7 @@ class Detector:
         "_sweep_at",
         "_tracks",
         "_whitelist",
+        "counted",
     )
 
     def __init__(self, params: DetectorParams, whitelist: Callable[[IPAddress], bool]) -> None:
@@ -169,6 +170,8 @@ class Detector:
         self._pruned = 0
         self._evicted = 0
         self._evicted_offenders = 0
+        #: failures counted so far (a caller tells a counted one by its change)
+        self.counted = 0
 
     @property
     def params(self) -> DetectorParams:
@@ -219,6 +222,7 @@ class Detector:
         times: int | list[int]
         n = failure.count
         counters[_FAILURES] += n
+        self.counted += 1
         if n > 1:  # one line standing for n failures ("message repeated n times")
             times = add_times(old, t, min(n, params.maxretry), params.findtime)
             count = len(times)

@@ -293,6 +293,7 @@ def _ban_from_row(row: Any) -> Ban:
         origin=row.origin,
         node=row.node,
         site=row.site,
+        who=row.who,
     )
 
 
@@ -323,8 +324,9 @@ _SUBNET, _SCOPE, _CREATED_AT, _EXPIRES_AT = 0, 2, 4, 5
 _KERNEL_COLUMNS = ("subnet", "jail", "created_at", "expires_at", "id", "origin", "node", "site")
 #: The columns besides subnet and id, which the bans of one import share.
 _SHARED_COLUMNS = tuple(c for c in _BAN_COLUMNS if c not in ("subnet", "id"))
-#: ... and the revision that writes them.
-_WRITTEN_COLUMNS = (*_SHARED_COLUMNS, "revision")
+#: ... and ``who`` (written, not read with the ban list: BanService.show
+#: reads it), and the revision that writes them.
+_WRITTEN_COLUMNS = (*_SHARED_COLUMNS, "who", "revision")
 
 
 def _shared_dict(ban: Ban) -> dict[str, Any]:
@@ -341,6 +343,7 @@ def _shared_dict(ban: Ban) -> dict[str, Any]:
         "origin": ban.origin,
         "node": ban.node,
         "site": ban.site,
+        "who": ban.who,
     }
 
 

@@ -5,12 +5,13 @@ Column types are those of storage/types.py: the same values on SQLite and Postgr
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Float, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Index, LargeBinary, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pbxfw.storage.types import Int64, text
 
 __all__ = [
+    "BanEvidenceRow",
     "BanRow",
     "Base",
     "ConfigHistoryRow",
@@ -157,6 +158,22 @@ class BanRow(Base):
     #: the ``bans_revision`` of the commit that last wrote the row (the
     #: agents read the bans written since the revision they have)
     revision: Mapped[int] = mapped_column(Int64, index=True)
+    #: who made an administrator's ban (``cli:USER``, ``web:ADMIN``,
+    #: ``rest:ADMIN``; migration 0014); None for a jail's
+    who: Mapped[str | None] = mapped_column(text(160), nullable=True)
+
+
+class BanEvidenceRow(Base):
+    """The evidence of one ban (domain.evidence, packed); goes with its ban
+    (``ON DELETE CASCADE``) or after ``ips_evidence_days`` (migration 0014)."""
+
+    __tablename__ = "ban_evidence"
+
+    ban_id: Mapped[int] = mapped_column(
+        Int64, ForeignKey("bans.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[float] = mapped_column(Float, index=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class LogOffsetRow(Base):

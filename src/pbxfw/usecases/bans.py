@@ -24,15 +24,20 @@ from itertools import compress
 
 from pbxfw.domain.addresses import IPAddress, IPNetwork, ipv4_host_value, parse_subnet
 from pbxfw.domain.bans import Ban
+from pbxfw.domain.evidence import BanEvidence
 from pbxfw.domain.jails import JAIL_SCOPES, MANUAL_JAIL, validate_jail
 from pbxfw.domain.setting_rules import check_ban_seconds
 from pbxfw.domain.sharing import Here, origin_seen_from
 from pbxfw.domain.whitelist import Whitelist
 from pbxfw.errors import FieldError, NotFoundError, ValidationError
+from pbxfw.storage.evidence import ban_history, prune, save_evidence
 from pbxfw.storage.nodes import nodes
 from pbxfw.storage.repository import Repository, Store
 
-__all__ = ["BanDelta", "BanImportReport", "BanService"]
+__all__ = ["EVIDENCE_PRUNE_INTERVAL", "BanDelta", "BanImportReport", "BanRecord", "BanService"]
+
+#: The agent prunes old evidence (and long-ended bans) at most this often (seconds).
+EVIDENCE_PRUNE_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,23 @@ class BanDelta:
     full: bool
     #: each site's ``ips_share``, read with the bans (domain.sharing)
     shares: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BanRecord:
+    """One stored ban of an address as ``bans show`` tells it: the ban (with
+    ``who``) and its evidence (None: not a jail's ban, or none kept)."""
+
+    ban: Ban
+    evidence: BanEvidence | None
+
+    def as_json(self, now: float) -> dict[str, object]:
+        return {
+            **self.ban.as_json(now),
+            "who": self.ban.who,
+            "active": self.ban.active(now),
+            "evidence": None if self.evidence is None else self.evidence.as_json(),
+        }
 
 
 @dataclass(slots=True)
@@ -120,6 +142,8 @@ class BanService:
         self.own_addresses = own_addresses
         #: the agent's node: ``record`` counts its bans in that node's counters
         self.node = node
+        #: when ``record`` last pruned old evidence (the clock's time)
+        self.pruned_at = 0.0
 
     def active(self) -> list[Ban]:
         with self.store.read() as repo:
@@ -169,8 +193,11 @@ class BanService:
         jail: str = MANUAL_JAIL,
         seconds: int | None = None,
         reason: str = "",
+        who: str | None = None,
     ) -> Ban:
-        """Ban ``address`` (an address or CIDR); refused for whitelisted addresses."""
+        """Ban ``address`` (an address or CIDR); refused for whitelisted
+        addresses. ``who``: the administrator (``cli:USER``, ``web:ADMIN``,
+        ``rest:ADMIN``), kept with the ban (``show``)."""
         subnet = parse_subnet(address, "address")
         _check_jail_and_length(jail, seconds)
         now = self.clock()
@@ -189,6 +216,7 @@ class BanService:
                 expires_at=now + length,
                 first_failure=now,
                 last_failure=now,
+                who=who,
             )
             stored = repo.save_ban(ban)
             bump_bans_revision(repo)
@@ -208,7 +236,11 @@ class BanService:
         return removed
 
     def import_lines(
-        self, lines: Iterable[str], jail: str = MANUAL_JAIL, seconds: int | None = None
+        self,
+        lines: Iterable[str],
+        jail: str = MANUAL_JAIL,
+        seconds: int | None = None,
+        who: str | None = None,
     ) -> BanImportReport:
         """Ban one address or CIDR per line (``#`` comments), all or nothing.
 
@@ -243,6 +275,7 @@ class BanService:
                     now + length,
                     now,
                     now,
+                    who=who,
                 )
                 repo.save_bans_like(banned, like)
             report.added = len(banned)
@@ -260,11 +293,38 @@ class BanService:
         the new ban revision (bumped once). No whitelist check here: the
         caller decided on the current whitelist; its next read of the
         whitelist lifts what a newer one covers."""
+        now = self.clock()
         with self.store.write() as repo:
             repo.save_bans(bans)  # one statement for the batch
+            save_evidence(repo, bans, now)  # the bans' lines (none: nothing done)
             for jail, count in Counter(ban.jail for ban in bans).items():
                 repo.add_ips_counters(jail, node=self.node, bans=count)
+            if now - self.pruned_at >= EVIDENCE_PRUNE_INTERVAL:
+                self.pruned_at = now
+                _prune(repo, now)
             return bump_bans_revision(repo)
+
+    def show(self, address: str) -> list[BanRecord]:
+        """Every stored ban of ``address`` (an address or CIDR; active or
+        ended, until pruned), newest first, with who made it and the
+        evidence. None stored: NotFoundError naming the address."""
+        subnet = parse_subnet(address, "address")
+        with self.store.read() as repo:
+            found = ban_history(repo, str(subnet))
+        if not found:
+            raise NotFoundError(
+                f"{address} has no ban stored (none, or pruned after ips_evidence_days); "
+                "see `pbxfw bans list`"
+            )
+        return [BanRecord(ban, evidence) for ban, evidence in found]
+
+    def prune(self) -> tuple[int, int]:
+        """Delete evidence older than ``ips_evidence_days`` and the bans
+        that ended before then; returns (evidence rows, bans) deleted."""
+        now = self.clock()
+        with self.store.write() as repo:
+            self.pruned_at = now
+            return _prune(repo, now)
 
     def lift(self, bans: Sequence[Ban]) -> None:
         """Remove these stored bans (by id; the agent lifts the bans a whitelist
@@ -277,6 +337,12 @@ class BanService:
         """Remove stored bans that the whitelist now covers (a network became never-block)."""
         with self.store.write() as repo:
             return lift_whitelisted(repo, list(self.own_addresses()))
+
+
+def _prune(repo: Repository, now: float) -> tuple[int, int]:
+    """Inside a write: prune by this site's ``ips_evidence_days`` (bans are
+    the fleet's: with sites that differ, the shortest keeping wins)."""
+    return prune(repo, now - repo.settings().ips_evidence_days * 86400)
 
 
 def _parse_ban_lines(lines: Iterable[str]) -> tuple[list[str], list[int], dict[int, IPNetwork]]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from pbxfw.web.deps import BansDep, ConfigDep, ContextDep
+from pbxfw.web.deps import BansDep, ConfigDep, ContextDep, CurrentAdmin
+from pbxfw.web.evidence_schemas import BanDetails
 from pbxfw.web.schemas import (
     BanCreate,
     BanImport,
@@ -23,10 +24,23 @@ def list_bans(bans: BansDep, context: ContextDep) -> list[dict[str, object]]:
     return [b.as_json(now) for b in bans.active()]
 
 
-def create_ban(body: BanCreate, bans: BansDep, context: ContextDep) -> dict[str, object]:
+def create_ban(
+    body: BanCreate, bans: BansDep, context: ContextDep, admin: CurrentAdmin
+) -> dict[str, object]:
     """Ban an address or CIDR; never-block networks and ips_whitelist answer 422."""
-    ban = bans.add(body.address, jail=body.jail, seconds=body.seconds, reason=body.reason)
+    ban = bans.add(
+        body.address, jail=body.jail, seconds=body.seconds, reason=body.reason, who=f"rest:{admin}"
+    )
     return ban.as_json(context.clock())
+
+
+def show_ban(address: str, bans: BansDep, context: ContextDep) -> list[dict[str, object]]:
+    """Why ``address`` is banned: each of its bans (active or ended, until
+    pruned after ips_evidence_days), newest first, with its origin, who made
+    it, the rule that fired and the log lines; 404 naming the address when
+    none is stored (URL-encode a CIDR: ``198.51.100.0%2F24``)."""
+    now = context.clock()
+    return [r.as_json(now) for r in bans.show(address)]
 
 
 def delete_ban(address: str, bans: BansDep) -> Response:
@@ -35,9 +49,11 @@ def delete_ban(address: str, bans: BansDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def import_bans(body: BanImport, bans: BansDep) -> BanImportResult:
+def import_bans(body: BanImport, bans: BansDep, admin: CurrentAdmin) -> BanImportResult:
     """All or nothing: a malformed line refuses the whole list, naming the line."""
-    report = bans.import_lines(body.lines, jail=body.jail, seconds=body.seconds)
+    report = bans.import_lines(
+        body.lines, jail=body.jail, seconds=body.seconds, who=f"rest:{admin}"
+    )
     return BanImportResult(added=report.added, skipped=report.skipped)
 
 
@@ -60,6 +76,13 @@ def router() -> APIRouter:
     r.add_api_route("/import", import_bans, methods=["POST"], response_model=BanImportResult)
     r.add_api_route("/trust", trust, methods=["POST"], response_model=TrustResult)
     # ``:path`` because a decoded CIDR contains a slash.
+    r.add_api_route(
+        "/{address:path}",
+        show_ban,
+        methods=["GET"],
+        response_model=list[BanDetails],
+        responses={404: {"description": "no ban of the address is stored"}},
+    )
     r.add_api_route(
         "/{address:path}",
         delete_ban,

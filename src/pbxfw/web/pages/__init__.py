@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from pbxfw.web.pages.apply import apply_now, apply_page, apply_status, keep_changes, roll_back
-from pbxfw.web.pages.bans import add_ban, bans_page, never_block, unban
+from pbxfw.web.pages.bans import add_ban, ban_details, bans_page, never_block, unban
 from pbxfw.web.pages.check import check_page
 from pbxfw.web.pages.common import error_page
 from pbxfw.web.pages.countries import (
@@ -92,6 +92,7 @@ def router() -> APIRouter:
         ("/bans/add", add_ban, post),
         ("/bans/unban", unban, post),
         ("/bans/never-block", never_block, post),
+        ("/bans/{address:path}", ban_details, get),
         ("/ips", ips_page, get),
         ("/ips", save_ips, post),
         ("/services", services_page, get),

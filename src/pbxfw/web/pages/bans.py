@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import Request, status
+from fastapi import HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
-from pbxfw.errors import PbxfwError, ValidationError
+from pbxfw.errors import NotFoundError, PbxfwError, ValidationError
 from pbxfw.web.deps import (
     AdminSession,
     WebContext,
@@ -43,12 +43,27 @@ def _bans_page(
     )
 
 
+def ban_details(
+    request: Request, address: str, context: SiteContext, session: AdminSession
+) -> Response:
+    """``/bans/{address}``: why the address is banned (its bans, the rule, the lines)."""
+    try:
+        records = context.bans.show(address)
+    except (NotFoundError, ValidationError) as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return render(
+        request, "ban_details.html", {"address": address, "records": records}, session=session
+    )
+
+
 def add_ban(
     request: Request, context: SiteContext, session: AdminSession, form: CsrfForm
 ) -> Response:
     address, reason = form_text(form, "address").strip(), form_text(form, "reason").strip()
     try:
-        ban = context.bans.add(address, reason=reason or "banned from the web page")
+        ban = context.bans.add(
+            address, reason=reason or "banned from the web page", who=f"web:{session.user}"
+        )
     except ValidationError as exc:
         return _bans_page(
             request, context, session, form_errors(exc), {"address": address, "reason": reason}

@@ -1,7 +1,7 @@
 """The history of configuration changes (issue 19, docs/observability.md "History").
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 
 ``config_history``: one row per change. ``kind`` ``config``: a revision of
 one site's configuration, with who made it (``actor``), through what
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015"
-down_revision = "0013"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
