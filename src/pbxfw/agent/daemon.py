@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pbxfw.agent.bansync import FULL_SYNC_SECONDS
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
+from pbxfw.agent.metrics import AgentMetrics
 from pbxfw.agent.node import PART as NODE_PART
 from pbxfw.agent.node import NodeReporter
 from pbxfw.agent.outbox import Outbox
@@ -91,6 +92,8 @@ class AgentOptions:
     node: str | None = None
     #: PostgreSQL: wake on LISTEN/NOTIFY instead of polling (``PBXFW_LISTEN=0``: poll)
     listen: bool = field(default_factory=lambda: listen_enabled())
+    #: serve Prometheus metrics on (host, port) (None: off; agent.metrics)
+    metrics: tuple[str, int] | None = None
 
 
 class Agent:
@@ -172,12 +175,24 @@ class Agent:
         )
         self.firewall = self.rules.firewall
         self.configs = self.rules.configs
+        #: the /metrics server and the stored drop counters (agent.metrics)
+        self.metrics = AgentMetrics(
+            store,
+            self.backend,
+            node=self.node_name,
+            clock=clock,
+            held=lambda: rules.ban_sets.held(),
+            unread=self.ips.unread_by_source,
+            applies=lambda: rules.applies,
+        )
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or ``stop_event``)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        if self.options.metrics is not None:
+            self.metrics.serve(*self.options.metrics)
         self.start()
         try:
             while not self.stop_event.is_set():
@@ -193,6 +208,7 @@ class Agent:
             self.health.persist(self.store)
             self.ips.close()
             self.wake.close()
+            self.metrics.close()
             log.info("agent stopped")
 
     def _wait(self) -> None:
@@ -255,6 +271,9 @@ class Agent:
             wake.config = True
         if self.node.due(now):
             run(NODE_PART, self.node.report)
+        if self.metrics.drops_due(now):
+            run("agent:drops", self.metrics.store_drops)
+        self.metrics.live.last_tick = now
         self.health.persist(self.store)
 
     def _load(self, force: bool, check: bool = True) -> None:

@@ -72,6 +72,7 @@ PART_LABELS = {
     "agent:whitelist": "reading the never-block list",
     "agent:status": "storing the health of the sources",
     "agent:node": "reporting this node's state",
+    "agent:drops": "storing the table's drop counters",
 }
 
 

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from pbxfw.agent.bansync import FULL_SYNC_SECONDS, BanSync
@@ -118,6 +119,9 @@ class Rules(BanSync):
         self.cache_path = namespace_dir(state_dir, netns) / CONFIG_CACHE_NAME
         #: following the kept configuration (the database could not be read at start)
         self.from_cache = False
+        #: whole-table loads: (succeeded, failed, the last one's seconds, it
+        #: succeeded): the metrics' pbxfw_applies_total and apply duration
+        self.applies: tuple[int, int, float, bool] = (0, 0, 0.0, True)
 
     @property
     def whitelist(self) -> Whitelist | None:
@@ -233,6 +237,19 @@ class Rules(BanSync):
         return self.backend.structure() != self._structure
 
     def apply(
+        self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
+    ) -> None:
+        """``_apply``, timed and counted for the metrics (``self.applies``)."""
+        ok, failed, _, _ = self.applies
+        started = time.perf_counter()
+        try:
+            self._apply(config, revision, bans)
+        except BaseException:
+            self.applies = (ok, failed + 1, time.perf_counter() - started, False)
+            raise
+        self.applies = (ok + 1, failed, time.perf_counter() - started, True)
+
+    def _apply(
         self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
     ) -> None:
         """Load the whole table: ``config`` and the active bans, in one transaction.
