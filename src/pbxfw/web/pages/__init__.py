@@ -1,4 +1,4 @@
-"""The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services,
+"""The server-rendered admin page: dashboard, firewall, networks, apply, check, bans, IPS, services,
 countries, PBXs.
 
 Every page is plain HTML from a Jinja2 template and works without
@@ -29,6 +29,7 @@ from pbxfw.web.pages.countries import (
     delete_country,
     update_country,
 )
+from pbxfw.web.pages.dashboard import dashboard_page
 from pbxfw.web.pages.firewall import firewall_page, save_switches
 from pbxfw.web.pages.ips import ips_page, save_ips
 from pbxfw.web.pages.login import home, login, login_page, login_url, logout
@@ -62,6 +63,7 @@ def router() -> APIRouter:
         ("/login", login_page, get),
         ("/login", login, post),
         ("/logout", logout, post),
+        ("/dashboard", dashboard_page, get),
         ("/firewall", firewall_page, get),
         ("/firewall/switches", save_switches, post),
         ("/networks/new", new_network_page, get),
