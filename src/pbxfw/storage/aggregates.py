@@ -27,6 +27,7 @@ from pbxfw.storage.repository import Repository
 
 __all__ = [
     "KEEP_SECONDS",
+    "Nodes",
     "Tallies",
     "active_bans_by",
     "add_tallies",
@@ -142,12 +143,30 @@ def _add(
     connection.execute(stmt, rows)
 
 
-def _nodes(column: Any, nodes: Iterable[str] | None) -> list[Any]:
-    return [] if nodes is None else [column.in_(list(nodes))]
+class Nodes:
+    """Which nodes' rows a read sums: those named (``exclude=False``) or all
+    but those named (``exclude=True``)."""
+
+    __slots__ = ("exclude", "names")
+
+    def __init__(self, names: Iterable[str], *, exclude: bool = False) -> None:
+        self.names = list(names)
+        self.exclude = exclude
+
+    def __contains__(self, name: object) -> bool:
+        return (name in self.names) != self.exclude
+
+
+def _nodes(column: Any, nodes: Nodes | None) -> list[Any]:
+    if nodes is None:
+        return []
+    if nodes.exclude:
+        return [column.not_in(nodes.names)] if nodes.names else []
+    return [column.in_(nodes.names)]
 
 
 def failures_per_hour(
-    repo: Repository, since: int, nodes: Iterable[str] | None = None
+    repo: Repository, since: int, nodes: Nodes | None = None
 ) -> list[tuple[int, str, int]]:
     """(hour, jail, failures) from the hour ``since`` on, summed over ``nodes`` (None: all)."""
     row = AttackHourRow
@@ -161,7 +180,7 @@ def failures_per_hour(
 
 
 def top_sources(
-    repo: Repository, since: int, limit: int, nodes: Iterable[str] | None = None
+    repo: Repository, since: int, limit: int, nodes: Nodes | None = None
 ) -> list[tuple[str, str, int]]:
     """(address, a jail it failed in, failures) of the ``limit`` addresses
     with most failures from the day ``since`` on, most first."""
@@ -205,7 +224,7 @@ def save_drops(
 
 
 def drop_counters(
-    repo: Repository, nodes: Iterable[str] | None = None
+    repo: Repository, nodes: Nodes | None = None
 ) -> list[tuple[str, str, str, int, int]]:
     """(node, reason, jail, packets, bytes) of ``nodes`` (None: every node)."""
     row = DropCounterRow

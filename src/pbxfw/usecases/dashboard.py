@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from pbxfw.domain.addresses import parse_address
 from pbxfw.domain.geo import CountryTable
-from pbxfw.domain.nodes import STALE_SECONDS
+from pbxfw.domain.nodes import DEFAULT_SITE, STALE_SECONDS
 from pbxfw.domain.sources import SourceStatus
 from pbxfw.errors import PbxfwError
 from pbxfw.storage.aggregates import (
+    Nodes,
     Tallies,
     active_bans_by,
     add_tallies,
@@ -136,12 +137,16 @@ def read_dashboard(store: Store, now: float) -> Dashboard:
     )
 
 
-def _site_nodes(repo: Repository, site: str) -> list[str]:
-    """The site's nodes' names (and ``''``: rows of an agent without a node name)."""
-    return ["", *(n.name for n in nodes(repo) if n.site == site)]
+def _site_nodes(repo: Repository, site: str) -> Nodes:
+    """The site's nodes; for the site ``default``, every node but those of
+    the other sites (a node not registered, or removed, counts there)."""
+    every = nodes(repo)
+    if site == DEFAULT_SITE:
+        return Nodes([n.name for n in every if n.site != site], exclude=True)
+    return Nodes([n.name for n in every if n.site == site])
 
 
-def _health(repo: Repository, members: list[str], now: float) -> list[NodeHealth]:
+def _health(repo: Repository, members: Nodes, now: float) -> list[NodeHealth]:
     failing: dict[str, list[SourceStatus]] = {}
     for status in source_statuses(repo, None):
         if not status.ok and status.node in members:
