@@ -50,8 +50,17 @@ WRITABLE_META = tuple(sorted(FLEET_META))
 
 #: The configuration a node reads (only its site's rows, once they have a site).
 CONFIG_TABLES = ("networks", "custom_services", "settings", "country_rules")
-#: The rows each node owns (migration 0009).
-NODE_TABLES = ("log_offsets", "source_status", "ips_counters")
+#: The rows each node owns (migration 0009; the dashboard's aggregates, 0016).
+NODE_TABLES = (
+    "log_offsets",
+    "source_status",
+    "ips_counters",
+    "attack_hours",
+    "attack_sources",
+    "failure_totals",
+    "ban_totals",
+    "drop_counters",
+)
 
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 _MY_NODE = f"(SELECT m.node FROM {MAPPING} m WHERE m.role = current_user)"
