@@ -102,7 +102,7 @@ class Prometheus:
     def _ready(self) -> bool:
         try:
             with urllib.request.urlopen(self.url + "/-/ready", timeout=1) as answer:
-                return answer.status == 200
+                return bool(answer.status == 200)
         except OSError:
             return self.proc.poll() is not None  # ended: stop waiting, fail below
 
