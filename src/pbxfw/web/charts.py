@@ -95,9 +95,10 @@ def hbars(rows: Sequence[tuple[str, int]], *, label: str) -> Markup:
     """Horizontal bars, one per (name, value), longest first as given."""
     height = 26 * max(1, len(rows)) + 4
     top = max((v for _n, v in rows), default=0) or 1
-    left, width = 170, _W - 170 - 70
+    whole = 440  # drawn in half a panel: a narrower box keeps the text readable
+    left, width = 130, whole - 130 - 60
     parts = [
-        f'<svg class="chart" viewBox="0 0 {_W} {height}" width="100%" role="img" '
+        f'<svg class="chart" viewBox="0 0 {whole} {height}" width="100%" role="img" '
         f'aria-label="{escape(label)}">',
         f"<title>{escape(label)}</title>",
     ]
