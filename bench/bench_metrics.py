@@ -172,7 +172,8 @@ def scrape_part(tmp: Path) -> dict[str, object]:
                     for line in body.splitlines()
                     if line.startswith("pbxfw_bans_active{")
                 )
-                if held >= N_BANS:
+                # (the table keeps the bans its whitelist and networks allow: ~99.5 %)
+                if held >= 0.99 * N_BANS:
                     break
             except OSError:
                 pass
@@ -219,6 +220,7 @@ def scrape_part(tmp: Path) -> dict[str, object]:
             "web_scrape_ms": ms(web_times),
             "nft_list_ms": ms(nft_times),
             "scrape_bytes": len(fetch()),
+            "bans_held": held,
             "latency_quiet_ms": ms(quiet),
             "latency_scraped_ms": ms(scraped),
             "scrapes_during": len(scrapes),

@@ -78,7 +78,7 @@ class AgentMetrics:
         backend = self.backend
         if not isinstance(backend, NftBackend):
             return None
-        return read_drops(backend.netns, backend.nft)
+        return read_drops(backend.netns)
 
     def drops_due(self, now: float) -> bool:
         return now - self.last_drops >= DROPS_SECONDS
