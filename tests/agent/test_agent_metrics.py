@@ -92,7 +92,7 @@ def test_the_flush_feeds_the_dashboard_and_both_collectors(
 
         web = samples(generate_latest(registry(svc.store, time.time)))
         assert (
-            web[("pbxfw_bans_stored", (("origin", "jail:asterisk"), ("set", "ban_asterisk_v4")))]
+            web[("pbxfw_bans_stored", (("jail", "asterisk"), ("origin", "jail:asterisk")))]
             == 1
         )
         assert web[("pbxfw_agent_up", (node,))] == 1

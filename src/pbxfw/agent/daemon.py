@@ -181,7 +181,7 @@ class Agent:
             self.backend,
             node=self.node_name,
             clock=clock,
-            held=lambda: rules.ban_sets.held(),
+            held=lambda: rules.ban_sets.snapshot(),
             unread=self.ips.unread_by_source,
             applies=lambda: rules.applies,
         )

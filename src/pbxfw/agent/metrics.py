@@ -53,7 +53,7 @@ class AgentMetrics:
         *,
         node: str,
         clock: Callable[[], float],
-        held: Callable[[], list[tuple[str, str, float]]],
+        held: Callable[[], Mapping[tuple[str, str], float]],
         unread: Callable[[], Mapping[str, int]],
         applies: Callable[[], tuple[int, int, float, bool]],
     ) -> None:

@@ -238,18 +238,14 @@ def drop_counters(
     ]
 
 
-def active_bans_by(repo: Repository, now: float) -> list[tuple[str, str, int, bool, int]]:
-    """(origin, jail, family 4 or 6, a subnet wider than one address, count)
-    of the bans active at ``now``: one grouped query."""
+def active_bans_by(repo: Repository, now: float) -> list[tuple[str, str, int]]:
+    """(origin, jail, count) of the bans active at ``now``: one grouped query
+    (it reads every active ban row: callers cache it, usecases.dashboard)."""
     row = BanRow
-    v6 = row.subnet.contains(":")
-    single = func.substr(row.subnet, func.length(row.subnet) - 2).in_(["/32", "128"])
     query = (
-        select(row.origin, row.jail, v6, single, func.count())
+        select(row.origin, row.jail, func.count())
         .where(row.expires_at > now)
-        .group_by(row.origin, row.jail, v6, single)
+        .group_by(row.origin, row.jail)
+        .order_by(row.origin, row.jail)
     )
-    return [
-        (str(o), str(j), 6 if six else 4, not bool(one), int(n))
-        for o, j, six, one, n in repo.session.execute(query)
-    ]
+    return [(str(o), str(j), int(n)) for o, j, n in repo.session.execute(query)]

@@ -33,9 +33,11 @@ from pbxfw.storage.repository import Repository, Store
 from pbxfw.storage.source_status import source_statuses
 
 __all__ = [
+    "BANS_CACHE_SECONDS",
     "Dashboard",
     "NodeHealth",
     "TopSource",
+    "cached_active_bans",
     "read_dashboard",
     "record_drops",
     "record_tallies",
@@ -115,7 +117,7 @@ def read_dashboard(store: Store, now: float) -> Dashboard:
         per_hour = {(h, j): n for h, j, n in failures_per_hour(repo, week[0], members)}
         top = top_sources(repo, today - 6 * DAY, TOP, members)
         origins: dict[str, int] = {}
-        for origin, _jail, _v, _wide, n in active_bans_by(repo, now):
+        for origin, _jail, n in cached_active_bans(repo, now):
             origins[origin] = origins.get(origin, 0) + n
         drops: dict[tuple[str, str], tuple[int, int]] = {}
         for _node, reason, jail, p, b in drop_counters(repo, members):
@@ -163,6 +165,28 @@ def _health(repo: Repository, members: Nodes, now: float) -> list[NodeHealth]:
         for n in nodes(repo)
         if n.name in members
     ]
+
+
+# The active bans' count per origin reads every active ban row (100,000 bans:
+# tens of milliseconds): kept while no ban was written or removed, for at
+# most BANS_CACHE_SECONDS (bans also end by expiring, which moves no revision).
+BANS_CACHE_SECONDS = 10.0
+_bans_cached: dict[str, tuple[tuple[int, int], float, list[tuple[str, str, int]]]] = {}
+
+
+def cached_active_bans(repo: Repository, now: float) -> list[tuple[str, str, int]]:
+    """(origin, jail, count) of the active bans, from a cache kept per
+    database while the ban revisions stand still (BANS_CACHE_SECONDS at most)."""
+    key = str(repo.session.connection().engine.url)
+    revisions = repo.ban_revisions()
+    with _lock:
+        found = _bans_cached.get(key)
+    if found is not None and found[0] == revisions and 0 <= now - found[1] < BANS_CACHE_SECONDS:
+        return found[2]
+    counted = active_bans_by(repo, now)
+    with _lock:
+        _bans_cached[key] = (revisions, now, counted)
+    return counted
 
 
 # The country table is unpacked once per loaded database, not per page view.

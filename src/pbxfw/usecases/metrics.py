@@ -24,17 +24,18 @@ from prometheus_client.registry import Collector
 
 from pbxfw.domain.nodes import STALE_SECONDS
 from pbxfw.domain.sources import SourceStatus
-from pbxfw.storage.aggregates import active_bans_by, ban_totals, drop_counters, failure_totals
+from pbxfw.storage.aggregates import ban_totals, drop_counters, failure_totals
 from pbxfw.storage.nodes import nodes
 from pbxfw.storage.repository import Store
 from pbxfw.storage.source_status import source_statuses
+from pbxfw.usecases.dashboard import cached_active_bans
 
 __all__ = [
     "LiveState",
     "PbxfwCollector",
     "StoredMetrics",
     "registry",
-    "set_name",
+    "set_counts",
     "stored_metrics",
 ]
 
@@ -48,8 +49,8 @@ class StoredMetrics:
 
     failures: list[tuple[str, str, str, int]]
     bans_made: list[tuple[str, str, str, int]]
-    #: (origin, jail, family, subnet, count) of the active stored bans
-    bans_stored: list[tuple[str, str, int, bool, int]]
+    #: (origin, jail, count) of the active stored bans
+    bans_stored: list[tuple[str, str, int]]
     drops: list[tuple[str, str, str, int, int]]
     #: node → (last report, log bytes behind)
     nodes: dict[str, tuple[float, int]]
@@ -63,7 +64,7 @@ def stored_metrics(store: Store, now: float, *, with_bans: bool = True) -> Store
         return StoredMetrics(
             failures=failure_totals(repo),
             bans_made=ban_totals(repo),
-            bans_stored=active_bans_by(repo, now) if with_bans else [],
+            bans_stored=cached_active_bans(repo, now) if with_bans else [],
             drops=drop_counters(repo),
             nodes={n.name: (n.last_seen, n.log_lag_bytes) for n in nodes(repo)},
             failing=[s for s in source_statuses(repo, None) if not s.ok],
@@ -77,8 +78,9 @@ class LiveState:
     node: str
     started_at: float
     last_tick: float = 0.0
-    #: the kernel's ban sets: (subnet as text, jail, expiry) of each ban held
-    held: Callable[[], list[tuple[str, str, float]]] = list
+    #: the kernel's ban sets: (subnet as text, jail) → expiry of each ban held
+    #: (BanSets.snapshot: a mapping replaced whole on change, never changed in place)
+    held: Callable[[], Mapping[tuple[str, str], float]] = dict
     #: the table's drop counters now (None: no table, or not an nft backend)
     drops: Callable[[], Drops | None] = lambda: None
     #: log source → bytes written and not read yet
@@ -88,26 +90,27 @@ class LiveState:
     applies: Callable[[], tuple[int, int, float, bool]] = lambda: (0, 0, 0.0, True)
 
 
-def set_name(jail: str, version: int, wide: bool) -> str:
-    """The kernel set of a ban (compiler.names ``ban_set_name``, without its
-    check of the jail: a metric names whatever jail a row holds)."""
-    return f"ban_{jail}{'_net' if wide else ''}_v{version}"
-
-
-def _set_counts(held: list[tuple[str, str, float]], now: float) -> dict[str, int]:
+def set_counts(held: Mapping[tuple[str, str], float]) -> dict[str, int]:
     """Elements per kernel set: each ban set, and the guard sets (every banned
-    address or subnet once, whatever its jails)."""
-    sets: dict[str, int] = {}
-    guards: dict[str, set[str]] = {}
-    for subnet, jail, expires in held:
-        if expires <= now:
-            continue
-        v = 6 if ":" in subnet else 4
-        wide = not subnet.endswith("/32" if v == 4 else "/128")
-        name = set_name(jail, v, wide)
+    address or subnet once, whatever its jails). Bans past their expiry are
+    counted until the agent's next sync forgets them (the kernel already
+    dropped them by their own timeout)."""
+    per: dict[tuple[str, str], int] = {}
+    guards: dict[str, str] = {}
+    for subnet, jail in held:
+        if subnet.endswith("/32"):
+            kind = "v4"
+        elif subnet.endswith("/128"):
+            kind = "v6"
+        else:
+            kind = "net_v6" if ":" in subnet else "net_v4"
+        key = (jail, kind)
+        per[key] = per.get(key, 0) + 1
+        guards[subnet] = kind
+    sets = {f"ban_{jail}_{kind}": n for (jail, kind), n in per.items()}
+    for kind in guards.values():
+        name = f"banned_{kind}"
         sets[name] = sets.get(name, 0) + 1
-        guards.setdefault(f"banned{'_net' if wide else ''}_v{v}", set()).add(subnet)
-    sets.update({name: len(members) for name, members in guards.items()})
     return sets
 
 
@@ -120,6 +123,9 @@ class PbxfwCollector(Collector):
         self.store = store
         self.clock = clock
         self.live = live
+        #: the set counts of the last kernel snapshot seen (recounted only
+        #: when the agent's ban sets changed)
+        self._counted: tuple[object, dict[str, int]] | None = None
 
     def describe(self) -> list[Metric]:
         return []  # built at scrape time only (no read at registration)
@@ -175,15 +181,11 @@ class PbxfwCollector(Collector):
         if live is None:
             stored_bans = GaugeMetricFamily(
                 "pbxfw_bans_stored",
-                "Active bans in the database, per origin and kernel set.",
-                labels=["origin", "set"],
+                "Active bans in the database, per origin and jail.",
+                labels=["origin", "jail"],
             )
-            by: dict[tuple[str, str], int] = {}
-            for origin, jail, v, wide, n in stored.bans_stored:
-                key = (origin, set_name(jail, v, wide))
-                by[key] = by.get(key, 0) + n
-            for (origin, name), n in sorted(by.items()):
-                stored_bans.add_metric([origin, name], n)
+            for origin, jail, n in stored.bans_stored:
+                stored_bans.add_metric([origin, jail], n)
             yield stored_bans
         else:
             yield from self._live(live, now)
@@ -230,7 +232,10 @@ class PbxfwCollector(Collector):
         yield failing
 
     def _live(self, live: LiveState, now: float) -> Iterator[Metric]:
-        counts = _set_counts(live.held(), now)
+        held = live.held()
+        if self._counted is None or self._counted[0] is not held:
+            self._counted = (held, set_counts(held))
+        counts = self._counted[1]
         active = GaugeMetricFamily(
             "pbxfw_bans_active",
             "Bans the kernel holds, per ban set (ban_<jail>_v4/_v6, ban_<jail>_net_v4/_v6).",
