@@ -6,12 +6,15 @@ Run as root: ``.venv/bin/python bench/bench_metrics.py``. Three parts:
   namespace's table with 10,000 networks (firewall on) and 100,000 bans
   (``pbxfw bans import``); once its kernel holds them all, 20 scrapes of its
   ``/metrics`` over HTTP, and 20 of the web server's collector (from the
-  database). Baseline in the same run: one ``nft -t -j list table`` of that
-  table (the kernel read every agent scrape makes).
-- **latency under scrapes**: a failure line appended to the agent's log
-  (``ips_maxretry`` 1) until the kernel holds the ban (``nft monitor``),
-  p50/p99 over 60 attackers, first with nobody scraping (the baseline), then
-  while a scraper fetches ``/metrics`` every second.
+  database); and the costs a scrape pays after a change: the web server's
+  count of the stored bans, the agent's count of its sets. Baseline in the
+  same run: ``nft -t -j list table`` of that table (what reading the drop
+  counters through nft would cost; the agent reads them over netlink).
+- **latency under scrapes**: another agent (an empty ban list, as
+  bench_ips_kernel.py); a failure line appended to its log (``ips_maxretry``
+  1) until the kernel holds the ban (``nft monitor``), p50/p99 over 2 × 60
+  attackers with nobody scraping (the baseline) and 2 × 60 while a scraper
+  fetches ``/metrics`` every second, the rounds alternating.
 - **dashboard**: a week of 1,000,000 failures (20,000 addresses, three jails)
   tallied as the agent does (agent.tally) and added hour by hour
   (usecases.dashboard ``record_tallies``: one flush per simulated hour); then
@@ -124,7 +127,8 @@ def scrape_part(tmp: Path) -> dict[str, object]:
 
     from pbxfw.storage.db import database_url
     from pbxfw.storage.repository import Store
-    from pbxfw.usecases.metrics import registry
+    from pbxfw.usecases.dashboard import _bans_cached
+    from pbxfw.usecases.metrics import registry, set_counts
 
     db = str(tmp / "pbxfw.db")
     messages = tmp / "messages"
@@ -188,42 +192,115 @@ def scrape_part(tmp: Path) -> dict[str, object]:
             agent_times.append(time.perf_counter() - start)
         store = Store.open(database_url(db))
         web = registry(store, time.time)
+        generate_latest(web)
         web_times = []
         for _ in range(20):
             start = time.perf_counter()
             generate_latest(web)
             web_times.append(time.perf_counter() - start)
+        # After a ban was written or removed: the stored bans counted again.
+        web_cold = []
+        for _ in range(10):
+            _bans_cached.clear()
+            start = time.perf_counter()
+            generate_latest(web)
+            web_cold.append(time.perf_counter() - start)
         store.close()
+        # After the agent's ban sets changed: its set counts made again.
+        snapshot = {(a + "/32", "manual"): 0.0 for a in addresses(N_BANS, 9)}
+        counts = []
+        for _ in range(10):
+            start = time.perf_counter()
+            set_counts(snapshot)
+            counts.append(time.perf_counter() - start)
         nft_times = []
         for _ in range(20):
             start = time.perf_counter()
             nsexec("nft", "-t", "-j", "list", "table", "inet", "pbxfw")
             nft_times.append(time.perf_counter() - start)
 
-        quiet = latency(messages, 1)
-        stop = threading.Event()
-        scrapes: list[float] = []
-
-        def scraper() -> None:
-            while not stop.wait(1.0):
-                start = time.perf_counter()
-                fetch()
-                scrapes.append(time.perf_counter() - start)
-
-        thread = threading.Thread(target=scraper, daemon=True)
-        thread.start()
-        scraped = latency(messages, 2)
-        stop.set()
-        thread.join(15)
         return {
             "agent_scrape_ms": ms(agent_times),
             "web_scrape_ms": ms(web_times),
+            "web_scrape_after_ban_change_ms": ms(web_cold),
+            "agent_set_count_after_change_ms": ms(counts),
             "nft_list_ms": ms(nft_times),
             "scrape_bytes": len(fetch()),
             "bans_held": held,
-            "latency_quiet_ms": ms(quiet),
-            "latency_scraped_ms": ms(scraped),
+        }
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        subprocess.run(["ip", "netns", "del", NS], check=False)
+
+
+def latency_part(tmp: Path) -> dict[str, object]:
+    """failure → kernel with nobody scraping and with a scrape every second,
+    alternating rounds of 60 attackers, against one agent (as bench_ips_kernel)."""
+    db = str(tmp / "pbxfw.db")
+    messages = tmp / "messages"
+    messages.touch()
+    sh(PBXFW, "init", "--db", db)
+    settings = [
+        "ips_maxretry=1",
+        f"log_asterisk_messages={messages}",
+        f"log_asterisk_security={tmp / 'security_log'}",
+        f"log_ssh={tmp / 'auth'}",
+        f"log_web={tmp / 'web'}",
+        "asterisk_config_dir=",
+    ]
+    sh(PBXFW, "settings", "set", *settings, "--db", db)
+    port = free_port()
+    sh("ip", "netns", "add", NS)
+    agent = subprocess.Popen(
+        [
+            *(PBXFW, "agent", "--netns", NS, "--db", db, "--state-dir", str(tmp / "state")),
+            *("--metrics", f"127.0.0.1:{port}", "--node", "bench"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        for _ in range(100):
+            if "pbxfw" in nsexec("nft", "list", "tables"):
+                break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        quiet: list[float] = []
+        scraped: list[float] = []
+        scrapes: list[float] = []
+        for round_ in range(4):
+            if round_ % 2 == 0:
+                quiet += latency(messages, 10 + round_)
+                continue
+            stop = threading.Event()
+
+            def scraper(stop: threading.Event = stop) -> None:
+                while not stop.wait(1.0):
+                    start = time.perf_counter()
+                    with urllib.request.urlopen(url, timeout=10) as answer:
+                        answer.read()
+                    scrapes.append(time.perf_counter() - start)
+
+            thread = threading.Thread(target=scraper, daemon=True)
+            thread.start()
+            scraped += latency(messages, 10 + round_)
+            stop.set()
+            thread.join(15)
+
+        def p99(values: list[float]) -> float:
+            ordered = sorted(values)
+            return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+        return {
+            "latency_quiet_ms": {**ms(quiet), "p99": p99(quiet)},
+            "latency_scraped_ms": {**ms(scraped), "p99": p99(scraped)},
             "scrapes_during": len(scrapes),
+            "scrape_during_ms": ms(scrapes),
         }
     finally:
         agent.terminate()
@@ -321,16 +398,19 @@ def dashboard_part(tmp: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--json", action="store_true", help="one JSON object, no table")
-    parser.add_argument("--only", choices=["scrape", "dashboard"], help="one part only")
+    parser.add_argument("--only", choices=["scrape", "latency", "dashboard"], help="one part only")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pbxfw-bench-metrics-"))
     out: dict[str, object] = {}
-    if args.only != "dashboard":
-        (tmp / "scrape").mkdir()
-        out.update(scrape_part(tmp / "scrape"))
-    if args.only != "scrape":
-        (tmp / "dash").mkdir()
-        out.update(dashboard_part(tmp / "dash"))
+    for name, part in (
+        ("scrape", scrape_part),
+        ("latency", latency_part),
+        ("dashboard", dashboard_part),
+    ):
+        if args.only in (None, name):
+            (tmp / name).mkdir()
+            out.update(part(tmp / name))
+    out["load_average"] = os.getloadavg()
     if args.json:
         print(json.dumps(out, indent=1))
         return
