@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.ips.events import Failure
-from pbxfw.storage.aggregates import Tallies
+from pbxfw.usecases.dashboard import Tallies
 
 __all__ = ["Tally"]
 

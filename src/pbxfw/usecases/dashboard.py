@@ -36,6 +36,7 @@ __all__ = [
     "BANS_CACHE_SECONDS",
     "Dashboard",
     "NodeHealth",
+    "Tallies",
     "TopSource",
     "cached_active_bans",
     "read_dashboard",
