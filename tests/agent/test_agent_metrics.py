@@ -91,10 +91,7 @@ def test_the_flush_feeds_the_dashboard_and_both_collectors(
         assert any(name == "pbxfw_log_unread_bytes" for name, _ in mine)
 
         web = samples(generate_latest(registry(svc.store, time.time)))
-        assert (
-            web[("pbxfw_bans_stored", (("jail", "asterisk"), ("origin", "jail:asterisk")))]
-            == 1
-        )
+        assert web[("pbxfw_bans_stored", (("jail", "asterisk"), ("origin", "jail:asterisk")))] == 1
         assert web[("pbxfw_agent_up", (node,))] == 1
         assert sum(v for (n, _), v in web.items() if n == "pbxfw_failures_total") == 4
     finally:
