@@ -72,7 +72,7 @@ def test_the_flush_feeds_the_dashboard_and_both_collectors(
         assert board.bans_by_origin == [("jail:asterisk", 1)]
         assert [n.name for n in board.nodes] == ["pbx1"] and not board.nodes[0].stale
 
-        mine = samples(generate_latest(registry(svc.store, time.time, agent.metrics.live)))
+        mine = samples(generate_latest(registry(svc.store, time.time, agent.metrics.live())))
         node = ("node", "pbx1")
         failed = [v for (name, labels), v in mine.items() if name == "pbxfw_failures_total"]
         assert sum(failed) == 4

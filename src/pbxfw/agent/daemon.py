@@ -273,7 +273,7 @@ class Agent:
             run(NODE_PART, self.node.report)
         if self.metrics.drops_due(now):
             run("agent:drops", self.metrics.store_drops)
-        self.metrics.live.last_tick = now
+        self.metrics.last_tick = now
         self.health.persist(self.store)
 
     def _load(self, force: bool, check: bool = True) -> None:

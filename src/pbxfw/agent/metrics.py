@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from pbxfw.errors import ValidationError
@@ -23,7 +24,9 @@ from pbxfw.kernel import Backend, NftBackend
 from pbxfw.kernel.counters import Drops, read_drops
 from pbxfw.storage.repository import Store
 from pbxfw.usecases.dashboard import record_drops
-from pbxfw.usecases.metrics import LiveState, registry
+
+if TYPE_CHECKING:
+    from pbxfw.usecases.metrics import LiveState
 
 __all__ = ["DROPS_SECONDS", "AgentMetrics", "parse_listen"]
 
@@ -61,17 +64,30 @@ class AgentMetrics:
         self.backend = backend
         self.node = node
         self.clock = clock
-        self.live = LiveState(
-            node=node,
-            started_at=clock(),
-            held=held,
-            drops=self.read_drops,
-            unread=unread,
-            applies=applies,
-        )
-        self.last_drops = 0.0
+        self._held, self._unread, self._applies = held, unread, applies
+        self.started_at = clock()
+        #: when the loop last went round (set by Agent.tick)
+        self.last_tick = 0.0
+        # The first read DROPS_SECONDS after the start: nothing is added to
+        # the start, whose first tick restores the table and its bans.
+        self.last_drops = self.started_at
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+
+    def live(self) -> LiveState:
+        """What the collector reads of this agent (usecases.metrics, imported
+        here: prometheus_client is loaded only by an agent that serves)."""
+        from pbxfw.usecases.metrics import LiveState
+
+        return LiveState(
+            node=self.node,
+            started_at=self.started_at,
+            last_tick=lambda: self.last_tick,
+            held=self._held,
+            drops=self.read_drops,
+            unread=self._unread,
+            applies=self._applies,
+        )
 
     def read_drops(self) -> Drops | None:
         """The table's drop counters now (None: not an nft backend, or no table)."""
@@ -94,9 +110,11 @@ class AgentMetrics:
         """Start the ``/metrics`` server on ``host:port`` (a thread of its own)."""
         from prometheus_client import start_http_server
 
+        from pbxfw.usecases.metrics import registry
+
         try:
             self._server, self._thread = start_http_server(
-                port, host, registry=registry(self.store, self.clock, self.live)
+                port, host, registry=registry(self.store, self.clock, self.live())
             )
         except OSError as exc:
             where = _hostport(host, port)

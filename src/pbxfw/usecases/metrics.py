@@ -83,7 +83,8 @@ class LiveState:
 
     node: str
     started_at: float
-    last_tick: float = 0.0
+    #: when the agent last went round its loop
+    last_tick: Callable[[], float] = lambda: 0.0
     #: the kernel's ban sets: (subnet as text, jail) → expiry of each ban held
     #: (BanSets.snapshot: a mapping replaced whole on change, never changed in place)
     held: Callable[[], Mapping[tuple[str, str], float]] = dict
@@ -215,7 +216,7 @@ class PbxfwCollector(Collector):
         )
         if live is not None:
             up.add_metric([live.node], 1)
-            tick.add_metric([live.node], live.last_tick)
+            tick.add_metric([live.node], live.last_tick())
             for source, n in sorted(live.unread().items()):
                 unread.add_metric([live.node, source], n)
         else:

@@ -27,11 +27,17 @@ def install_metrics(
     app: FastAPI, store: Store, clock: Callable[[], float], token: str | None
 ) -> None:
     """Add ``GET /metrics`` to ``app``, answering only a bearer of ``token``."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+    made: list[object] = []  # the registry, made at the first scrape
 
-    from pbxfw.usecases.metrics import registry
+    def scrape_text() -> tuple[bytes, str]:
+        # prometheus_client is loaded at the first scrape, not at start-up.
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    metrics = registry(store, clock)
+        from pbxfw.usecases.metrics import registry
+
+        if not made:
+            made.append(registry(store, clock))
+        return generate_latest(made[0]), CONTENT_TYPE_LATEST  # type: ignore[arg-type]
 
     @app.get("/metrics", include_in_schema=False)
     async def scrape(request: Request) -> Response:
@@ -45,8 +51,8 @@ def install_metrics(
             given.strip().encode(), token.encode()
         ):
             return _unauthorized("send the metrics token: Authorization: Bearer TOKEN")
-        body = await run_in_threadpool(generate_latest, metrics)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        body, content_type = await run_in_threadpool(scrape_text)
+        return Response(body, media_type=content_type)
 
 
 def _unauthorized(detail: str) -> Response:
