@@ -17,6 +17,9 @@ declare -A wanted=(
   [openssl]=openssl
   # The fleet test of `node list` runs the reader with its clock moved (libfaketime).
   [faketime]=faketime
+  # The metrics test scrapes a real agent with its own Prometheus binary, on
+  # loopback with a temporary configuration (the package's service is not used).
+  [prometheus]=prometheus
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

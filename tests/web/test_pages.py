@@ -35,13 +35,15 @@ def log_in(client: TestClient) -> str:
     answer = client.post(
         "/login", data={"username": ADMIN, "password": PASSWORD, "csrf_token": token}
     )
-    assert answer.status_code == 200 and answer.url.path == "/firewall"
+    # The dashboard is the first page after login (issue 19).
+    assert answer.status_code == 200 and answer.url.path == "/dashboard"
     return csrf_of(answer.text)
 
 
 def test_pages_send_an_anonymous_visitor_to_the_login(client: TestClient) -> None:
     for path in (
         "/",
+        "/dashboard",
         "/firewall",
         "/networks/new",
         "/apply",
@@ -149,7 +151,7 @@ def test_next_after_login_never_leaves_the_site(client: TestClient) -> None:
         },
         follow_redirects=False,
     )
-    assert answer.headers["location"] == "/firewall"
+    assert answer.headers["location"] == "/dashboard"
 
 
 def test_pages_send_protective_headers(client: TestClient) -> None:

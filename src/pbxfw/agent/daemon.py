@@ -51,6 +51,7 @@ from pbxfw.agent.feeds import feed_max_bytes
 from pbxfw.agent.fingerprint import FingerprintGuard
 from pbxfw.agent.health import Backoff, Health
 from pbxfw.agent.ips import KIND_JAIL, LOG_SETTINGS, Ips, log_sources
+from pbxfw.agent.metrics import AgentMetrics
 from pbxfw.agent.node import PART as NODE_PART
 from pbxfw.agent.node import NodeReporter
 from pbxfw.agent.notifier import PART as NOTIFY_PART
@@ -107,6 +108,8 @@ class AgentOptions:
     feed_max_bytes: int = field(default_factory=lambda: feed_max_bytes())
     #: seconds to connect to a feed's server and between two reads of its answer
     feed_timeout: float = 20.0
+    #: serve Prometheus metrics on (host, port) (None: off; agent.metrics)
+    metrics: tuple[str, int] | None = None
 
 
 class Agent:
@@ -225,12 +228,24 @@ class Agent:
             max_bytes=options.feed_max_bytes,
             timeout=options.feed_timeout,
         )
+        #: the /metrics server and the stored drop counters (agent.metrics)
+        self.metrics = AgentMetrics(
+            store,
+            self.backend,
+            node=self.node_name,
+            clock=clock,
+            held=lambda: rules.ban_sets.snapshot(),
+            unread=self.ips.unread_by_source,
+            applies=lambda: rules.applies,
+        )
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> None:
         """Run until SIGTERM/SIGINT (or ``stop_event``)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        if self.options.metrics is not None:
+            self.metrics.serve(*self.options.metrics)
         self.start()
         try:
             while not self.stop_event.is_set():
@@ -250,6 +265,7 @@ class Agent:
                 self.fingerprint.close()
             self.feeds.close()
             self.wake.close()
+            self.metrics.close()
             log.info("agent stopped")
 
     def _wait(self) -> None:
@@ -323,6 +339,9 @@ class Agent:
             run(NODE_PART, self.node.report)
         run(NOTIFY_STORE_PART, self.notifier.sync)
         run(NOTIFY_PART, self.notifier.tick)
+        if self.metrics.drops_due(now):
+            run("agent:drops", self.metrics.store_drops)
+        self.metrics.last_tick = now
         self.health.persist(self.store)
 
     def _load(self, force: bool, check: bool = True) -> None:

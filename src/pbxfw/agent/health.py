@@ -74,6 +74,7 @@ PART_LABELS = {
     "agent:node": "reporting this node's state",
     "agent:notify": "sending notifications",
     "agent:notify-store": "reading the notification channels, storing their state",
+    "agent:drops": "storing the table's drop counters",
 }
 
 

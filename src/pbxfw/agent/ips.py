@@ -24,6 +24,7 @@ from pbxfw.agent.outbox import Outbox
 from pbxfw.agent.rules import Rules
 from pbxfw.agent.sources import KIND_JAIL, LOG_SETTINGS, Source, log_sources
 from pbxfw.agent.tail import Tailer
+from pbxfw.agent.tally import Tally
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.domain.bans import Ban
 from pbxfw.domain.configuration import Configuration
@@ -34,6 +35,7 @@ from pbxfw.ips.events import BanDecision, Failure
 from pbxfw.ips.evidence import EvidenceRing
 from pbxfw.ips.recognisers import Recogniser
 from pbxfw.storage.repository import Store
+from pbxfw.usecases.dashboard import record_tallies
 from pbxfw.usecases.ips_state import (
     add_ips_counters,
     reading_positions,
@@ -90,6 +92,8 @@ class Ips:
         self._evidence: dict[tuple[IPAddress, str], BanEvidence] = {}
         self._detector_key: tuple[Any, ...] | None = None
         self._counters: dict[str, dict[str, int]] = {}
+        #: failures and bans for the dashboard and the metrics (agent.tally)
+        self.tally = Tally()
         self.last_flush = 0.0
         #: told of every batch of new bans (the notifications count them: agent.notifier)
         self.on_bans: Callable[[list[Ban]], None] = _ignore
@@ -105,6 +109,14 @@ class Ips:
         """How far behind the log reading is: bytes written to the sources and
         not read yet (agent.tail, agent.journal ``unread_bytes``), summed."""
         return sum(s.reader.unread_bytes() for s in self._sources.values() if s.reader is not None)
+
+    def unread_by_source(self) -> dict[str, int]:
+        """Bytes behind per log source (the metrics' ``pbxfw_log_unread_bytes``)."""
+        return {
+            path: source.reader.unread_bytes()
+            for path, source in list(self._sources.items())
+            if source.reader is not None
+        }
 
     def forget(self, host: IPAddress, jail: str) -> None:
         """A ban was lifted: the detector forgets the host (``Rules.forget``)."""
@@ -338,6 +350,7 @@ class Ips:
             counters["whitelisted"] += 1
             return []
         counters["failures"] += 1
+        self.tally.add(failure)
         return self.detector.feed(failure)
 
     def _ban(self, decisions: list[BanDecision]) -> None:
@@ -363,6 +376,7 @@ class Ips:
         fingerprint part's, agent.fingerprint)."""
         rules = self.rules
         self.outbox.add(bans)
+        self.tally.banned(bans)
         # Kernel first: the drop is what matters; the record follows.
         reload = False
 
@@ -394,13 +408,20 @@ class Ips:
         return self._counters.setdefault(jail, {"lines": 0, "failures": 0, "whitelisted": 0})
 
     def flush(self) -> None:
-        """Store the counters gathered since the last flush."""
-        self.last_flush = self.clock()
+        """Store the counters gathered since the last flush, and the
+        dashboard's tallies (a failed store keeps them for the next flush)."""
+        self.last_flush = now = self.clock()
         pending = {j: c for j, c in self._counters.items() if any(c.values())}
-        if not pending:
-            return
-        add_ips_counters(self.store, pending, node=self.node)
-        self._counters = {}
+        if pending:
+            add_ips_counters(self.store, pending, node=self.node)
+            self._counters = {}
+        if self.tally:
+            tallies = self.tally.take()
+            try:
+                record_tallies(self.store, self.node, tallies, now)
+            except Exception:
+                self.tally.restore(tallies)
+                raise
 
 
 def _ignore(_bans: list[Ban]) -> None:

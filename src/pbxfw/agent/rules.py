@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 
 from pbxfw.agent.bansync import FULL_SYNC_SECONDS, BanSync
@@ -122,6 +123,9 @@ class Rules(BanSync):
         #: the blocklist feeds' sets and how many entries they hold (agent.feedpart)
         self.feed_sets: Callable[[], Sequence[FeedSet]] = tuple
         self.feed_count: Callable[[], int] = int
+        #: whole-table loads: (succeeded, failed, the last one's seconds, it
+        #: succeeded): the metrics' pbxfw_applies_total and apply duration
+        self.applies: tuple[int, int, float, bool] = (0, 0, 0.0, True)
 
     @property
     def whitelist(self) -> Whitelist | None:
@@ -238,6 +242,19 @@ class Rules(BanSync):
         return self.backend.structure() != self._structure
 
     def apply(
+        self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
+    ) -> None:
+        """``_apply``, timed and counted for the metrics (``self.applies``)."""
+        ok, failed, _, _ = self.applies
+        started = time.perf_counter()
+        try:
+            self._apply(config, revision, bans)
+        except BaseException:
+            self.applies = (ok, failed + 1, time.perf_counter() - started, False)
+            raise
+        self.applies = (ok + 1, failed, time.perf_counter() - started, True)
+
+    def _apply(
         self, config: Configuration, revision: int | None, bans: list[Ban] | None = None
     ) -> None:
         """Load the whole table: ``config`` and the active bans, in one transaction.

@@ -68,15 +68,24 @@ def agent(
     ] = None,
     node: NodeOption = None,
     site: SiteOption = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9151; "
+            "off by default; docs/observability.md)."
+        ),
+    ] = None,
 ) -> None:
     """The daemon: keeps the kernel equal to the stored configuration, follows the
     logs, bans and unbans. Stop it with SIGTERM or Ctrl-C; bans stay in the kernel."""
     import logging
 
     from pbxfw.agent.daemon import Agent, AgentOptions
+    from pbxfw.agent.metrics import parse_listen
     from pbxfw.usecases.fleet import require_current_schema
 
     node = agent_node_name(node)
+    listen = parse_listen(metrics) if metrics is not None else None
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -98,6 +107,7 @@ def agent(
         web_log=web_log or str(Path(folder).parent / "web.log"),
         journal_directory=journal_directory,
         node=node,
+        metrics=listen,
     )
     Agent(svc.store, options).run()
 

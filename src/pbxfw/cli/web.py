@@ -17,6 +17,7 @@ from pbxfw.cli.common import (
     db_url_for,
     state_dir_for,
 )
+from pbxfw.errors import ValidationError
 
 __all__ = ["register", "secret_key"]
 
@@ -40,6 +41,28 @@ def secret_key(state_dir: str) -> bytes:
         return key
 
 
+def metrics_token(state_dir: str, path: str | None) -> str | None:
+    """The metrics token: the file's first line (``path``, else
+    ``metrics-token`` in the state folder); None when the default file does
+    not exist. A named file that cannot be read, or an empty one, stops
+    ``serve`` with exit 2 naming ``--metrics-token-file``."""
+    file = Path(path) if path is not None else Path(state_dir) / "metrics-token"
+    try:
+        token = file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        if path is None:
+            return None
+        raise ValidationError(f"{path}: no such file", "--metrics-token-file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{file}: cannot be read ({exc})", "--metrics-token-file") from exc
+    if len(token) < 16:
+        raise ValidationError(
+            f"{file}: the token must be at least 16 characters (e.g. `openssl rand -hex 24 > {file}`)",
+            "--metrics-token-file",
+        )
+    return token
+
+
 def serve(
     host: Annotated[
         str, typer.Option(help="Address to listen on (keep 127.0.0.1 behind a proxy).")
@@ -59,6 +82,13 @@ def serve(
     ] = None,
     db: DbOption = None,
     state_dir: StateDirOption = None,
+    metrics_token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="The token a Prometheus scraper sends to GET /metrics (Bearer); default: "
+            "metrics-token in the state folder. No token: /metrics answers 401."
+        ),
+    ] = None,
 ) -> None:
     """The web admin page and the REST API (/api/v1, OpenAPI at /api/v1/openapi.json)."""
     from pbxfw.usecases.firewall import FirewallApplier, FirewallService
@@ -86,4 +116,5 @@ def serve(
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
         forwarded_allow_ips=forwarded_allow_ips,
+        metrics_token=metrics_token(folder, metrics_token_file),
     )

@@ -149,7 +149,12 @@ def early_chains(
     for name in drop_sets:
         rules.append(f"{_FAMILY[_family_of(name)]} saddr @{name} jump {_DROP_CHAIN}")
     if drop_sets:
-        chains.append((_DROP_CHAIN, [*_exempt(), _drop("blocked for every service")]))
+        # The set is looked up again here (only for a packet it holds) so
+        # that each drop is counted under its reason (kernel.counters).
+        drops = [
+            f"{_FAMILY[_family_of(name)]} saddr @{name} {_drop(_why(name))}" for name in drop_sets
+        ]
+        chains.append((_DROP_CHAIN, [*_exempt(), *drops]))
     if notrack_enabled(settings):
         ports = _sip_udp_ports(settings)
         for v in (4, 6):
@@ -186,6 +191,17 @@ def _exempt() -> list[str]:
         "ip saddr @never_block_v4 return",
         "ip6 saddr @never_block_v6 return",
     ]
+
+
+def _why(set_name: str) -> str:
+    """The reason counted for a drop by ``set_name``: ``country`` for the
+    countries' sets, ``feed NAME`` for a feed's (``feed_NAME[_net]_v4/_v6``)."""
+    if set_name.startswith("early_country_"):
+        return "country"
+    if set_name.startswith("feed_"):
+        name = set_name[5:].removesuffix("_v4").removesuffix("_v6").removesuffix("_net")
+        return f"feed {name}"
+    return "blocked for every service"
 
 
 def _drop(why: str) -> str:

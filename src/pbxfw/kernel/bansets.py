@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -155,6 +155,12 @@ class BanSets:
     def expiry(self, subnet: IPNetwork, jail: str) -> float | None:
         """When the kernel's ban of ``subnet`` in ``jail`` ends; None: not held."""
         return self._held.get((subnet_key(subnet), jail))
+
+    def snapshot(self) -> Mapping[Key, float]:
+        """What the kernel holds, (subnet as text, jail) → expiry: the current
+        mapping itself, which is replaced whole on every change and never
+        changed in place, so another thread may read it (the metrics)."""
+        return self._held
 
     def held(self) -> list[tuple[str, str, float]]:
         """(subnet as text, jail, expiry) of every ban the kernel holds."""

@@ -11,12 +11,17 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from pbxfw.storage.types import Int64, text
 
 __all__ = [
+    "AttackHourRow",
+    "AttackSourceRow",
     "BanEvidenceRow",
     "BanRow",
+    "BanTotalRow",
     "Base",
     "ConfigHistoryRow",
     "CountryRuleRow",
     "CustomServiceRow",
+    "DropCounterRow",
+    "FailureTotalRow",
     "FeedRow",
     "FeedStatusRow",
     "FingerprintEditRow",
@@ -401,3 +406,67 @@ class FeedStatusRow(Base):
     #: empty when the last fetch worked
     error: Mapped[str] = mapped_column(text())
     held_back: Mapped[bool] = mapped_column(Boolean)
+
+
+class AttackHourRow(Base):
+    """Failures per node, hour, jail and event (migration 0016; the dashboard)."""
+
+    __tablename__ = "attack_hours"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    #: epoch seconds of the hour's start (the log's own time)
+    hour: Mapped[int] = mapped_column(Int64, primary_key=True, index=True)
+    jail: Mapped[str] = mapped_column(text(32), primary_key=True)
+    event: Mapped[str] = mapped_column(text(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Int64)
+
+
+class AttackSourceRow(Base):
+    """Failures per node, UTC day and source address (migration 0016; the dashboard)."""
+
+    __tablename__ = "attack_sources"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    #: epoch seconds of the UTC day's start
+    day: Mapped[int] = mapped_column(Int64, primary_key=True, index=True)
+    address: Mapped[str] = mapped_column(text(64), primary_key=True)
+    #: the jail of the address's last failure counted that day
+    jail: Mapped[str] = mapped_column(text(32))
+    failures: Mapped[int] = mapped_column(Int64)
+
+
+class FailureTotalRow(Base):
+    """Failures per node, jail and event since counting began (migration 0016; metrics)."""
+
+    __tablename__ = "failure_totals"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    jail: Mapped[str] = mapped_column(text(32), primary_key=True)
+    event: Mapped[str] = mapped_column(text(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Int64)
+
+
+class BanTotalRow(Base):
+    """Bans a node made per jail and origin since counting began (migration 0016; metrics)."""
+
+    __tablename__ = "ban_totals"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    jail: Mapped[str] = mapped_column(text(32), primary_key=True)
+    origin: Mapped[str] = mapped_column(text(96), primary_key=True)
+    bans: Mapped[int] = mapped_column(Int64)
+
+
+class DropCounterRow(Base):
+    """Packets and bytes a node's table dropped per reason and jail, as last
+    read from its nft counters (migration 0016; the dashboard, metrics)."""
+
+    __tablename__ = "drop_counters"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    reason: Mapped[str] = mapped_column(text(32), primary_key=True)
+    #: the jail of a ``jail`` drop, else empty
+    jail: Mapped[str] = mapped_column(text(32), primary_key=True)
+    packets: Mapped[int] = mapped_column(Int64)
+    bytes: Mapped[int] = mapped_column(Int64)
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -58,8 +58,19 @@ CONFIG_TABLES = (
     "notify_channels",
     "feeds",
 )
-#: The rows each node owns (migration 0009).
-NODE_TABLES = ("log_offsets", "source_status", "ips_counters", "notify_status", "feed_status")
+#: The rows each node owns (migration 0009; the dashboard's aggregates, 0016).
+NODE_TABLES = (
+    "log_offsets",
+    "source_status",
+    "ips_counters",
+    "notify_status",
+    "feed_status",
+    "attack_hours",
+    "attack_sources",
+    "failure_totals",
+    "ban_totals",
+    "drop_counters",
+)
 
 _ROLE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
 _MY_NODE = f"(SELECT m.node FROM {MAPPING} m WHERE m.role = current_user)"

@@ -49,6 +49,7 @@ from pbxfw.storage.repository import Store
 from pbxfw.web import pages
 from pbxfw.web.api import PREFIX, api_router
 from pbxfw.web.deps import ADMIN_SCOPE_KEY, Applier, LoginRequired, WebContext
+from pbxfw.web.metrics import install_metrics
 from pbxfw.web.security import Signer
 
 __all__ = ["DEFAULT_WEB_LOG", "create_app", "serve"]
@@ -238,6 +239,7 @@ def create_app(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     login_throttle: bool = True,
     applier_for: Callable[[str], Applier | None] | None = None,
+    metrics_token: str | None = None,
 ) -> FastAPI:
     """A new application around ``store``.
 
@@ -250,6 +252,7 @@ def create_app(
     login throttle waits) are injectable for tests. ``login_throttle=False``
     switches the login throttle off — only for measuring it
     (bench/bench_login.py); ``pbxfw serve`` always has it on.
+    ``metrics_token`` opens ``GET /metrics`` to its bearer (web.metrics).
     """
     if secret_key is None:
         key = secrets.token_bytes(32)
@@ -281,6 +284,7 @@ def create_app(
     app.state.templates = _templates()
     app.include_router(api_router())
     app.include_router(pages.router())
+    install_metrics(app, store, clock, metrics_token)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_error_handlers(app)
     app.add_middleware(_ApiGate, context=context)
@@ -343,6 +347,7 @@ def serve(
     ssl_keyfile: str | None = None,
     forwarded_allow_ips: str | None = None,
     applier_for: Callable[[str], Applier | None] | None = None,
+    metrics_token: str | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Run the page and the API with uvicorn until interrupted.
@@ -355,7 +360,12 @@ def serve(
     import uvicorn
 
     app = create_app(
-        store, applier=applier, secret_key=secret_key, web_log=web_log, applier_for=applier_for
+        store,
+        applier=applier,
+        secret_key=secret_key,
+        web_log=web_log,
+        applier_for=applier_for,
+        metrics_token=metrics_token,
     )
     uvicorn.run(
         app,

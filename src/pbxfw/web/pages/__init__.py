@@ -1,5 +1,5 @@
-"""The server-rendered admin page: firewall, networks, apply, check, bans, IPS, services,
-countries, feeds, PBXs.
+"""The server-rendered admin page: dashboard, firewall, networks, apply, check, bans, IPS,
+services, countries, feeds, fingerprints, notifications, history, PBXs.
 
 Every page is plain HTML from a Jinja2 template and works without
 JavaScript; ``static/pbxfw.js`` only adds comfort (the mask list follows the
@@ -29,6 +29,7 @@ from pbxfw.web.pages.countries import (
     delete_country,
     update_country,
 )
+from pbxfw.web.pages.dashboard import dashboard_page
 from pbxfw.web.pages.feeds import add_feed, delete_feed, feeds_page, update_feed, update_feeds
 from pbxfw.web.pages.fingerprints import (
     add_fingerprint,
@@ -75,6 +76,7 @@ def router() -> APIRouter:
         ("/login", login_page, get),
         ("/login", login, post),
         ("/logout", logout, post),
+        ("/dashboard", dashboard_page, get),
         ("/firewall", firewall_page, get),
         ("/firewall/switches", save_switches, post),
         ("/networks/new", new_network_page, get),

@@ -25,15 +25,18 @@ from pbxfw.web.security import Session
 
 # -- log in / log out ---------------------------------------------------------------
 
+#: Where a login leads without a ``next``, and ``/`` (issue 19: the dashboard).
+FIRST_PAGE = "/dashboard"
+
 
 def _safe_next(target: str) -> str:
     # Only a local path: never an absolute URL or //host (an open redirect).
     if target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
-    return "/firewall"
+    return FIRST_PAGE
 
 
-def login_page(request: Request, session: OptionalSession, next: str = "/firewall") -> Response:
+def login_page(request: Request, session: OptionalSession, next: str = FIRST_PAGE) -> Response:
     if session is not None and session.user:
         return RedirectResponse(_safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
     session = session or Session.new()
@@ -98,7 +101,7 @@ def logout(
 
 
 def home(session: AdminSession) -> Response:
-    return RedirectResponse("/firewall", status_code=status.HTTP_303_SEE_OTHER)
+    return RedirectResponse(FIRST_PAGE, status_code=status.HTTP_303_SEE_OTHER)
 
 
 def login_url(path: str) -> str:

@@ -1,7 +1,7 @@
 """Notification channels and their delivery state (issue 19).
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 
 ``notify_channels``: one row per channel, part of a site's configuration
 (``site``, ``default`` on a single PBX): its name, its target URL (with its
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
