@@ -19,6 +19,7 @@ the field themselves).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import time
@@ -367,6 +368,12 @@ def serve(
         applier_for=applier_for,
         metrics_token=metrics_token,
     )
+    # Everything made so far (modules, the app, its routes and templates)
+    # lives as long as the server: out of the collector's sight, a full
+    # collection during a request walks only what requests made (the p99
+    # of `GET /api/v1/networks` grew with every page and module added).
+    gc.collect()
+    gc.freeze()
     uvicorn.run(
         app,
         host=host,
