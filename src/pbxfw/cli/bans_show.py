@@ -1,9 +1,8 @@
 """``pbxfw bans show ADDRESS``: why an address is (or was) banned, and who made an
-administrator's ban (``cli_who``)."""
+administrator's ban (usecases.actor ``ban_who``)."""
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -15,24 +14,11 @@ from pbxfw.cli.common import DbOption, JsonOption, config_service, print_json
 if TYPE_CHECKING:
     from pbxfw.usecases.bans import BanRecord
 
-__all__ = ["cli_who", "register"]
+__all__ = ["register"]
 
 
 def register(bans_app: typer.Typer) -> None:
     bans_app.command("show")(bans_show)
-
-
-def cli_who() -> str:
-    """Who runs this command, as a ban keeps it: ``cli:USER``, with the
-    administrator behind sudo (``SUDO_USER``) when there is one."""
-    import pwd
-
-    try:
-        user = pwd.getpwuid(os.geteuid()).pw_name
-    except KeyError:
-        user = str(os.geteuid())
-    sudo = os.environ.get("SUDO_USER", "").strip()
-    return f"cli:{user} (sudo: {sudo})" if sudo and sudo != user else f"cli:{user}"
 
 
 def _when(epoch: float) -> str:

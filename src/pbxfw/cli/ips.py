@@ -13,7 +13,6 @@ from typing import Annotated
 import typer
 
 from pbxfw.cli import bans_show
-from pbxfw.cli.bans_show import cli_who
 from pbxfw.cli.common import (
     DbOption,
     JsonOption,
@@ -180,7 +179,7 @@ def bans_add(
     db: DbOption = None,
 ) -> None:
     """Ban an address (refused for never-block networks, ips_whitelist, loopback)."""
-    ban = _ban_service(db).add(address, jail=jail, seconds=seconds, reason=reason, who=cli_who())
+    ban = _ban_service(db).add(address, jail=jail, seconds=seconds, reason=reason)
     console().print(
         f"banned {ban.address_text()} (jail {ban.jail}) until {_when(ban.expires_at)}", markup=False
     )
@@ -230,7 +229,7 @@ def bans_import(
         )
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(FieldError("file", f"cannot read {file}: {exc}")) from None
-    report = _ban_service(db).import_lines(lines, jail=jail, seconds=seconds, who=cli_who())
+    report = _ban_service(db).import_lines(lines, jail=jail, seconds=seconds)
     if report.skipped:
         err = console(stderr=True)
         for skipped in report.skipped[:20]:

@@ -19,7 +19,7 @@ from contextvars import ContextVar
 
 from pbxfw.domain.history import Actor
 
-__all__ = ["acting", "current_actor", "process_actor", "use_actor"]
+__all__ = ["acting", "ban_who", "current_actor", "process_actor", "use_actor"]
 
 _actor: ContextVar[Actor | None] = ContextVar("pbxfw_actor", default=None)
 
@@ -42,6 +42,14 @@ def current_actor() -> Actor:
     ``system`` (pbxfw itself, or a program calling the use cases directly)."""
     actor = _actor.get()
     return actor if actor is not None else process_actor("system")
+
+
+def ban_who() -> str | None:
+    """Who an administrator's ban names (``cli:root (sudo: bob)``,
+    ``web:alice``, ``rest:alice``): the actor the adapter named, through
+    what; None when no adapter named one (a program calling the use case)."""
+    actor = _actor.get()
+    return None if actor is None else f"{actor.via}:{actor.who}"
 
 
 def use_actor(actor: Actor | None) -> None:

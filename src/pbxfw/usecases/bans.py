@@ -33,6 +33,7 @@ from pbxfw.errors import FieldError, NotFoundError, ValidationError
 from pbxfw.storage.evidence import ban_history, prune, save_evidence
 from pbxfw.storage.nodes import nodes
 from pbxfw.storage.repository import Repository, Store
+from pbxfw.usecases.actor import ban_who
 
 __all__ = ["EVIDENCE_PRUNE_INTERVAL", "BanDelta", "BanImportReport", "BanRecord", "BanService"]
 
@@ -197,7 +198,9 @@ class BanService:
     ) -> Ban:
         """Ban ``address`` (an address or CIDR); refused for whitelisted
         addresses. ``who``: the administrator (``cli:USER``, ``web:ADMIN``,
-        ``rest:ADMIN``), kept with the ban (``show``)."""
+        ``rest:ADMIN``), kept with the ban (``show``); by default the actor
+        the adapter named (usecases.actor ``ban_who``)."""
+        who = who if who is not None else ban_who()
         subnet = parse_subnet(address, "address")
         _check_jail_and_length(jail, seconds)
         now = self.clock()
@@ -245,8 +248,9 @@ class BanService:
         """Ban one address or CIDR per line (``#`` comments), all or nothing.
 
         A malformed line refuses the whole file, naming the line; whitelisted
-        entries are skipped and reported, never banned.
+        entries are skipped and reported, never banned. ``who``: as ``add``.
         """
+        who = who if who is not None else ban_who()
         _check_jail_and_length(jail, seconds)
         texts, hosts, others = _parse_ban_lines(lines)
         report = BanImportReport()

@@ -28,9 +28,7 @@ def create_ban(
     body: BanCreate, bans: BansDep, context: ContextDep, admin: CurrentAdmin
 ) -> dict[str, object]:
     """Ban an address or CIDR; never-block networks and ips_whitelist answer 422."""
-    ban = bans.add(
-        body.address, jail=body.jail, seconds=body.seconds, reason=body.reason, who=f"rest:{admin}"
-    )
+    ban = bans.add(body.address, jail=body.jail, seconds=body.seconds, reason=body.reason)
     return ban.as_json(context.clock())
 
 
@@ -51,9 +49,7 @@ def delete_ban(address: str, bans: BansDep) -> Response:
 
 def import_bans(body: BanImport, bans: BansDep, admin: CurrentAdmin) -> BanImportResult:
     """All or nothing: a malformed line refuses the whole list, naming the line."""
-    report = bans.import_lines(
-        body.lines, jail=body.jail, seconds=body.seconds, who=f"rest:{admin}"
-    )
+    report = bans.import_lines(body.lines, jail=body.jail, seconds=body.seconds)
     return BanImportResult(added=report.added, skipped=report.skipped)
 
 

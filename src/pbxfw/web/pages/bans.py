@@ -61,9 +61,7 @@ def add_ban(
 ) -> Response:
     address, reason = form_text(form, "address").strip(), form_text(form, "reason").strip()
     try:
-        ban = context.bans.add(
-            address, reason=reason or "banned from the web page", who=f"web:{session.user}"
-        )
+        ban = context.bans.add(address, reason=reason or "banned from the web page")
     except ValidationError as exc:
         return _bans_page(
             request, context, session, form_errors(exc), {"address": address, "reason": reason}
