@@ -295,6 +295,14 @@ ticks = st.builds(
         Tick({}, ["198.51.100.3"] * 3, 0.2, True),
     ]
 )
+@example(  # a sync's transaction landed but said it failed; then its ban is lifted
+    schedule=[
+        Tick({"kernel:commit": (OSError, False)}, ["198.51.100.3"] * 3, 0.2, False),
+        Tick({"kernel:commit": (OSError, True)}, [], 0.2, False),
+        Tick({}, [], 0.2, False, unban="198.51.100.3"),
+        Tick({}, [], 3.0, False),
+    ]
+)
 def test_the_loop_survives_random_exceptions_from_every_adapter(
     faulty_adapters: None, schedule: list[Tick]
 ) -> None:

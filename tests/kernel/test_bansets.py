@@ -196,3 +196,17 @@ def test_the_key_of_a_subnet_is_its_text(subnet: IPNetwork) -> None:
 def test_the_key_of_a_host_read_back_from_storage_is_its_text() -> None:
     texts = ["0.0.0.0/32", "198.51.100.9/32", "255.255.255.255/32", "203.0.113.0/24"]
     assert [subnet_key(n) for n in networks_from_text(texts)] == texts
+
+
+def test_an_unsure_transaction_is_taken_as_possibly_landed() -> None:
+    """A commit that failed without saying what landed: the mirror holds
+    both before and after, so a later sync removes what did land."""
+    sets = BanSets()
+    steps(sets, [ban(NET, "asterisk", 600)])
+    changes = sets.sync([ban(NET, "asterisk", 600), ban(OTHER, "web", 900)], NOW)
+    sets.unsure(changes)
+    assert (subnet_key(OTHER), "web") in sets and (subnet_key(NET), "asterisk") in sets
+    # the OTHER ban is lifted before anything was confirmed: it is removed
+    removal = sets.sync([ban(NET, "asterisk", 600)], NOW)
+    assert [s.action for s in removal.steps] == ["delete"]
+    assert [e.subnet for e in removal.steps[0].bans] == [OTHER]

@@ -56,6 +56,8 @@ class BanSync:
     receiver: Receiver
     bans_revision: int
     bans_dirty: bool
+    #: the whole table is loaded at the next tick (agent.rules ``enforce``)
+    stale: bool
     last_full_sync: float
 
     if TYPE_CHECKING:
@@ -127,7 +129,12 @@ class BanSync:
 
         What the agent believes the kernel holds changes only after the
         commit succeeded, so an attempt that fails is made again in full by
-        the next one, not forgotten.
+        the next one, not forgotten. A failure the kernel did not name (an
+        answer lost, a socket error) leaves unknown how much of the
+        transaction landed: the mirror takes it as possibly landed
+        (``BanSets.unsure``) and the whole table is loaded again (``stale``),
+        so that no element the mirror does not know of stays in the kernel
+        after its ban was lifted.
         """
         changes = self.ban_sets.sync(bans, self.clock(), partial=partial)
         if not changes:
@@ -147,6 +154,11 @@ class BanSync:
             # After a partial read, the whole table takes every stored ban.
             self.apply(config, revision, None if partial else bans)
             return
+        except BaseException:
+            # Part of it may have landed: remember it may, and reload the table.
+            self.ban_sets.unsure(changes)
+            self.stale = True
+            raise
         self.ban_sets.landed(changes)
         log.info(
             "ban sets: %d added, %d renewed, %d removed",
@@ -158,13 +170,18 @@ class BanSync:
     def add_new(self, bans: list[Ban], now: float) -> bool:
         """Put bans just decided into the kernel's sets at once; False when
         the kernel refused them (a subnet inside a broader banned one): the
-        whole table must be loaded instead. Any other failure raises."""
+        whole table must be loaded instead. Any other failure raises, and
+        marks the table ``stale`` (how much landed is unknown: _sync_bans)."""
         changes = self.ban_sets.add_new(bans, now)
         try:
             commit_changes(self.backend, changes)
         except KernelError as exc:
             log.warning("ban sets: %s; loading the whole table instead", exc)
             return False
+        except BaseException:
+            self.ban_sets.unsure(changes)
+            self.stale = True
+            raise
         self.ban_sets.landed(changes)
         return True
 

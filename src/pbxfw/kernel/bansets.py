@@ -172,6 +172,18 @@ class BanSets:
             (subnet_key(e.subnet), e.jail): now + (e.expires_in_seconds or 0) for e in elements
         }
 
+    def unsure(self, changes: BanChanges) -> None:
+        """``changes`` failed without the kernel saying what landed (an
+        answer lost): hold both what was held and what they would have put
+        in, each for its longer expiry. Whatever of it is not so is put right
+        by the caller's next whole-table load or full comparison, which
+        then knows to remove an element that did land."""
+        held = dict(changes.held)
+        for key, expires in self._held.items():
+            if expires > held.get(key, 0.0):
+                held[key] = expires
+        self._held = held
+
     def landed(self, changes: BanChanges) -> None:
         """``changes`` were committed: the kernel holds ``changes.held``."""
         self._held = changes.held
