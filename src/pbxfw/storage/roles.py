@@ -4,8 +4,8 @@
 
 - a group role (``NOLOGIN``, default ``pbxfw_node``) holding every privilege
   a node's agent needs and no other: read its site's configuration, the
-  sites and the schema version; read and write the bans and the fleet's ban
-  revision; its own row of ``nodes`` and its own log positions, source
+  sites and the schema version; read and write the bans, their evidence and
+  the fleet's ban revision; its own row of ``nodes`` and its own log positions, source
   health and counters (migration 0009);
 - row-level security where a table holds rows of several nodes or sites, so
   that PostgreSQL itself keeps a node to its own node and site;
@@ -161,6 +161,8 @@ def group_sql(group: str, database: str) -> str:
         f"GRANT INSERT, UPDATE, DELETE ON meta TO {g};",
         "-- Read and write the bans (every node's detections are the fleet's).",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON bans TO {g};",
+        "-- ... and the evidence behind them (the lines a node's detection kept).",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ban_evidence TO {g};",
         f"GRANT USAGE ON SEQUENCE bans_id_seq TO {g};",
         "-- Its own node row: registered and updated, never another's, never deleted.",
         f"GRANT SELECT, INSERT, UPDATE ON nodes TO {g};",
