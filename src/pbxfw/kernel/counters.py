@@ -24,6 +24,7 @@ from collections.abc import Iterable
 
 from pbxfw.compiler.names import TABLE
 from pbxfw.kernel import nlsock as nl
+from pbxfw.kernel.flowtag import rule_comment
 from pbxfw.kernel.nfconst import (
     NFNL_SUBSYS_NFTABLES,
     NFPROTO_INET,
@@ -36,7 +37,6 @@ from pbxfw.kernel.nfconst import (
     NFTA_RULE_TABLE,
     NFTA_RULE_USERDATA,
     NFTA_VERDICT_CODE,
-    NFTNL_UDATA_RULE_COMMENT,
     NLM_F_DUMP,
     NLM_F_REQUEST,
 )
@@ -83,17 +83,6 @@ def drops_of(rules: Iterable[RuleCounter]) -> Drops:
     return drops
 
 
-def _comment(userdata: bytes) -> str:
-    """The comment in a rule's user data (nftnl TLVs: type, length, value)."""
-    at = 0
-    while at + 2 <= len(userdata):
-        kind, length = userdata[at], userdata[at + 1]
-        if kind == NFTNL_UDATA_RULE_COMMENT:
-            return userdata[at + 2 : at + 2 + length].rstrip(b"\0").decode(errors="replace")
-        at += 2 + length
-    return ""
-
-
 def _counted_drop(expressions: bytes) -> tuple[int, int] | None:
     """(packets, bytes) of a rule that has a counter and ends in drop, else None."""
     counted: tuple[int, int] | None = None
@@ -135,7 +124,8 @@ def read_drops(netns: str | None) -> Drops | None:
             counted = _counted_drop(attrs.get(NFTA_RULE_EXPRESSIONS, b""))
             if counted is not None:
                 chain = attrs.get(NFTA_RULE_CHAIN, b"").rstrip(b"\0").decode(errors="replace")
-                rules.append((chain, _comment(attrs.get(NFTA_RULE_USERDATA, b"")), *counted))
+                comment = rule_comment(attrs.get(NFTA_RULE_USERDATA, b"")) or ""
+                rules.append((chain, comment, *counted))
     if not seen:
         return None
     return drops_of(rules)

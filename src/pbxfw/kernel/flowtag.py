@@ -62,6 +62,7 @@ __all__ = [
     "mark_rule",
     "random_flow_tag",
     "replace_rule",
+    "rule_comment",
     "ruleset_generation",
     "without_flow_tag",
 ]
@@ -171,8 +172,9 @@ def replace_rule(chain: str, handle: int, rule: tuple[bytes, str], seq: int) -> 
     )
 
 
-def _comment(userdata: bytes) -> str | None:
-    """The comment in a rule's user data (nftnl TLVs: type, length, value)."""
+def rule_comment(userdata: bytes) -> str | None:
+    """The comment in a rule's user data (nftnl TLVs: type, length, value);
+    None without one (kernel.counters reads its drop rules' reasons with it)."""
     at = 0
     while at + 2 <= len(userdata):
         kind, length = userdata[at], userdata[at + 1]
@@ -206,7 +208,7 @@ def flow_tag_rules(netns: str | None = None) -> FlowTagRules | None:
         handles: dict[str, tuple[int, bytes]] = {}
         for message in nl.dump(sock, request, absent_ok=True):
             attrs = nl.attributes(message, nl.HEADER)
-            comment = _comment(attrs.get(NFTA_RULE_USERDATA, b""))
+            comment = rule_comment(attrs.get(NFTA_RULE_USERDATA, b""))
             if comment in (FLOW_CACHE_COMMENT, FLOW_MARK_COMMENT) and NFTA_RULE_HANDLE in attrs:
                 handles[comment] = (
                     nl.BE64.unpack(attrs[NFTA_RULE_HANDLE])[0],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from pbxfw.web.deps import BansDep, ConfigDep, ContextDep, CurrentAdmin
+from pbxfw.web.deps import BansDep, ConfigDep, ContextDep
 from pbxfw.web.evidence_schemas import BanDetails
 from pbxfw.web.schemas import (
     BanCreate,
@@ -24,9 +24,7 @@ def list_bans(bans: BansDep, context: ContextDep) -> list[dict[str, object]]:
     return [b.as_json(now) for b in bans.active()]
 
 
-def create_ban(
-    body: BanCreate, bans: BansDep, context: ContextDep, admin: CurrentAdmin
-) -> dict[str, object]:
+def create_ban(body: BanCreate, bans: BansDep, context: ContextDep) -> dict[str, object]:
     """Ban an address or CIDR; never-block networks and ips_whitelist answer 422."""
     ban = bans.add(body.address, jail=body.jail, seconds=body.seconds, reason=body.reason)
     return ban.as_json(context.clock())
@@ -47,7 +45,7 @@ def delete_ban(address: str, bans: BansDep) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def import_bans(body: BanImport, bans: BansDep, admin: CurrentAdmin) -> BanImportResult:
+def import_bans(body: BanImport, bans: BansDep) -> BanImportResult:
     """All or nothing: a malformed line refuses the whole list, naming the line."""
     report = bans.import_lines(body.lines, jail=body.jail, seconds=body.seconds)
     return BanImportResult(added=report.added, skipped=report.skipped)
