@@ -38,7 +38,7 @@ def expected(log: str) -> dict[int, tuple[str, str]]:
     table: dict[int, tuple[str, str]] = {}
     for row in (FIXTURES / log).with_suffix(".expected").read_text().splitlines():
         if row.strip() and not row.startswith("#"):
-            number, host, jail = row.split()
+            number, host, jail = row.split(None, 3)[:3]
             table[int(number)] = (host, jail)
     return table
 

@@ -72,6 +72,7 @@ class LineFormat:
             line: int,
             _key: str,
             count: int,
+            _user: str = "",
         ) -> str:
             if count != 1:
                 stats.repeats += count - 1

@@ -42,7 +42,8 @@ from pbxfw.ips.workers import Worker
 __all__ = ["bounds", "lines_parallel", "scan_parallel"]
 
 # A worker's failures as columns: time, jail, host, event, line relative to
-# the worker's range, key (a list: this process renumbers some keys), count.
+# the worker's range, key (a list: this process renumbers some keys), count,
+# user.
 _Columns = tuple[
     tuple[datetime, ...],
     tuple[str, ...],
@@ -51,6 +52,7 @@ _Columns = tuple[
     tuple[int, ...],
     list[str],
     tuple[int, ...],
+    tuple[str, ...],
 ]
 # The ordinal state: (epoch second, {(class, jail, host): ordinal}).
 _State = tuple[int, dict[tuple[str, str, str], int]]
@@ -134,15 +136,15 @@ def _scan_range(
     rows = list(scan_blocks(recogniser, fd, start, end, stats))
     tags: list[tuple[int, str]] = []
     if rows:
-        times, jails, hosts, events, _, lines, keyed, counts = zip(*rows, strict=True)
+        times, jails, hosts, events, _, lines, keyed, counts, users = zip(*rows, strict=True)
         keys = list(keyed)
         for i, key in enumerate(keys):
             if key.startswith(SSH_TAG):
                 tags.append((i, key))
                 keys[i] = ""
-        columns: _Columns = (times, jails, hosts, events, lines, keys, counts)
+        columns: _Columns = (times, jails, hosts, events, lines, keys, counts, users)
     else:
-        columns = ((), (), (), (), (), [], ())
+        columns = ((), (), (), (), (), [], (), ())
     state = recogniser.ordinal_state()
     return columns, recogniser.newlines, lead, state, tags, stats.long_lines
 
@@ -182,7 +184,7 @@ def scan_parallel(
             while child.pending:
                 result = cast(_Result, child.result())
                 columns, newlines, lead, worker_state, tags, long_lines = result
-                times, jails, hosts, events, numbers, keys, counts = columns
+                times, jails, hosts, events, numbers, keys, counts, users = columns
                 stats.long_lines += long_lines
                 keyed = len(keys) - keys.count("")
                 if lead and lead[0][3] == state[0]:
@@ -211,6 +213,7 @@ def scan_parallel(
                     map(add, numbers, repeat(lines)),
                     keys,
                     counts,
+                    users,
                 )
                 if tags:
                     yield from _paired(failures, dict(tags), attempts.follows_tag)
@@ -281,6 +284,7 @@ def _lines_task(
             line: int,
             key: str,
             count: int,
+            _user: str = "",
         ) -> str:
             if key.startswith(SSH_TAG):
                 tags.append((len(numbers), key, (time, jail, host, event, count)))

@@ -32,6 +32,7 @@ from pbxfw.ips.grammars.asterisk_parsers import (
     pjsip_failed,
     security_event,
 )
+from pbxfw.ips.grammars.users import cap, quoted_tail, sip_user
 
 if TYPE_CHECKING:
     from pbxfw.ips.recognisers import Recogniser
@@ -44,16 +45,46 @@ Parse = Callable[["Rule", str, Addresses], Reading | None]
 #: An address field as Asterisk writes it (port and brackets allowed).
 _ADDR = r"(?P<addr>[0-9A-Fa-f:.\[\]]+)"
 
+#: How a rule reads the account a message names from its match (and the message).
+User = Callable[[re.Match[str], str], str]
+
 
 def _match(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     """The default parse: ``rule.pattern`` matched at the message's start, the address
-    in its group ``addr``, ``rule.event`` and ``rule.jail`` as they are."""
+    in its group ``addr``, ``rule.event`` and ``rule.jail`` as they are, the
+    user as ``rule.user`` reads it."""
     assert rule.pattern is not None
     m = rule.pattern.match(body)
     if m is None:
         return None
     host = addresses.port[rule.port][m.group("addr")]
-    return None if host is None else (host, rule.event, rule.jail)
+    if host is None:
+        return None
+    return host, rule.event, rule.jail, "" if rule.user is None else rule.user(m, body)
+
+
+def _group(m: re.Match[str], _body: str) -> str:
+    """The user in the pattern's group ``user``."""
+    return cap(m.group("user"))
+
+
+def _to_header(m: re.Match[str], _body: str) -> str:
+    """The user part of the SIP URI in the pattern's group ``user`` (a header)."""
+    return sip_user(m.group("user"))
+
+
+def _quoted(m: re.Match[str], body: str) -> str:
+    """The name quoted from the match's end to the message's last quote."""
+    return quoted_tail(body, m.end())
+
+
+def _iax_peer(m: re.Match[str], body: str) -> str:
+    """chan_iax2's peer name: "... as '%s'" (quoted to the end), or "... MD5
+    authentication for '%s' (%s != %s)" (up to the last "' (")."""
+    if body.rstrip().endswith("'"):
+        return quoted_tail(body, m.end())
+    end = body.rfind("' (")
+    return cap(body[m.end() : end]) if end >= m.end() else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +114,9 @@ class Rule:
     parse: Parse = field(default=_match)
     #: "NOTICE" (``messages``) or "SECURITY" (res_security_log).
     level: str = "NOTICE"
+    #: How the default parse reads the account the message names
+    #: (``Failure.user``); None: it names none.
+    user: User | None = None
 
 
 def _security_rule(name: str) -> Rule:
@@ -132,8 +166,10 @@ TABLE: tuple[Rule, ...] = (
         ("' failed for '",),
         "chan_sip registration failed",
         pattern=re.compile(
-            rf"Registration from '.*' failed for '{_ADDR}' - (?P<reason>{_CHAN_SIP_REASONS})$"
+            rf"Registration from '(?P<user>.*)' failed for '{_ADDR}' - "
+            rf"(?P<reason>{_CHAN_SIP_REASONS})$"
         ),
+        user=_to_header,
     ),
     # res_security_log (main/security_events.c): the failed events.
     _security_rule("InvalidAccountID"),
@@ -157,6 +193,7 @@ TABLE: tuple[Rule, ...] = (
         "ami",
         re.compile(rf"{_ADDR} failed to authenticate as '"),
         False,
+        user=_quoted,
     ),
     Rule(
         ("manager.c",),
@@ -166,6 +203,7 @@ TABLE: tuple[Rule, ...] = (
         "ami",
         re.compile(rf"{_ADDR} tried to authenticate with nonexistent user '"),
         False,
+        user=_quoted,
     ),
     Rule(
         ("manager.c",),
@@ -175,6 +213,7 @@ TABLE: tuple[Rule, ...] = (
         "ami",
         re.compile(rf"{_ADDR} failed to pass IP ACL as '"),
         False,
+        user=_quoted,
     ),
     # chan_iax2 (address first, written by Asterisk; the peer name follows).
     Rule(
@@ -184,6 +223,7 @@ TABLE: tuple[Rule, ...] = (
         "IAX2 authentication failed",
         pattern=re.compile(rf"Host {_ADDR} failed (?:to authenticate as|MD5 authentication for) '"),
         port=False,
+        user=_iax_peer,
     ),
     # "No registration for peer '<name>' (from <addr>)": the name is client
     # text, the address is last and end-anchored.
@@ -192,8 +232,9 @@ TABLE: tuple[Rule, ...] = (
         "No registration for peer '",
         ("No registration for peer '",),
         "IAX2 registration for unknown peer",
-        pattern=re.compile(rf"No registration for peer '.*' \(from {_ADDR}\)$"),
+        pattern=re.compile(rf"No registration for peer '(?P<user>.*)' \(from {_ADDR}\)$"),
         port=False,
+        user=_group,
     ),
 )
 
@@ -246,6 +287,6 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
                 break
     else:
         return None
-    host, event, jail = reading
+    host, event, jail, user = reading
     key = r.ordinals.key(level, jail, host[1], stamp[1])
-    return r.make(stamp[0], jail, host[0], event, r.file, lineno, key, 1)
+    return r.make(stamp[0], jail, host[0], event, r.file, lineno, key, 1, user)

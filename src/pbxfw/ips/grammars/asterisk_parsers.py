@@ -3,8 +3,10 @@ rows in :data:`pbxfw.ips.grammars.asterisk.TABLE`): client text on both
 sides of the address, or the address to be found among several candidates.
 
 Each parse function takes (the rule, the message, the address cache) and
-gives (address, canonical text), event, jail, or None (see
-:data:`pbxfw.ips.grammars.asterisk.Parse`).
+gives (address, canonical text), event, jail, user, or None (see
+:data:`pbxfw.ips.grammars.asterisk.Parse`); the user is the extension or
+account the message names (``Failure.user``; "" where it cannot be read
+for sure).
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ from typing import TYPE_CHECKING
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.addresses import Addresses
+from pbxfw.ips.grammars.users import account_id, cap, sip_user
 
 if TYPE_CHECKING:
     from pbxfw.ips.grammars.asterisk import Rule
 
 __all__ = ["Reading", "call_rejected", "pjsip_failed", "security_event"]
 
-#: What a rule reads from a message: (address, canonical text), event, jail.
-Reading = tuple[tuple[IPAddress, str], str, str]
+#: What a rule reads from a message: (address, canonical text), event, jail, user.
+Reading = tuple[tuple[IPAddress, str], str, str, str]
 
 
 # res_pjsip/pjsip_distributor.c log_failed_request:
@@ -32,7 +35,7 @@ Reading = tuple[tuple[IPAddress, str], str, str]
 # only as \") and the URI has neither space nor "<>" — so the strict grammar
 # below admits exactly one split. The method is a SIP token (no quote, no space).
 _PJSIP_FAILED_STRICT = re.compile(
-    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<[^\s<>\"]*>' "
+    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<(?P<uri>[^\s<>\"]*)>' "
     r"failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: .*\) - "
     r"(?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL"
     r"|Failed to authenticate|Error to authenticate)(?: after \d+ tries in [\d.]+ ms)?$"
@@ -53,7 +56,8 @@ def pjsip_failed(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     """``rule.event`` with the SIP method (or "request") and pjsip's reason filled in."""
     m = _PJSIP_FAILED_STRICT.match(body)
     if m is not None:
-        method, addr, reason = m.groups()
+        method, uri, addr, reason = m.groups()
+        user = sip_user(uri)
         event = _PJSIP_EVENTS.get((rule.event, method, reason))
         if event is None:
             # _PJSIP_METHOD's test on the method the strict grammar captured.
@@ -70,6 +74,8 @@ def pjsip_failed(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
     else:
         # The From did not parse as pjsip prints it: accept the line only
         # if it has a single address field reading (no injection possible).
+        # Where its URI ends is not certain then: no user.
+        user = ""
         r = _PJSIP_REASON.search(body)
         if r is None:
             return None
@@ -82,7 +88,7 @@ def pjsip_failed(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
             method=named.group("method") if named is not None else "request", reason=reason
         )
     host = addresses.port[None][addr]
-    return None if host is None else (host, event, rule.jail)
+    return None if host is None else (host, event, rule.jail, user)
 
 
 # chan_sip / res_pjsip_session: "Call from '<who>' (<addr>) to extension '<exten>'
@@ -91,7 +97,7 @@ def pjsip_failed(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
 # writes "(UDP:1.2.3.4:5060)" or "(UDP:[v6]:5060)", chan_sip "(1.2.3.4:5060)".
 _CALL_REJECTED_STRICT = re.compile(
     r"Call from '(?P<who>[^' ]*)' \((?:(?P<transport>[A-Z][A-Z0-9]{1,7}):)?"
-    r"(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '.*' "
+    r"(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '(?P<exten>.*)' "
     r"rejected because extension not found in context '[^']*'\.$"
 )
 _CALL_REJECTED_CANDIDATE = re.compile(
@@ -106,8 +112,11 @@ def call_rejected(rule: Rule, body: str, addresses: Addresses) -> Reading | None
     # after it. chan_sip may put a client-supplied user name there, so its
     # form is accepted only when every reading names the same address.
     # Older res_pjsip_session writes "(UDP:%s:%d)" with a bare IPv6 address:
-    # with a transport the port is always present.
+    # with a transport the port is always present. The user is the
+    # extension dialled, as the strict grammar reads it (the number tried:
+    # toll fraud); "" when only the candidates name the address.
     m = _CALL_REJECTED_STRICT.match(body)
+    exten = "" if m is None else cap(m.group("exten"))
     if m is not None and m.group("transport") is not None:
         host = addresses.get(m.group("addr"), True)
     elif not body.endswith("'."):
@@ -118,7 +127,7 @@ def call_rejected(rule: Rule, body: str, addresses: Addresses) -> Reading | None
             for c in _CALL_REJECTED_CANDIDATE.finditer(body)
         }
         host = found.pop() if len(found) == 1 else None
-    return None if host is None else (host, rule.event, rule.jail)
+    return None if host is None else (host, rule.event, rule.jail, exten)
 
 
 # res_security_log: SecurityEvent="X",EventTV="...",Severity="...",Service="...",
@@ -188,4 +197,6 @@ def security_event(rule: Rule, body: str, addresses: Addresses) -> Reading | Non
         if len(_SECURITY_EVENTS) > 256:
             _SECURITY_EVENTS.clear()
         what = _SECURITY_EVENTS[rule.event, service] = rule.event.format(service=service)
-    return host, what, "ami" if service == "AMI" else rule.jail
+    # AccountID: the account (AMI: user name; SIP: the From user or the
+    # digest user name) as the client sent it.
+    return host, what, "ami" if service == "AMI" else rule.jail, account_id(body[head_end:pos])

@@ -27,12 +27,14 @@ from pbxfw.ips.events import Failure
 from pbxfw.ips.grammars.ssh_attempts import (
     FAILED_PAM,
     PAM_ERROR,
+    PAM_UNIX,
     SSH_ATTEMPT_SECONDS,
     SSH_TAG,
     SshAttempts,
     ssh_tag,
 )
 from pbxfw.ips.grammars.ssh_rules import FAILED_METHODS_PAM, TABLE, Rule
+from pbxfw.ips.grammars.users import cap
 from pbxfw.ips.stamps import BARE_PREFIX, SYSLOG_PREFIX, SYSLOG_PREFIX_5424
 
 if TYPE_CHECKING:
@@ -147,4 +149,26 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
         if count == 1:
             return None
         count -= 1  # the first copy continues an attempt; the others count
-    return r.make(stamp[0], "ssh", host[0], rule.event, r.file, lineno, key, count)
+    if rule.has_user:
+        user = found.group("user")
+        # dropbear's own words where it knows no valid user (svr-auth.c
+        # "is invalid", svr-authpam.c "<invalid username>"): no name.
+        user = "" if user in _NO_NAME else cap(user)
+    elif stage == PAM_UNIX:
+        user = _pam_user(body, found.end())
+    else:
+        user = ""
+    return r.make(stamp[0], "ssh", host[0], rule.event, r.file, lineno, key, count, user)
+
+
+def _pam_user(body: str, end: int) -> str:
+    """pam_unix's "user=%s" after rhost (the line's last field; pam_unix
+    writes it only when it knows the name)."""
+    while body.startswith(" ", end):
+        end += 1
+    if body.startswith("user=", end):
+        return cap(body[end + 5 :].rstrip())
+    return ""
+
+
+_NO_NAME = frozenset({None, "is invalid", "<invalid username>"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pbxfw.ips.grammars.ssh_attempts import (
     CONN_END,
@@ -46,6 +46,12 @@ class Rule:
     #: Whether a match has a second reading naming another address: then
     #: the line is ambiguous and yields nothing.
     ambiguous: Callable[[re.Match[str]], bool] | None = None
+    #: Whether the pattern reads the user name tried (group ``user``, which
+    #: may not take part in a match: then the message names none).
+    has_user: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_user", "user" in self.pattern.groupindex)
 
 
 # OpenSSH format strings (auth.c, auth2.c, auth-pam.c, packet.c, sshd.c):
@@ -120,14 +126,14 @@ _DROPBEAR_ADDR = r"(?P<addr>[0-9A-Fa-f:.\[\]]+:\d+)"
 _PREAUTH = r"(?: \[preauth\])?\s*$"
 # The connection id's user preamble: in messages read from the left, the user
 # as text without colon; in end-anchored ones, greedy (the last field wins).
-_CONN_USER = r"(?:authenticating|invalid) user [^:]*"
-_CONN_USER_END = r"(?:authenticating|invalid) user .*"
+_CONN_USER = r"(?:authenticating|invalid) user (?P<user>[^:]*)"
+_CONN_USER_END = r"(?:authenticating|invalid) user (?P<user>.*)"
 
 TABLE: tuple[Rule, ...] = (
     Rule(
         ("Failed",),
         re.compile(
-            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for [^:]*"
+            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for (?:invalid user )?(?P<user>[^:]*)"
             rf" from {_SSHD_ADDR}"
             r"(?: port \d+(?: ssh[12](?:: (?P<info>.*))?)?)?(?: \[preauth\])?\s*$"
         ),
@@ -138,14 +144,14 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         ("Invalid", "invalid"),
-        re.compile(rf"[Ii]nvalid user .* from {_SSHD_ADDR}(?: port \d+)?{_PREAUTH}"),
+        re.compile(rf"[Ii]nvalid user (?P<user>.*) from {_SSHD_ADDR}(?: port \d+)?{_PREAUTH}"),
         "ssh invalid user",
         ("nvalid user ",),
     ),
     Rule(
         ("User",),
         re.compile(
-            rf"User .* from {_SSHD_ADDR} not allowed because (?:not listed in AllowUsers"
+            rf"User (?P<user>.*) from {_SSHD_ADDR} not allowed because (?:not listed in AllowUsers"
             r"|listed in DenyUsers|not in any group|a group is listed in DenyGroups"
             rf"|none of user's groups are listed in AllowGroups){_PREAUTH}"
         ),
@@ -155,7 +161,8 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         ("maximum",),
         re.compile(
-            rf"maximum authentication attempts exceeded for .* from {_SSHD_ADDR}"
+            r"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>.*)"
+            rf" from {_SSHD_ADDR}"
             rf" port \d+ ssh2{_PREAUTH}"
         ),
         "ssh too many authentication failures",
@@ -184,7 +191,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         ("Postponed",),
         re.compile(
-            r"Postponed keyboard-interactive(?:/[\w@.+-]+)? for invalid user [^:]*"
+            r"Postponed keyboard-interactive(?:/[\w@.+-]+)? for invalid user (?P<user>[^:]*)"
             rf" from {_SSHD_ADDR} port \d+ ssh2{_PREAUTH}"
         ),
         "ssh keyboard-interactive for invalid user",
@@ -211,7 +218,7 @@ TABLE: tuple[Rule, ...] = (
         re.compile(
             r"(?:[Aa]uthentication (?:failure|error)"
             r"|User not known to the underlying authentication module)"
-            rf" for (?:illegal user )?.* from {_SSHD_ADDR}(?: via [0-9A-Fa-f:.]+)?\s*$"
+            rf" for (?:illegal user )?(?P<user>.*) from {_SSHD_ADDR}(?: via [0-9A-Fa-f:.]+)?\s*$"
         ),
         "ssh PAM authentication failure",
         ("uthentication failure for", "uthentication error for", "User not known to the"),
@@ -289,14 +296,14 @@ TABLE: tuple[Rule, ...] = (
     # end-anchored, or in "from <...>" right after "Exit before auth".
     Rule(
         ("Bad", "bad"),
-        re.compile(rf"[Bb]ad password attempt for '.*' from {_DROPBEAR_ADDR}\s*$"),
+        re.compile(rf"[Bb]ad password attempt for '(?P<user>.*)' from {_DROPBEAR_ADDR}\s*$"),
         "dropbear bad password",
         ("password attempt for",),
         port=True,
     ),
     Rule(
         ("Bad",),
-        re.compile(rf"Bad PAM password attempt for '.*' from {_DROPBEAR_ADDR}\s*$"),
+        re.compile(rf"Bad PAM password attempt for '(?P<user>.*)' from {_DROPBEAR_ADDR}\s*$"),
         "dropbear bad password",
         ("password attempt for",),
         FAILED_PAM,
@@ -304,21 +311,25 @@ TABLE: tuple[Rule, ...] = (
     ),
     Rule(
         ("Login", "login"),
-        re.compile(rf"[Ll]ogin attempt for nonexistent user(?: '.*')? from {_DROPBEAR_ADDR}\s*$"),
+        re.compile(
+            rf"[Ll]ogin attempt for nonexistent user(?: '(?P<user>.*)')? from {_DROPBEAR_ADDR}\s*$"
+        ),
         "dropbear invalid user",
         ("ogin attempt for nonexistent",),
         port=True,
     ),
     Rule(
         ("Login",),
-        re.compile(rf"Login attempt with wrong user .* from {_DROPBEAR_ADDR}\s*$"),
+        re.compile(rf"Login attempt with wrong user (?P<user>.*) from {_DROPBEAR_ADDR}\s*$"),
         "dropbear user not allowed",
         ("Login attempt with wrong user",),
         port=True,
     ),
     Rule(
         ("Pubkey", "pubkey"),
-        re.compile(rf"[Pp]ubkey auth bad signature for '.*' with key .* from {_DROPBEAR_ADDR}\s*$"),
+        re.compile(
+            rf"[Pp]ubkey auth bad signature for '(?P<user>.*)' with key .* from {_DROPBEAR_ADDR}\s*$"
+        ),
         "dropbear bad public key signature",
         ("ubkey auth bad signature",),
         port=True,
@@ -327,7 +338,7 @@ TABLE: tuple[Rule, ...] = (
         ("Exit",),
         re.compile(
             rf"Exit before auth from <{_DROPBEAR_ADDR}>: (?:\(user '[^']*', \d+ fails\): )?"
-            r"Max auth tries reached - user '[^']*'\s*$"
+            r"Max auth tries reached - user '(?P<user>[^']*)'\s*$"
         ),
         "dropbear too many authentication failures",
         ("Max auth tries reached",),
@@ -336,7 +347,8 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         ("Exit",),
         re.compile(
-            rf"Exit before auth.*: Max auth tries reached - user '.*' from {_DROPBEAR_ADDR}\s*$"
+            r"Exit before auth.*: Max auth tries reached - user '(?P<user>.*)'"
+            rf" from {_DROPBEAR_ADDR}\s*$"
         ),
         "dropbear too many authentication failures",
         ("Max auth tries reached",),

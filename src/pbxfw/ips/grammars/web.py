@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
+from pbxfw.ips.grammars.users import cap
 
 if TYPE_CHECKING:
     from pbxfw.ips.recognisers import Recogniser
@@ -91,9 +92,7 @@ WEB_LOGIN = re.compile(
 # one that follows it — the first ", client: " of the line; a forged one can
 # only come later.
 NGINX_STAMP = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[")
-_NGINX_PREFIX = (
-    r'(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ user "[^:]*"'
-)
+_NGINX_PREFIX = r'(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ user "(?P<user>[^:]*)"'
 _NGINX_CLIENT = r", client: (?P<addr>[0-9A-Fa-f:.]+), server: "
 
 TABLE: tuple[Rule, ...] = (
@@ -133,4 +132,18 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     host = r.addresses.get(m.group("addr"), False)
     if stamp is None or host is None:
         return None
-    return r.make(stamp[0], "web", host[0], rule.event, r.file, lineno, "", 1)
+    user = _web_login_user(line[m.end() :]) if iso is not None else cap(m.group("user"))
+    return r.make(stamp[0], "web", host[0], rule.event, r.file, lineno, "", 1, user)
+
+
+def _web_login_user(text: str) -> str:
+    """The name typed, from the JSON string WEB_LOGIN_FAILURE_FORMAT ends
+    with (the text as written when it is not one)."""
+    import json  # only on a failure line
+
+    text = text.rstrip("\r\n")
+    try:
+        name = json.loads(text)
+    except ValueError:
+        return cap(text)
+    return cap(name) if isinstance(name, str) else cap(text)
