@@ -14,7 +14,17 @@ from pbxfw.ips.events import Failure, new_failure
 
 T0 = datetime(2026, 11, 1, 8, 42, 16, tzinfo=UTC)
 HOST = ipaddress.ip_address("203.0.113.7")
-FIELDS = (T0, "asterisk", HOST, "PJSIP INVITE: Failed to authenticate", "messages", 7, "k", 3, "100")
+FIELDS = (
+    T0,
+    "asterisk",
+    HOST,
+    "PJSIP INVITE: Failed to authenticate",
+    "messages",
+    7,
+    "k",
+    3,
+    "100",
+)
 
 
 @pytest.mark.parametrize("make", [Failure, new_failure], ids=["Failure", "new_failure"])

@@ -5,6 +5,7 @@ never moving the address (docs/observability.md, "Dashboard")."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -214,16 +215,29 @@ def test_a_long_user_name_is_capped() -> None:
     assert host == "198.51.100.26" and user == "u" * USER_MAX
 
 
-def test_the_parallel_scan_keeps_the_users(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_without_users_the_same_failures_and_no_user(name: str) -> None:
+    # Recogniser(users=False) (the offline scan) runs each pattern without
+    # the user's capture: the same lines, addresses, events and keys.
+    text = (FIXTURES / f"{name}.log").read_text(encoding="utf-8")
+    kind = DECLARED[name]
+    with_users = list(Recogniser(kind, file=name, reference=REFERENCE, tz=UTC).scan_text(text))
+    without = list(
+        Recogniser(kind, file=name, reference=REFERENCE, tz=UTC, users=False).scan_text(text)
+    )
+    assert [replace(f, user="") for f in with_users] == without
+
+
+def test_the_offline_scan_reads_no_users(tmp_path: Path) -> None:
     from pbxfw.ips.scan import scan_file
 
     text = "".join(
         f"Nov 25 11:{i // 60 % 60:02}:{i % 60:02} pbx sshd[{i}]: Invalid user u{i % 7}"
         f" from 198.51.100.{i % 200} port 1\n"
-        for i in range(4000)
+        for i in range(2000)
     )
     log = tmp_path / "auth.log"
     log.write_text(text)
-    serial = [f.user for f in scan_file(log, kind="ssh", reference=REFERENCE, tz=UTC, workers=1)]
-    parallel = [f.user for f in scan_file(log, kind="ssh", reference=REFERENCE, tz=UTC, workers=2)]
-    assert serial == parallel == [f"u{i % 7}" for i in range(4000)]
+    for workers in (1, 2):
+        found = list(scan_file(log, kind="ssh", reference=REFERENCE, tz=UTC, workers=workers))
+        assert len(found) == 2000 and {f.user for f in found} == {""}

@@ -42,8 +42,7 @@ from pbxfw.ips.workers import Worker
 __all__ = ["bounds", "lines_parallel", "scan_parallel"]
 
 # A worker's failures as columns: time, jail, host, event, line relative to
-# the worker's range, key (a list: this process renumbers some keys), count,
-# user.
+# the worker's range, key (a list: this process renumbers some keys), count.
 _Columns = tuple[
     tuple[datetime, ...],
     tuple[str, ...],
@@ -52,7 +51,6 @@ _Columns = tuple[
     tuple[int, ...],
     list[str],
     tuple[int, ...],
-    tuple[str, ...],
 ]
 # The ordinal state: (epoch second, {(class, jail, host): ordinal}).
 _State = tuple[int, dict[tuple[str, str, str], int]]
@@ -130,21 +128,29 @@ def _scan_range(
     # the Failures once, and columns pickle several times faster than rows.
     make = cast("Callable[..., Failure]", _row)
     recogniser = Recogniser(
-        kind, file=name, reference=reference, tz=tz, make=make, lead=lead, pair_ssh=False
+        kind,
+        file=name,
+        reference=reference,
+        tz=tz,
+        make=make,
+        lead=lead,
+        pair_ssh=False,
+        users=False,
     )
     stats = ScanStats()
     rows = list(scan_blocks(recogniser, fd, start, end, stats))
     tags: list[tuple[int, str]] = []
     if rows:
-        times, jails, hosts, events, _, lines, keyed, counts, users = zip(*rows, strict=True)
+        # (users=False: the ninth column, the user, is always "")
+        times, jails, hosts, events, _, lines, keyed, counts, _ = zip(*rows, strict=True)
         keys = list(keyed)
         for i, key in enumerate(keys):
             if key.startswith(SSH_TAG):
                 tags.append((i, key))
                 keys[i] = ""
-        columns: _Columns = (times, jails, hosts, events, lines, keys, counts, users)
+        columns: _Columns = (times, jails, hosts, events, lines, keys, counts)
     else:
-        columns = ((), (), (), (), (), [], (), ())
+        columns = ((), (), (), (), (), [], ())
     state = recogniser.ordinal_state()
     return columns, recogniser.newlines, lead, state, tags, stats.long_lines
 
@@ -173,7 +179,7 @@ def scan_parallel(
     try:
         for part in _parts(bounds, workers):
             children.append(Worker(name, part, task))
-        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz)
+        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, users=False)
         with open(name, "rb") as handle:
             yield from scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1], stats)
         lines = recogniser.newlines
@@ -184,7 +190,7 @@ def scan_parallel(
             while child.pending:
                 result = cast(_Result, child.result())
                 columns, newlines, lead, worker_state, tags, long_lines = result
-                times, jails, hosts, events, numbers, keys, counts, users = columns
+                times, jails, hosts, events, numbers, keys, counts = columns
                 stats.long_lines += long_lines
                 keyed = len(keys) - keys.count("")
                 if lead and lead[0][3] == state[0]:
@@ -213,7 +219,6 @@ def scan_parallel(
                     map(add, numbers, repeat(lines)),
                     keys,
                     counts,
-                    users,
                 )
                 if tags:
                     yield from _paired(failures, dict(tags), attempts.follows_tag)
@@ -265,7 +270,9 @@ def _lines_task(
     are parsed once per worker, not once per range); the rest of its state
     is off (no SSH pairing, no keys), so a range's result does not depend on
     the ranges before."""
-    recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, pair_ssh=False)
+    recogniser = Recogniser(
+        kind, file=name, reference=reference, tz=tz, pair_ssh=False, users=False
+    )
     recogniser.ordinals = NoKeys()
     tail = fmt.tail
 
@@ -319,7 +326,7 @@ def lines_parallel(
         for part in _parts(bounds, workers):
             children.append(Worker(name, part, _lines_task(name, kind, reference, tz, fmt)))
         make = cast("Callable[..., Failure]", fmt.maker(name, stats))
-        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make)
+        recogniser = Recogniser(kind, file=name, reference=reference, tz=tz, make=make, users=False)
         recogniser.ordinals = NoKeys()
         with open(name, "rb") as handle:
             found = scan_blocks(recogniser, handle.fileno(), bounds[0], bounds[1], stats)

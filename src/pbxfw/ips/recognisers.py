@@ -63,8 +63,8 @@ class Recogniser:
     detecting it per line. Not thread-safe.
 
     The grammars (``ips/grammars/``) read their state from the attributes
-    ``stamps``, ``addresses``, ``ordinals``, ``ssh_attempts``, ``make`` and
-    ``file``.
+    ``stamps``, ``addresses``, ``ordinals``, ``ssh_attempts``, ``make``,
+    ``users`` and ``file``.
     """
 
     __slots__ = (
@@ -79,6 +79,7 @@ class Recogniser:
         "stamps",
         "triggers",
         "tz",
+        "users",
     )
 
     def __init__(
@@ -91,6 +92,7 @@ class Recogniser:
         make: Callable[..., Failure] = new_failure,
         lead: list[tuple[str, str, str, int]] | None = None,
         pair_ssh: bool = True,
+        users: bool = True,
     ) -> None:
         """``make`` builds each failure from its fields (the parallel scan's
         workers make plain tuples); ``lead``, when a list, collects the
@@ -98,7 +100,9 @@ class Recogniser:
         change of second (parallel scans repair keys across chunks).
         ``pair_ssh`` False (a parallel scan's worker) leaves the lines of one
         SSH attempt unpaired, tagged in ``key`` (:data:`SSH_TAG`), for the
-        scan to pair in file order with :attr:`ssh_attempts`."""
+        scan to pair in file order with :attr:`ssh_attempts`. ``users`` False
+        leaves every ``Failure.user`` "" and skips reading it (the offline
+        scan, whose output shows none: the capture costs a few % there)."""
         if kind is not None and kind not in TRIGGERS:
             raise ValueError(f"unknown log kind {kind!r}; expected one of {', '.join(KINDS)}")
         self.kind = kind
@@ -113,6 +117,8 @@ class Recogniser:
         self.addresses = Addresses()
         self.ordinals = Ordinals(lead)
         self.make = make
+        #: Whether the grammars read the account each failure tried.
+        self.users = users
         #: The SSH attempts under way (None with ``pair_ssh`` False): a
         #: parallel scan pairs its workers' tagged lines with it, in file order.
         self.ssh_attempts: SshAttempts | None = SshAttempts() if pair_ssh else None

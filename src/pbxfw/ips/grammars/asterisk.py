@@ -32,15 +32,16 @@ from pbxfw.ips.grammars.asterisk_parsers import (
     pjsip_failed,
     security_event,
 )
-from pbxfw.ips.grammars.users import cap, quoted_tail, sip_user
+from pbxfw.ips.grammars.users import cap, quoted_tail, sip_user, without_user
 
 if TYPE_CHECKING:
     from pbxfw.ips.recognisers import Recogniser
 
 __all__ = ["SCAN_TRIGGERS", "TABLE", "TRIGGERS", "Rule", "recognise"]
 
-#: How a rule reads a message: (the rule, the message, the address cache) -> reading.
-Parse = Callable[["Rule", str, Addresses], Reading | None]
+#: How a rule reads a message: (the rule, the message, the address cache,
+#: whether to read the user) -> reading.
+Parse = Callable[["Rule", str, Addresses, bool], Reading | None]
 
 #: An address field as Asterisk writes it (port and brackets allowed).
 _ADDR = r"(?P<addr>[0-9A-Fa-f:.\[\]]+)"
@@ -49,18 +50,21 @@ _ADDR = r"(?P<addr>[0-9A-Fa-f:.\[\]]+)"
 User = Callable[[re.Match[str], str], str]
 
 
-def _match(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
+def _match(rule: Rule, body: str, addresses: Addresses, users: bool) -> Reading | None:
     """The default parse: ``rule.pattern`` matched at the message's start, the address
     in its group ``addr``, ``rule.event`` and ``rule.jail`` as they are, the
-    user as ``rule.user`` reads it."""
-    assert rule.pattern is not None
-    m = rule.pattern.match(body)
+    user as ``rule.user`` reads it (when ``users``)."""
+    pattern = rule.pattern if users else rule.plain
+    assert pattern is not None
+    m = pattern.match(body)
     if m is None:
         return None
     host = addresses.port[rule.port][m.group("addr")]
     if host is None:
         return None
-    return host, rule.event, rule.jail, "" if rule.user is None else rule.user(m, body)
+    if rule.user is None or not users:
+        return host, rule.event, rule.jail, ""
+    return host, rule.event, rule.jail, rule.user(m, body)
 
 
 def _group(m: re.Match[str], _body: str) -> str:
@@ -117,6 +121,12 @@ class Rule:
     #: How the default parse reads the account the message names
     #: (``Failure.user``); None: it names none.
     user: User | None = None
+    #: ``pattern`` without the capture of the user (users.without_user).
+    plain: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plain = None if self.pattern is None else without_user(self.pattern)
+        object.__setattr__(self, "plain", plain)
 
 
 def _security_rule(name: str) -> Rule:
@@ -282,7 +292,7 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     body = line[end:].rstrip("\r\n")
     for start, parse, rule in rules:
         if body.startswith(start):
-            reading = parse(rule, body, r.addresses)
+            reading = parse(rule, body, r.addresses, r.users)
             if reading is not None:
                 break
     else:

@@ -2,7 +2,8 @@
 rows in :data:`pbxfw.ips.grammars.asterisk.TABLE`): client text on both
 sides of the address, or the address to be found among several candidates.
 
-Each parse function takes (the rule, the message, the address cache) and
+Each parse function takes (the rule, the message, the address cache,
+whether to read the user) and
 gives (address, canonical text), event, jail, user, or None (see
 :data:`pbxfw.ips.grammars.asterisk.Parse`); the user is the extension or
 account the message names (``Failure.user``; "" where it cannot be read
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.addresses import Addresses
-from pbxfw.ips.grammars.users import account_id, cap, sip_user
+from pbxfw.ips.grammars.users import account_id, cap, uri_user, without_user
 
 if TYPE_CHECKING:
     from pbxfw.ips.grammars.asterisk import Rule
@@ -48,16 +49,25 @@ _PJSIP_REASON = re.compile(
     r"(?: after \d+ tries in [\d.]+ ms)?$"
 )
 
+#: From URI -> its user part (uri_user), a bounded cache.
+_URI_USERS: dict[str, str] = {}
 #: (rule event, method as captured or None, reason) -> event of a strict match.
 _PJSIP_EVENTS: dict[tuple[str, str | None, str], str] = {}
 
 
-def pjsip_failed(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
+def pjsip_failed(rule: Rule, body: str, addresses: Addresses, users: bool) -> Reading | None:
     """``rule.event`` with the SIP method (or "request") and pjsip's reason filled in."""
     m = _PJSIP_FAILED_STRICT.match(body)
     if m is not None:
         method, uri, addr, reason = m.groups()
-        user = sip_user(uri)
+        user = ""
+        if users:
+            # Scanners try a few URIs many times: their users are cached.
+            user = _URI_USERS.get(uri, "\x00")
+            if user == "\x00":
+                if len(_URI_USERS) > 4096:
+                    _URI_USERS.clear()
+                user = _URI_USERS[uri] = uri_user(uri)
         event = _PJSIP_EVENTS.get((rule.event, method, reason))
         if event is None:
             # _PJSIP_METHOD's test on the method the strict grammar captured.
@@ -97,15 +107,16 @@ def pjsip_failed(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
 # writes "(UDP:1.2.3.4:5060)" or "(UDP:[v6]:5060)", chan_sip "(1.2.3.4:5060)".
 _CALL_REJECTED_STRICT = re.compile(
     r"Call from '(?P<who>[^' ]*)' \((?:(?P<transport>[A-Z][A-Z0-9]{1,7}):)?"
-    r"(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '(?P<exten>.*)' "
+    r"(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '(?P<user>.*)' "
     r"rejected because extension not found in context '[^']*'\.$"
 )
+_CALL_REJECTED_PLAIN = without_user(_CALL_REJECTED_STRICT)
 _CALL_REJECTED_CANDIDATE = re.compile(
     r"' \((?:(?P<transport>[A-Z][A-Z0-9]{1,7}):)?(?P<addr>[0-9A-Fa-f:.\[\]]+)\) to extension '"
 )
 
 
-def call_rejected(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
+def call_rejected(rule: Rule, body: str, addresses: Addresses, users: bool) -> Reading | None:
     # res_pjsip_session ("(UDP:addr)") names the endpoint before the
     # address — configuration, not client text — so the first address
     # field is the real one and a fake one dialled as the extension comes
@@ -115,8 +126,8 @@ def call_rejected(rule: Rule, body: str, addresses: Addresses) -> Reading | None
     # with a transport the port is always present. The user is the
     # extension dialled, as the strict grammar reads it (the number tried:
     # toll fraud); "" when only the candidates name the address.
-    m = _CALL_REJECTED_STRICT.match(body)
-    exten = "" if m is None else cap(m.group("exten"))
+    m = (_CALL_REJECTED_STRICT if users else _CALL_REJECTED_PLAIN).match(body)
+    exten = "" if m is None or not users else cap(m.group("user"))
     if m is not None and m.group("transport") is not None:
         host = addresses.get(m.group("addr"), True)
     elif not body.endswith("'."):
@@ -165,7 +176,7 @@ _SECURITY_TAIL = re.compile(_SECURITY_PAIR.pattern[len(_SECURITY_PAIR_ONLY.patte
 _SECURITY_EVENTS: dict[tuple[str, str], str] = {}
 
 
-def security_event(rule: Rule, body: str, addresses: Addresses) -> Reading | None:
+def security_event(rule: Rule, body: str, addresses: Addresses, users: bool) -> Reading | None:
     """A failed SecurityEvent (``rule.start`` names it): ``rule.event`` with the
     Service filled in; the jail is "ami" for ``Service="AMI"``."""
     s = _SECURITY_HEAD.match(body)
@@ -199,4 +210,5 @@ def security_event(rule: Rule, body: str, addresses: Addresses) -> Reading | Non
         what = _SECURITY_EVENTS[rule.event, service] = rule.event.format(service=service)
     # AccountID: the account (AMI: user name; SIP: the From user or the
     # digest user name) as the client sent it.
-    return host, what, "ami" if service == "AMI" else rule.jail, account_id(body[head_end:pos])
+    user = account_id(body, head_end, pos) if users else ""
+    return host, what, "ami" if service == "AMI" else rule.jail, user

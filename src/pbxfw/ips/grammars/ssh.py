@@ -34,7 +34,7 @@ from pbxfw.ips.grammars.ssh_attempts import (
     ssh_tag,
 )
 from pbxfw.ips.grammars.ssh_rules import FAILED_METHODS_PAM, TABLE, Rule
-from pbxfw.ips.grammars.users import cap
+from pbxfw.ips.grammars.users import USER_MAX, cap
 from pbxfw.ips.stamps import BARE_PREFIX, SYSLOG_PREFIX, SYSLOG_PREFIX_5424
 
 if TYPE_CHECKING:
@@ -57,11 +57,14 @@ __all__ = [
 PROGRAMS = frozenset({"sshd", "sshd-session", "dropbear"})
 
 
-#: The rules by the first word of the message they can match.
-_BY_WORD: dict[str, tuple[Rule, ...]] = {}
+#: The rules by the first word of the message they can match, each with the
+#: pattern to run: with the user's capture (_BY_WORD_USERS) or without.
+_BY_WORD: dict[str, tuple[tuple[re.Pattern[str], Rule], ...]] = {}
+_BY_WORD_USERS: dict[str, tuple[tuple[re.Pattern[str], Rule], ...]] = {}
 for _rule in TABLE:
     for _word in _rule.words:
-        _BY_WORD[_word] = (*_BY_WORD.get(_word, ()), _rule)
+        _BY_WORD[_word] = (*_BY_WORD.get(_word, ()), (_rule.plain, _rule))
+        _BY_WORD_USERS[_word] = (*_BY_WORD_USERS.get(_word, ()), (_rule.pattern, _rule))
 del _rule, _word
 
 #: The per-line triggers, from the table (also in a "message repeated" line,
@@ -88,10 +91,12 @@ _REPEATED = re.compile(
 _MAX_REPEAT = 1 << 20
 
 
-def _message(body: str) -> tuple[Rule, re.Match[str]] | None:
-    """The row ``body`` (a message without prefix) matches, and the match."""
-    for rule in _BY_WORD.get(body[: body.find(" ")], ()):
-        found = rule.pattern.match(body)
+def _message(body: str, users: bool) -> tuple[Rule, re.Match[str]] | None:
+    """The row ``body`` (a message without prefix) matches, and the match
+    (with the group ``user`` when ``users``)."""
+    table = _BY_WORD_USERS if users else _BY_WORD
+    for pattern, rule in table.get(body[: body.find(" ")], ()):
+        found = pattern.match(body)
         if found is not None:
             return rule, found
     return None
@@ -120,7 +125,8 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
             return None
         count = min(int(repeated.group("n")), _MAX_REPEAT)
         body = repeated.group("inner")
-    matched = _message(body)
+    users = r.users
+    matched = _message(body, users)
     if matched is None:
         return None
     rule, found = matched
@@ -149,11 +155,16 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
         if count == 1:
             return None
         count -= 1  # the first copy continues an attempt; the others count
-    if rule.has_user:
+    if not users:
+        user = ""
+    elif rule.has_user:
         user = found.group("user")
         # dropbear's own words where it knows no valid user (svr-auth.c
         # "is invalid", svr-authpam.c "<invalid username>"): no name.
-        user = "" if user in _NO_NAME else cap(user)
+        if user in _NO_NAME:
+            user = ""
+        elif len(user) > USER_MAX:
+            user = user[:USER_MAX]
     elif stage == PAM_UNIX:
         user = _pam_user(body, found.end())
     else:

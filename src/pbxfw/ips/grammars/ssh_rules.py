@@ -20,6 +20,7 @@ from pbxfw.ips.grammars.ssh_attempts import (
     PAM_UNIX,
     POSTPONED,
 )
+from pbxfw.ips.grammars.users import without_user
 
 __all__ = ["FAILED_METHODS_PAM", "TABLE", "Rule"]
 
@@ -49,9 +50,12 @@ class Rule:
     #: Whether the pattern reads the user name tried (group ``user``, which
     #: may not take part in a match: then the message names none).
     has_user: bool = field(init=False, default=False)
+    #: ``pattern`` without the capture of the user (users.without_user).
+    plain: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "has_user", "user" in self.pattern.groupindex)
+        object.__setattr__(self, "plain", without_user(self.pattern))
 
 
 # OpenSSH format strings (auth.c, auth2.c, auth-pam.c, packet.c, sshd.c):

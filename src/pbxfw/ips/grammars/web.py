@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pbxfw.domain.addresses import IPAddress
 from pbxfw.ips.events import Failure
-from pbxfw.ips.grammars.users import cap
+from pbxfw.ips.grammars.users import cap, without_user
 
 if TYPE_CHECKING:
     from pbxfw.ips.recognisers import Recogniser
@@ -69,6 +69,11 @@ class Rule:
     event: str
     #: Per-line triggers: every line the rule accepts contains one (tested).
     triggers: tuple[str, ...]
+    #: ``pattern`` without the capture of the user (users.without_user).
+    plain: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain", without_user(self.pattern))
 
 
 #: pbxfw's own line (WEB_LOGIN_FAILURE_FORMAT).
@@ -118,8 +123,9 @@ SCAN_TRIGGERS = TRIGGERS
 
 def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     """The failure a web ``line`` records, or None (the state is ``r``'s)."""
+    users = r.users
     for rule in TABLE:
-        m = rule.pattern.match(line)
+        m = (rule.pattern if users else rule.plain).match(line)
         if m is not None:
             break
     else:
@@ -132,7 +138,10 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
     host = r.addresses.get(m.group("addr"), False)
     if stamp is None or host is None:
         return None
-    user = _web_login_user(line[m.end() :]) if iso is not None else cap(m.group("user"))
+    if not users:
+        user = ""
+    else:
+        user = _web_login_user(line[m.end() :]) if iso is not None else cap(m.group("user"))
     return r.make(stamp[0], "web", host[0], rule.event, r.file, lineno, "", 1, user)
 
 
