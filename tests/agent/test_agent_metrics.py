@@ -71,6 +71,10 @@ def test_the_flush_feeds_the_dashboard_and_both_collectors(
         ]
         assert board.bans_by_origin == [("jail:asterisk", 1)]
         assert [n.name for n in board.nodes] == ["pbx1"] and not board.nodes[0].stale
+        # The extension the failures tried (the From URI's user), 24 h and 7 days.
+        for tried in (board.extensions_day, board.extensions_week):
+            assert [(t.account, t.jail, t.failures) for t in tried] == [("101", "asterisk", 4)]
+        assert board.users_day == board.users_week == []
 
         mine = samples(generate_latest(registry(svc.store, time.time, agent.metrics.live())))
         node = ("node", "pbx1")
@@ -183,6 +187,30 @@ def test_tally_counts_repeated_lines_and_merges_a_restored_take() -> None:
     hour = int(when.timestamp()) // 3600 * 3600
     assert again.hours == {(hour, "ssh", "invalid_user"): 4}
     assert again.sources == {(hour - hour % 86400, "192.0.2.1"): ("ssh", 4)}
+
+
+def test_tally_counts_the_accounts_tried_within_a_bound() -> None:
+    from datetime import UTC, datetime
+    from ipaddress import ip_address
+
+    from pbxfw.agent.tally import MAX_USERS
+    from pbxfw.ips.events import Failure
+
+    tally = Tally()
+    when = datetime(2026, 12, 5, 3, 30, tzinfo=UTC)
+    hour = int(when.timestamp()) // 3600 * 3600
+    host = ip_address("192.0.2.1")
+    tally.add(Failure(when, "ssh", host, "e", count=2, user="root"))
+    tally.add(Failure(when, "ssh", host, "e", user="root"))
+    tally.add(Failure(when, "ssh", host, "e"))  # names none: not counted here
+    taken = tally.take()
+    assert taken.users == {(hour, "ssh", "root"): 3}
+    tally.restore(taken)
+    for i in range(MAX_USERS + 10):
+        tally.add(Failure(when, "ssh", host, "e", user=f"u{i}"))
+    tally.add(Failure(when, "ssh", host, "e", user="root"))  # known: still counted
+    users = tally.take().users
+    assert len(users) == MAX_USERS and users[(hour, "ssh", "root")] == 4
 
 
 @pytest.mark.parametrize("text", ["9151", "localhost", "127.0.0.1:0", "127.0.0.1:99999", ":9151"])

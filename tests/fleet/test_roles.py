@@ -161,6 +161,15 @@ def test_the_node_role_is_refused_by_postgresql_itself(roles: Roles, cli: Any) -
             "INSERT INTO ips_counters (node, jail, lines, failures, bans, whitelisted) "
             "VALUES ('b', 'ssh', 1, 1, 1, 1)",
         )
+        node.execute(
+            "INSERT INTO attack_users (node, hour, jail, account, failures) "
+            "VALUES ('a', 3600, 'ssh', 'root', 1)"
+        )
+        refused(
+            node,
+            "INSERT INTO attack_users (node, hour, jail, account, failures) "
+            "VALUES ('b', 3600, 'ssh', 'root', 1)",
+        )
         # The mapping is the owner's to change.
         refused(node, f"UPDATE pbxfw_node_roles SET node = 'b' WHERE role = '{roles.login}'")
     with _admin(roles.owner_url) as admin:
@@ -196,6 +205,9 @@ def test_a_real_agent_works_under_the_node_role(
             took = wait_until(lambda: "198.51.100.21" in stored_bans(fleet), 10, 0.05)
             assert took is not None, a.log.read_text()[-4000:]
             assert "198.51.100.21" in a.banned()
+            # The extension its failures tried is tallied under its role (0018).
+            took = wait_until(lambda: tried(roles) == [("a", "asterisk", "101")], 10, 0.1)
+            assert took is not None, (tried(roles), a.log.read_text()[-4000:])
             # A ban made elsewhere (the owner's CLI) reaches its kernel.
             assert fleet.pbxfw("bans", "add", "203.0.113.77", "--jail", "asterisk").returncode == 0
             took = wait_until(lambda: "203.0.113.77" in a.banned(), 10, 0.05)
@@ -209,6 +221,13 @@ def test_a_real_agent_works_under_the_node_role(
             assert "permission denied" not in text and "row-level security" not in text, text
         finally:
             fleet.close()
+
+
+def tried(roles: Roles) -> list[tuple[str, str, str]]:
+    """(node, jail, account) of the accounts tallied, as the owner reads them."""
+    with _admin(roles.owner_url) as admin:
+        rows = admin.execute("SELECT DISTINCT node, jail, account FROM attack_users").fetchall()
+    return [(str(n), str(j), str(a)) for n, j, a in rows]
 
 
 def reports(fleet: Fleet, revision: int) -> bool:

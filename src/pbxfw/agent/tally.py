@@ -1,10 +1,11 @@
 """What the agent recognised, tallied in memory for the dashboard and the metrics.
 
 ``Ips._feed`` calls :meth:`Tally.add` once per failure (three dictionary
-increments: nothing per line, no I/O); ``Ips.flush``, the agent's periodic
-counter flush (once a second at most), takes the tallies and adds them to
-the aggregate rows of migration 0016 in one transaction
-(usecases.dashboard ``record_tallies``).
+increments, a fourth when the failure names the account it tried: nothing
+per line, no I/O); ``Ips.flush``, the agent's periodic counter flush (once a
+second at most), takes the tallies and adds them to the aggregate rows of
+migrations 0016 and 0018 in one transaction (usecases.dashboard
+``record_tallies``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,19 @@ from pbxfw.domain.bans import Ban
 from pbxfw.ips.events import Failure
 from pbxfw.usecases.dashboard import Tallies
 
-__all__ = ["Tally"]
+__all__ = ["MAX_USERS", "Tally"]
+
+#: The most (hour, jail, account) keys held between two flushes that store
+#: them (a scanner's flood of names while the database is away must not
+#: grow the agent): a name new past it is not counted.
+MAX_USERS = 20_000
 
 
 class Tally:
-    """Failures per hour, per source and day, per jail and event; bans per jail and origin."""
+    """Failures per hour, per source and day, per jail and event, per hour,
+    jail and account tried; bans per jail and origin."""
 
-    __slots__ = ("_bans", "_hours", "_sources", "_totals")
+    __slots__ = ("_bans", "_hours", "_sources", "_totals", "_users")
 
     def __init__(self) -> None:
         self._hours: dict[tuple[int, str, str], int] = {}
@@ -30,14 +37,18 @@ class Tally:
         self._sources: dict[tuple[int, IPAddress | str], _Seen] = {}
         self._totals: dict[tuple[str, str], int] = {}
         self._bans: dict[tuple[str, str], int] = {}
+        self._users: dict[tuple[int, str, str], int] = {}
 
     def add(self, failure: Failure) -> None:
         """Count one failure (``failure.count`` of them) at its log time."""
         stamp = int(failure.time.timestamp())
         n, jail, event = failure.count, failure.jail, failure.event
-        key = (stamp - stamp % 3600, jail, event)
+        hour = stamp - stamp % 3600
+        key = (hour, jail, event)
         hours = self._hours
         hours[key] = hours.get(key, 0) + n
+        if failure.user:
+            self._user((hour, jail, failure.user), n)
         totals = self._totals
         pair = (jail, event)
         totals[pair] = totals.get(pair, 0) + n
@@ -49,6 +60,14 @@ class Tally:
             seen.jail = jail
             seen.failures += n
 
+    def _user(self, key: tuple[int, str, str], n: int) -> None:
+        users = self._users
+        before = users.get(key)
+        if before is not None:
+            users[key] = before + n
+        elif len(users) < MAX_USERS:
+            users[key] = n
+
     def banned(self, bans: Iterable[Ban]) -> None:
         """Count the bans made here."""
         for ban in bans:
@@ -56,7 +75,7 @@ class Tally:
             self._bans[key] = self._bans.get(key, 0) + 1
 
     def __bool__(self) -> bool:
-        return bool(self._totals or self._bans)
+        return bool(self._totals or self._bans or self._users)
 
     def take(self) -> Tallies:
         """What was counted since the last ``take``; the tally starts again empty."""
@@ -70,8 +89,10 @@ class Tally:
             sources=sources,
             totals=self._totals,
             bans=self._bans,
+            users=self._users,
         )
         self._hours, self._sources, self._totals, self._bans = {}, {}, {}, {}
+        self._users = {}
         return tallies
 
     def restore(self, tallies: Tallies) -> None:
@@ -82,6 +103,8 @@ class Tally:
             self._totals[pair] = self._totals.get(pair, 0) + n
         for pair, n in tallies.bans.items():
             self._bans[pair] = self._bans.get(pair, 0) + n
+        for key, n in tallies.users.items():
+            self._user(key, n)
         for (day, address), (jail, n) in tallies.sources.items():
             source: tuple[int, IPAddress | str] = (day, address)
             seen = self._sources.get(source)

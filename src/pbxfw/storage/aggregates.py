@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Connection
 
+from pbxfw.storage.attack_users import UserKey, add_users, top_accounts
 from pbxfw.storage.models import (
     AttackHourRow,
     AttackSourceRow,
+    AttackUserRow,
     BanRow,
     BanTotalRow,
     DropCounterRow,
@@ -37,6 +39,7 @@ __all__ = [
     "failures_per_hour",
     "save_drops",
     "top_sources",
+    "top_users",
 ]
 
 #: How long the hourly and daily rows are kept: the 7-day charts and a day's margin.
@@ -51,7 +54,7 @@ SourceKey = tuple[int, str]
 class Tallies:
     """What one flush adds: plain mappings, filled by agent.tally."""
 
-    __slots__ = ("bans", "hours", "sources", "totals")
+    __slots__ = ("bans", "hours", "sources", "totals", "users")
 
     def __init__(
         self,
@@ -59,6 +62,7 @@ class Tallies:
         sources: Mapping[SourceKey, tuple[str, int]],
         totals: Mapping[tuple[str, str], int],
         bans: Mapping[tuple[str, str], int],
+        users: Mapping[UserKey, int] | None = None,
     ) -> None:
         self.hours = hours
         self.sources = sources
@@ -66,9 +70,11 @@ class Tallies:
         self.totals = totals
         #: (jail, origin) → bans made
         self.bans = bans
+        #: (hour, jail, account tried) → failures (migration 0018)
+        self.users: Mapping[UserKey, int] = users if users is not None else {}
 
     def __bool__(self) -> bool:
-        return bool(self.hours or self.sources or self.totals or self.bans)
+        return bool(self.hours or self.sources or self.totals or self.bans or self.users)
 
 
 def add_tallies(repo: Repository, node: str, tallies: Tallies, now: float) -> None:
@@ -114,10 +120,12 @@ def add_tallies(repo: Repository, node: str, tallies: Tallies, now: float) -> No
         "bans",
         [{"node": node, "jail": j, "origin": o, "bans": n} for (j, o), n in tallies.bans.items()],
     )
+    add_users(connection, node, tallies.users)
     if tallies.hours:
         oldest = int(now) - KEEP_SECONDS
         repo.session.execute(delete(AttackHourRow).where(AttackHourRow.hour < oldest))
         repo.session.execute(delete(AttackSourceRow).where(AttackSourceRow.day < oldest))
+        repo.session.execute(delete(AttackUserRow).where(AttackUserRow.hour < oldest))
 
 
 def _add(
@@ -194,6 +202,15 @@ def top_sources(
         .limit(limit)
     )
     return [(str(a), str(j), int(n)) for a, j, n in repo.session.execute(query)]
+
+
+def top_users(
+    repo: Repository, since: int, jails: Iterable[str], limit: int, nodes: Nodes | None = None
+) -> list[tuple[str, str, int]]:
+    """(account, a jail it was tried in, failures) of the ``limit`` accounts
+    tried most in ``jails`` from the hour ``since`` on, most first (migration 0018)."""
+    connection = repo.session.connection()
+    return top_accounts(connection, since, jails, limit, _nodes(AttackUserRow.node, nodes))
 
 
 def failure_totals(repo: Repository) -> list[tuple[str, str, str, int]]:

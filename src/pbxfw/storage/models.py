@@ -435,6 +435,22 @@ class AttackSourceRow(Base):
     failures: Mapped[int] = mapped_column(Int64)
 
 
+class AttackUserRow(Base):
+    """Failures per node, hour, jail and account tried (migration 0018; the
+    dashboard's top user names and extensions). Each (node, hour, jail) keeps
+    at most ``aggregates.USERS_PER_HOUR`` accounts, those with most failures."""
+
+    __tablename__ = "attack_users"
+
+    node: Mapped[str] = mapped_column(text(63), primary_key=True)
+    #: epoch seconds of the hour's start (the log's own time)
+    hour: Mapped[int] = mapped_column(Int64, primary_key=True, index=True)
+    jail: Mapped[str] = mapped_column(text(32), primary_key=True)
+    #: the user name or extension as the daemon wrote it (``Failure.user``)
+    account: Mapped[str] = mapped_column(text(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Int64)
+
+
 class FailureTotalRow(Base):
     """Failures per node, jail and event since counting began (migration 0016; metrics)."""
 

@@ -58,7 +58,7 @@ CONFIG_TABLES = (
     "notify_channels",
     "feeds",
 )
-#: The rows each node owns (migration 0009; the dashboard's aggregates, 0016).
+#: The rows each node owns (migration 0009; the dashboard's aggregates, 0016, 0018).
 NODE_TABLES = (
     "log_offsets",
     "source_status",
@@ -67,6 +67,7 @@ NODE_TABLES = (
     "feed_status",
     "attack_hours",
     "attack_sources",
+    "attack_users",
     "failure_totals",
     "ban_totals",
     "drop_counters",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pbxfw.domain.addresses import parse_address
 from pbxfw.domain.geo import CountryTable
+from pbxfw.domain.jails import DERIVED_JAILS, JAIL_SCOPES
 from pbxfw.domain.nodes import DEFAULT_SITE, STALE_SECONDS
 from pbxfw.domain.sources import SourceStatus
 from pbxfw.errors import PbxfwError
@@ -27,6 +28,7 @@ from pbxfw.storage.aggregates import (
     failures_per_hour,
     save_drops,
     top_sources,
+    top_users,
 )
 from pbxfw.storage.nodes import nodes
 from pbxfw.storage.repository import Repository, Store
@@ -34,9 +36,12 @@ from pbxfw.storage.source_status import source_statuses
 
 __all__ = [
     "BANS_CACHE_SECONDS",
+    "EXTENSION_JAILS",
+    "USER_JAILS",
     "Dashboard",
     "NodeHealth",
     "Tallies",
+    "TopAccount",
     "TopSource",
     "cached_active_bans",
     "read_dashboard",
@@ -47,6 +52,12 @@ __all__ = [
 HOUR = 3600
 DAY = 86400
 TOP = 10
+
+#: The jails whose failures name an extension or number (SIP and IAX: the
+#: From user, the AccountID, the extension dialled); in every other jail fed
+#: by logs (ssh, web, ami) the account is a user name.
+EXTENSION_JAILS = frozenset({"asterisk"})
+USER_JAILS = frozenset(JAIL_SCOPES) - DERIVED_JAILS - EXTENSION_JAILS
 
 
 def record_tallies(store: Store, node: str, tallies: Tallies, now: float) -> None:
@@ -68,6 +79,17 @@ class TopSource:
     address: str
     #: ISO 3166 code, "" when no country database is loaded or it has no range
     country: str
+    jail: str
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopAccount:
+    """An account attackers tried: a user name or an extension, as the
+    daemon wrote it (display data: the page escapes it)."""
+
+    account: str
+    #: a jail it was tried in
     jail: str
     failures: int
 
@@ -100,6 +122,12 @@ class Dashboard:
     nodes: list[NodeHealth]
     #: a country database is loaded (the top list can name countries)
     geo: bool
+    #: the user names (ssh, web, ami) tried most: last 24 hours, last 7 days
+    users_day: list[TopAccount] = field(default_factory=list)
+    users_week: list[TopAccount] = field(default_factory=list)
+    #: the extensions and numbers (SIP, IAX) tried most: 24 hours, 7 days
+    extensions_day: list[TopAccount] = field(default_factory=list)
+    extensions_week: list[TopAccount] = field(default_factory=list)
 
     def series(self, hours: list[int]) -> dict[str, list[int]]:
         """jail → failures per hour of ``hours``."""
@@ -108,7 +136,7 @@ class Dashboard:
 
 def read_dashboard(store: Store, now: float) -> Dashboard:
     """The dashboard of ``store``'s site at ``now``: a few grouped queries over
-    the aggregates of migration 0016 (one read unit of work)."""
+    the aggregates of migrations 0016 and 0018 (one read unit of work)."""
     current = int(now) - int(now) % HOUR
     hours = [current - HOUR * i for i in range(23, -1, -1)]
     week = [current - HOUR * i for i in range(7 * 24 - 1, -1, -1)]
@@ -126,6 +154,13 @@ def read_dashboard(store: Store, now: float) -> Dashboard:
             drops[(reason, jail)] = (before[0] + p, before[1] + b)
         health = _health(repo, members, now)
         table = _countries(repo) if top else None
+        accounts = {
+            (kind, start): [
+                TopAccount(a, j, n) for a, j, n in top_users(repo, start, jails, TOP, members)
+            ]
+            for kind, jails in (("users", USER_JAILS), ("extensions", EXTENSION_JAILS))
+            for start in (hours[0], week[0])
+        }
     return Dashboard(
         now=now,
         hours=hours,
@@ -137,6 +172,10 @@ def read_dashboard(store: Store, now: float) -> Dashboard:
         drops=[(r, j, p, b) for (r, j), (p, b) in sorted(drops.items())],
         nodes=health,
         geo=table is not None,
+        users_day=accounts["users", hours[0]],
+        users_week=accounts["users", week[0]],
+        extensions_day=accounts["extensions", hours[0]],
+        extensions_week=accounts["extensions", week[0]],
     )
 
 
