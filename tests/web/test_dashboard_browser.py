@@ -2,10 +2,11 @@
 tables, keyboard use and a phone's width (issue 19).
 
 A week of aggregates as an agent's flushes write them (three jails, a few
-attackers, one from a country of the loaded country database), some bans,
-drop counters and a node with a failing source are stored; the page shows
-them as SVG charts and tables, opens the 24-hour table with the keyboard, and
-fits 375 px. The screenshots go where test_browser.py puts its own.
+attackers, one from a country of the loaded country database, the user names
+and extensions they tried), some bans, drop counters and a node with a
+failing source are stored; the page shows them as SVG charts and tables,
+opens the 24-hour table with the keyboard, shows a name holding markup as
+text, and fits 375 px. The screenshots go where test_browser.py puts its own.
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ page = ui.page
 pytestmark = pytest.mark.browser
 
 JAILS = ("asterisk", "ssh", "ami")
+#: A name an attacker chose that would run if the page did not escape it.
+HOSTILE = "<script>window.pwned=1</script><img src=x onerror=pwned=2>"
+#: The longest account kept, without a space to wrap at.
+LONG = "x" * 64
+
+
+def accounts(current: int) -> dict[tuple[int, str, str], int]:
+    """(hour, jail, account) -> failures: user names and extensions tried."""
+    three_days = current - 72 * 3600
+    return {
+        (current, "ssh", "root"): 310,
+        (current - 3600, "ssh", "admin"): 120,
+        (three_days, "ssh", "oracle"): 400,  # the week's first, not the day's
+        (current, "web", HOSTILE): 5,
+        (current, "ami", LONG): 3,
+        (current, "asterisk", "100"): 900,
+        (current - 5 * 3600, "asterisk", "00972592891005"): 40,  # a number dialled
+        (three_days, "asterisk", "7000"): 60,
+    }
 
 
 def fill(site: Site, tmp_path: Path) -> None:
@@ -62,7 +82,7 @@ def fill(site: Site, tmp_path: Path) -> None:
     totals: dict[tuple[str, str], int] = {}
     for (_h, jail, event), n in hours.items():
         totals[(jail, event)] = totals.get((jail, event), 0) + n
-    record_tallies(store, "pbx1", Tallies(hours, sources, totals, {}), now)
+    record_tallies(store, "pbx1", Tallies(hours, sources, totals, {}, accounts(current)), now)
     record_drops(
         store,
         "pbx1",
@@ -123,7 +143,24 @@ def test_the_dashboard_is_the_first_page_and_shows_the_week(
     expect(first).to_contain_text("1440")
     expect(top.get_by_role("row").filter(has_text="198.51.100.23")).to_contain_text("US")
     expect(top.get_by_role("row")).to_have_count(5)  # the heading and 4 addresses
-    expect(page.get_by_text("Not counted: the log recognisers")).to_be_visible()
+    # The accounts tried: user names (ssh, web, ami) and extensions (SIP, IAX).
+    users_day = page.get_by_role("table", name="Top user names tried, last 24 hours")
+    expect(users_day.get_by_role("row")).to_have_count(5)  # the heading and 4 names
+    expect(users_day.get_by_role("row").nth(1)).to_contain_text("root")
+    expect(users_day.get_by_role("row").nth(1)).to_contain_text("310")
+    expect(users_day).not_to_contain_text("oracle")
+    users_week = page.get_by_role("table", name="Top user names tried, last 7 days")
+    expect(users_week.get_by_role("row").nth(1)).to_contain_text("oracle")
+    expect(users_week.get_by_role("row").filter(has_text="admin")).to_contain_text("ssh")
+    extens_day = page.get_by_role("table", name="Top extensions and numbers tried, last 24 hours")
+    expect(extens_day.get_by_role("row").nth(1)).to_contain_text("100")
+    expect(extens_day.get_by_role("row").nth(1)).to_contain_text("asterisk")
+    expect(extens_day.get_by_role("row").nth(1)).to_contain_text("900")
+    expect(extens_day.get_by_role("row").nth(2)).to_contain_text("00972592891005")
+    expect(extens_day).not_to_contain_text("7000")
+    extens_week = page.get_by_role("table", name="Top extensions and numbers tried, last 7 days")
+    expect(extens_week.get_by_role("row")).to_have_count(4)
+    expect(extens_week).to_contain_text("7000")
     expect(
         page.get_by_role("table", name="Active bans by origin").get_by_role("row", name="manual 3")
     ).to_be_visible()
@@ -158,6 +195,20 @@ def test_the_dashboard_is_the_first_page_and_shows_the_week(
     assert unnamed == []
 
 
+def test_a_name_with_markup_is_shown_as_text(page: Page, site: Site, tmp_path: Path) -> None:
+    fill(site, tmp_path)
+    ui.log_in(page)
+    page.goto("/dashboard")
+    table = page.get_by_role("table", name="Top user names tried, last 24 hours")
+    cell = table.get_by_role("row").filter(has_text="web").get_by_role("rowheader")
+    expect(cell).to_have_text(HOSTILE)  # the characters, as the log wrote them
+    assert table.locator("script, img").count() == 0
+    assert page.locator("main script, main img").count() == 0
+    assert page.evaluate("() => window.pwned") is None
+    html = page.content()
+    assert HOSTILE not in html and "&lt;script&gt;window.pwned=1&lt;/script&gt;" in html
+
+
 def test_the_dashboard_fits_a_phone(browser: Browser, site: Site, tmp_path: Path) -> None:
     fill(site, tmp_path)
     context = browser.new_context(
@@ -183,6 +234,14 @@ def test_the_dashboard_fits_a_phone(browser: Browser, site: Site, tmp_path: Path
         frame.focus()
         phone.keyboard.press("ArrowRight")
         expect(frame).not_to_have_js_property("scrollLeft", 0)
+        # The accounts' tables become cards; the longest name wraps inside its card.
+        names = phone.get_by_role("table", name="Top user names tried, last 24 hours")
+        expect(names).to_be_visible()
+        card = names.get_by_role("row").filter(has_text=LONG)
+        row = card.bounding_box()
+        assert row is not None and row["x"] >= 0 and row["x"] + row["width"] <= PHONE["width"]
+        width = phone.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], width
         shot(phone, "phone-dashboard")
     finally:
         context.close()
