@@ -15,9 +15,11 @@ Run as root: ``.venv/bin/python bench/bench_metrics.py``. Three parts:
   1) until the kernel holds the ban (``nft monitor``), p50/p99 over 2 × 60
   attackers with nobody scraping (the baseline) and 2 × 60 while a scraper
   fetches ``/metrics`` every second, the rounds alternating.
-- **dashboard**: a week of 1,000,000 failures (20,000 addresses, three jails)
-  tallied as the agent does (agent.tally) and added hour by hour
-  (usecases.dashboard ``record_tallies``: one flush per simulated hour); then
+- **dashboard**: a week of 1,000,000 failures (20,000 addresses, three jails,
+  100,000 distinct user names and extensions tried: a scanner's long tail
+  and a few names tried often) tallied as the agent does (agent.tally) and
+  added hour by hour (usecases.dashboard ``record_tallies``: one flush per
+  simulated hour, which keeps 100 accounts per hour and jail); then
   ``GET /dashboard`` 20 times in-process (server time: routing, the reads, the
   SVG, the template). Baseline in the same run: ``GET /dashboard`` of an
   empty database.
@@ -50,6 +52,7 @@ N_BANS = 100_000
 N_NETWORKS = 10_000
 N_FAILURES = 1_000_000
 N_SOURCES = 20_000
+N_ACCOUNTS = 100_000
 
 
 def sh(*argv: str, input: str | None = None) -> str:
@@ -355,6 +358,8 @@ def dashboard_part(tmp: Path) -> dict[str, object]:
     now = time.time()
     start_week = now - 7 * 86400
     per_hour = N_FAILURES // (7 * 24)
+    # A commit before migration 0018 has no Failure.user: it is measured without.
+    users = "user" in Failure.__slots__
     tally = Tally()
     flushes = []
     tallied = 0.0
@@ -366,7 +371,17 @@ def dashboard_part(tmp: Path) -> dict[str, object]:
             when = datetime.fromtimestamp(hour_start + rng.random() * 3600, UTC)
             # A few addresses do most of the attacking (a Pareto draw).
             source = sources[min(N_SOURCES - 1, int(rng.paretovariate(1.2)) - 1)]
-            hour.append(Failure(when, jail, source, event))
+            # Half the names from a scanner's list (each rarely), half a few
+            # names tried often: 100,000 distinct names over the week.
+            if rng.random() < 0.5:
+                n = rng.randrange(N_ACCOUNTS)
+            else:
+                n = min(N_ACCOUNTS - 1, int(rng.paretovariate(1.2)) - 1)
+            user = str(1000 + n) if jail == "asterisk" else f"user{n}"
+            if users:
+                hour.append(Failure(when, jail, source, event, user=user))
+            else:
+                hour.append(Failure(when, jail, source, event))
         made = time.perf_counter()  # what the agent's _feed adds per failure
         for failure in hour:
             tally.add(failure)
@@ -381,7 +396,7 @@ def dashboard_part(tmp: Path) -> dict[str, object]:
 
         rows = {
             t: int(connection.execute(text(f"SELECT count(*) FROM {t}")).scalar() or 0)
-            for t in ("attack_hours", "attack_sources")
+            for t in ("attack_hours", "attack_sources", "attack_users")[: 3 if users else 2]
         }
     store.close()
     empty_store.close()
