@@ -47,8 +47,16 @@ class Tally:
         key = (hour, jail, event)
         hours = self._hours
         hours[key] = hours.get(key, 0) + n
-        if failure.user:
-            self._user((hour, jail, failure.user), n)
+        user = failure.user
+        if user:
+            # _user inlined: a call costs as much as the increment.
+            ukey = (hour, jail, user)
+            users = self._users
+            before = users.get(ukey)
+            if before is not None:
+                users[ukey] = before + n
+            elif len(users) < MAX_USERS:
+                users[ukey] = n
         totals = self._totals
         pair = (jail, event)
         totals[pair] = totals.get(pair, 0) + n
