@@ -36,11 +36,12 @@ Reading = tuple[tuple[IPAddress, str], str, str, str]
 # only as \") and the URI has neither space nor "<>" — so the strict grammar
 # below admits exactly one split. The method is a SIP token (no quote, no space).
 _PJSIP_FAILED_STRICT = re.compile(
-    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<(?P<uri>[^\s<>\"]*)>' "
+    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<(?P<user>[^\s<>\"]*)>' "
     r"failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: .*\) - "
     r"(?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL"
     r"|Failed to authenticate|Error to authenticate)(?: after \d+ tries in [\d.]+ ms)?$"
 )
+_PJSIP_FAILED_PLAIN = without_user(_PJSIP_FAILED_STRICT)
 _PJSIP_METHOD = re.compile(r"Request '(?P<method>[A-Z]{1,16})' from '")
 _PJSIP_CANDIDATE = re.compile(r"' failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: ")
 _PJSIP_REASON = re.compile(
@@ -57,11 +58,14 @@ _PJSIP_EVENTS: dict[tuple[str, str | None, str], str] = {}
 
 def pjsip_failed(rule: Rule, body: str, addresses: Addresses, users: bool) -> Reading | None:
     """``rule.event`` with the SIP method (or "request") and pjsip's reason filled in."""
-    m = _PJSIP_FAILED_STRICT.match(body)
+    m = (_PJSIP_FAILED_STRICT if users else _PJSIP_FAILED_PLAIN).match(body)
     if m is not None:
-        method, uri, addr, reason = m.groups()
         user = ""
-        if users:
+        if not users:
+            method, addr, reason = m.groups()
+        else:
+            # The group "user" holds the whole From URI; its user part is read here.
+            method, uri, addr, reason = m.groups()
             # Scanners try a few URIs many times: their users are cached.
             user = _URI_USERS.get(uri, "\x00")
             if user == "\x00":

@@ -163,8 +163,11 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
         # "is invalid", svr-authpam.c "<invalid username>"): no name.
         if user in _NO_NAME:
             user = ""
-        elif len(user) > USER_MAX:
-            user = user[:USER_MAX]
+        else:
+            if rule.preamble and user.startswith(rule.preamble):
+                user = user[len(rule.preamble) :]
+            if len(user) > USER_MAX:
+                user = user[:USER_MAX]
     elif stage == PAM_UNIX:
         user = _pam_user(body, found.end())
     else:

@@ -47,6 +47,10 @@ class Rule:
     #: Whether a match has a second reading naming another address: then
     #: the line is ambiguous and yields nothing.
     ambiguous: Callable[[re.Match[str]], bool] | None = None
+    #: Text sshd writes before the user inside the group ``user`` ("invalid
+    #: user " of auth_log's "%s%.100s"): dropped from the user read. Kept in
+    #: the group so that ``plain`` is the pattern as it was before users.
+    preamble: str = ""
     #: Whether the pattern reads the user name tried (group ``user``, which
     #: may not take part in a match: then the message names none).
     has_user: bool = field(init=False, default=False)
@@ -137,7 +141,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         ("Failed",),
         re.compile(
-            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for (?:invalid user )?(?P<user>[^:]*)"
+            r"Failed (?P<method>[\w@.+-]+)(?:/[\w@.+-]+)? for (?P<user>[^:]*)"
             rf" from {_SSHD_ADDR}"
             r"(?: port \d+(?: ssh[12](?:: (?P<info>.*))?)?)?(?: \[preauth\])?\s*$"
         ),
@@ -145,6 +149,7 @@ TABLE: tuple[Rule, ...] = (
         ("Failed ",),
         FAILED_PAM,
         ambiguous=_failed_ambiguous,
+        preamble="invalid user ",
     ),
     Rule(
         ("Invalid", "invalid"),
@@ -165,13 +170,14 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         ("maximum",),
         re.compile(
-            r"maximum authentication attempts exceeded for (?:invalid user )?(?P<user>.*)"
+            r"maximum authentication attempts exceeded for (?P<user>.*)"
             rf" from {_SSHD_ADDR}"
             rf" port \d+ ssh2{_PREAUTH}"
         ),
         "ssh too many authentication failures",
         ("maximum authentication attempts",),
         MAXTRIES,
+        preamble="invalid user ",
     ),
     Rule(
         ("Disconnecting",),
