@@ -141,7 +141,8 @@ FORMATS = [
     ),
     # manager.c: "%s failed to authenticate as '%s'"
     (
-        "[2026-11-25 11:00:01] NOTICE[1] manager.c: 198.51.100.11 failed to authenticate as 'admin'",
+        "[2026-11-25 11:00:01] NOTICE[1] manager.c: 198.51.100.11"
+        " failed to authenticate as 'admin'",
         "198.51.100.11",
         "ami",
         "admin",

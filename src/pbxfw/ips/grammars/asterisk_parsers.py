@@ -36,7 +36,8 @@ Reading = tuple[tuple[IPAddress, str], str, str, str]
 # only as \") and the URI has neither space nor "<>" — so the strict grammar
 # below admits exactly one split. The method is a SIP token (no quote, no space).
 _PJSIP_FAILED_STRICT = re.compile(
-    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?<(?P<user>[^\s<>\"]*)>' "
+    r"Request (?:'(?P<method>[^' ]{1,32})' )?from '(?:\"[^\"\\]*(?:\\.[^\"\\]*)*\" )?"
+    r"<(?P<user>[^\s<>\"]*)>' "
     r"failed for '(?P<addr>[0-9A-Fa-f:.\[\]]+)' \(callid: .*\) - "
     r"(?P<reason>No matching endpoint found|Not match Endpoint ACL|Not match Endpoint Contact ACL"
     r"|Failed to authenticate|Error to authenticate)(?: after \d+ tries in [\d.]+ ms)?$"

@@ -338,7 +338,8 @@ TABLE: tuple[Rule, ...] = (
     Rule(
         ("Pubkey", "pubkey"),
         re.compile(
-            rf"[Pp]ubkey auth bad signature for '(?P<user>.*)' with key .* from {_DROPBEAR_ADDR}\s*$"
+            r"[Pp]ubkey auth bad signature for '(?P<user>.*)' with key .*"
+            rf" from {_DROPBEAR_ADDR}\s*$"
         ),
         "dropbear bad public key signature",
         ("ubkey auth bad signature",),

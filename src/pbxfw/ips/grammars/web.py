@@ -97,7 +97,10 @@ WEB_LOGIN = re.compile(
 # one that follows it — the first ", client: " of the line; a forged one can
 # only come later.
 NGINX_STAMP = re.compile(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[")
-_NGINX_PREFIX = r'(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ user "(?P<user>[^:]*)"'
+_NGINX_PREFIX = (
+    r"(?P<date>\d{4}/\d\d/\d\d) (?P<time>\d\d:\d\d:\d\d) \[error\] \d+#\d+: \*\d+ "
+    r'user "(?P<user>[^:]*)"'
+)
 _NGINX_CLIENT = r", client: (?P<addr>[0-9A-Fa-f:.]+), server: "
 
 TABLE: tuple[Rule, ...] = (
