@@ -10,10 +10,15 @@ of every message. c stops reporting: exactly one stale-node message, from
 the teller a; exactly one digest per period, from a, with what fails on a
 and b; then a stops: b takes over, tells a's silence (not c's again), sends
 at most one extra digest, then one per period.
+
+And the same with real ``pbxfw agent`` processes in network namespaces, each
+under its role, on the real clock: c stopped, exactly one stale-node message.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterator
 from email.message import Message as MailMessage
@@ -28,8 +33,11 @@ from pbxfw.agent.notifier import NotifyOptions
 from pbxfw.kernel.dryrun import DryRunBackend
 from pbxfw.storage.repository import Store
 from pbxfw.usecases import ConfigService
+from tests.agent.test_agent_kernel import wait_until
 from tests.agent.test_agent_unit import setup
+from tests.fleet.nodes import Fleet
 from tests.fleet.test_roles import Roles, _admin, roles
+from tests.kernel.lab import Lab, require_kernel
 from tests.notify_servers import Certs, Mailbox, Receiver, certs, receiver, smtp_starttls
 
 __all__ = ["certs", "receiver", "roles", "smtp_starttls"]  # the fixtures, used by name
@@ -237,3 +245,45 @@ def test_one_teller_per_site_under_the_nodes_roles(
     assert stale_told(receiver) == [("a", "c"), ("b", "a")]
     # Nothing of it was refused by PostgreSQL.
     assert site.failing_parts() == {"a": {}, "b": {}, "c": {}}, site.failing_parts()
+
+
+def test_real_agents_under_their_roles_tell_one_stale_node(
+    roles: Roles, cli: Any, tmp_path: Path, db_url: str, receiver: Receiver
+) -> None:
+    """Three real ``pbxfw agent`` processes of one site in network
+    namespaces, each under its node's login role, and a real HTTP receiver:
+    c is stopped; once it is stale (30 s) exactly one message tells it, from a."""
+    require_kernel()
+    assert cli("notify", "add", "hook", receiver.url + "/hook").exit_code == 0
+    with Lab(f"nr{os.getpid() % 10000}") as lab:
+        fleet = Fleet(lab, db_url, tmp_path)
+        try:
+            fleet.configure(maxretry=3)
+            nodes = {name: fleet.add(name) for name in ("a", "b", "c")}
+            for name, node in nodes.items():
+                fleet.db = roles.url_as(bind(roles, cli, name))  # each under its own role
+                fleet.start(node)
+            fleet.db = db_url
+            up = wait_until(lambda: reporting(fleet) == {"a", "b", "c"}, 30, 0.2)
+            assert up is not None, nodes["a"].log.read_text()[-3000:]
+            fleet.stop(nodes["c"])
+            # Stale after 30 s; the teller looks at the nodes every 15 s.
+            told = wait_until(lambda: bool(stale_told(receiver)), 30 + 15 + 15, 0.2)
+            assert told is not None, receiver.received()
+            assert stale_told(receiver) == [("a", "c")], receiver.received()
+            # One more look of every node at the nodes: nothing more is told.
+            time.sleep(16)
+            assert stale_told(receiver) == [("a", "c")], receiver.received()
+            for name in ("a", "b"):
+                text = nodes[name].log.read_text()
+                assert "permission denied" not in text and "row-level security" not in text, text
+        finally:
+            fleet.close()
+
+
+def reporting(fleet: Fleet) -> set[str]:
+    """The nodes ``node list`` shows up (not stale)."""
+    listing = fleet.pbxfw("node", "list", "--json")
+    if listing.returncode != 0:
+        return set()
+    return {n["name"] for n in json.loads(listing.stdout) if n["state"] != "stale"}
