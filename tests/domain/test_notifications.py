@@ -81,6 +81,19 @@ def test_validate_channel() -> None:
     with pytest.raises(ValidationError) as bad_template:
         validate_channel("x", "https://e.com/", "teams", [])
     assert bad_template.value.errors[0].field == "template"
+    # A bad target and a bad template are told together.
+    with pytest.raises(ValidationError) as both:
+        validate_channel("x", "smtp://h?to=nobody", "slack", [])
+    assert [e.field for e in both.value.errors] == ["url", "template"]
+    # A masked target pasted back (from `notify list`, or the page's refused
+    # form) is refused: it would send "****" as the secret.
+    for shown in (
+        "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/****",
+        "smtp://bob:****@mail.example.com?to=a@b.c",
+    ):
+        with pytest.raises(ValidationError, match=r"in place of \*\*\*\*") as pasted:
+            validate_channel("x", shown, None, [])
+        assert pasted.value.errors[0].field == "url"
 
 
 def test_a_batch_counts_and_keeps_the_top_sources_bounded() -> None:
