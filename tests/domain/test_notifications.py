@@ -45,6 +45,10 @@ def ban(address: str, jail: str = "asterisk", failures: int = 10) -> Ban:
         ),
         ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
         (
+            "hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdEFGHijklMNOPqrst1234",
+            "hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/****",
+        ),
+        (
             "smtp://bob:s3cret@mail.example.com:587?to=a@b.c&from=p@b.c&cafile=/etc/ca.pem",
             "smtp://bob:****@mail.example.com:587?to=a@b.c&from=p@b.c&cafile=/etc/ca.pem",
         ),

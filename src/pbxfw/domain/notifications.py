@@ -285,7 +285,9 @@ def masked(url: str) -> str:
         key, sep, value = item.partition("=")
         shown = mail and key in _MAIL_OPTIONS
         query.append(f"{key}{sep}{value if shown or not sep else MASK}")
-    text = f"{parts.scheme}://{netloc}{path}"
+    # A target typed without its scheme (refused, and shown back masked on
+    # the page) keeps its own shape.
+    text = f"{parts.scheme}://{netloc}{path}" if parts.scheme or netloc else path
     return text + ("?" + "&".join(query) if query else "")
 
 
