@@ -26,7 +26,9 @@ def _stored(svc: ConfigService) -> list[tuple[int, str, Stored, int]]:
             .where(ConfigHistoryRow.site == "default")
             .order_by(ConfigHistoryRow.rev)
         ).all()
-    return [(rev, kind, read_stored(bytes(data)), len(data)) for rev, kind, data in rows]
+    return [
+        (rev, kind, read_stored(bytes(data or b"")), len(data or b"")) for rev, kind, data in rows
+    ]
 
 
 def _networks(svc: ConfigService, count: int) -> None:
