@@ -1,11 +1,13 @@
 """What recording the history (issue 19) adds to an edit of the configuration.
 
 Run: ``.venv/bin/python bench/bench_history.py [NETWORKS ...]`` (default 100
-and 10,000 networks, SQLite). For each size, the median of 7 edits of one
-network (``update_network``) and of one setting (``update_settings``), with
-the history recorded and, as the baseline in the same run, with the
-recording switched off (``record_change`` and ``baseline_of`` replaced by
-no-ops: what an edit cost before issue 19); the figures are printed as
+and 10,000 networks, SQLite). For each size, two databases with the same
+configuration: one with the history recorded, and, as the baseline, one with
+the recording switched off (``record_change`` and ``baseline_of`` replaced by
+no-ops, so no network write is tracked either: what an edit cost before
+issue 19). The median of 15 edits of one network (``update_network``) and of
+one setting (``update_settings``) on each, the two taking turns edit by edit
+so that a change of the machine's load falls on both; printed as
 milliseconds and as the ratio history/baseline.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,8 @@ def _store(networks: int, folder: Path) -> ConfigService:
     return svc
 
 
-def _median_ms(edit: Callable[[int], object]) -> float:
-    edit(1)  # warm-up: caches, the first query plans
-    edit(0)
-    times = []
-    for k in range(7):
-        start = time.perf_counter()
-        edit(k)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[3] * 1000
+#: Edits measured per kind and database (after two to warm up).
+EDITS = 15
 
 
 @contextmanager
@@ -62,28 +56,40 @@ def _recording(on: bool) -> Any:
         usecases_history.record_change, usecases_history.baseline_of = record, baseline
 
 
-def _edits(svc: ConfigService) -> dict[str, float]:
-    def network(k: int) -> object:
+def _edit(svc: ConfigService, kind: str, k: int) -> None:
+    if kind == "network":
         change = NetworkChange(allow=["ssh"]) if k % 2 else NetworkChange(block=["ssh"])
-        return svc.update_network("N1", change)
+        svc.update_network("N1", change)
+    else:
+        svc.update_settings({"ips_maxretry": 3 + k % 5})
 
-    def setting(k: int) -> object:
-        return svc.update_settings({"ips_maxretry": 3 + k % 5})
 
-    return {"network": _median_ms(network), "setting": _median_ms(setting)}
+def _timed(svc: ConfigService, kind: str, k: int, on: bool) -> float:
+    with _recording(on):
+        start = time.perf_counter()
+        _edit(svc, kind, k)
+        return time.perf_counter() - start
 
 
 def measure(networks: int) -> dict[str, dict[str, float]]:
     """``{"baseline"|"history": {"network"|"setting": ms}}`` for ``networks``."""
-    figures: dict[str, dict[str, float]] = {}
-    for on in (False, True):
-        with tempfile.TemporaryDirectory() as folder, _recording(on):
-            svc = _store(networks, Path(folder))
-            try:
-                figures["history" if on else "baseline"] = _edits(svc)
-            finally:
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
+        stores = {"baseline": _store(networks, Path(one)), "history": _store(networks, Path(two))}
+        try:
+            times: dict[str, dict[str, list[float]]] = {"baseline": {}, "history": {}}
+            for kind in ("network", "setting"):
+                for k in range(-2, EDITS):  # the first two warm up: caches, query plans
+                    for name, svc in stores.items():
+                        spent = _timed(svc, kind, k, name == "history")
+                        if k >= 0:
+                            times[name].setdefault(kind, []).append(spent)
+            return {
+                name: {kind: sorted(t)[len(t) // 2] * 1000 for kind, t in by_kind.items()}
+                for name, by_kind in times.items()
+            }
+        finally:
+            for svc in stores.values():
                 svc.store.close()
-    return figures
 
 
 def main() -> None:
