@@ -176,6 +176,8 @@ def record_change(
     )
 
 
+#: What :func:`_delta` and :func:`_snapshot` return when the document did not
+#: change (compared by identity; :func:`_delta`'s None means "take a snapshot").
 _UNCHANGED = ("", b"")
 
 
@@ -200,15 +202,15 @@ def _delta(
     if keys != _keys(previous.rest):
         return None  # every network's verdicts are for other services now
     ids = sorted(track.before)
-    now = {n["id"]: n for n in network_documents(repo, keys, ids)} if ids else {}
+    after = {n["id"]: n for n in network_documents(repo, keys, ids)} if ids else {}
     known: dict[str, dict[str, str]] = {}
     before = [network_document(track.before[i], keys, known) for i in ids if track.before[i]]
-    old, new = _part(previous.rest, before), _part(rest, [now[i] for i in ids if i in now])
+    old, new = _part(previous.rest, before), _part(rest, [after[i] for i in ids if i in after])
     if old == new:
         return _UNCHANGED
     summary = summary_of(diff_documents(old, new))
     changes = dict(previous.changes) if previous.form == DELTA else {}
-    changes.update({i: now.get(i) for i in ids})
+    changes.update({i: after.get(i) for i in ids})
     if _delta_too_big(repo, len(changes)):
         return summary, pack_snapshot(rest, network_documents(repo, keys))
     base = previous.base if previous.form == DELTA and previous.base is not None else head[0]
