@@ -8,7 +8,8 @@ no-ops, so no network write is tracked either: what an edit cost before
 issue 19). The median of 15 edits of one network (``update_network``) and of
 one setting (``update_settings``) on each, the two taking turns edit by edit
 so that a change of the machine's load falls on both; printed as
-milliseconds and as the ratio history/baseline.
+milliseconds and as the ratio history/baseline; then what reading the newest
+revision back with its diff (``history show``) takes.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def _timed(svc: ConfigService, kind: str, k: int, on: bool) -> float:
 
 
 def measure(networks: int) -> dict[str, dict[str, float]]:
-    """``{"baseline"|"history": {"network"|"setting": ms}}`` for ``networks``."""
+    """``{"baseline"|"history": {"network"|"setting": ms}}`` for ``networks``;
+    ``history`` also ``show``: reading the newest revision with its diff."""
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
         stores = {"baseline": _store(networks, Path(one)), "history": _store(networks, Path(two))}
         try:
@@ -83,6 +85,18 @@ def measure(networks: int) -> dict[str, dict[str, float]]:
                         spent = _timed(svc, kind, k, name == "history")
                         if k >= 0:
                             times[name].setdefault(kind, []).append(spent)
+            # Reading a revision back (`history show`): the newest, a delta.
+            history = stores["history"]
+            rev = history.history(1)[0].rev
+            for _ in range(7):
+                # As a first read in a process (the CLI's): no settings validated before.
+                # (The tree before the deltas has no such memo; the bench runs on it too.)
+                memo = getattr(sys.modules.get("pbxfw.storage.history_format"), "_validated", None)
+                if memo is not None:
+                    memo.cache_clear()
+                start = time.perf_counter()
+                history.history_entry(rev)
+                times["history"].setdefault("show", []).append(time.perf_counter() - start)
             return {
                 name: {kind: sorted(t)[len(t) // 2] * 1000 for kind, t in by_kind.items()}
                 for name, by_kind in times.items()
@@ -96,12 +110,15 @@ def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [100, 10_000]
     print("| networks | edit | baseline (no history) | with history | ratio |")
     print("|---:|---|---:|---:|---:|")
+    shows = []
     for size in sizes:
         f = measure(size)
         for edit in ("network", "setting"):
             base, ours = f["baseline"][edit], f["history"][edit]
             what = "update_network" if edit == "network" else "update_settings"
-            print(f"| {size:,} | {what} | {base:.1f} ms | {ours:.1f} ms | {ours / base:.1f}× |")
+            print(f"| {size:,} | {what} | {base:.1f} ms | {ours:.1f} ms | {ours / base:.2f}× |")
+        shows.append(f"{size:,} networks: {f['history']['show']:.1f} ms")
+    print(f"\nhistory show of the newest revision (median of 7): {'; '.join(shows)}")
 
 
 if __name__ == "__main__":

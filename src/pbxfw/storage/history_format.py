@@ -28,11 +28,12 @@ edit. :func:`assemble` validates them when a revision is read
 
 from __future__ import annotations
 
+import copy
 import json
 import struct
 import zlib
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from pbxfw.domain.settings import Settings
@@ -168,14 +169,24 @@ def settings_seen(rest: dict[str, Any]) -> dict[str, Any]:
     return defaults | {k: v for k, v in stored.items() if k in defaults}
 
 
+@lru_cache(maxsize=16)
+def _validated(stored: str) -> dict[str, Any]:
+    """The whole settings of stored values (JSON text): validating them is
+    most of what reading a revision costs, and a revision and the one before
+    it mostly store the same (``history show`` reads both)."""
+    settings: dict[str, Any] = Settings.from_stored(json.loads(stored))[0].model_dump()
+    return settings
+
+
 def assemble(rest: dict[str, Any], networks: list[dict[str, Any]]) -> dict[str, Any]:
     """The document (``usecases.document.document_of``'s keys and order) of a
     new form's ``rest`` and ``networks``; its settings validated from the
     stored ones as any read of the configuration does."""
+    stored = json.dumps(rest.get("stored_settings") or {}, sort_keys=True)
     document: dict[str, Any] = {
         "networks": networks,
         "services": rest.get("services", []),
-        "settings": Settings.from_stored(rest.get("stored_settings") or {})[0].model_dump(),
+        "settings": copy.deepcopy(_validated(stored)),
     }
     if "countries" in rest:
         document["countries"] = rest["countries"]
