@@ -1,12 +1,15 @@
 """What recording the history (issue 19) adds to an edit of the configuration.
 
 Run: ``.venv/bin/python bench/bench_history.py [NETWORKS ...]`` (default 100
-and 10,000 networks, SQLite). For each size, the median of 7 edits of one
-network (``update_network``) and of one setting (``update_settings``), with
-the history recorded and, as the baseline in the same run, with the
-recording switched off (``record_change`` and ``baseline_of`` replaced by
-no-ops: what an edit cost before issue 19); the figures are printed as
-milliseconds and as the ratio history/baseline.
+and 10,000 networks, SQLite). For each size, two databases with the same
+configuration: one with the history recorded, and, as the baseline, one with
+the recording switched off (``record_change`` and ``baseline_of`` replaced by
+no-ops, so no network write is tracked either: what an edit cost before
+issue 19). The median of 15 edits of one network (``update_network``) and of
+one setting (``update_settings``) on each, the two taking turns edit by edit
+so that a change of the machine's load falls on both; printed as
+milliseconds and as the ratio history/baseline; then what reading the newest
+revision back with its diff (``history show``) takes.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,15 +39,8 @@ def _store(networks: int, folder: Path) -> ConfigService:
     return svc
 
 
-def _median_ms(edit: Callable[[int], object]) -> float:
-    edit(1)  # warm-up: caches, the first query plans
-    edit(0)
-    times = []
-    for k in range(7):
-        start = time.perf_counter()
-        edit(k)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[3] * 1000
+#: Edits measured per kind and database (after two to warm up).
+EDITS = 15
 
 
 @contextmanager
@@ -62,40 +57,68 @@ def _recording(on: bool) -> Any:
         usecases_history.record_change, usecases_history.baseline_of = record, baseline
 
 
-def _edits(svc: ConfigService) -> dict[str, float]:
-    def network(k: int) -> object:
+def _edit(svc: ConfigService, kind: str, k: int) -> None:
+    if kind == "network":
         change = NetworkChange(allow=["ssh"]) if k % 2 else NetworkChange(block=["ssh"])
-        return svc.update_network("N1", change)
+        svc.update_network("N1", change)
+    else:
+        svc.update_settings({"ips_maxretry": 3 + k % 5})
 
-    def setting(k: int) -> object:
-        return svc.update_settings({"ips_maxretry": 3 + k % 5})
 
-    return {"network": _median_ms(network), "setting": _median_ms(setting)}
+def _timed(svc: ConfigService, kind: str, k: int, on: bool) -> float:
+    with _recording(on):
+        start = time.perf_counter()
+        _edit(svc, kind, k)
+        return time.perf_counter() - start
 
 
 def measure(networks: int) -> dict[str, dict[str, float]]:
-    """``{"baseline"|"history": {"network"|"setting": ms}}`` for ``networks``."""
-    figures: dict[str, dict[str, float]] = {}
-    for on in (False, True):
-        with tempfile.TemporaryDirectory() as folder, _recording(on):
-            svc = _store(networks, Path(folder))
-            try:
-                figures["history" if on else "baseline"] = _edits(svc)
-            finally:
+    """``{"baseline"|"history": {"network"|"setting": ms}}`` for ``networks``;
+    ``history`` also ``show``: reading the newest revision with its diff."""
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
+        stores = {"baseline": _store(networks, Path(one)), "history": _store(networks, Path(two))}
+        try:
+            times: dict[str, dict[str, list[float]]] = {"baseline": {}, "history": {}}
+            for kind in ("network", "setting"):
+                for k in range(-2, EDITS):  # the first two warm up: caches, query plans
+                    for name, svc in stores.items():
+                        spent = _timed(svc, kind, k, name == "history")
+                        if k >= 0:
+                            times[name].setdefault(kind, []).append(spent)
+            # Reading a revision back (`history show`): the newest, a delta.
+            history = stores["history"]
+            rev = history.history(1)[0].rev
+            for _ in range(7):
+                # As a first read in a process (the CLI's): no settings validated before.
+                # (The tree before the deltas has no such memo; the bench runs on it too.)
+                memo = getattr(sys.modules.get("pbxfw.storage.history_format"), "_validated", None)
+                if memo is not None:
+                    memo.cache_clear()
+                start = time.perf_counter()
+                history.history_entry(rev)
+                times["history"].setdefault("show", []).append(time.perf_counter() - start)
+            return {
+                name: {kind: sorted(t)[len(t) // 2] * 1000 for kind, t in by_kind.items()}
+                for name, by_kind in times.items()
+            }
+        finally:
+            for svc in stores.values():
                 svc.store.close()
-    return figures
 
 
 def main() -> None:
     sizes = [int(a) for a in sys.argv[1:]] or [100, 10_000]
     print("| networks | edit | baseline (no history) | with history | ratio |")
     print("|---:|---|---:|---:|---:|")
+    shows = []
     for size in sizes:
         f = measure(size)
         for edit in ("network", "setting"):
             base, ours = f["baseline"][edit], f["history"][edit]
             what = "update_network" if edit == "network" else "update_settings"
-            print(f"| {size:,} | {what} | {base:.1f} ms | {ours:.1f} ms | {ours / base:.1f}× |")
+            print(f"| {size:,} | {what} | {base:.1f} ms | {ours:.1f} ms | {ours / base:.2f}× |")
+        shows.append(f"{size:,} networks: {f['history']['show']:.1f} ms")
+    print(f"\nhistory show of the newest revision (median of 7): {'; '.join(shows)}")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ import pytest
 
 from pbxfw.compiler import compile_ruleset
 from pbxfw.compiler.early import early_chains, early_country_intervals, early_jails
+from pbxfw.compiler.feeds import FeedSet
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.countries import CountryRule
 from pbxfw.domain.decision import PolicyIndex, check
 from pbxfw.domain.geo import CountryTable
 from pbxfw.domain.networks import Verdict
 from pbxfw.domain.settings import Settings
+from pbxfw.kernel.counters import reason_of
 from tests.kernel.configs import lab_config, network
 
 
@@ -81,13 +83,31 @@ def test_no_chain_when_there_is_nothing_to_do_early() -> None:
 
 
 def test_extra_sets_are_dropped_early_and_must_name_a_family() -> None:
-    text = compile_ruleset(lab_config(), early_sets=["feed_b_v6", "feed_a_v4", "feed_a_v4"])
+    a, b = ("feed_a_v4", "feed a"), ("feed_b_v6", "feed b")
+    text = compile_ruleset(lab_config(), early_sets=[b, a, a])
     early = text.split("chain early {")[1].split("\n\t}")[0]
     assert early.count("jump early_drop") == 2
     assert early.index("@feed_a_v4") < early.index("@feed_b_v6")
     assert "ip6 saddr @feed_b_v6 jump early_drop" in early
+    assert 'ip6 saddr @feed_b_v6 counter drop comment "feed b: before connection tracking"' in text
     with pytest.raises(ValueError, match="_v4 or _v6"):
-        compile_ruleset(lab_config(), early_sets=["feed_a"])
+        compile_ruleset(lab_config(), early_sets=[("feed_a", "feed a")])
+    with pytest.raises(ValueError, match="two reasons"):
+        compile_ruleset(lab_config(), early_sets=[a, ("feed_a_v4", "feed other")])
+
+
+@pytest.mark.parametrize("feed", ["spam_net", "spam", "a_net_net", "net"])
+def test_a_feeds_early_drops_carry_its_own_name(feed: str) -> None:
+    """The reason comes with the set from where it is made (compiler.feeds),
+    never from the set's name: feed ``spam_net``'s address set
+    ``feed_spam_net_v4`` once counted its drops under feed ``spam``."""
+    text = compile_ruleset(lab_config(), feeds=[FeedSet(feed, ("all",))])
+    early_drop = text.split("chain early_drop {")[1].split("\n\t}")[0]
+    drops = [line.strip() for line in early_drop.splitlines() if "counter drop" in line]
+    assert len(drops) == 4  # the addresses and the blocks, v4 and v6
+    for line in drops:
+        comment = line.split('comment "')[1].rstrip('"')
+        assert reason_of("early_drop", comment) == ("feed", feed), line
 
 
 def test_notrack_only_with_the_firewall_on_and_the_setting() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pbxfw.compiler import compile_ruleset
-from pbxfw.compiler.feeds import FeedSet, all_scope_set_names, feed_changes
+from pbxfw.compiler.feeds import FeedSet, all_scope_sets, feed_changes
 from pbxfw.domain.configuration import Configuration
 from pbxfw.domain.feed_lists import FeedList, parse_plain
 from pbxfw.domain.networks import permanent_networks
@@ -43,11 +43,11 @@ def test_feeds_have_their_sets_jumps_and_scoped_drops() -> None:
 
 def test_the_sets_an_early_drop_takes() -> None:
     feeds = [FeedSet("a", ("all",)), FeedSet("b", ("sip",))]
-    assert all_scope_set_names(feeds) == [
-        "feed_a_v4",
-        "feed_a_net_v4",
-        "feed_a_v6",
-        "feed_a_net_v6",
+    assert all_scope_sets(feeds) == [
+        ("feed_a_v4", "feed a"),
+        ("feed_a_net_v4", "feed a"),
+        ("feed_a_v6", "feed a"),
+        ("feed_a_net_v6", "feed a"),
     ]
 
 

@@ -78,6 +78,18 @@ def test_two_feeds_cannot_share_a_name() -> None:
     assert field_of(exc) == "name"
 
 
+@pytest.mark.parametrize(("first", "second"), [("spam", "spam_net"), ("spam_net", "spam")])
+def test_a_feed_name_cannot_reuse_another_feeds_sets(first: str, second: str) -> None:
+    """Feed ``spam``'s block sets are ``feed_spam_net_v4/_v6``: the names of
+    feed ``spam_net``'s address sets."""
+    stored = validate_feed(first, "https://a/", service_keys=KEYS).with_changes(id=1)
+    with pytest.raises(ValidationError, match="feed_<name>_net_v4") as exc:
+        validate_feed(second, "https://b/", others=[stored], service_keys=KEYS)
+    assert field_of(exc) == "name"
+    # The feed itself, edited under its own id, is not its own rival.
+    assert validate_feed(first, "https://c/", others=[stored], own_id=1, service_keys=KEYS)
+
+
 @given(st.integers(min_value=300, max_value=7 * 86400))
 def test_every_text_reads_back(seconds: int) -> None:
     assert parse_every(every_text(seconds)) == seconds

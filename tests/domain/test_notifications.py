@@ -45,6 +45,10 @@ def ban(address: str, jail: str = "asterisk", failures: int = 10) -> Ban:
         ),
         ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
         (
+            "hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/abcdEFGHijklMNOPqrst1234",
+            "hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/****",
+        ),
+        (
             "smtp://bob:s3cret@mail.example.com:587?to=a@b.c&from=p@b.c&cafile=/etc/ca.pem",
             "smtp://bob:****@mail.example.com:587?to=a@b.c&from=p@b.c&cafile=/etc/ca.pem",
         ),
@@ -81,6 +85,19 @@ def test_validate_channel() -> None:
     with pytest.raises(ValidationError) as bad_template:
         validate_channel("x", "https://e.com/", "teams", [])
     assert bad_template.value.errors[0].field == "template"
+    # A bad target and a bad template are told together.
+    with pytest.raises(ValidationError) as both:
+        validate_channel("x", "smtp://h?to=nobody", "slack", [])
+    assert [e.field for e in both.value.errors] == ["url", "template"]
+    # A masked target pasted back (from `notify list`, or the page's refused
+    # form) is refused: it would send "****" as the secret.
+    for shown in (
+        "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/****",
+        "smtp://bob:****@mail.example.com?to=a@b.c",
+    ):
+        with pytest.raises(ValidationError, match=r"in place of \*\*\*\*") as pasted:
+            validate_channel("x", shown, None, [])
+        assert pasted.value.errors[0].field == "url"
 
 
 def test_a_batch_counts_and_keeps_the_top_sources_bounded() -> None:

@@ -103,6 +103,17 @@ def test_the_node_role_is_refused_by_postgresql_itself(roles: Roles, cli: Any) -
     # Another site's configuration, which node a (site default) never sees.
     assert cli("site", "add", "other").exit_code == 0
     assert cli("network", "add", "Elsewhere", "10.7.0.0/16", "--site", "other").exit_code == 0
+    with _admin(roles.owner_url) as admin:
+        admin.execute(
+            "INSERT INTO nodes (name, site, registered_at, started_at, last_seen) "
+            "VALUES ('z', 'other', 1, 1, 1)"
+        )
+        for name in ("b", "z"):  # a failing source of each
+            admin.execute(
+                "INSERT INTO source_status (node, source, jail, error, since, failures, "
+                "updated_at) VALUES (%s, '/var/log/auth.log', 'ssh', 'gone', 1, 1, 1)",
+                (name,),
+            )
     with roles.connect(roles.login) as node:
         # The configuration: its site's only, read, never changed.
         names = {r[0] for r in node.execute("SELECT name FROM networks")}
@@ -138,11 +149,25 @@ def test_the_node_role_is_refused_by_postgresql_itself(roles: Roles, cli: Any) -
         refused(node, "SELECT name FROM users")
         refused(node, "UPDATE users SET password_hash = 'x'")
         refused(node, "INSERT INTO users (name, password_hash, created_at) VALUES ('e', 'x', 1)")
-        # Another node's row: invisible, so an UPDATE changes nothing, and
-        # no row can be made or turned into another node's.
-        assert node.execute("SELECT name FROM nodes").fetchall() == []
+        # Another node's row: read within its site (the notifications need
+        # it: issue 19), invisible in another site; never written: an UPDATE
+        # changes nothing, a DELETE is refused, and no row can be made or
+        # turned into another node's.
+        assert node.execute("SELECT name FROM nodes").fetchall() == [("b",)]
         changed = node.execute("UPDATE nodes SET last_error = 'hacked' WHERE name = 'b'")
         assert changed.rowcount == 0
+        assert node.execute("UPDATE nodes SET last_seen = 9 WHERE name = 'z'").rowcount == 0
+        assert "permission denied" in refused(node, "DELETE FROM nodes WHERE name = 'b'")
+        # The source health of its site's nodes: read, never written.
+        seen = node.execute("SELECT node, error FROM source_status").fetchall()
+        assert seen == [("b", "gone")]
+        assert node.execute("UPDATE source_status SET error = ''").rowcount == 0
+        assert node.execute("DELETE FROM source_status WHERE node = 'b'").rowcount == 0
+        assert "row-level security" in refused(
+            node,
+            "INSERT INTO source_status (node, source, jail, error, since, failures, "
+            "updated_at) VALUES ('b', '/var/log/secure', 'ssh', '', 1, 1, 1)",
+        )
         assert "row-level security" in refused(
             node,
             "INSERT INTO nodes (name, site, registered_at, started_at, last_seen) "
@@ -155,6 +180,8 @@ def test_the_node_role_is_refused_by_postgresql_itself(roles: Roles, cli: Any) -
         refused(node, "UPDATE nodes SET name = 'b2' WHERE name = 'a'")
         refused(node, "UPDATE nodes SET site = 'other' WHERE name = 'a'")
         refused(node, "DELETE FROM nodes WHERE name = 'a'")
+        visible = node.execute("SELECT name FROM nodes ORDER BY name").fetchall()
+        assert visible == [("a",), ("b",)]  # never z, of site other
         # Node-owned rows: its own only.
         refused(
             node,
@@ -175,6 +202,10 @@ def test_the_node_role_is_refused_by_postgresql_itself(roles: Roles, cli: Any) -
     with _admin(roles.owner_url) as admin:
         row = admin.execute("SELECT last_error FROM nodes WHERE name = 'b'").fetchone()
         assert row == ("",)
+        row = admin.execute("SELECT last_seen FROM nodes WHERE name = 'z'").fetchone()
+        assert row == (1.0,)
+        errors = admin.execute("SELECT node, error FROM source_status ORDER BY node").fetchall()
+        assert errors == [("b", "gone"), ("z", "gone")]
         revision = admin.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
         assert revision is not None and revision[0] != "0"
         assert admin.execute("SELECT count(*) FROM users").fetchone() == (1,)

@@ -175,7 +175,9 @@ def _dst(src: str) -> str:
 
 def test_banned_for_every_service_never_reaches_connection_tracking(topo: Topology) -> None:
     config = early_config()
-    topo.backend.apply(with_feed_set(compile_ruleset(config, BANS, early_sets=[FEED_SET])))
+    topo.backend.apply(
+        with_feed_set(compile_ruleset(config, BANS, early_sets=[(FEED_SET, "feed test")]))
+    )
     _reset(topo)
     probes = {
         Probe("udp", MANUAL, PBX[0], 5060): "timeout",

@@ -14,6 +14,7 @@ from pbxfw.ips.events import BanDecision
 from pbxfw.usecases.bans import BanService
 from tests.web.test_browser import (  # the fixtures of the browser tests
     PHONE,
+    Browser,
     Page,
     Site,
     browser,  # noqa: F401
@@ -87,3 +88,24 @@ def test_a_click_on_a_banned_address_shows_its_lines(page: Page, site: Site) -> 
     page.get_by_role("link", name="203.0.113.0/24").click()
     expect(page.get_by_text("cli:root (sudo: alice)")).to_be_visible()
     expect(page.get_by_role("table")).to_have_count(0)
+
+
+def test_a_full_ipv6_address_fits_a_phone(browser: Browser, site: Site) -> None:  # noqa: F811
+    """The page's title holds the address: a full IPv6 one (39 characters)
+    wraps rather than scroll a phone sideways (it once was 470 px wide)."""
+    wide = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+    BanService(site.store).add(wide, reason="blocklist", who="cli:root")
+    context = browser.new_context(
+        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
+    )
+    context.set_default_timeout(5000)
+    phone = context.new_page()
+    try:
+        log_in(phone)
+        for path in ("/bans", f"/bans/{wide}"):
+            phone.goto(path)
+            expect(phone.get_by_text(wide).first).to_be_visible()
+            width = phone.evaluate("document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], (path, width)
+    finally:
+        context.close()

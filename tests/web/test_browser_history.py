@@ -8,10 +8,11 @@ import re
 
 import pytest
 
-from pbxfw.usecases import ConfigService
+from pbxfw.usecases import ConfigService, NetworkChange
 from tests.web.conftest import ADMIN
 from tests.web.test_browser import (  # noqa: F401  (fixtures)
     PHONE,
+    Browser,
     Page,
     Site,
     browser,
@@ -79,3 +80,25 @@ def test_history_lists_shows_and_restores(page: Page, site: Site) -> None:  # no
         assert width <= PHONE["width"], (path, width)
     expect(page.get_by_text(f"restore of revision {start.rev}")).to_be_visible()
     shot(page, "history-phone")
+
+
+def test_history_with_a_long_name_fits_a_phone(browser: Browser, site: Site) -> None:  # noqa: F811
+    """A network's name is up to 64 characters without a space: the list and
+    the revision wrap it (they once scrolled a phone sideways by 400 px)."""
+    name = "N" * 64
+    ConfigService(site.store).add_network(NetworkChange(name=name, subnet="10.9.0.0/16"))
+    rev = ConfigService(site.store).history(1)[0].rev
+    context = browser.new_context(
+        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
+    )
+    context.set_default_timeout(5000)
+    phone = context.new_page()
+    try:
+        log_in(phone)
+        for path in ("/history", f"/history/{rev}"):
+            phone.goto(path)
+            expect(phone.get_by_text(f"network {name} added").first).to_be_visible()
+            width = phone.evaluate("() => document.documentElement.scrollWidth")
+            assert width <= PHONE["width"], (path, width)
+    finally:
+        context.close()

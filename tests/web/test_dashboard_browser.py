@@ -211,6 +211,12 @@ def test_a_name_with_markup_is_shown_as_text(page: Page, site: Site, tmp_path: P
 
 def test_the_dashboard_fits_a_phone(browser: Browser, site: Site, tmp_path: Path) -> None:
     fill(site, tmp_path)
+    # A full-length IPv6 address among the top sources (it once ran 10 px
+    # past a phone's screen).
+    now = time.time()
+    wide = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
+    day = int(now) - int(now) % 86400
+    record_tallies(site.store, "pbx2", Tallies({}, {(day, wide): ("asterisk", 5000)}, {}, {}), now)
     context = browser.new_context(
         viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
     )
@@ -222,6 +228,7 @@ def test_the_dashboard_fits_a_phone(browser: Browser, site: Site, tmp_path: Path
         expect(
             phone.get_by_role("img", name="Failures per hour, last 7 days, per jail")
         ).to_be_visible()
+        expect(phone.get_by_role("table", name="Top attacking addresses")).to_contain_text(wide)
         width = phone.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], width
         # The hour charts keep a readable width and scroll sideways in their box.

@@ -19,7 +19,10 @@ path). The triggers:
   and at most once per ``repeat_seconds`` per part;
 - **a fleet node stale**: told by one node of the site only, the first by
   name among those not stale, so N nodes do not send N messages; a node
-  stale for more than an hour when noticed is left to the digest;
+  stale for more than an hour when noticed is left to the digest; a node
+  that takes over from a teller gone stale tells only what that teller may
+  not have told (under a node's role the site's nodes are readable for
+  this: docs/fleet-roles.md);
 - **the daily digest**, to the e-mail channels, by that same node, every
   ``digest_seconds`` counted from when this node first saw the channel.
 
@@ -38,7 +41,7 @@ from collections.abc import Callable, Iterable
 from pbxfw.agent.health import Health
 from pbxfw.agent.notify_sender import NotifyOptions, Send, Sender
 from pbxfw.domain.bans import Ban
-from pbxfw.domain.nodes import NodeState, node_state
+from pbxfw.domain.nodes import STALE_SECONDS, NodeState, node_state
 from pbxfw.domain.notifications import ChannelStatus
 from pbxfw.domain.notify_messages import (
     BanBatch,
@@ -263,6 +266,15 @@ class Notifier:
         self._stale = [n.name for n in stale]
         self._told_stale &= set(self._stale)
         if not self._leader:
+            # The teller tells them. Those it had a whole check to see (it
+            # reported that long after they went stale) are not told again
+            # when this node takes over from it.
+            teller = next(n for n in nodes if n.name == fresh[0])
+            self._told_stale.update(
+                n.name
+                for n in stale
+                if n.last_seen + STALE_SECONDS + self.options.nodes_seconds <= teller.last_seen
+            )
             return
         for node in stale:
             if node.name in self._told_stale:
@@ -285,7 +297,7 @@ class Notifier:
         ]
         if not due:
             return
-        facts = self.service.digest_facts(now)
+        facts = self.service.digest_facts(now, self.node)
         message = digest_message(
             facts.bans_24h,
             facts.active,

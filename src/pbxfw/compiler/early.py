@@ -9,7 +9,8 @@ before connection tracking (-200):
     2. (firewall on) an address of a country blocked for every service
        (``early_country_v4/_v6``), and an address in one of the extra sets
        the caller names (blocklist feeds whose scope is every service) jump
-       to ``early_drop``, which drops;
+       to ``early_drop``, which drops and counts each drop under the reason
+       given with its set (kernel.counters reads it from the rule's comment);
     3. (firewall on and ``sip_notrack``) the flood protection: UDP to the SIP
        port or the RTP range, from a source the allow set of ``sip`` accepts,
        to an address of this host, is not tracked (``notrack``).
@@ -46,9 +47,11 @@ from pbxfw.domain.services import Service
 from pbxfw.domain.settings import Settings
 
 __all__ = [
+    "COUNTRY_REASON",
     "EARLY_CHAIN",
     "EARLY_OUT_CHAIN",
     "EARLY_PRIORITY",
+    "EarlySet",
     "country_set_name",
     "early_chains",
     "early_country_intervals",
@@ -69,6 +72,15 @@ _ND_TYPES = (
 )
 
 _Chain = tuple[str, list[str]]
+#: An extra set dropped early: its name (ending in ``_v4``/``_v6``) and the
+#: reason its drops are counted under, as the rule's comment starts
+#: (``feed spamhaus``: kernel.counters reads the ``feed NAME`` label from it).
+#: Given by whoever makes the set, never read back out of the set's name:
+#: ``feed_spam_net_v4`` is the host set of a feed ``spam_net`` as well as
+#: the block set of a feed ``spam``.
+EarlySet = tuple[str, str]
+#: The reason of the countries' early drops (kernel.counters: ``country``).
+COUNTRY_REASON = "country"
 
 
 def country_set_name(version: int) -> str:
@@ -127,15 +139,18 @@ def _family_of(name: str) -> int:
 
 
 def early_chains(
-    settings: Settings, *, countries: bool, extra_sets: Sequence[str] = ()
+    settings: Settings, *, countries: bool, extra_sets: Sequence[EarlySet] = ()
 ) -> list[_Chain]:
     """The chains of the module docstring, as (name, rules), the hook line first.
 
     ``countries``: the table declares ``early_country_v4/_v6`` (firewall on).
-    ``extra_sets``: names of address sets of the table (ending in ``_v4`` or
-    ``_v6``, e.g. a feed's ``feed_spamhaus_v4``) whose addresses are dropped
-    here for every packet; raises ValueError for another name. No chain
-    when there is nothing to drop and nothing to leave untracked.
+    ``extra_sets``: (set name, reason) of address sets of the table whose
+    addresses are dropped here for every packet, e.g. a feed's
+    ``("feed_spamhaus_v4", "feed spamhaus")`` (compiler.feeds
+    ``all_scope_sets``); each drop is counted under its reason. Raises
+    ValueError for a name not ending in ``_v4``/``_v6`` and for one name
+    given with two reasons. No chain when there is nothing to drop and
+    nothing to leave untracked.
     """
     rules = [f"type filter hook prerouting priority {EARLY_PRIORITY}; policy accept;"]
     chains: list[_Chain] = [(EARLY_CHAIN, rules)]
@@ -144,15 +159,15 @@ def early_chains(
             for subnets in (False, True):
                 rules.append(f"{_FAMILY[v]} saddr @{guard_set_name(v, subnets)} jump {_BANS_CHAIN}")
         chains.append((_BANS_CHAIN, _early_bans_rules()))
-    drop_sets = [country_set_name(v) for v in (4, 6)] if countries else []
-    drop_sets += sorted(set(extra_sets), key=lambda name: (_family_of(name), name))
-    for name in drop_sets:
+    drop_sets = [(country_set_name(v), COUNTRY_REASON) for v in (4, 6)] if countries else []
+    drop_sets += _extra(extra_sets)
+    for name, _ in drop_sets:
         rules.append(f"{_FAMILY[_family_of(name)]} saddr @{name} jump {_DROP_CHAIN}")
     if drop_sets:
         # The set is looked up again here (only for a packet it holds) so
         # that each drop is counted under its reason (kernel.counters).
         drops = [
-            f"{_FAMILY[_family_of(name)]} saddr @{name} {_drop(_why(name))}" for name in drop_sets
+            f"{_FAMILY[_family_of(name)]} saddr @{name} {_drop(why)}" for name, why in drop_sets
         ]
         chains.append((_DROP_CHAIN, [*_exempt(), *drops]))
     if notrack_enabled(settings):
@@ -173,6 +188,18 @@ def early_chains(
     return chains if len(rules) > 1 else []
 
 
+def _extra(extra_sets: Sequence[EarlySet]) -> list[EarlySet]:
+    """``extra_sets`` once each, IPv4 first, then by name (a stable text)."""
+    reasons: dict[str, str] = {}
+    for name, why in extra_sets:
+        _family_of(name)
+        if reasons.setdefault(name, why) != why:
+            raise ValueError(
+                f"extra early set {name!r} given with two reasons: {reasons[name]!r}, {why!r}"
+            )
+    return sorted(reasons.items(), key=lambda item: (_family_of(item[0]), item[0]))
+
+
 def _sip_udp_ports(settings: Settings) -> str:
     """``{ 5060, 10000-10800 }``: the UDP ports of SIP and RTP."""
     sip, first, last = settings.sip_port, settings.rtp_port_from, settings.rtp_port_to
@@ -191,17 +218,6 @@ def _exempt() -> list[str]:
         "ip saddr @never_block_v4 return",
         "ip6 saddr @never_block_v6 return",
     ]
-
-
-def _why(set_name: str) -> str:
-    """The reason counted for a drop by ``set_name``: ``country`` for the
-    countries' sets, ``feed NAME`` for a feed's (``feed_NAME[_net]_v4/_v6``)."""
-    if set_name.startswith("early_country_"):
-        return "country"
-    if set_name.startswith("feed_"):
-        name = set_name[5:].removesuffix("_v4").removesuffix("_v6").removesuffix("_net")
-        return f"feed {name}"
-    return "blocked for every service"
 
 
 def _drop(why: str) -> str:

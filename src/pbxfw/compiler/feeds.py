@@ -27,10 +27,11 @@ __all__ = [
     "FEEDS_CHAIN",
     "FeedDelta",
     "FeedSet",
-    "all_scope_set_names",
+    "all_scope_sets",
     "feed_chain_rules",
     "feed_changes",
     "feed_input_rules",
+    "feed_reason",
     "feed_set_declarations",
     "feed_set_name",
 ]
@@ -56,11 +57,21 @@ def feed_set_name(feed: str, version: int, subnets: bool = False) -> str:
     return f"feed_{feed}{'_net' if subnets else ''}_v{version}"
 
 
-def all_scope_set_names(feeds: Iterable[FeedSet]) -> list[str]:
-    """The sets of the feeds that drop every packet (scope ``all``), for an
-    early drop before connection tracking (issue 18's raw-priority chain)."""
+def feed_reason(feed: str) -> str:
+    """``feed NAME``: what a feed's drop rules say in their comment, the
+    ``reason``/``feed`` labels of the drop metrics (kernel.counters)."""
+    return f"feed {feed}"
+
+
+def all_scope_sets(feeds: Iterable[FeedSet]) -> list[tuple[str, str]]:
+    """(set name, reason) of the sets of the feeds that drop every packet
+    (scope ``all``), for an early drop before connection tracking (issue
+    18's raw-priority chain, compiler.early ``EarlySet``). The reason is
+    given here, where the set is named: a set's name does not say whose it
+    is (``feed_spam_net_v4``: feed ``spam_net``'s addresses or feed
+    ``spam``'s blocks)."""
     return [
-        feed_set_name(f.name, v, subnets)
+        (feed_set_name(f.name, v, subnets), feed_reason(f.name))
         for f in feeds
         if ALL_SCOPE in f.scope
         for v in (4, 6)
@@ -128,7 +139,7 @@ def feed_chain_rules(feeds: Sequence[FeedSet], services: Sequence[Service]) -> l
                 for m in scope_match(scope, services):
                     rules.append(
                         f"{_FAMILY[v]} saddr @{feed_set_name(f.name, v, subnets)} "
-                        f'{m}counter drop comment "feed {f.name}"'
+                        f'{m}counter drop comment "{feed_reason(f.name)}"'
                     )
     return rules
 

@@ -58,7 +58,7 @@ from pbxfw.compiler.elements import (
 from pbxfw.compiler.feeds import (
     FEEDS_CHAIN,
     FeedSet,
-    all_scope_set_names,
+    all_scope_sets,
     feed_chain_rules,
     feed_input_rules,
     feed_set_declarations,
@@ -121,16 +121,16 @@ def compile_ruleset(
     bans: Sequence[BanElement] = (),
     *,
     index: PolicyIndex | None = None,
-    early_sets: Sequence[str] = (),
+    early_sets: Sequence[tuple[str, str]] = (),
     feeds: Sequence[FeedSet] = (),
 ) -> str:
     """The whole ``table inet pbxfw`` as nft text, ending in a newline.
 
     ``index``: ``PolicyIndex.of(config)`` when the caller has built it
     already (``apply`` checks the administrator's address first); the same
-    text either way. ``early_sets``: more address sets of the table (names
-    ending in ``_v4``/``_v6``, e.g. feeds whose scope is every service) that
-    the early chain drops before connection tracking (compiler/early.py).
+    text either way. ``early_sets``: more address sets of the table, as
+    (name ending in ``_v4``/``_v6``, reason of its drops), that the early
+    chain drops before connection tracking (compiler/early.py ``EarlySet``).
 
     Contract:
     * deterministic: the same ``config`` and ``bans`` (in any order) give the
@@ -176,7 +176,7 @@ def compile_ruleset(
     out += _chain("input", rules)
     # A feed of scope ``all`` is dropped before conntrack too (its input
     # rule stays: it then only sees the never-block exemptions' packets).
-    early = [*early_sets, *all_scope_set_names(feeds)]
+    early = [*early_sets, *all_scope_sets(feeds)]
     for name, body in early_chains(settings, countries=bool(countries), extra_sets=early):
         out += _chain(name, body)
     if settings.ips_enabled:

@@ -177,8 +177,20 @@ def validate_feed(
             )
         )
     for other in others:
-        if other.name == key and (own_id is None or other.id != own_id):
+        if own_id is not None and other.id == own_id:
+            continue
+        if other.name == key:
             raise ValidationError(FieldError("name", f"feed {key!r} exists; choose another name"))
+        # Feed X's blocks and feed X_net's addresses would be one kernel set
+        # (feed_X_net_v4: compiler.feeds feed_set_name).
+        if key == f"{other.name}_net" or other.name == f"{key}_net":
+            raise ValidationError(
+                FieldError(
+                    "name",
+                    f"feed {key!r} would share the kernel sets feed_<name>_net_v4/_v6 "
+                    f"with feed {other.name!r}; choose another name",
+                )
+            )
     fmt = format.strip().lower()
     if fmt not in FEED_FORMATS:
         raise ValidationError(

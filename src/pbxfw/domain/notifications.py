@@ -227,29 +227,37 @@ def validate_channel(
     url = url.strip()
     if bad or not url or " " in url:
         errors.append(FieldError("url", "give one URL without spaces or control characters"))
+    elif MASK in url:
+        # A listing's text (or the page's refused form) pasted back: storing
+        # it would send with "****" as the password or token.
+        errors.append(
+            FieldError(
+                "url",
+                f"type the password or token in place of {MASK}: "
+                "pbxfw shows that in place of a secret",
+            )
+        )
     else:
-        scheme = url.split(":", 1)[0].lower()
+        mail = url.split(":", 1)[0].lower() in _MAIL_SCHEMES
         try:
-            if scheme in _MAIL_SCHEMES:
+            if mail:
                 mail_target(url)
-                if template not in (None, EMAIL):
-                    errors.append(
-                        FieldError("template", "an e-mail channel has no webhook template")
-                    )
-                template = EMAIL
             else:
                 _check_webhook(url, "url")
-                template = template or "generic"
-                if template not in WEBHOOK_TEMPLATES:
-                    errors.append(
-                        FieldError(
-                            "template",
-                            f"unknown template {template!r}; one of: "
-                            + ", ".join(WEBHOOK_TEMPLATES),
-                        )
-                    )
         except ValidationError as exc:
             errors += exc.errors
+        # The template is judged by the URL's scheme alone, so that a bad
+        # target and a bad template are told at once.
+        if mail and template not in (None, EMAIL):
+            errors.append(FieldError("template", "an e-mail channel has no webhook template"))
+        elif not mail and (template or "generic") not in WEBHOOK_TEMPLATES:
+            errors.append(
+                FieldError(
+                    "template",
+                    f"unknown template {template!r}; one of: " + ", ".join(WEBHOOK_TEMPLATES),
+                )
+            )
+        template = EMAIL if mail else template or "generic"
     if errors:
         raise ValidationError(errors)
     if any(name_key(c.name) == name_key(name) for c in existing):
@@ -277,7 +285,9 @@ def masked(url: str) -> str:
         key, sep, value = item.partition("=")
         shown = mail and key in _MAIL_OPTIONS
         query.append(f"{key}{sep}{value if shown or not sep else MASK}")
-    text = f"{parts.scheme}://{netloc}{path}"
+    # A target typed without its scheme (refused, and shown back masked on
+    # the page) keeps its own shape.
+    text = f"{parts.scheme}://{netloc}{path}" if parts.scheme or netloc else path
     return text + ("?" + "&".join(query) if query else "")
 
 

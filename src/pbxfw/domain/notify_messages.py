@@ -185,7 +185,7 @@ def stale_message(
 def digest_message(
     bans: Sequence[Ban],
     active: int,
-    failing: Sequence[tuple[str, str]],
+    failing: Sequence[tuple[str, str, str]],
     stale: Sequence[str],
     now: float,
     site: str,
@@ -193,7 +193,8 @@ def digest_message(
     seq: int = 0,
 ) -> Message:
     """The daily digest: the bans made in the last 24 hours (``bans``), the bans
-    active now, what fails (``(part, error)``) and the stale nodes."""
+    active now, what fails on the site's nodes (``(node, part, error)``) and
+    the stale nodes."""
     batch = BanBatch()
     batch.add(bans)
     jails = ", ".join(f"{j} {n}" for j, n in sorted(batch.by_jail.items())) or "none"
@@ -205,7 +206,8 @@ def digest_message(
     if top:
         lines.append("Top sources:")
         lines += [f"  {a} ({jail}, {n} failures)" for a, n, jail in top]
-    lines.append("Failing: " + ("; ".join(f"{p}: {e}" for p, e in failing) or "nothing"))
+    told = "; ".join(f"{p} on {n}: {e}" for n, p, e in failing)
+    lines.append("Failing: " + (told or "nothing"))
     if stale:
         lines.append("Nodes not reporting: " + ", ".join(stale))
     return Message(
@@ -221,7 +223,7 @@ def digest_message(
             "by_jail": dict(sorted(batch.by_jail.items())),
             "active": active,
             "top_sources": [{"source": a, "failures": n, "jail": j} for a, n, j in top],
-            "failing": [{"part": p, "error": e} for p, e in failing],
+            "failing": [{"node": n, "part": p, "error": e} for n, p, e in failing],
             "stale_nodes": list(stale),
         },
     )

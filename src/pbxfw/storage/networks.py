@@ -21,6 +21,7 @@ from pbxfw.domain.addresses import IPNetwork, networks_from_text
 from pbxfw.domain.network_model import Network, Verdict, network_id
 from pbxfw.domain.services import CustomService, format_ports, parse_ports
 from pbxfw.errors import ConflictError, FieldError, NotFoundError
+from pbxfw.storage import history_track
 from pbxfw.storage.models import CustomServiceRow, NetworkRow
 
 __all__ = ["NetworkRows"]
@@ -138,6 +139,7 @@ class NetworkRows:
             raise ConflictError(
                 FieldError("name", f"name or subnet already taken: {exc.orig}")
             ) from None
+        history_track.touch(self.session, self.site, row.id, added=True)
         return network.with_changes(id=row.id)
 
     def add_networks(self, networks: Sequence[Network]) -> None:
@@ -147,6 +149,7 @@ class NetworkRows:
         unique in the whole database: a document exported from one site and
         imported into another gets new ones).
         """
+        history_track.everything(self.session, self.site)
         wanted = [n.id for n in networks if n.id is not None]
         taken: set[int] = set()
         for start in range(0, len(wanted), 1000):  # bound the statement's parameters
@@ -175,6 +178,7 @@ class NetworkRows:
 
     def update_network(self, network: Network) -> Network:
         self._check_unique(network)
+        history_track.touch(self.session, self.site, network.id)
         self.session.execute(
             update(NetworkRow)
             .where(NetworkRow.site == self.site, NetworkRow.id == network.id)
@@ -183,11 +187,13 @@ class NetworkRows:
         return network
 
     def remove_network(self, network_id: int) -> None:
+        history_track.touch(self.session, self.site, network_id)
         self.session.execute(
             delete(NetworkRow).where(NetworkRow.site == self.site, NetworkRow.id == network_id)
         )
 
     def remove_all_networks(self, keep_permanent: bool = True) -> None:
+        history_track.everything(self.session, self.site)
         stmt = delete(NetworkRow).where(NetworkRow.site == self.site)
         if keep_permanent:
             stmt = stmt.where(NetworkRow.permanent.is_(False))

@@ -6,7 +6,8 @@
   a node's agent needs and no other: read its site's configuration, the
   sites and the schema version; read and write the bans, their evidence and
   the fleet's ban revision; its own row of ``nodes`` and its own log positions, source
-  health and counters (migration 0009);
+  health and counters (migration 0009); read only, the rows of ``nodes`` and
+  ``source_status`` of its site's nodes (the notifications, issue 19);
 - row-level security where a table holds rows of several nodes or sites, so
   that PostgreSQL itself keeps a node to its own node and site;
 - the mapping ``pbxfw_node_roles`` (login role → node, site) those policies
@@ -197,6 +198,10 @@ def group_sql(group: str, database: str) -> str:
     parts += [
         "ALTER TABLE nodes ENABLE ROW LEVEL SECURITY;",
         _policy("nodes", group, "own", "ALL", own_node, own_node),
+        # Read, never write, the rows of its site's nodes: the notifier sees
+        # a node of its site go stale and which node tells (agent.notifier).
+        # Permissive policies OR together; a write still needs "own".
+        _policy("nodes", group, "site", "SELECT", "site = " + _MY_SITE),
     ]
     # Rows stored before 0009 (node '') may be read and taken over (usecases.ips_state).
     for table in NODE_TABLES:
@@ -211,6 +216,10 @@ def group_sql(group: str, database: str) -> str:
                 f"node = {_MY_NODE}",
             ),
         ]
+    # Read the health of its site's nodes' sources: the daily digest of the
+    # site says what fails on each of them (usecases.notifications).
+    site_nodes = f"SELECT n.name FROM nodes n WHERE n.site = {_MY_SITE}"
+    parts.append(_policy("source_status", group, "site", "SELECT", f"node IN ({site_nodes})"))
     parts.append("COMMIT;")
     return "\n".join(parts) + "\n"
 

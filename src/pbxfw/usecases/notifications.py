@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pbxfw.domain.bans import Ban
-from pbxfw.domain.nodes import Node
+from pbxfw.domain.nodes import Node, NodeState, node_state
 from pbxfw.domain.notifications import Channel, ChannelStatus, channel_json, validate_channel
 from pbxfw.domain.notify_messages import probe_message
 from pbxfw.errors import NotFoundError
@@ -60,7 +60,8 @@ class DigestFacts:
 
     bans_24h: list[Ban]
     active: int
-    failing: list[tuple[str, str]]
+    #: ``(node, part, error)`` of what fails on the site's nodes still reporting
+    failing: list[tuple[str, str, str]]
 
 
 class NotifyService:
@@ -144,11 +145,27 @@ class NotifyService:
         with self.store.read() as repo:
             return [n for n in nodes(repo) if n.site == self.site]
 
-    def digest_facts(self, now: float) -> DigestFacts:
+    def digest_facts(self, now: float, node: str) -> DigestFacts:
+        """The digest's figures at ``now``: the bans this site enforces, and
+        what fails on the site's nodes that still report (``node``, the
+        caller's, counts as one: it may not have reported yet). A stale
+        node's last word may no longer hold: the digest lists it as not
+        reporting instead. Under a node's role (docs/fleet-roles.md) the
+        policies let it read exactly these rows."""
+        from pbxfw.storage.nodes import nodes
         from pbxfw.storage.source_status import source_statuses
 
         with self.store.read() as repo:
             bans = [b for b in repo.bans() if b.site in (None, self.site)]
-            failing = [(s.source, s.error) for s in source_statuses(repo) if s.error]
+            reporting = {node} | {
+                n.name
+                for n in nodes(repo)
+                if n.site == self.site and node_state(n, now, 0) is not NodeState.STALE
+            }
+            failing = [
+                (s.node, s.source, s.error)
+                for s in source_statuses(repo)
+                if s.error and s.node in reporting
+            ]
         active = sum(1 for b in bans if b.expires_at > now)
         return DigestFacts([b for b in bans if b.created_at >= now - 86400], active, failing)

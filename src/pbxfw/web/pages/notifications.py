@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from fastapi import Request, status
 from fastapi.responses import HTMLResponse, Response
 
-from pbxfw.domain.notifications import WEBHOOK_TEMPLATES, masked
+from pbxfw.domain.notifications import MASK, WEBHOOK_TEMPLATES, masked
 from pbxfw.domain.notify_messages import stamp
 from pbxfw.errors import PbxfwError, ValidationError
 from pbxfw.usecases.notifications import NotifyService
@@ -70,15 +70,29 @@ def add_channel(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
     values = {k: form_text(form, k).strip() for k in ("name", "url", "template")}
-    template = values["template"] or None
+    template = values["template"] or None  # "": by the target (generic or email)
     if template == "email":
         template = None  # an smtp:// URL makes it an e-mail channel
     try:
         channel = _service(context).add(values["name"], values["url"], template)
     except ValidationError as exc:
         errors = {f"new_{k}": v for k, v in form_errors(exc).items()}
-        return _page(request, context, session, new=values, errors=errors)
+        return _page(request, context, session, new=_shown_back(values, errors), errors=errors)
     return redirect(request, "/notifications", f"Channel “{channel.name}” added.")
+
+
+def _shown_back(values: dict[str, str], errors: dict[str, str]) -> dict[str, str]:
+    """The refused form's values as the page shows them again: the target
+    masked, so a password or token typed into it is not sent back in the
+    page (the field then says to type it again; a target still holding
+    ``****`` is refused by the validator)."""
+    shown = masked(values["url"]) if values["url"] else ""
+    if shown != values["url"]:
+        retype = (
+            f"Type the password or token again in place of {MASK}: the page does not show it back."
+        )
+        errors["new_url"] = f"{errors['new_url']} {retype}" if "new_url" in errors else retype
+    return {**values, "url": shown}
 
 
 async def test_channel(
