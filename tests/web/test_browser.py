@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -133,6 +134,21 @@ def log_in(page: Page) -> None:
     # below start from the firewall page.
     expect(page).to_have_url(re.compile(r"/dashboard$"))
     page.goto("/firewall")
+
+
+@contextmanager
+def phone_page(browser: Browser, site: Site) -> Iterator[Page]:
+    """A logged-in page at a phone's width (touch, no animations), closed after."""
+    context = browser.new_context(
+        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
+    )
+    context.set_default_timeout(5000)
+    try:
+        phone = context.new_page()
+        log_in(phone)
+        yield phone
+    finally:
+        context.close()
 
 
 def shot(page: Page, name: str, *, full_page: bool = True) -> None:
@@ -422,13 +438,7 @@ def test_the_page_fits_a_phone(browser: Browser, site: Site) -> None:
             never_block=True,
         )
     )
-    context = browser.new_context(
-        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
-    )
-    context.set_default_timeout(5000)
-    page = context.new_page()
-    try:
-        log_in(page)
+    with phone_page(browser, site) as page:
         for path, name in (
             ("/firewall", "phone-firewall"),
             ("/networks/new", "phone-network-form"),
@@ -446,8 +456,6 @@ def test_the_page_fits_a_phone(browser: Browser, site: Site) -> None:
         page.goto("/firewall")
         row = page.get_by_role("row").filter(has_text="Office VPN")
         expect(row.get_by_role("link", name="Edit Office VPN")).to_be_visible()
-    finally:
-        context.close()
 
 
 def test_a_failing_log_source_is_announced_on_the_ips_page(browser: Browser, site: Site) -> None:
@@ -467,13 +475,7 @@ def test_a_failing_log_source_is_announced_on_the_ips_page(browser: Browser, sit
                 ),
             ],
         )
-    context = browser.new_context(
-        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
-    )
-    context.set_default_timeout(5000)
-    page = context.new_page()
-    try:
-        log_in(page)
+    with phone_page(browser, site) as page:
         page.goto("/ips")
         alert = page.locator("#sources-failing")
         expect(alert).to_have_attribute("role", "alert")
@@ -485,8 +487,6 @@ def test_a_failing_log_source_is_announced_on_the_ips_page(browser: Browser, sit
         ).to_contain_text("reading")
         width = page.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], width
-    finally:
-        context.close()
 
 
 def test_the_pbxs_page_shows_each_node_and_its_state(browser: Browser, site: Site) -> None:

@@ -21,6 +21,7 @@ from tests.web.test_browser import (  # the fixtures of the browser tests
     expect,
     log_in,
     page,  # noqa: F401
+    phone_page,
     shot,
     site,  # noqa: F401
 )
@@ -95,17 +96,9 @@ def test_a_full_ipv6_address_fits_a_phone(browser: Browser, site: Site) -> None:
     wraps rather than scroll a phone sideways (it once was 470 px wide)."""
     wide = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
     BanService(site.store).add(wide, reason="blocklist", who="cli:root")
-    context = browser.new_context(
-        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
-    )
-    context.set_default_timeout(5000)
-    phone = context.new_page()
-    try:
-        log_in(phone)
+    with phone_page(browser, site) as phone:
         for path in ("/bans", f"/bans/{wide}"):
             phone.goto(path)
             expect(phone.get_by_text(wide).first).to_be_visible()
             width = phone.evaluate("document.documentElement.scrollWidth")
             assert width <= PHONE["width"], (path, width)
-    finally:
-        context.close()

@@ -19,6 +19,7 @@ from tests.web.test_browser import (  # noqa: F401  (fixtures)
     expect,
     log_in,
     page,
+    phone_page,
     shot,
     site,
 )
@@ -88,17 +89,9 @@ def test_history_with_a_long_name_fits_a_phone(browser: Browser, site: Site) -> 
     name = "N" * 64
     ConfigService(site.store).add_network(NetworkChange(name=name, subnet="10.9.0.0/16"))
     rev = ConfigService(site.store).history(1)[0].rev
-    context = browser.new_context(
-        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
-    )
-    context.set_default_timeout(5000)
-    phone = context.new_page()
-    try:
-        log_in(phone)
+    with phone_page(browser, site) as phone:
         for path in ("/history", f"/history/{rev}"):
             phone.goto(path)
             expect(phone.get_by_text(f"network {name} added").first).to_be_visible()
             width = phone.evaluate("() => document.documentElement.scrollWidth")
             assert width <= PHONE["width"], (path, width)
-    finally:
-        context.close()

@@ -28,7 +28,7 @@ from tests.notify_servers import (
     smtp_starttls,
 )
 from tests.web import test_browser as ui
-from tests.web.test_browser import PHONE, Browser, Page, Site, expect, log_in, shot
+from tests.web.test_browser import PHONE, Browser, Page, Site, expect, log_in, phone_page, shot
 
 # The browser, the server and the page of test_browser.py; the receivers of
 # tests/notify_servers.py.
@@ -309,13 +309,7 @@ def test_the_notifications_page_fits_a_phone(browser: Browser, site: Site, cli: 
             )
         ]
     )
-    context = browser.new_context(
-        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
-    )
-    context.set_default_timeout(5000)
-    phone = context.new_page()
-    try:
-        log_in(phone)
+    with phone_page(browser, site) as phone:
         phone.goto("/notifications")
         expect(phone.get_by_role("row", name=re.compile("^noc"))).to_contain_text("535")
         assert_fits(phone)
@@ -337,5 +331,3 @@ def test_the_notifications_page_fits_a_phone(browser: Browser, site: Site, cli: 
             "a_rather_long_channel_name_for_the_operations_team_on_call",
             "noc",
         ]
-    finally:
-        context.close()

@@ -217,13 +217,7 @@ def test_the_dashboard_fits_a_phone(browser: Browser, site: Site, tmp_path: Path
     wide = "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff"
     day = int(now) - int(now) % 86400
     record_tallies(site.store, "pbx2", Tallies({}, {(day, wide): ("asterisk", 5000)}, {}, {}), now)
-    context = browser.new_context(
-        viewport=PHONE, base_url=site.url, is_mobile=True, has_touch=True, reduced_motion="reduce"
-    )
-    context.set_default_timeout(5000)
-    phone = context.new_page()
-    try:
-        ui.log_in(phone)
+    with ui.phone_page(browser, site) as phone:
         phone.goto("/dashboard")
         expect(
             phone.get_by_role("img", name="Failures per hour, last 7 days, per jail")
@@ -250,5 +244,3 @@ def test_the_dashboard_fits_a_phone(browser: Browser, site: Site, tmp_path: Path
         width = phone.evaluate("() => document.documentElement.scrollWidth")
         assert width <= PHONE["width"], width
         shot(phone, "phone-dashboard")
-    finally:
-        context.close()
