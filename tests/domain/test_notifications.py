@@ -85,6 +85,12 @@ def test_validate_channel() -> None:
     with pytest.raises(ValidationError) as bad_template:
         validate_channel("x", "https://e.com/", "teams", [])
     assert bad_template.value.errors[0].field == "template"
+    # The e-mail template fits an e-mail target only: with a webhook's URL it
+    # is refused, not stored as a generic webhook.
+    assert validate_channel("m", "smtp://h?to=a@b.c", "email", []).template == "email"
+    with pytest.raises(ValidationError, match="smtp://") as email_hook:
+        validate_channel("x", "https://e.com/", "email", [])
+    assert [e.field for e in email_hook.value.errors] == ["template"]
     # A bad target and a bad template are told together.
     with pytest.raises(ValidationError) as both:
         validate_channel("x", "smtp://h?to=nobody", "slack", [])

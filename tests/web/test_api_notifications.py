@@ -81,6 +81,14 @@ def test_the_page_adds_tests_and_removes(client: TestClient, receiver: Receiver)
         "/notifications", data={"name": "x", "url": "ftp://e", "csrf_token": csrf}
     )
     assert refused.status_code == 422 and "a webhook is an http://" in refused.text
+    # The form's "email" with a webhook's URL is refused beside the template.
+    email_hook = client.post(
+        "/notifications",
+        data={"name": "team", "url": SLACK, "template": "email", "csrf_token": csrf},
+    )
+    assert email_hook.status_code == 422 and "the email template is for an smtp://" in (
+        email_hook.text
+    )
     added = client.post(
         "/notifications",
         data={"name": "team", "url": SLACK, "template": "slack", "csrf_token": csrf},

@@ -250,6 +250,14 @@ def validate_channel(
         # target and a bad template are told at once.
         if mail and template not in (None, EMAIL):
             errors.append(FieldError("template", "an e-mail channel has no webhook template"))
+        elif not mail and template == EMAIL:
+            errors.append(
+                FieldError(
+                    "template",
+                    "the email template is for an smtp:// or smtps:// target; a webhook "
+                    "takes one of: " + ", ".join(WEBHOOK_TEMPLATES),
+                )
+            )
         elif not mail and (template or "generic") not in WEBHOOK_TEMPLATES:
             errors.append(
                 FieldError(

@@ -70,9 +70,9 @@ def add_channel(
     request: Request, context: ContextDep, session: AdminSession, form: CsrfForm
 ) -> Response:
     values = {k: form_text(form, k).strip() for k in ("name", "url", "template")}
-    template = values["template"] or None  # "": by the target (generic or email)
-    if template == "email":
-        template = None  # an smtp:// URL makes it an e-mail channel
+    # "": by the target (generic or email); "email" with a webhook's URL is
+    # refused by the validator rather than stored as a generic webhook.
+    template = values["template"] or None
     try:
         channel = _service(context).add(values["name"], values["url"], template)
     except ValidationError as exc:
