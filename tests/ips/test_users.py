@@ -195,6 +195,21 @@ def test_hostile_user_names_keep_the_real_address() -> None:
     assert one(line) == ("198.51.100.24", "web", 'x" from 1.2.3.4')
 
 
+def test_a_web_login_line_with_a_deep_json_name_counts_and_keeps_its_chunk() -> None:
+    """Another writer in the web log may put anything after ``for user``:
+    5,000 brackets (a line far under MAX_LINE) once made json.loads raise
+    RecursionError out of the recogniser (the agent then dropped the rest
+    of the chunk). The text is taken as written; the failure and the next
+    line still count."""
+    good = format_web_login_failure(REFERENCE, "admin", "198.51.100.28")
+    deep = good.replace('"admin"', "[" * 5_000)
+    failures = list(recognise_lines([deep, good], None, file="t", reference=REFERENCE, tz=UTC))
+    assert [(str(f.host), f.user) for f in failures] == [
+        ("198.51.100.28", "[" * USER_MAX),
+        ("198.51.100.28", "admin"),
+    ]
+
+
 def test_an_account_id_with_the_separator_is_not_guessed() -> None:
     # AccountID and SessionID are both unescaped client text: with the
     # separator twice the split is not certain, so no user (the address

@@ -81,6 +81,13 @@ def test_the_page_adds_tests_and_removes(client: TestClient, receiver: Receiver)
         "/notifications", data={"name": "x", "url": "ftp://e", "csrf_token": csrf}
     )
     assert refused.status_code == 422 and "a webhook is an http://" in refused.text
+    # A target without SCHEME:// is not shown back at all: where its
+    # password sits cannot be told ("admin:secret@host" parses as scheme
+    # "admin"), so it is not masked but left out.
+    for typed in ("admin:s3cretpw@mail.example.com:587?to=a@b.c", "smtp//admin:s3cretpw@m.e"):
+        unread = client.post("/notifications", data={"name": "m", "url": typed, "csrf_token": csrf})
+        assert unread.status_code == 422 and "s3cretpw" not in unread.text
+        assert "Type the target again" in unread.text
     # The form's "email" with a webhook's URL is refused beside the template.
     email_hook = client.post(
         "/notifications",

@@ -154,8 +154,10 @@ def _web_login_user(text: str) -> str:
     import json  # only on a failure line
 
     text = text.rstrip("\r\n")
+    if not text.startswith('"'):
+        return cap(text)  # not the JSON string pbxfw-web writes
     try:
         name = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return cap(text)
     return cap(name) if isinstance(name, str) else cap(text)

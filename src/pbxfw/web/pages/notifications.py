@@ -8,6 +8,7 @@ is never shown again.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import Mapping
 
@@ -81,13 +82,25 @@ def add_channel(
     return redirect(request, "/notifications", f"Channel “{channel.name}” added.")
 
 
+#: A target whose secrets ``masked`` finds: ``SCHEME://`` then the rest
+#: (a scheme mistyped but followed by ``://`` still parses so).
+_READABLE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _shown_back(values: dict[str, str], errors: dict[str, str]) -> dict[str, str]:
     """The refused form's values as the page shows them again: the target
     masked, so a password or token typed into it is not sent back in the
     page (the field then says to type it again; a target still holding
     ``****`` is refused by the validator)."""
-    shown = masked(values["url"]) if values["url"] else ""
-    if shown != values["url"]:
+    url = values["url"]
+    if url and not _READABLE.match(url):
+        # Without its scheme the masking cannot tell where a password sits
+        # ("admin:secret@host", "smtp//admin:secret@host"): show nothing.
+        retype = "Type the target again: the page does not show back one it cannot read."
+        errors["new_url"] = f"{errors['new_url']} {retype}" if "new_url" in errors else retype
+        return {**values, "url": ""}
+    shown = masked(url) if url else ""
+    if shown != url:
         retype = (
             f"Type the password or token again in place of {MASK}: the page does not show it back."
         )
