@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Connection
 
-from pbxfw.storage.attack_users import UserKey, add_users, top_accounts
+from pbxfw.storage.attack_users import UserKey, keep_top, top_accounts, user_rows
 from pbxfw.storage.models import (
     AttackHourRow,
     AttackSourceRow,
@@ -120,7 +120,15 @@ def add_tallies(repo: Repository, node: str, tallies: Tallies, now: float) -> No
         "bans",
         [{"node": node, "jail": j, "origin": o, "bans": n} for (j, o), n in tallies.bans.items()],
     )
-    add_users(connection, node, tallies.users)
+    users = user_rows(node, tallies.users)
+    _add(
+        connection,
+        AttackUserRow.__table__,  # type: ignore[arg-type]
+        ["node", "hour", "jail", "account"],
+        "failures",
+        users,
+    )
+    keep_top(connection, node, users)
     if tallies.hours:
         oldest = int(now) - KEEP_SECONDS
         repo.session.execute(delete(AttackHourRow).where(AttackHourRow.hour < oldest))

@@ -1,8 +1,8 @@
 """The accounts attackers tried (migration 0018, ``attack_users``): writes and reads.
 
 The agent adds its tallies of (hour, jail, account) in the same flush as the
-other aggregates (:func:`pbxfw.storage.aggregates.add_tallies` calls
-:func:`add_users`). The table is bounded whatever a scanner tries: each
+other aggregates (:func:`pbxfw.storage.aggregates.add_tallies` adds
+:func:`user_rows` with its upsert, then calls :func:`keep_top`). The table is bounded whatever a scanner tries: each
 (node, hour, jail) keeps the :data:`USERS_PER_HOUR` accounts with most
 failures (ties: the smaller name), so a page reads at most 168 hours ×
 jails × USERS_PER_HOUR rows per node for its 7-day lists. A name that falls
@@ -19,7 +19,15 @@ from sqlalchemy import Connection, and_, delete, func, select
 
 from pbxfw.storage.models import AttackUserRow
 
-__all__ = ["ACCOUNT_MAX", "USERS_PER_HOUR", "UserKey", "add_users", "storable", "top_accounts"]
+__all__ = [
+    "ACCOUNT_MAX",
+    "USERS_PER_HOUR",
+    "UserKey",
+    "keep_top",
+    "storable",
+    "top_accounts",
+    "user_rows",
+]
 
 #: The accounts kept per node, hour and jail.
 USERS_PER_HOUR = 100
@@ -43,33 +51,24 @@ def storable(account: str) -> str:
     return account[:ACCOUNT_MAX]
 
 
-def add_users(connection: Connection, node: str, users: Mapping[UserKey, int]) -> None:
-    """Add ``users`` to ``node``'s rows (one upsert) and keep, in each
-    (hour, jail) it touched, the USERS_PER_HOUR accounts with most failures."""
-    if not users:
-        return
-    from sqlalchemy.dialects import postgresql, sqlite
-
+def user_rows(node: str, users: Mapping[UserKey, int]) -> list[dict[str, Any]]:
+    """``users`` as ``node``'s rows to add (accounts made :func:`storable`;
+    two that become one are summed)."""
     merged: dict[UserKey, int] = {}
     for (hour, jail, account), n in users.items():
         key = (hour, jail, storable(account))
         merged[key] = merged.get(key, 0) + n
-    table: Any = AttackUserRow.__table__
-    dialect = connection.dialect.name
-    stmt: Any = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.node, table.c.hour, table.c.jail, table.c.account],
-        set_={"failures": table.c.failures + stmt.excluded.failures},
-    )
-    connection.execute(
-        stmt,
-        [
-            {"node": node, "hour": h, "jail": j, "account": a, "failures": n}
-            for (h, j, a), n in merged.items()
-        ],
-    )
+    return [
+        {"node": node, "hour": h, "jail": j, "account": a, "failures": n}
+        for (h, j, a), n in merged.items()
+    ]
+
+
+def keep_top(connection: Connection, node: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """After ``rows`` were added: keep, in each (hour, jail) they touched,
+    ``node``'s USERS_PER_HOUR accounts with most failures."""
     row = AttackUserRow
-    for hour, jail in sorted({(h, j) for h, j, _ in merged}):
+    for hour, jail in sorted({(r["hour"], r["jail"]) for r in rows}):
         group = and_(row.node == node, row.hour == hour, row.jail == jail)
         kept = (
             select(row.account)
