@@ -166,8 +166,7 @@ def recognise(r: Recogniser, line: str, lineno: int) -> Failure | None:
         else:
             if rule.preamble and user.startswith(rule.preamble):
                 user = user[len(rule.preamble) :]
-            if len(user) > USER_MAX:
-                user = user[:USER_MAX]
+            user = user[:USER_MAX]
     elif stage == PAM_UNIX:
         user = _pam_user(body, found.end())
     else:

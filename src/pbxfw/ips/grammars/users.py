@@ -35,7 +35,7 @@ def cap(user: str | None) -> str:
     """``user`` ("" for None) cut to USER_MAX characters."""
     if not user:
         return ""
-    return user if len(user) <= USER_MAX else user[:USER_MAX]
+    return user[:USER_MAX]
 
 
 def sip_user(header: str) -> str:
@@ -63,7 +63,7 @@ def uri_user(uri: str) -> str:
         user = uri[5:at]
     else:
         return ""
-    return user if len(user) <= USER_MAX else user[:USER_MAX]
+    return user[:USER_MAX]
 
 
 def quoted_tail(message: str, start: int) -> str:
@@ -88,4 +88,4 @@ def account_id(event: str, start: int, end: int) -> str:
     if split < 0 or event.find('",SessionID="', split + 1, end) >= 0:
         return ""
     user = event[start + 11 : split]
-    return user if len(user) <= USER_MAX else user[:USER_MAX]
+    return user[:USER_MAX]
